@@ -1,0 +1,121 @@
+# sockmesh - one entry point. `make help` lists the targets.
+VERSION     := 0.1.0
+BUILD       := build
+CONFIG      ?= conf/sockmesh.ini
+
+CC          ?= gcc
+CLANG       ?= clang
+BPFTOOL     ?= bpftool
+CFLAGS      ?= -O2 -g
+CFLAGS      += -std=gnu11 -Wall -Wextra -DSM_VERSION='"$(VERSION)"' \
+	       -Iinclude -Icgroupd -I$(BUILD)
+LDLIBS_CORE := -lbpf -lelf -lz -linih
+BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+	       -I$(BUILD) -Iinclude
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+CORE_SRCS := cgroupd/config.c cgroupd/core.c cgroupd/cgroup.c \
+	     cgroupd/policy.c cgroupd/log.c
+CORE_OBJS := $(patsubst cgroupd/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
+BPF_OBJS  := $(BUILD)/sockops.bpf.o $(BUILD)/skmsg.bpf.o
+BINS      := $(BUILD)/sockmeshd $(BUILD)/sockmesh
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_BIN  := $(BUILD)/tests/integration
+
+.PHONY: all run test test-unit test-integration check install clean help deps
+.DELETE_ON_ERROR:
+
+all: $(BINS)
+
+help:
+	@echo 'make            build build/sockmeshd, build/sockmesh and the BPF objects'
+	@echo 'make run        set up what is missing, build, run sockmeshd on $(CONFIG)'
+	@echo 'make test       set up what is missing, build, run every test (root)'
+	@echo 'make check      clang-format, cppcheck, BPF with -Wall -Werror'
+	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) (PREFIX=/usr/local)'
+	@echo 'make clean      remove build/'
+	@echo 'V=1             show the commands'
+
+# Install the Debian packages that are missing (idempotent, quick when done).
+deps:
+	$(Q)scripts/setup.sh
+
+$(BUILD) $(BUILD)/obj $(BUILD)/tests:
+	$(Q)mkdir -p $@
+
+$(BUILD)/vmlinux.h: | $(BUILD)
+	$(call msg,BTF,$@)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+vpath %.bpf.c sockops skmsg
+$(BUILD)/%.bpf.o: %.bpf.c include/sockmesh.h include/sm_maps.bpf.h $(BUILD)/vmlinux.h
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# One object, each map defined once (sockops) and extern elsewhere (skmsg).
+$(BUILD)/sockmesh.bpf.o: $(BPF_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(BPFTOOL) gen object $@ $^
+
+$(BUILD)/sockmesh.skel.h: $(BUILD)/sockmesh.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name sockmesh_bpf > $@
+
+$(BUILD)/obj/%.o: cgroupd/%.c $(wildcard cgroupd/*.h) include/sockmesh.h $(BUILD)/sockmesh.skel.h | $(BUILD)/obj
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libsmcore.a: $(CORE_OBJS)
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+
+$(BINS): $(BUILD)/%: $(BUILD)/obj/%.o $(BUILD)/libsmcore.a
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS_CORE) -o $@
+
+run: deps all
+	$(BUILD)/sockmeshd -c $(CONFIG)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libsmcore.a | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libsmcore.a $(LDLIBS_CORE) -lcmocka -o $@
+
+$(INTEG_BIN): $(INTEG_SRCS) tests/integration/harness.c tests/integration/harness.h | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/integration -pthread $(INTEG_SRCS) tests/integration/harness.c -o $@
+
+test-unit: $(UNIT_BINS)
+	$(Q)tests/run-unit.sh $(UNIT_BINS)
+
+test-integration: all $(INTEG_BIN)
+	$(Q)$(INTEG_BIN) --build $(BUILD) $(TESTS)
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(INTEG_BIN)
+	$(Q)tests/run-all.sh $(BUILD)
+
+check: $(BUILD)/vmlinux.h
+	$(Q)clang-format --dry-run --Werror cgroupd/*.c cgroupd/*.h include/*.h \
+		tests/unit/*.c tests/integration/*.c tests/integration/*.h
+	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--inline-suppr -Iinclude -Icgroupd cgroupd tests
+	$(Q)$(MAKE) --no-print-directory $(BPF_OBJS) CFLAGS='$(CFLAGS) -Werror'
+
+PREFIX ?= /usr/local
+install: all
+	install -D -m 0755 $(BUILD)/sockmeshd $(DESTDIR)$(PREFIX)/sbin/sockmeshd
+	install -D -m 0755 $(BUILD)/sockmesh $(DESTDIR)$(PREFIX)/bin/sockmesh
+	install -D -m 0644 conf/sockmesh.ini $(DESTDIR)/etc/sockmesh/sockmesh.ini
+
+clean:
+	rm -rf $(BUILD)

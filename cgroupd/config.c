@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* config.c - the key table of sockmesh.ini and its parsers. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "sockmesh.h"
+
+struct key_def;
+typedef int (*parse_fn)(struct sm_config *cfg, const struct key_def *def,
+			const char *val, char *err, size_t errlen);
+
+struct key_def {
+	const char *section;
+	const char *name;
+	const char *defval;
+	parse_fn parse;
+	size_t off;	 /* field, for the string and number parsers */
+	size_t size;	 /* its size, for the string parsers */
+	long min, max;	 /* limits, for the number parsers */
+};
+
+#define errf(...) snprintf(err, errlen, __VA_ARGS__)
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/*
+ * Split a comma list in place and call @fn on each trimmed item. Empty
+ * items are an error unless the whole list is empty.
+ */
+static int for_each_item(const char *val, char *err, size_t errlen,
+			 int (*fn)(void *ctx, const char *item, char *err,
+				   size_t errlen),
+			 void *ctx)
+{
+	char buf[1024], *save = NULL, *tok;
+	int ret;
+
+	if (strlen(val) >= sizeof(buf)) {
+		errf("list is longer than %zu characters", sizeof(buf) - 1);
+		return -EINVAL;
+	}
+	strcpy(buf, val);
+	if (!*trim(buf))
+		return 0;
+	if (strstr(buf, ",,") || buf[strlen(buf) - 1] == ',' ||
+	    *trim(buf) == ',') {
+		errf("empty item in list '%s'", val);
+		return -EINVAL;
+	}
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		tok = trim(tok);
+		if (!*tok) {
+			errf("empty item in list '%s'", val);
+			return -EINVAL;
+		}
+		ret = fn(ctx, tok, err, errlen);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int parse_abs_path(struct sm_config *cfg, const struct key_def *def,
+			  const char *val, char *err, size_t errlen)
+{
+	char *dst = (char *)cfg + def->off;
+
+	if (val[0] != '/') {
+		errf("%s must be an absolute path, not '%s'", def->name, val);
+		return -EINVAL;
+	}
+	if (strlen(val) >= def->size - 32) { /* room for the pin names */
+		errf("%s is too long", def->name);
+		return -EINVAL;
+	}
+	strcpy(dst, val);
+	/* no trailing slashes: paths are joined with '/' */
+	for (size_t n = strlen(dst); n > 1 && dst[n - 1] == '/'; n--)
+		dst[n - 1] = '\0';
+	return 0;
+}
+
+static int parse_metrics(struct sm_config *cfg, const struct key_def *def,
+			 const char *val, char *err, size_t errlen)
+{
+	char host[64];
+	const char *colon = strrchr(val, ':');
+	unsigned char buf[16];
+	char *end;
+	long port;
+
+	(void)def;
+	if (!strcmp(val, "off")) {
+		cfg->metrics[0] = '\0';
+		return 0;
+	}
+	if (!colon || colon == val || (size_t)(colon - val) >= sizeof(host))
+		goto bad;
+	memcpy(host, val, colon - val);
+	host[colon - val] = '\0';
+	/* [::1]:9464 */
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+		if (inet_pton(AF_INET6, host, buf) != 1)
+			goto bad;
+	} else if (inet_pton(AF_INET, host, buf) != 1) {
+		goto bad;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 1 || port > 65535)
+		goto bad;
+	strcpy(cfg->metrics, val);
+	return 0;
+bad:
+	errf("metrics must be 'off' or ADDRESS:PORT (127.0.0.1:9464, [::1]:9464), not '%s'",
+	     val);
+	return -EINVAL;
+}
+
+static int parse_log_level(struct sm_config *cfg, const struct key_def *def,
+			   const char *val, char *err, size_t errlen)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+
+	(void)def;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!strcmp(val, names[i])) {
+			cfg->log_level = (enum sm_log_level)i;
+			return 0;
+		}
+	}
+	errf("log_level must be error, warn, info or debug, not '%s'", val);
+	return -EINVAL;
+}
+
+static int parse_on_exit(struct sm_config *cfg, const struct key_def *def,
+			 const char *val, char *err, size_t errlen)
+{
+	(void)def;
+	if (!strcmp(val, "keep"))
+		cfg->on_exit = SM_ON_EXIT_KEEP;
+	else if (!strcmp(val, "detach"))
+		cfg->on_exit = SM_ON_EXIT_DETACH;
+	else {
+		errf("on_exit must be keep or detach, not '%s'", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int add_cgroup(void *ctx, const char *item, char *err, size_t errlen)
+{
+	struct sm_config *cfg = ctx;
+	const char *p;
+
+	if (item[0] == '/') {
+		errf("cgroup '%s' must be relative to the cgroup2 mount (write '%s')",
+		     item, item + strspn(item, "/"));
+		return -EINVAL;
+	}
+	for (p = item; *p; p++) {
+		if (!isalnum((unsigned char)*p) && !strchr("._-/:@", *p)) {
+			errf("cgroup '%s' has a character that is not allowed: '%c'",
+			     item, *p);
+			return -EINVAL;
+		}
+	}
+	if (!strcmp(item, ".") || !strcmp(item, "..") ||
+	    !strncmp(item, "../", 3) || strstr(item, "/../") ||
+	    strstr(item, "/./") || strstr(item, "//") ||
+	    item[strlen(item) - 1] == '/' ||
+	    (strlen(item) >= 3 && !strcmp(item + strlen(item) - 3, "/..")) ||
+	    !strncmp(item, "./", 2)) {
+		errf("cgroup '%s' is not a plain path below the cgroup2 mount",
+		     item);
+		return -EINVAL;
+	}
+	if (strlen(item) >= SM_CGROUP_LEN) {
+		errf("cgroup '%s' is longer than %d characters", item,
+		     SM_CGROUP_LEN - 1);
+		return -EINVAL;
+	}
+	for (int i = 0; i < cfg->n_cgroups; i++) {
+		if (!strcmp(cfg->cgroups[i], item)) {
+			errf("cgroup '%s' is listed twice", item);
+			return -EINVAL;
+		}
+	}
+	if (cfg->n_cgroups == SM_CGROUPS_MAX) {
+		errf("more than %d cgroups", SM_CGROUPS_MAX);
+		return -EINVAL;
+	}
+	strcpy(cfg->cgroups[cfg->n_cgroups++], item);
+	return 0;
+}
+
+static int parse_cgroups(struct sm_config *cfg, const struct key_def *def,
+			 const char *val, char *err, size_t errlen)
+{
+	int ret;
+
+	cfg->n_cgroups = 0;
+	ret = for_each_item(val, err, errlen, add_cgroup, cfg);
+	if (!ret && !cfg->n_cgroups) {
+		errf("%s needs at least one cgroup", def->name);
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
+static int parse_port(const char *s, __u16 *out)
+{
+	char *end;
+	long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < 1 || v > 65535)
+		return -EINVAL;
+	*out = (__u16)v;
+	return 0;
+}
+
+int sm_parse_port_range(const char *s, struct sm_port_range *out, char *err,
+			size_t errlen)
+{
+	char buf[32], *dash;
+
+	if (strlen(s) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, s);
+	dash = strchr(buf, '-');
+	if (dash) {
+		*dash = '\0';
+		if (parse_port(trim(buf), &out->lo) ||
+		    parse_port(trim(dash + 1), &out->hi))
+			goto bad;
+		if (out->lo > out->hi) {
+			errf("port range '%s' runs backwards", s);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (parse_port(buf, &out->lo))
+		goto bad;
+	out->hi = out->lo;
+	return 0;
+bad:
+	errf("'%s' is not a port (1-65535) or a range of ports (8000-8100)", s);
+	return -EINVAL;
+}
+
+struct range_list {
+	struct sm_port_range *r;
+	int *n;
+};
+
+static int add_range(void *ctx, const char *item, char *err, size_t errlen)
+{
+	struct range_list *l = ctx;
+
+	if (*l->n == SM_RANGES_MAX) {
+		errf("more than %d ports and ranges", SM_RANGES_MAX);
+		return -EINVAL;
+	}
+	if (sm_parse_port_range(item, &l->r[*l->n], err, errlen))
+		return -EINVAL;
+	(*l->n)++;
+	return 0;
+}
+
+static int parse_ports(struct sm_config *cfg, const struct key_def *def,
+		       const char *val, char *err, size_t errlen)
+{
+	struct range_list l = { cfg->ports, &cfg->n_ports };
+
+	(void)def;
+	cfg->n_ports = 0;
+	cfg->ports_all = !strcmp(val, "*");
+	if (cfg->ports_all)
+		return 0;
+	if (!*val) {
+		errf("ports is empty: write '*' for every port");
+		return -EINVAL;
+	}
+	return for_each_item(val, err, errlen, add_range, &l);
+}
+
+static int parse_exclude_ports(struct sm_config *cfg, const struct key_def *def,
+			       const char *val, char *err, size_t errlen)
+{
+	struct range_list l = { cfg->exclude_ports, &cfg->n_exclude_ports };
+
+	(void)def;
+	cfg->n_exclude_ports = 0;
+	return for_each_item(val, err, errlen, add_range, &l);
+}
+
+int sm_parse_cidr(const char *s, struct sm_cidr *out, char *err,
+		  size_t errlen)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+	unsigned char a[16];
+	long len;
+	int max, v4;
+
+	if (strlen(s) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	v4 = inet_pton(AF_INET, buf, a) == 1;
+	if (!v4 && inet_pton(AF_INET6, buf, a) != 1)
+		goto bad;
+	max = v4 ? 32 : 128;
+	len = max;
+	if (slash) {
+		errno = 0;
+		len = strtol(slash + 1, &end, 10);
+		if (errno || *end || end == slash + 1 || len < 0 || len > max) {
+			errf("'%s': prefix length must be 0-%d", s, max);
+			return -EINVAL;
+		}
+	}
+	if (v4) {
+		__u32 be;
+
+		memcpy(&be, a, 4);
+		sm_addr_from_v4(out->addr, be);
+		out->prefixlen = 96 + (__u32)len;
+	} else {
+		memcpy(out->addr, a, 16);
+		out->prefixlen = (__u32)len;
+	}
+	/* host bits set is a typo more often than not: say so */
+	for (int bit = (int)out->prefixlen; bit < 128; bit++) {
+		const unsigned char *bytes = (const unsigned char *)out->addr;
+
+		if (bytes[bit / 8] & (0x80 >> (bit % 8))) {
+			errf("'%s' has host bits set beyond /%ld", s, len);
+			return -EINVAL;
+		}
+	}
+	return 0;
+bad:
+	errf("'%s' is not an IPv4 or IPv6 address or prefix (127.0.0.0/8, ::1/128)",
+	     s);
+	return -EINVAL;
+}
+
+struct cidr_list {
+	struct sm_cidr *c;
+	int *n;
+};
+
+static int add_cidr(void *ctx, const char *item, char *err, size_t errlen)
+{
+	struct cidr_list *l = ctx;
+
+	if (*l->n == SM_CONF_CIDRS) {
+		errf("more than %d prefixes", SM_CONF_CIDRS);
+		return -EINVAL;
+	}
+	if (sm_parse_cidr(item, &l->c[*l->n], err, errlen))
+		return -EINVAL;
+	(*l->n)++;
+	return 0;
+}
+
+static int parse_cidrs(struct sm_config *cfg, const struct key_def *def,
+		       const char *val, char *err, size_t errlen)
+{
+	struct cidr_list l = { cfg->cidrs, &cfg->n_cidrs };
+
+	cfg->n_cidrs = 0;
+	if (for_each_item(val, err, errlen, add_cidr, &l))
+		return -EINVAL;
+	if (!cfg->n_cidrs) {
+		errf("%s is empty: nothing could be accelerated", def->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_unique_cidrs(struct sm_config *cfg, const struct key_def *def,
+			      const char *val, char *err, size_t errlen)
+{
+	struct cidr_list l = { cfg->node_unique_cidrs,
+			       &cfg->n_node_unique_cidrs };
+
+	(void)def;
+	cfg->n_node_unique_cidrs = 0;
+	return for_each_item(val, err, errlen, add_cidr, &l);
+}
+
+static int parse_u32(struct sm_config *cfg, const struct key_def *def,
+		     const char *val, char *err, size_t errlen)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(val, &end, 10);
+	if (!isdigit((unsigned char)*val) || errno || *end || v < def->min ||
+	    v > def->max) {
+		errf("%s must be a whole number from %ld to %ld, not '%s'",
+		     def->name, def->min, def->max, val);
+		return -EINVAL;
+	}
+	*(__u32 *)((char *)cfg + def->off) = (__u32)v;
+	return 0;
+}
+
+#define STR_FIELD(f)                                                           \
+	.off = offsetof(struct sm_config, f),                                  \
+	.size = sizeof(((struct sm_config *)0)->f)
+
+static const struct key_def keys[] = {
+	{ .section = "daemon", .name = "pin_dir", .defval = "/sys/fs/bpf/sockmesh",
+	  .parse = parse_abs_path, STR_FIELD(pin_dir) },
+	{ .section = "daemon", .name = "run_dir", .defval = "/run/sockmesh",
+	  .parse = parse_abs_path, STR_FIELD(run_dir) },
+	{ .section = "daemon", .name = "metrics", .defval = "127.0.0.1:9464",
+	  .parse = parse_metrics },
+	{ .section = "daemon", .name = "log_level", .defval = "info",
+	  .parse = parse_log_level },
+	{ .section = "daemon", .name = "on_exit", .defval = "keep",
+	  .parse = parse_on_exit },
+	{ .section = "accelerate", .name = "cgroups", .defval = "sockmesh",
+	  .parse = parse_cgroups },
+	{ .section = "accelerate", .name = "ports", .defval = "*",
+	  .parse = parse_ports },
+	{ .section = "accelerate", .name = "exclude_ports", .defval = "",
+	  .parse = parse_exclude_ports },
+	{ .section = "accelerate", .name = "cidrs",
+	  .defval = "127.0.0.0/8, ::1/128", .parse = parse_cidrs },
+	{ .section = "accelerate", .name = "node_unique_cidrs", .defval = "",
+	  .parse = parse_unique_cidrs },
+	{ .section = "accelerate", .name = "max_sockets", .defval = "65536",
+	  .parse = parse_u32, .off = offsetof(struct sm_config, max_sockets),
+	  .min = 1, .max = 1 << 24 },
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+_Static_assert(N_KEYS <= SM_KEYS_MAX, "raise SM_KEYS_MAX");
+
+static int set_key(struct sm_config *cfg, size_t i, const char *val,
+		   char *err, size_t errlen)
+{
+	int ret;
+
+	if (strlen(val) >= sizeof(cfg->text[i])) {
+		errf("value of %s is too long", keys[i].name);
+		return -EINVAL;
+	}
+	ret = keys[i].parse(cfg, &keys[i], val, err, errlen);
+	if (!ret)
+		strcpy(cfg->text[i], val);
+	return ret;
+}
+
+void sm_config_defaults(struct sm_config *cfg)
+{
+	char err[SM_ERR_LEN];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < N_KEYS; i++) {
+		/* the defaults are valid by construction; a unit test says so */
+		if (set_key(cfg, i, keys[i].defval, err, sizeof(err)))
+			abort();
+	}
+}
+
+struct parse_ctx {
+	struct sm_config *cfg;
+	char msg[SM_ERR_LEN]; /* first error, without file:line */
+};
+
+static int handler(void *user, const char *section, const char *name,
+		   const char *value)
+{
+	struct parse_ctx *ctx = user;
+	char err[SM_ERR_LEN] = "";
+	bool known_section = false;
+
+	if (ctx->msg[0])
+		return 1; /* report the first error only */
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (strcmp(section, keys[i].section))
+			continue;
+		known_section = true;
+		if (strcmp(name, keys[i].name))
+			continue;
+		if (ctx->cfg->seen[i]) {
+			snprintf(ctx->msg, sizeof(ctx->msg),
+				 "%s is set twice in [%s]", name, section);
+			return 0;
+		}
+		ctx->cfg->seen[i] = true;
+		if (set_key(ctx->cfg, i, value, err, sizeof(err))) {
+			snprintf(ctx->msg, sizeof(ctx->msg), "%s", err);
+			return 0;
+		}
+		return 1;
+	}
+	if (!*section)
+		snprintf(ctx->msg, sizeof(ctx->msg),
+			 "key '%s' is outside of any section ([daemon] or [accelerate])",
+			 name);
+	else if (!known_section)
+		snprintf(ctx->msg, sizeof(ctx->msg),
+			 "unknown section [%s] (known: [daemon], [accelerate])",
+			 section);
+	else
+		snprintf(ctx->msg, sizeof(ctx->msg),
+			 "unknown key '%s' in [%s]", name, section);
+	return 0;
+}
+
+int sm_config_load_file(struct sm_config *cfg, FILE *f, const char *name,
+			char *err, size_t errlen)
+{
+	struct parse_ctx ctx = { .cfg = cfg };
+	int line;
+
+	sm_config_defaults(cfg);
+	snprintf(cfg->path, sizeof(cfg->path), "%s", name);
+	line = ini_parse_file(f, handler, &ctx);
+	if (line < 0) {
+		errf("%s: cannot read the file", name);
+		return -EIO;
+	}
+	if (line > 0) {
+		errf("%s:%d: %s", name, line,
+		     ctx.msg[0] ? ctx.msg : "syntax error: expected [section] or key = value");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int sm_config_load(struct sm_config *cfg, const char *path, char *err,
+		   size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	int ret;
+
+	if (!f) {
+		ret = -errno;
+		errf("%s: cannot open: %s", path, strerror(errno));
+		return ret;
+	}
+	ret = sm_config_load_file(cfg, f, path, err, errlen);
+	fclose(f);
+	return ret;
+}
+
+int sm_config_load_default(struct sm_config *cfg, const char *path, char *err,
+			   size_t errlen)
+{
+	if (path)
+		return sm_config_load(cfg, path, err, errlen);
+	if (access(SM_CONF_DEFAULT, F_OK) == 0)
+		return sm_config_load(cfg, SM_CONF_DEFAULT, err, errlen);
+	sm_config_defaults(cfg);
+	strcpy(cfg->path, "(built-in defaults)");
+	return 0;
+}
+
+void sm_config_print(const struct sm_config *cfg, FILE *out)
+{
+	const char *section = "";
+
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (strcmp(section, keys[i].section)) {
+			section = keys[i].section;
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
+		}
+		fprintf(out, "%s = %s\n", keys[i].name, cfg->text[i]);
+	}
+}

@@ -1,0 +1,480 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* core.c - load, adopt, attach, fill, read and unload the pinned datapath. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "core.h"
+#include "policy.h"
+#include "sockmesh.skel.h"
+
+#define BPFFS_DEFAULT "/sys/fs/bpf"
+
+static const char *const map_names[SM_M_NR] = {
+	[SM_M_SOCKHASH] = SM_MAP_SOCKHASH, [SM_M_STATE] = SM_MAP_STATE,
+	[SM_M_COUNTERS] = SM_MAP_COUNTERS, [SM_M_PORTS] = SM_MAP_PORTS,
+	[SM_M_CIDRS] = SM_MAP_CIDRS,	   [SM_M_UNIQUE] = SM_MAP_UNIQUE,
+};
+
+#define PIN_SOCKOPS "sm_sockops"
+#define PIN_SKMSG   "sm_skmsg"
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void sm_core_init(struct sm_core *core, const char *pin_dir)
+{
+	memset(core, 0, sizeof(*core));
+	snprintf(core->pin_dir, sizeof(core->pin_dir), "%s", pin_dir);
+	snprintf(core->dir, sizeof(core->dir), "%s/%s", pin_dir, SM_PIN_LAYOUT);
+	core->lock_fd = -1;
+	core->prog_sockops_fd = -1;
+	core->prog_skmsg_fd = -1;
+	for (int i = 0; i < SM_M_NR; i++)
+		core->map_fds[i] = -1;
+}
+
+static void close_objects(struct sm_core *core)
+{
+	for (int i = 0; i < SM_M_NR; i++)
+		close_fd(&core->map_fds[i]);
+	close_fd(&core->prog_sockops_fd);
+	close_fd(&core->prog_skmsg_fd);
+}
+
+void sm_core_close(struct sm_core *core)
+{
+	if (!core)
+		return;
+	close_objects(core);
+	close_fd(&core->lock_fd);
+}
+
+static int is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	if (statfs(path, &st))
+		return -errno;
+	return st.f_type == BPF_FS_MAGIC;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX], *p;
+
+	if (strlen(path) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	strcpy(buf, path);
+	for (p = buf + 1; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		if (mkdir(buf, mode) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int sm_core_prepare_dir(struct sm_core *core)
+{
+	size_t n = strlen(BPFFS_DEFAULT);
+	int ret;
+
+	if (!strncmp(core->pin_dir, BPFFS_DEFAULT, n) &&
+	    (core->pin_dir[n] == '/' || !core->pin_dir[n]) &&
+	    is_bpffs(BPFFS_DEFAULT) == 0) {
+		if (mount("bpf", BPFFS_DEFAULT, "bpf", 0, "mode=0700"))
+			return -errno;
+	}
+	ret = mkdir_p(core->pin_dir, 0700);
+	if (ret)
+		return ret;
+	ret = is_bpffs(core->pin_dir);
+	if (ret < 0)
+		return ret;
+	return ret ? 0 : -EXDEV;
+}
+
+int sm_core_lock(struct sm_core *core)
+{
+	core->lock_fd = open(core->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (core->lock_fd < 0)
+		return -errno;
+	if (flock(core->lock_fd, LOCK_EX | LOCK_NB)) {
+		int ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		close_fd(&core->lock_fd);
+		return ret;
+	}
+	return 0;
+}
+
+int sm_core_locked(const struct sm_core *core)
+{
+	int fd, ret = 0;
+
+	if (core->lock_fd >= 0)
+		return 0; /* held by us */
+	fd = open(core->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB))
+		ret = errno == EWOULDBLOCK;
+	else
+		flock(fd, LOCK_UN);
+	close(fd);
+	return ret;
+}
+
+static int pin_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int obj_get(const char *dir, const char *name, int *fd)
+{
+	char path[PATH_MAX];
+	int ret = pin_path(path, sizeof(path), dir, name);
+
+	if (ret)
+		return ret;
+	*fd = bpf_obj_get(path);
+	return *fd < 0 ? -errno : 0;
+}
+
+int sm_core_open(struct sm_core *core)
+{
+	int ret;
+
+	close_objects(core);
+	for (int i = 0; i < SM_M_NR; i++) {
+		ret = obj_get(core->dir, map_names[i], &core->map_fds[i]);
+		if (ret)
+			goto err_close;
+	}
+	ret = obj_get(core->dir, PIN_SOCKOPS, &core->prog_sockops_fd);
+	if (ret)
+		goto err_close;
+	ret = obj_get(core->dir, PIN_SKMSG, &core->prog_skmsg_fd);
+	if (ret)
+		goto err_close;
+	return 0;
+err_close:
+	close_objects(core);
+	return ret;
+}
+
+static int obj_pin(int fd, const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	int ret = pin_path(path, sizeof(path), dir, name);
+
+	if (ret)
+		return ret;
+	return bpf_obj_pin(fd, path) ? -errno : 0;
+}
+
+/* Remove the files of a pin directory and the directory; best effort. */
+static void remove_dir(const char *dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (d) {
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+static int dup_fd(int fd, int *out)
+{
+	*out = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return *out < 0 ? -errno : 0;
+}
+
+int sm_core_load(struct sm_core *core, __u32 max_sockets)
+{
+	struct sockmesh_bpf *skel;
+	struct bpf_map *maps[SM_M_NR];
+	char tmp[PATH_MAX];
+	int ret;
+
+	close_objects(core);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s_new_%d", core->dir,
+			     getpid()) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+
+	skel = sockmesh_bpf__open();
+	if (!skel)
+		return -errno;
+	ret = bpf_map__set_max_entries(skel->maps.sm_sockhash, max_sockets);
+	if (ret)
+		goto err_destroy;
+	ret = sockmesh_bpf__load(skel);
+	if (ret)
+		goto err_destroy;
+	/* SK_MSG belongs to the map: it runs for every socket put in it */
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.sm_skmsg),
+			    bpf_map__fd(skel->maps.sm_sockhash),
+			    BPF_SK_MSG_VERDICT, 0)) {
+		ret = -errno;
+		goto err_destroy;
+	}
+
+	maps[SM_M_SOCKHASH] = skel->maps.sm_sockhash;
+	maps[SM_M_STATE] = skel->maps.sm_state;
+	maps[SM_M_COUNTERS] = skel->maps.sm_counters;
+	maps[SM_M_PORTS] = skel->maps.sm_ports;
+	maps[SM_M_CIDRS] = skel->maps.sm_cidrs;
+	maps[SM_M_UNIQUE] = skel->maps.sm_unique;
+
+	/* pin into a private directory, then rename: all pins or none */
+	remove_dir(tmp);
+	if (mkdir(tmp, 0700)) {
+		ret = -errno;
+		goto err_destroy;
+	}
+	for (int i = 0; i < SM_M_NR; i++) {
+		ret = obj_pin(bpf_map__fd(maps[i]), tmp, map_names[i]);
+		if (ret)
+			goto err_remove;
+	}
+	ret = obj_pin(bpf_program__fd(skel->progs.sm_sockops), tmp, PIN_SOCKOPS);
+	if (ret)
+		goto err_remove;
+	ret = obj_pin(bpf_program__fd(skel->progs.sm_skmsg), tmp, PIN_SKMSG);
+	if (ret)
+		goto err_remove;
+	if (rename(tmp, core->dir)) {
+		ret = errno == ENOTEMPTY ? -EEXIST : -errno;
+		goto err_remove;
+	}
+
+	for (int i = 0; i < SM_M_NR && !ret; i++)
+		ret = dup_fd(bpf_map__fd(maps[i]), &core->map_fds[i]);
+	if (!ret)
+		ret = dup_fd(bpf_program__fd(skel->progs.sm_sockops),
+			     &core->prog_sockops_fd);
+	if (!ret)
+		ret = dup_fd(bpf_program__fd(skel->progs.sm_skmsg),
+			     &core->prog_skmsg_fd);
+	sockmesh_bpf__destroy(skel);
+	if (ret)
+		close_objects(core);
+	return ret;
+
+err_remove:
+	remove_dir(tmp);
+err_destroy:
+	sockmesh_bpf__destroy(skel);
+	return ret;
+}
+
+int sm_core_max_sockets(const struct sm_core *core, __u32 *max)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(core->map_fds[SM_M_SOCKHASH], &info, &len))
+		return -errno;
+	*max = info.max_entries;
+	return 0;
+}
+
+/* Make the LPM map @fd hold exactly @n prefixes: add first, then remove
+ * what is stale, so that no moment sees an empty map. */
+static int sync_lpm(int fd, const struct sm_cidr *cidrs, int n)
+{
+	struct sm_lpm_key want[SM_CONF_CIDRS], key, next, stale[SM_CIDRS_MAX];
+	int n_stale = 0, more;
+	__u8 one = 1;
+
+	for (int i = 0; i < n; i++) {
+		sm_policy_lpm_key(&cidrs[i], &want[i]);
+		if (bpf_map_update_elem(fd, &want[i], &one, BPF_ANY))
+			return -errno;
+	}
+	for (more = !bpf_map_get_next_key(fd, NULL, &next); more;
+	     more = !bpf_map_get_next_key(fd, &key, &next)) {
+		int keep = 0;
+
+		key = next;
+		for (int i = 0; i < n && !keep; i++)
+			keep = !memcmp(&key, &want[i], sizeof(key));
+		if (!keep && n_stale < SM_CIDRS_MAX)
+			stale[n_stale++] = key;
+	}
+	for (int i = 0; i < n_stale; i++)
+		if (bpf_map_delete_elem(fd, &stale[i]) && errno != ENOENT)
+			return -errno;
+	return 0;
+}
+
+int sm_core_apply_policy(const struct sm_core *core,
+			 const struct sm_config *cfg)
+{
+	static __u8 flags[SM_PORTS_MAX];
+	static __u32 keys[SM_PORTS_MAX];
+	__u32 count = SM_PORTS_MAX;
+	int ret;
+
+	sm_policy_port_flags(cfg, flags);
+	for (__u32 i = 0; i < SM_PORTS_MAX; i++)
+		keys[i] = i;
+	if (bpf_map_update_batch(core->map_fds[SM_M_PORTS], keys, flags,
+				 &count, NULL))
+		return -errno;
+	ret = sync_lpm(core->map_fds[SM_M_CIDRS], cfg->cidrs, cfg->n_cidrs);
+	if (ret)
+		return ret;
+	return sync_lpm(core->map_fds[SM_M_UNIQUE], cfg->node_unique_cidrs,
+			cfg->n_node_unique_cidrs);
+}
+
+static void link_name(char *buf, size_t len, __u64 cg_id)
+{
+	snprintf(buf, len, "cg_%" PRIu64, (uint64_t)cg_id);
+}
+
+int sm_core_attach(const struct sm_core *core, int cg_fd, __u64 cg_id,
+		   int *created)
+{
+	char name[32];
+	int fd, ret;
+
+	*created = 0;
+	link_name(name, sizeof(name), cg_id);
+	if (!obj_get(core->dir, name, &fd)) {
+		close(fd);
+		return 0;
+	}
+	fd = bpf_link_create(core->prog_sockops_fd, cg_fd,
+			     BPF_CGROUP_SOCK_OPS, NULL);
+	if (fd < 0)
+		return -errno;
+	ret = obj_pin(fd, core->dir, name);
+	if (ret)
+		bpf_link_detach(fd);
+	else
+		*created = 1;
+	close(fd);
+	return ret;
+}
+
+int sm_core_detach(const struct sm_core *core, __u64 cg_id)
+{
+	char name[32], path[PATH_MAX];
+	int fd, ret;
+
+	link_name(name, sizeof(name), cg_id);
+	ret = obj_get(core->dir, name, &fd);
+	if (ret)
+		return ret;
+	/* detach now, even if another process still holds the link */
+	bpf_link_detach(fd);
+	close(fd);
+	ret = pin_path(path, sizeof(path), core->dir, name);
+	if (!ret && unlink(path))
+		ret = -errno;
+	return ret;
+}
+
+int sm_core_links(const struct sm_core *core, __u64 *ids, int max)
+{
+	struct dirent *de;
+	unsigned long long id;
+	int n = 0;
+	char c;
+	DIR *d = opendir(core->dir);
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) && n < max)
+		if (sscanf(de->d_name, "cg_%llu%c", &id, &c) == 1)
+			ids[n++] = id;
+	closedir(d);
+	return n;
+}
+
+int sm_core_counters(const struct sm_core *core, struct sm_counters *sum)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sm_counters *per;
+	__u32 zero = 0;
+	int ret = 0;
+
+	if (ncpu < 0)
+		return ncpu;
+	per = calloc(ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	memset(sum, 0, sizeof(*sum));
+	if (bpf_map_lookup_elem(core->map_fds[SM_M_COUNTERS], &zero, per)) {
+		ret = -errno;
+		goto out;
+	}
+	for (int cpu = 0; cpu < ncpu; cpu++) {
+#define SM_ADD(name) sum->name += per[cpu].name;
+		SM_COUNTERS(SM_ADD)
+#undef SM_ADD
+	}
+out:
+	free(per);
+	return ret;
+}
+
+int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
+{
+	struct sm_key key, next;
+	int fd = core->map_fds[SM_M_SOCKHASH];
+
+	*n = 0;
+	if (bpf_map_get_next_key(fd, NULL, &next))
+		return errno == ENOENT ? 0 : -errno;
+	do {
+		key = next;
+		(*n)++;
+	} while (!bpf_map_get_next_key(fd, &key, &next));
+	return errno == ENOENT ? 0 : -errno;
+}
+
+int sm_core_unload(struct sm_core *core)
+{
+	__u64 ids[SM_LINKS_MAX];
+	int n = sm_core_links(core, ids, SM_LINKS_MAX);
+
+	if (n == -ENOENT)
+		return -ENOENT;
+	for (int i = 0; i < n; i++)
+		sm_core_detach(core, ids[i]);
+	close_objects(core);
+	remove_dir(core->dir);
+	if (access(core->dir, F_OK) == 0)
+		return -ENOTEMPTY;
+	rmdir(core->pin_dir); /* ours if empty; leave it if not */
+	return 0;
+}

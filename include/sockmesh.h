@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * sockmesh.h - the one header the BPF datapath, sockmeshd, the sockmesh CLI
+ * and the tests share: map key and value layouts, counters, limits.
+ *
+ * It must compile both under clang -target bpf (with vmlinux.h already
+ * included) and in user space (with <linux/types.h>).
+ */
+#ifndef SOCKMESH_H
+#define SOCKMESH_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Layout version of everything under pin_dir; bump on any change below. */
+#define SM_PIN_LAYOUT "v1" /* bpffs names may not contain dots */
+
+/* Map names: prefixed, under 16 characters (BPF_OBJ_NAME_LEN). */
+#define SM_MAP_SOCKHASH "sm_sockhash"
+#define SM_MAP_STATE	"sm_state"
+#define SM_MAP_COUNTERS "sm_counters"
+#define SM_MAP_PORTS	"sm_ports"
+#define SM_MAP_CIDRS	"sm_cidrs"
+#define SM_MAP_UNIQUE	"sm_unique"
+
+#define SM_PORTS_MAX	  65536	  /* one sm_ports entry per TCP port */
+#define SM_CIDRS_MAX	  1024	  /* prefixes per LPM map */
+#define SM_SOCKETS_DEFAULT 65536 /* default max_sockets */
+
+/*
+ * Key of sm_sockhash: one established TCP socket, as seen from its own side.
+ * The peer of a socket has the same key with local and remote swapped.
+ *
+ * netns:  netns cookie of the socket, or 0 when both addresses are in
+ *         node_unique_cidrs (then sockets pair across namespaces).
+ * addrs:  IPv6-sized, network byte order; IPv4 as ::ffff:a.b.c.d so that an
+ *         IPv4 socket pairs with its dual-stack IPv6 peer.
+ * ports:  host byte order, in the low 16 bits.
+ */
+struct sm_key {
+	__u64 netns;
+	__u32 local_ip[4];
+	__u32 remote_ip[4];
+	__u32 local_port;
+	__u32 remote_port;
+};
+
+/* Per-socket state in sm_state (sk_storage), written once at establishment. */
+struct sm_sock_state {
+	struct sm_key peer; /* key of the socket our sends are redirected to */
+	__u32 flags;	    /* SM_SF_* */
+	__u32 pad;
+};
+
+/*
+ * SM_SF_STACK: this direction goes through the TCP/IP stack for good.
+ * Set on the first message that misses its peer: bytes already sent through
+ * the stack must be read before anything redirected, and the receiver reads
+ * redirected bytes first, so stack -> redirect would reorder.
+ */
+#define SM_SF_STACK (1U << 0)
+
+/* Value of sm_ports, indexed by port (host byte order). */
+#define SM_PORT_INCLUDE (1U << 0) /* listed in ports (or ports = *) */
+#define SM_PORT_EXCLUDE (1U << 1) /* listed in exclude_ports: wins */
+
+/* Key of the LPM maps sm_cidrs and sm_unique: addresses as in sm_key. */
+struct sm_lpm_key {
+	__u32 prefixlen; /* 0..128; IPv4 prefixes are offset by 96 */
+	__u32 addr[4];
+};
+
+/*
+ * Counters, one struct per CPU in sm_counters (PERCPU_ARRAY, one entry).
+ * Order and names are the contract of `sockmesh status` and the metrics.
+ */
+#define SM_COUNTERS(X)                                                         \
+	X(sockets_added)      /* sockets put into sm_sockhash */               \
+	X(sockets_add_failed) /* selected, but the map refused them (full...) */ \
+	X(sockets_skipped)    /* established in an attached cgroup, not selected */ \
+	X(msgs_redirected)    /* sendmsg()s handed straight to the peer */      \
+	X(bytes_redirected)   /* their bytes */                                \
+	X(msgs_passed)	      /* sendmsg()s that went through the TCP/IP stack */ \
+	X(bytes_passed)	      /* their bytes */                                \
+	X(peer_misses)	      /* directions switched to the stack: peer absent */ \
+	X(redirect_errors)    /* socket in the map but its state lost */
+
+struct sm_counters {
+#define SM_COUNTER_FIELD(name) __u64 name;
+	SM_COUNTERS(SM_COUNTER_FIELD)
+#undef SM_COUNTER_FIELD
+};
+
+/* IPv4 address (network byte order) -> IPv4-mapped IPv6 words. */
+static inline void sm_addr_from_v4(__u32 out[4], __u32 be_addr)
+{
+	out[0] = 0;
+	out[1] = 0;
+	/* ::ffff:0:0/96, the third word in network byte order */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	out[2] = 0xffff0000U;
+#else
+	out[2] = 0x0000ffffU;
+#endif
+	out[3] = be_addr;
+}
+
+/* The key of the socket at the other end of the connection @k describes. */
+static inline void sm_key_peer(struct sm_key *peer, const struct sm_key *k)
+{
+	peer->netns = k->netns;
+	for (int i = 0; i < 4; i++) {
+		peer->local_ip[i] = k->remote_ip[i];
+		peer->remote_ip[i] = k->local_ip[i];
+	}
+	peer->local_port = k->remote_port;
+	peer->remote_port = k->local_port;
+}
+
+/*
+ * Port policy for a connection, from the sm_ports flags of its two ports.
+ * Symmetric in (local, remote) so that both ends of a connection decide
+ * alike: an excluded port on either side wins, else either side listed.
+ */
+static inline int sm_ports_select(__u8 local_flags, __u8 remote_flags)
+{
+	__u8 any = local_flags | remote_flags;
+
+	if (any & SM_PORT_EXCLUDE)
+		return 0;
+	return (any & SM_PORT_INCLUDE) != 0;
+}
+
+#endif /* SOCKMESH_H */

@@ -1,0 +1,27 @@
+#!/bin/sh
+# setup.sh - install the Debian packages sockmesh needs to build, run and
+# test. Idempotent: it installs only what is missing, and is quick when
+# nothing is. Run as root (make run / make test call it).
+set -eu
+
+PKGS="clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcgroup-dev
+liburing-dev libinih-dev libcmocka-dev pkg-config make gcc iproute2
+clang-format cppcheck"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "setup.sh: missing packages:$missing; run as root to install them" >&2
+	exit 1
+fi
+echo "setup.sh: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

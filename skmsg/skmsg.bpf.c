@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * skmsg.bpf.c - hand each sendmsg() of a recorded socket to its peer.
+ *
+ * The per-message path: read the state sock_ops left, redirect into the
+ * peer's receive queue, count. On a miss the bytes go through the stack and
+ * the direction stays there for good (see SM_SF_STACK). Never drops.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "sm_maps.bpf.h"
+
+SEC("sk_msg")
+int sm_skmsg(struct sk_msg_md *msg)
+{
+	struct sm_counters *c = sm_counters_get();
+	struct sm_sock_state *st;
+	struct bpf_sock *sk = msg->sk;
+	__u64 size = msg->size;
+
+	if (!c)
+		return SK_PASS;
+	st = sk ? bpf_sk_storage_get(&sm_state, sk, NULL, 0) : NULL;
+	if (!st) {
+		c->redirect_errors++;
+		goto pass;
+	}
+	if (st->flags & SM_SF_STACK)
+		goto pass;
+	if (bpf_msg_redirect_hash(msg, &sm_sockhash, &st->peer,
+				  BPF_F_INGRESS) == SK_PASS) {
+		c->msgs_redirected++;
+		c->bytes_redirected += size;
+		return SK_PASS;
+	}
+	/* peer absent: this direction has used the stack, so it stays there */
+	st->flags |= SM_SF_STACK;
+	c->peer_misses++;
+pass:
+	c->msgs_passed++;
+	c->bytes_passed += size;
+	return SK_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
