@@ -27,6 +27,7 @@ static const char *const map_names[SM_M_NR] = {
 	[SM_M_SOCKHASH] = SM_MAP_SOCKHASH, [SM_M_STATE] = SM_MAP_STATE,
 	[SM_M_COUNTERS] = SM_MAP_COUNTERS, [SM_M_PORTS] = SM_MAP_PORTS,
 	[SM_M_CIDRS] = SM_MAP_CIDRS,	   [SM_M_UNIQUE] = SM_MAP_UNIQUE,
+	[SM_M_CTL] = SM_MAP_CTL,
 };
 
 #define PIN_SOCKOPS "sm_sockops"
@@ -251,6 +252,7 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets)
 	maps[SM_M_PORTS] = skel->maps.sm_ports;
 	maps[SM_M_CIDRS] = skel->maps.sm_cidrs;
 	maps[SM_M_UNIQUE] = skel->maps.sm_unique;
+	maps[SM_M_CTL] = skel->maps.sm_ctl;
 
 	/* pin into a private directory, then rename: all pins or none */
 	remove_dir(tmp);
@@ -462,6 +464,16 @@ int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
 	return errno == ENOENT ? 0 : -errno;
 }
 
+int sm_core_set_drain(const struct sm_core *core)
+{
+	struct sm_ctl ctl = { .flags = SM_CTL_DRAIN };
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(core->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 int sm_core_unload(struct sm_core *core)
 {
 	__u64 ids[SM_LINKS_MAX];
@@ -469,6 +481,18 @@ int sm_core_unload(struct sm_core *core)
 
 	if (n == -ENOENT)
 		return -ENOENT;
+	/*
+	 * Never delete sockets from the map: the kernel frees a socket's unread
+	 * redirected bytes when it leaves the map. Drain instead: every later
+	 * message takes the stack (redirect -> stack keeps order), and each
+	 * socket leaves the unpinned map when it closes.
+	 */
+	if (core->map_fds[SM_M_CTL] >= 0) {
+		int ret = sm_core_set_drain(core);
+
+		if (ret)
+			return ret;
+	}
 	for (int i = 0; i < n; i++)
 		sm_core_detach(core, ids[i]);
 	close_objects(core);

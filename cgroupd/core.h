@@ -5,7 +5,8 @@
  * and the sockmesh CLI; functions return 0 or -errno and never log.
  *
  * Under pin_dir (a bpffs directory, flock()ed by the running daemon):
- *   v1/sm_sockhash sm_state sm_counters sm_ports sm_cidrs sm_unique  maps
+ *   v1/sm_sockhash sm_state sm_counters sm_ports sm_cidrs sm_unique
+ *      sm_ctl                                                          maps
  *   v1/sm_sockops sm_skmsg                                            programs
  *   v1/cg_<cgroup id>                             one sock_ops link per cgroup
  */
@@ -25,6 +26,7 @@ enum sm_map_idx {
 	SM_M_PORTS,
 	SM_M_CIDRS,
 	SM_M_UNIQUE,
+	SM_M_CTL,
 	SM_M_NR,
 };
 
@@ -73,7 +75,10 @@ int sm_core_links(const struct sm_core *core, __u64 *ids, int max);
 int sm_core_counters(const struct sm_core *core, struct sm_counters *sum);
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n);
 
-/* Detach every link and remove every pin. Connections go on over TCP. */
+/* Stop redirecting: every later message takes the stack. */
+int sm_core_set_drain(const struct sm_core *core);
+/* Drain, detach every link and remove every pin. Connections go on over
+ * TCP; their sockets leave the unpinned map as they close. */
 int sm_core_unload(struct sm_core *core);
 
 #endif

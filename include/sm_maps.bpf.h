@@ -70,6 +70,14 @@ SM_MAP struct {
 	__type(value, __u8);
 } sm_unique SEC(".maps");
 
+/* 0 -> struct sm_ctl: SM_CTL_DRAIN once unload began. */
+SM_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sm_ctl);
+} sm_ctl SEC(".maps");
+
 static __always_inline struct sm_counters *sm_counters_get(void)
 {
 	__u32 zero = 0;

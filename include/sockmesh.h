@@ -23,6 +23,7 @@
 #define SM_MAP_PORTS	"sm_ports"
 #define SM_MAP_CIDRS	"sm_cidrs"
 #define SM_MAP_UNIQUE	"sm_unique"
+#define SM_MAP_CTL	"sm_ctl"
 
 #define SM_PORTS_MAX	  65536	  /* one sm_ports entry per TCP port */
 #define SM_CIDRS_MAX	  1024	  /* prefixes per LPM map */
@@ -61,6 +62,18 @@ struct sm_sock_state {
  */
 #define SM_SF_STACK (1U << 0)
 
+/* Value of sm_ctl (one entry): switches set by sockmeshd and the CLI. */
+struct sm_ctl {
+	__u32 flags; /* SM_CTL_* */
+};
+
+/*
+ * SM_CTL_DRAIN: redirect nothing more; set by unload. Sockets cannot be
+ * taken out of the map safely (the kernel frees their unread redirected
+ * bytes), so they stay until they close, passing every message.
+ */
+#define SM_CTL_DRAIN (1U << 0)
+
 /* Value of sm_ports, indexed by port (host byte order). */
 #define SM_PORT_INCLUDE (1U << 0) /* listed in ports (or ports = *) */
 #define SM_PORT_EXCLUDE (1U << 1) /* listed in exclude_ports: wins */
@@ -84,6 +97,7 @@ struct sm_lpm_key {
 	X(msgs_passed)	      /* sendmsg()s that went through the TCP/IP stack */ \
 	X(bytes_passed)	      /* their bytes */                                \
 	X(peer_misses)	      /* directions switched to the stack: peer absent */ \
+	X(msgs_drained)	      /* sendmsg()s passed because unload drained */   \
 	X(redirect_errors)    /* socket in the map but its state lost */
 
 struct sm_counters {

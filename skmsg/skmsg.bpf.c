@@ -16,11 +16,19 @@ int sm_skmsg(struct sk_msg_md *msg)
 {
 	struct sm_counters *c = sm_counters_get();
 	struct sm_sock_state *st;
+	struct sm_ctl *ctl;
+	__u32 zero = 0;
 	struct bpf_sock *sk = msg->sk;
 	__u64 size = msg->size;
 
 	if (!c)
 		return SK_PASS;
+	/* an array lookup, inlined by the verifier */
+	ctl = bpf_map_lookup_elem(&sm_ctl, &zero);
+	if (ctl && (ctl->flags & SM_CTL_DRAIN)) {
+		c->msgs_drained++;
+		goto pass;
+	}
 	st = sk ? bpf_sk_storage_get(&sm_state, sk, NULL, 0) : NULL;
 	if (!st) {
 		c->redirect_errors++;
