@@ -92,7 +92,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libsmcore.a | $(BUILD)/tests
 
 $(INTEG_BIN): $(INTEG_SRCS) tests/integration/harness.c tests/integration/harness.h | $(BUILD)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Itests/integration -pthread $(INTEG_SRCS) tests/integration/harness.c -o $@
+	$(Q)$(CC) $(CFLAGS) -Itests/integration -Wno-format-truncation -pthread $(INTEG_SRCS) tests/integration/harness.c -lbpf -o $@
 
 test-unit: $(UNIT_BINS)
 	$(Q)tests/run-unit.sh $(UNIT_BINS)

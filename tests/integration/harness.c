@@ -1,0 +1,756 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* harness.c - the runner, the private environment of a test, traffic. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mntent.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "harness.h"
+
+#define TESTS_MAX     64
+#define TEST_TIMEOUT  240 /* seconds, then the test's processes are killed */
+
+static struct {
+	const char *name;
+	test_fn fn;
+} tests[TESTS_MAX];
+static int n_tests;
+
+void register_test(const char *name, test_fn fn)
+{
+	if (n_tests < TESTS_MAX) {
+		tests[n_tests].name = name;
+		tests[n_tests++].fn = fn;
+	}
+}
+
+bool check(struct env *e, bool ok, const char *file, int line,
+	   const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ok)
+		return true;
+	e->failures++;
+	fprintf(stderr, "    %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return false;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* --- config and daemon ------------------------------------------------- */
+
+int env_write_config(struct env *e, const char *daemon_extra,
+		     const char *extra)
+{
+	FILE *f = fopen(e->conf, "w");
+
+	if (!f)
+		return -errno;
+	fprintf(f,
+		"[daemon]\npin_dir = %s\nrun_dir = %s\nmetrics = off\n%s\n"
+		"[accelerate]\ncgroups = %s\n%s\n",
+		e->pin_dir, e->run_dir, daemon_extra, e->cg_rel, extra);
+	return fclose(f) ? -errno : 0;
+}
+
+static pid_t read_pid_file(const struct env *e)
+{
+	char path[PATH_MAX + 32];
+	int pid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/sockmeshd.pid", e->run_dir);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return pid;
+}
+
+int env_start_daemon(struct env *e)
+{
+	char bin[PATH_MAX];
+	pid_t pid;
+	int status, fd;
+
+	snprintf(bin, sizeof(bin), "%s/sockmeshd", e->build);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		fd = open(e->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(bin, bin, "-c", e->conf, (char *)NULL);
+		_exit(127);
+	}
+	for (double t0 = now(); now() - t0 < 10;) {
+		if (read_pid_file(e) == pid) {
+			e->daemon = pid;
+			return 0;
+		}
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr, "    sockmeshd exited early (status %d)\n",
+				WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			return -ECHILD;
+		}
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -ETIMEDOUT;
+}
+
+int env_stop_daemon(struct env *e, int sig)
+{
+	int status = 0, ret;
+
+	if (e->daemon <= 0)
+		return -1;
+	kill(e->daemon, sig);
+	ret = env_wait(e->daemon, 10);
+	if (ret < 0) {
+		kill(e->daemon, SIGKILL);
+		waitpid(e->daemon, &status, 0);
+	}
+	e->daemon = 0;
+	return ret;
+}
+
+int env_run(char *out, size_t len, char *const argv[])
+{
+	int pfd[2], status;
+	size_t used = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (!pid) {
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (used + 1 < len && (n = read(pfd[0], out + used, len - used - 1)) > 0)
+		used += n;
+	out[used] = '\0';
+	/* drain what did not fit */
+	while (read(pfd[0], &(char){ 0 }, 1) > 0)
+		;
+	close(pfd[0]);
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static long long json_num(const char *json, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	p = strstr(json, pat);
+	return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+int env_counters(struct env *e, struct sm_counters *c, long *sockets)
+{
+	char bin[PATH_MAX], out[8192];
+	char *argv[] = { bin, "status", "-c", e->conf, "--json", NULL };
+
+	snprintf(bin, sizeof(bin), "%s/sockmesh", e->build);
+	if (env_run(out, sizeof(out), argv)) {
+		fprintf(stderr, "    sockmesh status failed: %s\n", out);
+		return -1;
+	}
+#define GET(name) c->name = json_num(out, #name);
+	SM_COUNTERS(GET)
+#undef GET
+	if (sockets)
+		*sockets = json_num(out, "sockets");
+	return 0;
+}
+
+int env_cli(struct env *e, char *out, size_t len, const char *cmd, ...)
+{
+	char bin[PATH_MAX];
+	char *argv[16] = { bin, (char *)cmd, "-c", e->conf };
+	int n = 4;
+	va_list ap;
+
+	snprintf(bin, sizeof(bin), "%s/sockmesh", e->build);
+	va_start(ap, cmd);
+	while (n < 15 && (argv[n] = va_arg(ap, char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	return env_run(out, len, argv);
+}
+
+int env_counters_fd(struct env *e)
+{
+	char path[PATH_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/%s/%s", e->pin_dir, SM_PIN_LAYOUT,
+		 SM_MAP_COUNTERS);
+	return bpf_obj_get(path);
+}
+
+int env_read_counters_fd(int fd, struct sm_counters *c)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sm_counters per[ncpu > 0 ? ncpu : 1];
+	__u32 zero = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (ncpu <= 0 || bpf_map_lookup_elem(fd, &zero, per))
+		return -1;
+	for (int i = 0; i < ncpu; i++) {
+#define ADD(name) c->name += per[i].name;
+		SM_COUNTERS(ADD)
+#undef ADD
+	}
+	return 0;
+}
+
+int env_sockops_attached(struct env *e)
+{
+	__u32 cnt = 0;
+	int fd = open(e->cg_path, O_RDONLY | O_DIRECTORY), ret;
+
+	if (fd < 0)
+		return -1;
+	ret = bpf_prog_query(fd, BPF_CGROUP_SOCK_OPS, 0, NULL, NULL, &cnt);
+	close(fd);
+	return ret ? -1 : (int)cnt;
+}
+
+/* --- processes --------------------------------------------------------- */
+
+static int lo_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		ret = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (!ret && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+pid_t env_spawn(struct env *e, int flags, int (*fn)(void *), void *arg)
+{
+	char path[PATH_MAX + 16], buf[32];
+	pid_t pid = fork();
+	int fd, n;
+
+	if (pid)
+		return pid;
+	if (flags & IN_CGROUP) {
+		snprintf(path, sizeof(path), "%s/cgroup.procs", e->cg_path);
+		fd = open(path, O_WRONLY);
+		n = snprintf(buf, sizeof(buf), "%d\n", getpid());
+		if (fd < 0 || write(fd, buf, n) != n) {
+			perror("    join cgroup");
+			_exit(100);
+		}
+		close(fd);
+	}
+	if (flags & NEW_NETNS) {
+		if (unshare(CLONE_NEWNET) || lo_up()) {
+			perror("    new netns");
+			_exit(101);
+		}
+	}
+	_exit(fn(arg));
+}
+
+int env_wait(pid_t pid, int timeout_s)
+{
+	int status;
+
+	for (double t0 = now(); now() - t0 < timeout_s;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status)
+						 : 128 + WTERMSIG(status);
+		if (r < 0)
+			return -1;
+		usleep(5000);
+	}
+	return -1;
+}
+
+/* --- traffic ----------------------------------------------------------- */
+
+static inline unsigned char pattern(uint64_t off, unsigned seed)
+{
+	uint32_t x = (uint32_t)off * 2654435761u + seed * 40503u;
+
+	return (unsigned char)((x >> 24) ^ (off >> 32));
+}
+
+struct pump {
+	int fd;
+	size_t size; /* bytes to send, or to expect (SIZE_MAX: until EOF) */
+	unsigned seed;
+	int stop_fd; /* sender: stop when readable */
+	size_t done;
+	int ok;
+	long eagain; /* blocking recv() that returned EAGAIN (kernel gap) */
+};
+
+static void *send_thread(void *arg)
+{
+	struct pump *p = arg;
+	static const size_t max_chunk = 256 * 1024;
+	unsigned char *buf = malloc(max_chunk);
+	uint64_t k = 0;
+
+	p->ok = buf != NULL;
+	while (p->ok && p->done < p->size) {
+		size_t chunk = 1 + (k++ * 7919) % (p->stop_fd >= 0 ? 16384 : max_chunk);
+
+		if (p->stop_fd >= 0 &&
+		    poll(&(struct pollfd){ .fd = p->stop_fd, .events = POLLIN },
+			 1, 0) > 0)
+			break;
+		if (chunk > p->size - p->done)
+			chunk = p->size - p->done;
+		for (size_t i = 0; i < chunk; i++)
+			buf[i] = pattern(p->done + i, p->seed);
+		for (size_t sent = 0; sent < chunk;) {
+			ssize_t n = send(p->fd, buf + sent, chunk - sent,
+					 MSG_NOSIGNAL);
+
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				fprintf(stderr, "    send at %zu: %s\n",
+					p->done + sent, strerror(errno));
+				p->ok = 0;
+				break;
+			}
+			sent += n;
+		}
+		p->done += chunk;
+	}
+	shutdown(p->fd, SHUT_WR);
+	free(buf);
+	return NULL;
+}
+
+static void *recv_thread(void *arg)
+{
+	struct pump *p = arg;
+	unsigned char buf[65536];
+	uint64_t k = 0;
+
+	p->ok = 1;
+	for (;;) {
+		size_t want = 1 + (k++ * 104729) % sizeof(buf);
+		ssize_t n = recv(p->fd, buf, want, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		/*
+		 * tcp_bpf_recvmsg() returns EAGAIN from a *blocking* socket
+		 * when a wake-up without data (a state change, write space for
+		 * a sender on the same socket) ends its single wait; see
+		 * docs/datapath.md. Robust code polls and retries.
+		 */
+		if (n < 0 && errno == EAGAIN) {
+			p->eagain++;
+			poll(&(struct pollfd){ .fd = p->fd, .events = POLLIN },
+			     1, -1);
+			continue;
+		}
+		if (n < 0) {
+			fprintf(stderr, "    recv at %zu: %s\n", p->done,
+				strerror(errno));
+			p->ok = 0;
+			return NULL;
+		}
+		if (!n)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] != pattern(p->done + i, p->seed)) {
+				fprintf(stderr,
+					"    byte %zu differs: got 0x%02x, sent 0x%02x\n",
+					p->done + i, buf[i],
+					pattern(p->done + i, p->seed));
+				p->ok = 0;
+				return NULL;
+			}
+		}
+		p->done += n;
+	}
+	if (p->size != SIZE_MAX && p->done != p->size) {
+		fprintf(stderr, "    received %zu bytes, expected %zu\n",
+			p->done, p->size);
+		p->ok = 0;
+	}
+	return NULL;
+}
+
+static void loopback(int family, int port, struct sockaddr_storage *ss,
+		     socklen_t *len, int any)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		*len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		sin6->sin6_addr = any ? in6addr_any : in6addr_loopback;
+		*len = sizeof(*sin6);
+	}
+}
+
+/* A connected pair on loopback as @x describes; 0 or -1. */
+static int make_pair(const struct xfer *x, int *cfd, int *afd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1, lfd, cfam = x->client_family ? x->client_family : x->family;
+
+	*cfd = *afd = -1;
+	lfd = socket(x->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		goto err;
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (x->family == AF_INET6)
+		setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &x->v6only,
+			   sizeof(x->v6only));
+	loopback(x->family, x->port, &ss, &len,
+		 x->family == AF_INET6 && !x->v6only);
+	if (bind(lfd, (struct sockaddr *)&ss, len) || listen(lfd, 16))
+		goto err;
+	len = sizeof(ss);
+	getsockname(lfd, (struct sockaddr *)&ss, &len);
+	int port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+
+	*cfd = socket(cfam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*cfd < 0)
+		goto err;
+	if (x->client_port) {
+		setsockopt(*cfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		loopback(cfam, x->client_port, &ss, &len, 0);
+		if (bind(*cfd, (struct sockaddr *)&ss, len))
+			goto err;
+	}
+	loopback(cfam, port, &ss, &len, 0);
+	if (connect(*cfd, (struct sockaddr *)&ss, len))
+		goto err;
+	*afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (*afd < 0)
+		goto err;
+	close(lfd);
+	return 0;
+err:
+	perror("    make_pair");
+	if (lfd >= 0)
+		close(lfd);
+	if (*cfd >= 0)
+		close(*cfd);
+	return -1;
+}
+
+static void handshake(int fd)
+{
+	char c = 'r';
+
+	if (fd <= 0) /* 0: not asked for */
+		return;
+	if (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1)
+		perror("    handshake");
+}
+
+int xfer_run(struct xfer *x)
+{
+	struct pump s1 = {}, s2 = {}, r1 = {}, r2 = {};
+	pthread_t t[4];
+	int cfd, afd;
+
+	if (make_pair(x, &cfd, &afd))
+		return 1;
+	handshake(x->ready_fd);
+	s1 = (struct pump){ .fd = cfd, .size = x->size, .seed = x->seed, .stop_fd = -1 };
+	r1 = (struct pump){ .fd = afd, .size = x->size, .seed = x->seed };
+	s2 = (struct pump){ .fd = afd, .size = x->size, .seed = x->seed + 1, .stop_fd = -1 };
+	r2 = (struct pump){ .fd = cfd, .size = x->size, .seed = x->seed + 1 };
+	pthread_create(&t[0], NULL, send_thread, &s1);
+	pthread_create(&t[1], NULL, recv_thread, &r1);
+	pthread_create(&t[2], NULL, send_thread, &s2);
+	pthread_create(&t[3], NULL, recv_thread, &r2);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	close(cfd);
+	close(afd);
+	x->eagain = r1.eagain + r2.eagain;
+	if (x->eagain)
+		fprintf(stderr, "    %ld blocking recv() returned EAGAIN\n",
+			x->eagain);
+	if (!(s1.ok && s2.ok && r1.ok && r2.ok))
+		fprintf(stderr, "    xfer of %zu bytes each way failed\n", x->size);
+	return !(s1.ok && s2.ok && r1.ok && r2.ok);
+}
+
+int xfer_child(void *arg)
+{
+	return xfer_run(arg);
+}
+
+int stream_child(void *arg)
+{
+	struct stream *st = arg;
+	struct xfer x = { .family = AF_INET };
+	struct pump s, r;
+	pthread_t ts, tr;
+	int cfd, afd;
+	char c = 'r';
+
+	if (make_pair(&x, &cfd, &afd))
+		return 1;
+	if (write(st->ready_fd, &c, 1) != 1)
+		return 1;
+	s = (struct pump){ .fd = cfd, .size = SIZE_MAX, .seed = st->seed,
+			   .stop_fd = st->stop_fd };
+	r = (struct pump){ .fd = afd, .size = SIZE_MAX, .seed = st->seed };
+	pthread_create(&ts, NULL, send_thread, &s);
+	pthread_create(&tr, NULL, recv_thread, &r);
+	pthread_join(ts, NULL);
+	pthread_join(tr, NULL);
+	if (r.done != s.done) {
+		fprintf(stderr, "    stream: sent %zu, received %zu\n", s.done,
+			r.done);
+		return 1;
+	}
+	fprintf(stderr, "    stream: %zu bytes exact\n", r.done);
+	return !(s.ok && r.ok);
+}
+
+/* --- runner ------------------------------------------------------------ */
+
+static int cgroup2_mount(char *buf, size_t len)
+{
+	struct mntent *m;
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	int ret = -1;
+
+	while (f && (m = getmntent(f))) {
+		if (!strcmp(m->mnt_type, "cgroup2")) {
+			snprintf(buf, len, "%s", m->mnt_dir);
+			ret = 0;
+			if (!strcmp(buf, "/sys/fs/cgroup") ||
+			    !strcmp(buf, "/sys/fs/cgroup/unified"))
+				break;
+		}
+	}
+	if (f)
+		endmntent(f);
+	return ret;
+}
+
+/* Is @pid a sockmeshd running on this test's config? */
+static int is_our_daemon(const struct env *e, pid_t pid)
+{
+	char path[64], cmd[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, cmd, sizeof(cmd) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	for (ssize_t i = 0; i < n; i++)
+		if (!cmd[i])
+			cmd[i] = ' ';
+	cmd[n] = '\0';
+	return strstr(cmd, "sockmeshd") && strstr(cmd, e->conf);
+}
+
+/* Remove everything the test may have left, whatever state it is in. */
+static void cleanup(struct env *e)
+{
+	char bin[PATH_MAX], out[4096], path[PATH_MAX + 32];
+	char *argv[] = { bin, "unload", "-c", e->conf, NULL };
+	pid_t pid = read_pid_file(e);
+	int fd;
+
+	if (pid > 0 && is_our_daemon(e, pid)) {
+		kill(pid, SIGKILL);
+		for (int i = 0; i < 100 && !kill(pid, 0); i++)
+			usleep(10000);
+	}
+	/* processes left in the private cgroup are the test's own */
+	snprintf(path, sizeof(path), "%s/cgroup.kill", e->cg_path);
+	fd = open(path, O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1)
+			perror("cgroup.kill");
+		close(fd);
+	}
+	snprintf(bin, sizeof(bin), "%s/sockmesh", e->build);
+	if (access(e->conf, F_OK) == 0)
+		env_run(out, sizeof(out), argv);
+	rmdir(e->pin_dir);
+	for (int i = 0; i < 100 && rmdir(e->cg_path) && errno == EBUSY; i++)
+		usleep(10000);
+	snprintf(path, sizeof(path), "rm -rf '%s'", e->run_dir);
+	if (system(path))
+		fprintf(stderr, "cleanup: %s failed\n", path);
+}
+
+static void print_log(const struct env *e)
+{
+	char line[1024];
+	FILE *f = fopen(e->log, "r");
+
+	if (!f)
+		return;
+	fprintf(stderr, "    --- sockmeshd log ---\n");
+	while (fgets(line, sizeof(line), f))
+		fprintf(stderr, "    | %s", line);
+	fclose(f);
+}
+
+static int selected(const char *name, int argc, char **argv, int first)
+{
+	if (first >= argc)
+		return 1;
+	for (int i = first; i < argc; i++)
+		if (strstr(name, argv[i]))
+			return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *build = "build";
+	char mnt[PATH_MAX];
+	int first = 1, passed = 0, failed = 0;
+
+	if (argc > 2 && !strcmp(argv[1], "--build")) {
+		build = argv[2];
+		first = 3;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (geteuid() != 0) {
+		fprintf(stderr, "integration tests load BPF programs and need root\n");
+		printf("integration: 0 passed, 1 failed\n");
+		return 1;
+	}
+	if (cgroup2_mount(mnt, sizeof(mnt))) {
+		fprintf(stderr, "no cgroup2 hierarchy is mounted\n");
+		printf("integration: 0 passed, 1 failed\n");
+		return 1;
+	}
+	for (int i = 0; i < n_tests; i++) {
+		struct env e = { .build = build };
+		double t0 = now();
+		pid_t pid;
+		int status;
+
+		if (!selected(tests[i].name, argc, argv, first))
+			continue;
+		snprintf(e.name, sizeof(e.name), "sockmesh-test-%d-%d",
+			 getpid(), i);
+		snprintf(e.cg_mnt, sizeof(e.cg_mnt), "%s", mnt);
+		snprintf(e.cg_rel, sizeof(e.cg_rel), "%s", e.name);
+		snprintf(e.cg_path, sizeof(e.cg_path), "%s/%s", mnt, e.name);
+		snprintf(e.pin_dir, sizeof(e.pin_dir), "/sys/fs/bpf/%s", e.name);
+		snprintf(e.run_dir, sizeof(e.run_dir), "/tmp/%s", e.name);
+		snprintf(e.conf, sizeof(e.conf), "%s/sockmesh.ini", e.run_dir);
+		snprintf(e.log, sizeof(e.log), "%s/sockmeshd.log", e.run_dir);
+		if (mkdir(e.run_dir, 0700)) {
+			perror(e.run_dir);
+			failed++;
+			continue;
+		}
+		fflush(NULL);
+		pid = fork();
+		if (!pid) {
+			setpgid(0, 0);
+			tests[i].fn(&e);
+			if (e.daemon > 0)
+				env_stop_daemon(&e, SIGTERM);
+			if (e.failures)
+				print_log(&e);
+			_exit(e.failures ? 1 : 0);
+		}
+		setpgid(pid, pid);
+		status = env_wait(pid, TEST_TIMEOUT);
+		if (status < 0) {
+			fprintf(stderr, "    timed out after %d s\n", TEST_TIMEOUT);
+			kill(-pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			print_log(&e);
+		}
+		kill(-pid, SIGKILL); /* anything the test left running */
+		cleanup(&e);
+		if (status == 0)
+			passed++;
+		else
+			failed++;
+		printf("%-4s %s (%.1f s)\n", status ? "FAIL" : "ok",
+		       tests[i].name, now() - t0);
+	}
+	printf("integration: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
