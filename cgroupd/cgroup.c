@@ -74,7 +74,7 @@ int sm_cgroup_id(int fd, __u64 *id)
 	struct {
 		struct file_handle fh;
 		__u64 id;
-	} h = { .fh.handle_bytes = sizeof(__u64) };
+	} h = {.fh.handle_bytes = sizeof(__u64)};
 	int mount_id;
 
 	if (name_to_handle_at(fd, "", &h.fh, &mount_id, AT_EMPTY_PATH))

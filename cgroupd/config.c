@@ -21,9 +21,9 @@ struct key_def {
 	const char *name;
 	const char *defval;
 	parse_fn parse;
-	size_t off;	 /* field, for the string and number parsers */
-	size_t size;	 /* its size, for the string parsers */
-	long min, max;	 /* limits, for the number parsers */
+	size_t off;    /* field, for the string and number parsers */
+	size_t size;   /* its size, for the string parsers */
+	long min, max; /* limits, for the number parsers */
 };
 
 #define errf(...) snprintf(err, errlen, __VA_ARGS__)
@@ -140,7 +140,7 @@ bad:
 static int parse_log_level(struct sm_config *cfg, const struct key_def *def,
 			   const char *val, char *err, size_t errlen)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 
 	(void)def;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -294,7 +294,7 @@ static int add_range(void *ctx, const char *item, char *err, size_t errlen)
 static int parse_ports(struct sm_config *cfg, const struct key_def *def,
 		       const char *val, char *err, size_t errlen)
 {
-	struct range_list l = { cfg->ports, &cfg->n_ports };
+	struct range_list l = {cfg->ports, &cfg->n_ports};
 
 	(void)def;
 	cfg->n_ports = 0;
@@ -311,15 +311,14 @@ static int parse_ports(struct sm_config *cfg, const struct key_def *def,
 static int parse_exclude_ports(struct sm_config *cfg, const struct key_def *def,
 			       const char *val, char *err, size_t errlen)
 {
-	struct range_list l = { cfg->exclude_ports, &cfg->n_exclude_ports };
+	struct range_list l = {cfg->exclude_ports, &cfg->n_exclude_ports};
 
 	(void)def;
 	cfg->n_exclude_ports = 0;
 	return for_each_item(val, err, errlen, add_range, &l);
 }
 
-int sm_parse_cidr(const char *s, struct sm_cidr *out, char *err,
-		  size_t errlen)
+int sm_parse_cidr(const char *s, struct sm_cidr *out, char *err, size_t errlen)
 {
 	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
 	unsigned char a[16];
@@ -393,7 +392,7 @@ static int add_cidr(void *ctx, const char *item, char *err, size_t errlen)
 static int parse_cidrs(struct sm_config *cfg, const struct key_def *def,
 		       const char *val, char *err, size_t errlen)
 {
-	struct cidr_list l = { cfg->cidrs, &cfg->n_cidrs };
+	struct cidr_list l = {cfg->cidrs, &cfg->n_cidrs};
 
 	cfg->n_cidrs = 0;
 	if (for_each_item(val, err, errlen, add_cidr, &l))
@@ -408,8 +407,8 @@ static int parse_cidrs(struct sm_config *cfg, const struct key_def *def,
 static int parse_unique_cidrs(struct sm_config *cfg, const struct key_def *def,
 			      const char *val, char *err, size_t errlen)
 {
-	struct cidr_list l = { cfg->node_unique_cidrs,
-			       &cfg->n_node_unique_cidrs };
+	struct cidr_list l = {cfg->node_unique_cidrs,
+			      &cfg->n_node_unique_cidrs};
 
 	(void)def;
 	cfg->n_node_unique_cidrs = 0;
@@ -434,41 +433,67 @@ static int parse_u32(struct sm_config *cfg, const struct key_def *def,
 	return 0;
 }
 
-#define STR_FIELD(f)                                                           \
-	.off = offsetof(struct sm_config, f),                                  \
+#define STR_FIELD(f)                          \
+	.off = offsetof(struct sm_config, f), \
 	.size = sizeof(((struct sm_config *)0)->f)
 
 static const struct key_def keys[] = {
-	{ .section = "daemon", .name = "pin_dir", .defval = "/sys/fs/bpf/sockmesh",
-	  .parse = parse_abs_path, STR_FIELD(pin_dir) },
-	{ .section = "daemon", .name = "run_dir", .defval = "/run/sockmesh",
-	  .parse = parse_abs_path, STR_FIELD(run_dir) },
-	{ .section = "daemon", .name = "metrics", .defval = "127.0.0.1:9464",
-	  .parse = parse_metrics },
-	{ .section = "daemon", .name = "log_level", .defval = "info",
-	  .parse = parse_log_level },
-	{ .section = "daemon", .name = "on_exit", .defval = "keep",
-	  .parse = parse_on_exit },
-	{ .section = "accelerate", .name = "cgroups", .defval = "sockmesh",
-	  .parse = parse_cgroups },
-	{ .section = "accelerate", .name = "ports", .defval = "*",
-	  .parse = parse_ports },
-	{ .section = "accelerate", .name = "exclude_ports", .defval = "",
-	  .parse = parse_exclude_ports },
-	{ .section = "accelerate", .name = "cidrs",
-	  .defval = "127.0.0.0/8, ::1/128", .parse = parse_cidrs },
-	{ .section = "accelerate", .name = "node_unique_cidrs", .defval = "",
-	  .parse = parse_unique_cidrs },
-	{ .section = "accelerate", .name = "max_sockets", .defval = "65536",
-	  .parse = parse_u32, .off = offsetof(struct sm_config, max_sockets),
-	  .min = 1, .max = 1 << 24 },
+	{.section = "daemon",
+	 .name = "pin_dir",
+	 .defval = "/sys/fs/bpf/sockmesh",
+	 .parse = parse_abs_path,
+	 STR_FIELD(pin_dir)},
+	{.section = "daemon",
+	 .name = "run_dir",
+	 .defval = "/run/sockmesh",
+	 .parse = parse_abs_path,
+	 STR_FIELD(run_dir)},
+	{.section = "daemon",
+	 .name = "metrics",
+	 .defval = "127.0.0.1:9464",
+	 .parse = parse_metrics},
+	{.section = "daemon",
+	 .name = "log_level",
+	 .defval = "info",
+	 .parse = parse_log_level},
+	{.section = "daemon",
+	 .name = "on_exit",
+	 .defval = "keep",
+	 .parse = parse_on_exit},
+	{.section = "accelerate",
+	 .name = "cgroups",
+	 .defval = "sockmesh",
+	 .parse = parse_cgroups},
+	{.section = "accelerate",
+	 .name = "ports",
+	 .defval = "*",
+	 .parse = parse_ports},
+	{.section = "accelerate",
+	 .name = "exclude_ports",
+	 .defval = "",
+	 .parse = parse_exclude_ports},
+	{.section = "accelerate",
+	 .name = "cidrs",
+	 .defval = "127.0.0.0/8, ::1/128",
+	 .parse = parse_cidrs},
+	{.section = "accelerate",
+	 .name = "node_unique_cidrs",
+	 .defval = "",
+	 .parse = parse_unique_cidrs},
+	{.section = "accelerate",
+	 .name = "max_sockets",
+	 .defval = "65536",
+	 .parse = parse_u32,
+	 .off = offsetof(struct sm_config, max_sockets),
+	 .min = 1,
+	 .max = 1 << 24},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 _Static_assert(N_KEYS <= SM_KEYS_MAX, "raise SM_KEYS_MAX");
 
-static int set_key(struct sm_config *cfg, size_t i, const char *val,
-		   char *err, size_t errlen)
+static int set_key(struct sm_config *cfg, size_t i, const char *val, char *err,
+		   size_t errlen)
 {
 	int ret;
 
@@ -527,23 +552,24 @@ static int handler(void *user, const char *section, const char *name,
 		return 1;
 	}
 	if (!*section)
-		snprintf(ctx->msg, sizeof(ctx->msg),
-			 "key '%s' is outside of any section ([daemon] or [accelerate])",
-			 name);
+		snprintf(
+			ctx->msg, sizeof(ctx->msg),
+			"key '%s' is outside of any section ([daemon] or [accelerate])",
+			name);
 	else if (!known_section)
 		snprintf(ctx->msg, sizeof(ctx->msg),
 			 "unknown section [%s] (known: [daemon], [accelerate])",
 			 section);
 	else
-		snprintf(ctx->msg, sizeof(ctx->msg),
-			 "unknown key '%s' in [%s]", name, section);
+		snprintf(ctx->msg, sizeof(ctx->msg), "unknown key '%s' in [%s]",
+			 name, section);
 	return 0;
 }
 
 int sm_config_load_file(struct sm_config *cfg, FILE *f, const char *name,
 			char *err, size_t errlen)
 {
-	struct parse_ctx ctx = { .cfg = cfg };
+	struct parse_ctx ctx = {.cfg = cfg};
 	int line;
 
 	sm_config_defaults(cfg);
@@ -555,7 +581,9 @@ int sm_config_load_file(struct sm_config *cfg, FILE *f, const char *name,
 	}
 	if (line > 0) {
 		errf("%s:%d: %s", name, line,
-		     ctx.msg[0] ? ctx.msg : "syntax error: expected [section] or key = value");
+		     ctx.msg[0]
+			     ? ctx.msg
+			     : "syntax error: expected [section] or key = value");
 		return -EINVAL;
 	}
 	return 0;

@@ -14,13 +14,13 @@
 
 #include "log.h"
 
-#define SM_CONF_DEFAULT	 "/etc/sockmesh/sockmesh.ini"
-#define SM_CGROUPS_MAX	 64
-#define SM_CGROUP_LEN	 256
-#define SM_RANGES_MAX	 256
-#define SM_CONF_CIDRS	 256
-#define SM_KEYS_MAX	 16
-#define SM_ERR_LEN	 512
+#define SM_CONF_DEFAULT "/etc/sockmesh/sockmesh.ini"
+#define SM_CGROUPS_MAX	64
+#define SM_CGROUP_LEN	256
+#define SM_RANGES_MAX	256
+#define SM_CONF_CIDRS	256
+#define SM_KEYS_MAX	16
+#define SM_ERR_LEN	512
 
 enum sm_on_exit {
 	SM_ON_EXIT_KEEP,   /* pins stay: accelerated connections go on */

@@ -265,7 +265,8 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets)
 		if (ret)
 			goto err_remove;
 	}
-	ret = obj_pin(bpf_program__fd(skel->progs.sm_sockops), tmp, PIN_SOCKOPS);
+	ret = obj_pin(bpf_program__fd(skel->progs.sm_sockops), tmp,
+		      PIN_SOCKOPS);
 	if (ret)
 		goto err_remove;
 	ret = obj_pin(bpf_program__fd(skel->progs.sm_skmsg), tmp, PIN_SKMSG);
@@ -347,8 +348,8 @@ int sm_core_apply_policy(const struct sm_core *core,
 	sm_policy_port_flags(cfg, flags);
 	for (__u32 i = 0; i < SM_PORTS_MAX; i++)
 		keys[i] = i;
-	if (bpf_map_update_batch(core->map_fds[SM_M_PORTS], keys, flags,
-				 &count, NULL))
+	if (bpf_map_update_batch(core->map_fds[SM_M_PORTS], keys, flags, &count,
+				 NULL))
 		return -errno;
 	ret = sync_lpm(core->map_fds[SM_M_CIDRS], cfg->cidrs, cfg->n_cidrs);
 	if (ret)
@@ -374,8 +375,8 @@ int sm_core_attach(const struct sm_core *core, int cg_fd, __u64 cg_id,
 		close(fd);
 		return 0;
 	}
-	fd = bpf_link_create(core->prog_sockops_fd, cg_fd,
-			     BPF_CGROUP_SOCK_OPS, NULL);
+	fd = bpf_link_create(core->prog_sockops_fd, cg_fd, BPF_CGROUP_SOCK_OPS,
+			     NULL);
 	if (fd < 0)
 		return -errno;
 	ret = obj_pin(fd, core->dir, name);
@@ -466,7 +467,7 @@ int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
 
 int sm_core_set_drain(const struct sm_core *core)
 {
-	struct sm_ctl ctl = { .flags = SM_CTL_DRAIN };
+	struct sm_ctl ctl = {.flags = SM_CTL_DRAIN};
 	__u32 zero = 0;
 
 	if (bpf_map_update_elem(core->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))

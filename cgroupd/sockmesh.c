@@ -75,14 +75,14 @@ struct common {
 	struct sm_core core;
 };
 
-static int parse_opts(const char *cmd, int argc, char **argv,
-		      struct common *c, int allow_cgroup, int allow_json)
+static int parse_opts(const char *cmd, int argc, char **argv, struct common *c,
+		      int allow_cgroup, int allow_json)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "cgroup", required_argument, NULL, 'g' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
+		{"config", required_argument, NULL, 'c'},
+		{"cgroup", required_argument, NULL, 'g'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
 		{},
 	};
 	char err[SM_ERR_LEN];
@@ -150,12 +150,14 @@ static int cmd_run(int argc, char **argv)
 
 	first = parse_opts("run", argc, argv, &c, 1, 0);
 	if (first >= argc) {
-		fprintf(stderr, "sockmesh run: no command given: sockmesh run [-c FILE] [--cgroup NAME] -- CMD [ARGS...]\n");
+		fprintf(stderr,
+			"sockmesh run: no command given: sockmesh run [-c FILE] [--cgroup NAME] -- CMD [ARGS...]\n");
 		return EXIT_USAGE;
 	}
 	for (int i = 0; i < c.cfg.n_cgroups; i++) {
 		if (!c.cgroup || !strcmp(c.cgroup, c.cfg.cgroups[i]) ||
-		    (c.cgroup[0] == '/' && !strcmp(c.cgroup + 1, c.cfg.cgroups[i]))) {
+		    (c.cgroup[0] == '/' &&
+		     !strcmp(c.cgroup + 1, c.cfg.cgroups[i]))) {
 			cg = c.cfg.cgroups[i];
 			break;
 		}
@@ -263,16 +265,18 @@ static int cmd_status(int argc, char **argv)
 	if (json) {
 		printf("{\"version\": \"%s\", \"pin_dir\": ", SM_VERSION);
 		json_str(c.cfg.pin_dir);
-		printf(", \"daemon_pid\": %d, \"attached\": [", pid > 0 ? pid : 0);
+		printf(", \"daemon_pid\": %d, \"attached\": [",
+		       pid > 0 ? pid : 0);
 		for (int i = 0; i < n; i++) {
 			printf("%s{\"cgroup\": ", i ? ", " : "");
 			json_str(paths[i]);
-			printf(", \"cgroup_id\": %" PRIu64 "}", (uint64_t)ids[i]);
+			printf(", \"cgroup_id\": %" PRIu64 "}",
+			       (uint64_t)ids[i]);
 		}
 		printf("], \"sockets\": %u, \"max_sockets\": %u, \"counters\": {",
 		       sockets, max);
 		const char *sep = "";
-#define SM_JSON(name)                                                          \
+#define SM_JSON(name)                                                       \
 	printf("%s\"" #name "\": %llu", sep, (unsigned long long)ctr.name); \
 	sep = ", ";
 		SM_COUNTERS(SM_JSON)
@@ -285,7 +289,8 @@ static int cmd_status(int argc, char **argv)
 	if (pid > 0)
 		printf("daemon:   running (pid %d)\n", pid);
 	else
-		printf("daemon:   %s\n", pid ? "running" : "not running (pins stay in effect)");
+		printf("daemon:   %s\n",
+		       pid ? "running" : "not running (pins stay in effect)");
 	printf("attached:%s\n", n ? "" : " nowhere");
 	for (int i = 0; i < n; i++)
 		printf("  %-30s cgroup id %" PRIu64 "\n", paths[i],
@@ -339,9 +344,9 @@ static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{ "run", cmd_run },
-	{ "status", cmd_status },
-	{ "unload", cmd_unload },
+	{"run", cmd_run},
+	{"status", cmd_status},
+	{"unload", cmd_unload},
 };
 
 int main(int argc, char **argv)

@@ -67,8 +67,8 @@ static int write_pid_file(struct daemon *d)
 	FILE *f;
 
 	if ((size_t)snprintf(d->pid_file, sizeof(d->pid_file),
-			     "%s/sockmeshd.pid", d->cfg.run_dir) >=
-	    sizeof(d->pid_file))
+			     "%s/sockmeshd.pid",
+			     d->cfg.run_dir) >= sizeof(d->pid_file))
 		return -ENAMETOOLONG;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", d->pid_file);
 	if (mkdir(d->cfg.run_dir, 0755) && errno != EEXIST)
@@ -182,7 +182,8 @@ static int attach_all(struct daemon *d)
 			continue;
 		sm_core_detach(&d->core, ids[i]);
 		pr_info("detached from cgroup id %" PRIu64
-			" (no longer configured)", (uint64_t)ids[i]);
+			" (no longer configured)",
+			(uint64_t)ids[i]);
 	}
 	return 0;
 err_undo:
@@ -219,10 +220,10 @@ static int wait_for_signals(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check", no_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		{"config", required_argument, NULL, 'c'},
+		{"check", no_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{},
 	};
 	static struct daemon d;
@@ -289,8 +290,9 @@ int main(int argc, char **argv)
 	}
 	ret = sm_core_lock(&d.core);
 	if (ret) {
-		pr_err(ret == -EBUSY ? "another sockmeshd is running on pin_dir %s"
-				     : "cannot lock pin_dir %s: %s",
+		pr_err(ret == -EBUSY
+			       ? "another sockmeshd is running on pin_dir %s"
+			       : "cannot lock pin_dir %s: %s",
 		       d.cfg.pin_dir, strerror(-ret));
 		goto out;
 	}

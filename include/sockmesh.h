@@ -25,8 +25,8 @@
 #define SM_MAP_UNIQUE	"sm_unique"
 #define SM_MAP_CTL	"sm_ctl"
 
-#define SM_PORTS_MAX	  65536	  /* one sm_ports entry per TCP port */
-#define SM_CIDRS_MAX	  1024	  /* prefixes per LPM map */
+#define SM_PORTS_MAX	   65536 /* one sm_ports entry per TCP port */
+#define SM_CIDRS_MAX	   1024	 /* prefixes per LPM map */
 #define SM_SOCKETS_DEFAULT 65536 /* default max_sockets */
 
 /*
@@ -88,17 +88,17 @@ struct sm_lpm_key {
  * Counters, one struct per CPU in sm_counters (PERCPU_ARRAY, one entry).
  * Order and names are the contract of `sockmesh status` and the metrics.
  */
-#define SM_COUNTERS(X)                                                         \
-	X(sockets_added)      /* sockets put into sm_sockhash */               \
+#define SM_COUNTERS(X)                                                           \
+	X(sockets_added)      /* sockets put into sm_sockhash */                 \
 	X(sockets_add_failed) /* selected, but the map refused them (full...) */ \
-	X(sockets_skipped)    /* established in an attached cgroup, not selected */ \
-	X(msgs_redirected)    /* sendmsg()s handed straight to the peer */      \
-	X(bytes_redirected)   /* their bytes */                                \
-	X(msgs_passed)	      /* sendmsg()s that went through the TCP/IP stack */ \
-	X(bytes_passed)	      /* their bytes */                                \
-	X(peer_misses)	      /* directions switched to the stack: peer absent */ \
-	X(msgs_drained)	      /* sendmsg()s passed because unload drained */   \
-	X(redirect_errors)    /* socket in the map but its state lost */
+	X(sockets_skipped) /* established in an attached cgroup, not selected */ \
+	X(msgs_redirected)  /* sendmsg()s handed straight to the peer */         \
+	X(bytes_redirected) /* their bytes */                                    \
+	X(msgs_passed)	   /* sendmsg()s that went through the TCP/IP stack */   \
+	X(bytes_passed)	   /* their bytes */                                     \
+	X(peer_misses)	   /* directions switched to the stack: peer absent */   \
+	X(msgs_drained)	   /* sendmsg()s passed because unload drained */        \
+	X(redirect_errors) /* socket in the map but its state lost */
 
 struct sm_counters {
 #define SM_COUNTER_FIELD(name) __u64 name;

@@ -50,7 +50,7 @@ static __always_inline int sm_key_build(struct bpf_sock_ops *skops,
 
 static __always_inline int sm_addr_in(void *lpm, const __u32 addr[4])
 {
-	struct sm_lpm_key k = { .prefixlen = 128 };
+	struct sm_lpm_key k = {.prefixlen = 128};
 
 	__builtin_memcpy(k.addr, addr, sizeof(k.addr));
 	return bpf_map_lookup_elem(lpm, &k) != NULL;

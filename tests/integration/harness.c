@@ -27,8 +27,8 @@
 
 #include "harness.h"
 
-#define TESTS_MAX     64
-#define TEST_TIMEOUT  240 /* seconds, then the test's processes are killed */
+#define TESTS_MAX    64
+#define TEST_TIMEOUT 240 /* seconds, then the test's processes are killed */
 
 static struct {
 	const char *name;
@@ -44,8 +44,8 @@ void register_test(const char *name, test_fn fn)
 	}
 }
 
-bool check(struct env *e, bool ok, const char *file, int line,
-	   const char *fmt, ...)
+bool check(struct env *e, bool ok, const char *file, int line, const char *fmt,
+	   ...)
 {
 	va_list ap;
 
@@ -70,8 +70,7 @@ static double now(void)
 
 /* --- config and daemon ------------------------------------------------- */
 
-int env_write_config(struct env *e, const char *daemon_extra,
-		     const char *extra)
+int env_write_config(struct env *e, const char *daemon_extra, const char *extra)
 {
 	FILE *f = fopen(e->conf, "w");
 
@@ -125,7 +124,8 @@ int env_start_daemon(struct env *e)
 			return 0;
 		}
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			fprintf(stderr, "    sockmeshd exited early (status %d)\n",
+			fprintf(stderr,
+				"    sockmeshd exited early (status %d)\n",
 				WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 			return -ECHILD;
 		}
@@ -169,11 +169,12 @@ int env_run(char *out, size_t len, char *const argv[])
 		_exit(127);
 	}
 	close(pfd[1]);
-	while (used + 1 < len && (n = read(pfd[0], out + used, len - used - 1)) > 0)
+	while (used + 1 < len &&
+	       (n = read(pfd[0], out + used, len - used - 1)) > 0)
 		used += n;
 	out[used] = '\0';
 	/* drain what did not fit */
-	while (read(pfd[0], &(char){ 0 }, 1) > 0)
+	while (read(pfd[0], &(char){0}, 1) > 0)
 		;
 	close(pfd[0]);
 	if (waitpid(pid, &status, 0) < 0)
@@ -194,7 +195,7 @@ static long long json_num(const char *json, const char *key)
 int env_counters(struct env *e, struct sm_counters *c, long *sockets)
 {
 	char bin[PATH_MAX], out[8192];
-	char *argv[] = { bin, "status", "-c", e->conf, "--json", NULL };
+	char *argv[] = {bin, "status", "-c", e->conf, "--json", NULL};
 
 	snprintf(bin, sizeof(bin), "%s/sockmesh", e->build);
 	if (env_run(out, sizeof(out), argv)) {
@@ -212,7 +213,7 @@ int env_counters(struct env *e, struct sm_counters *c, long *sockets)
 int env_cli(struct env *e, char *out, size_t len, const char *cmd, ...)
 {
 	char bin[PATH_MAX];
-	char *argv[16] = { bin, (char *)cmd, "-c", e->conf };
+	char *argv[16] = {bin, (char *)cmd, "-c", e->conf};
 	int n = 4;
 	va_list ap;
 
@@ -267,7 +268,7 @@ int env_sockops_attached(struct env *e)
 
 static int lo_up(void)
 {
-	struct ifreq ifr = { .ifr_name = "lo" };
+	struct ifreq ifr = {.ifr_name = "lo"};
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
 
 	if (fd < 0)
@@ -353,10 +354,11 @@ static void *send_thread(void *arg)
 
 	p->ok = buf != NULL;
 	while (p->ok && p->done < p->size) {
-		size_t chunk = 1 + (k++ * 7919) % (p->stop_fd >= 0 ? 16384 : max_chunk);
+		size_t chunk = 1 + (k++ * 7919) % (p->stop_fd >= 0 ? 16384
+								   : max_chunk);
 
 		if (p->stop_fd >= 0 &&
-		    poll(&(struct pollfd){ .fd = p->stop_fd, .events = POLLIN },
+		    poll(&(struct pollfd){.fd = p->stop_fd, .events = POLLIN},
 			 1, 0) > 0)
 			break;
 		if (chunk > p->size - p->done)
@@ -405,8 +407,8 @@ static void *recv_thread(void *arg)
 		 */
 		if (n < 0 && errno == EAGAIN) {
 			p->eagain++;
-			poll(&(struct pollfd){ .fd = p->fd, .events = POLLIN },
-			     1, -1);
+			poll(&(struct pollfd){.fd = p->fd, .events = POLLIN}, 1,
+			     -1);
 			continue;
 		}
 		if (n < 0) {
@@ -463,7 +465,8 @@ static int make_pair(const struct xfer *x, int *cfd, int *afd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int one = 1, lfd, cfam = x->client_family ? x->client_family : x->family;
+	int one = 1, lfd,
+	    cfam = x->client_family ? x->client_family : x->family;
 
 	*cfd = *afd = -1;
 	lfd = socket(x->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -526,10 +529,12 @@ int xfer_run(struct xfer *x)
 	if (make_pair(x, &cfd, &afd))
 		return 1;
 	handshake(x->ready_fd);
-	s1 = (struct pump){ .fd = cfd, .size = x->size, .seed = x->seed, .stop_fd = -1 };
-	r1 = (struct pump){ .fd = afd, .size = x->size, .seed = x->seed };
-	s2 = (struct pump){ .fd = afd, .size = x->size, .seed = x->seed + 1, .stop_fd = -1 };
-	r2 = (struct pump){ .fd = cfd, .size = x->size, .seed = x->seed + 1 };
+	s1 = (struct pump){
+		.fd = cfd, .size = x->size, .seed = x->seed, .stop_fd = -1};
+	r1 = (struct pump){.fd = afd, .size = x->size, .seed = x->seed};
+	s2 = (struct pump){
+		.fd = afd, .size = x->size, .seed = x->seed + 1, .stop_fd = -1};
+	r2 = (struct pump){.fd = cfd, .size = x->size, .seed = x->seed + 1};
 	pthread_create(&t[0], NULL, send_thread, &s1);
 	pthread_create(&t[1], NULL, recv_thread, &r1);
 	pthread_create(&t[2], NULL, send_thread, &s2);
@@ -543,7 +548,8 @@ int xfer_run(struct xfer *x)
 		fprintf(stderr, "    %ld blocking recv() returned EAGAIN\n",
 			x->eagain);
 	if (!(s1.ok && s2.ok && r1.ok && r2.ok))
-		fprintf(stderr, "    xfer of %zu bytes each way failed\n", x->size);
+		fprintf(stderr, "    xfer of %zu bytes each way failed\n",
+			x->size);
 	return !(s1.ok && s2.ok && r1.ok && r2.ok);
 }
 
@@ -555,7 +561,7 @@ int xfer_child(void *arg)
 int stream_child(void *arg)
 {
 	struct stream *st = arg;
-	struct xfer x = { .family = AF_INET };
+	struct xfer x = {.family = AF_INET};
 	struct pump s, r;
 	pthread_t ts, tr;
 	int cfd, afd;
@@ -565,9 +571,11 @@ int stream_child(void *arg)
 		return 1;
 	if (write(st->ready_fd, &c, 1) != 1)
 		return 1;
-	s = (struct pump){ .fd = cfd, .size = SIZE_MAX, .seed = st->seed,
-			   .stop_fd = st->stop_fd };
-	r = (struct pump){ .fd = afd, .size = SIZE_MAX, .seed = st->seed };
+	s = (struct pump){.fd = cfd,
+			  .size = SIZE_MAX,
+			  .seed = st->seed,
+			  .stop_fd = st->stop_fd};
+	r = (struct pump){.fd = afd, .size = SIZE_MAX, .seed = st->seed};
 	pthread_create(&ts, NULL, send_thread, &s);
 	pthread_create(&tr, NULL, recv_thread, &r);
 	pthread_join(ts, NULL);
@@ -629,7 +637,7 @@ static int is_our_daemon(const struct env *e, pid_t pid)
 static void cleanup(struct env *e)
 {
 	char bin[PATH_MAX], out[4096], path[PATH_MAX + 32];
-	char *argv[] = { bin, "unload", "-c", e->conf, NULL };
+	char *argv[] = {bin, "unload", "-c", e->conf, NULL};
 	pid_t pid = read_pid_file(e);
 	int fd;
 
@@ -692,7 +700,8 @@ int main(int argc, char **argv)
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (geteuid() != 0) {
-		fprintf(stderr, "integration tests load BPF programs and need root\n");
+		fprintf(stderr,
+			"integration tests load BPF programs and need root\n");
 		printf("integration: 0 passed, 1 failed\n");
 		return 1;
 	}
@@ -702,7 +711,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 0; i < n_tests; i++) {
-		struct env e = { .build = build };
+		struct env e = {.build = build};
 		double t0 = now();
 		pid_t pid;
 		int status;
@@ -714,7 +723,8 @@ int main(int argc, char **argv)
 		snprintf(e.cg_mnt, sizeof(e.cg_mnt), "%s", mnt);
 		snprintf(e.cg_rel, sizeof(e.cg_rel), "%s", e.name);
 		snprintf(e.cg_path, sizeof(e.cg_path), "%s/%s", mnt, e.name);
-		snprintf(e.pin_dir, sizeof(e.pin_dir), "/sys/fs/bpf/%s", e.name);
+		snprintf(e.pin_dir, sizeof(e.pin_dir), "/sys/fs/bpf/%s",
+			 e.name);
 		snprintf(e.run_dir, sizeof(e.run_dir), "/tmp/%s", e.name);
 		snprintf(e.conf, sizeof(e.conf), "%s/sockmesh.ini", e.run_dir);
 		snprintf(e.log, sizeof(e.log), "%s/sockmeshd.log", e.run_dir);
@@ -737,7 +747,8 @@ int main(int argc, char **argv)
 		setpgid(pid, pid);
 		status = env_wait(pid, TEST_TIMEOUT);
 		if (status < 0) {
-			fprintf(stderr, "    timed out after %d s\n", TEST_TIMEOUT);
+			fprintf(stderr, "    timed out after %d s\n",
+				TEST_TIMEOUT);
 			kill(-pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			print_log(&e);

@@ -18,15 +18,15 @@
 #include "sockmesh.h"
 
 struct env {
-	const char *build;	  /* build directory with the binaries */
-	char name[64];		  /* unique per test run */
-	char cg_mnt[PATH_MAX];	  /* cgroup2 mount */
-	char cg_rel[128];	  /* the test's cgroup, relative to the mount */
-	char cg_path[PATH_MAX];	  /* absolute */
+	const char *build;	/* build directory with the binaries */
+	char name[64];		/* unique per test run */
+	char cg_mnt[PATH_MAX];	/* cgroup2 mount */
+	char cg_rel[128];	/* the test's cgroup, relative to the mount */
+	char cg_path[PATH_MAX]; /* absolute */
 	char pin_dir[PATH_MAX];
 	char run_dir[PATH_MAX];
 	char conf[PATH_MAX];
-	char log[PATH_MAX];	  /* daemon stderr */
+	char log[PATH_MAX]; /* daemon stderr */
 	pid_t daemon;
 	int failures;
 };
@@ -34,43 +34,43 @@ struct env {
 typedef void (*test_fn)(struct env *e);
 void register_test(const char *name, test_fn fn);
 
-#define TEST(n)                                                                \
-	static void test_##n(struct env *e);                                   \
-	__attribute__((constructor)) static void register_##n(void)            \
-	{                                                                      \
-		register_test(#n, test_##n);                                   \
-	}                                                                      \
+#define TEST(n)                                                     \
+	static void test_##n(struct env *e);                        \
+	__attribute__((constructor)) static void register_##n(void) \
+	{                                                           \
+		register_test(#n, test_##n);                        \
+	}                                                           \
 	static void test_##n(struct env *e)
 
-bool check(struct env *e, bool ok, const char *file, int line,
-	   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+bool check(struct env *e, bool ok, const char *file, int line, const char *fmt,
+	   ...) __attribute__((format(printf, 5, 6)));
 
-#define ASSERT_TRUE(cond, what)                                                \
-	check(e, !!(cond), __FILE__, __LINE__, "%s: expected true: %s", what,  \
+#define ASSERT_TRUE(cond, what)                                               \
+	check(e, !!(cond), __FILE__, __LINE__, "%s: expected true: %s", what, \
 	      #cond)
-#define ASSERT_EQ(a, b, what)                                                  \
-	({                                                                     \
-		long long _a = (long long)(a), _b = (long long)(b);            \
-		check(e, _a == _b, __FILE__, __LINE__,                         \
-		      "%s: %s = %lld, expected %s = %lld", what, #a, _a, #b,  \
-		      _b);                                                     \
+#define ASSERT_EQ(a, b, what)                                                \
+	({                                                                   \
+		long long _a = (long long)(a), _b = (long long)(b);          \
+		check(e, _a == _b, __FILE__, __LINE__,                       \
+		      "%s: %s = %lld, expected %s = %lld", what, #a, _a, #b, \
+		      _b);                                                   \
 	})
-#define ASSERT_GE(a, b, what)                                                  \
-	({                                                                     \
-		long long _a = (long long)(a), _b = (long long)(b);            \
-		check(e, _a >= _b, __FILE__, __LINE__,                         \
-		      "%s: %s = %lld, expected >= %s = %lld", what, #a, _a,   \
-		      #b, _b);                                                 \
+#define ASSERT_GE(a, b, what)                                               \
+	({                                                                  \
+		long long _a = (long long)(a), _b = (long long)(b);         \
+		check(e, _a >= _b, __FILE__, __LINE__,                      \
+		      "%s: %s = %lld, expected >= %s = %lld", what, #a, _a, \
+		      #b, _b);                                              \
 	})
 #define ASSERT_GT(a, b, what)                                                  \
 	({                                                                     \
 		long long _a = (long long)(a), _b = (long long)(b);            \
 		check(e, _a > _b, __FILE__, __LINE__,                          \
-		      "%s: %s = %lld, expected > %s = %lld", what, #a, _a,    \
-		      #b, _b);                                                 \
+		      "%s: %s = %lld, expected > %s = %lld", what, #a, _a, #b, \
+		      _b);                                                     \
 	})
-#define ASSERT_STR_HAS(hay, needle, what)                                      \
-	check(e, strstr((hay), (needle)) != NULL, __FILE__, __LINE__,          \
+#define ASSERT_STR_HAS(hay, needle, what)                             \
+	check(e, strstr((hay), (needle)) != NULL, __FILE__, __LINE__, \
 	      "%s: '%s' not found in: %s", what, needle, hay)
 
 /* --- config and daemon ------------------------------------------------- */

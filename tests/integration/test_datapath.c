@@ -23,15 +23,15 @@ static int run_xfer(struct env *e, int flags, struct xfer *x)
 /* 1 B to 64 MiB, both ways at once, inside the accelerated cgroup. */
 TEST(bytes_exact_both_ways_1B_to_64MiB)
 {
-	static const size_t sizes[] = { 1, 100, 4096, 65536, 1 << 20, 64 << 20 };
+	static const size_t sizes[] = {1, 100, 4096, 65536, 1 << 20, 64 << 20};
 	struct sm_counters before, after;
 	long sockets;
 
 	if (start(e, ""))
 		return;
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		struct xfer x = { .family = AF_INET, .size = sizes[i],
-				  .seed = 7 + i };
+		struct xfer x = {
+			.family = AF_INET, .size = sizes[i], .seed = 7 + i};
 
 		env_counters(e, &before, NULL);
 		ASSERT_EQ(run_xfer(e, IN_CGROUP | NEW_NETNS, &x), 0,
@@ -53,7 +53,7 @@ TEST(bytes_exact_both_ways_1B_to_64MiB)
 /* A process outside the cgroup is not touched: bytes arrive, no counter moves. */
 TEST(outside_cgroup_not_redirected)
 {
-	struct xfer x = { .family = AF_INET, .size = 1 << 20, .seed = 3 };
+	struct xfer x = {.family = AF_INET, .size = 1 << 20, .seed = 3};
 	struct sm_counters c;
 
 	if (start(e, ""))
@@ -72,8 +72,8 @@ TEST(outside_cgroup_not_redirected)
 
 TEST(ipv6_loopback)
 {
-	struct xfer x = { .family = AF_INET6, .v6only = 1, .size = 1 << 20,
-			  .seed = 11 };
+	struct xfer x = {
+		.family = AF_INET6, .v6only = 1, .size = 1 << 20, .seed = 11};
 	struct sm_counters c;
 
 	if (start(e, ""))
@@ -88,8 +88,11 @@ TEST(ipv6_loopback)
 /* An IPv4 client pairs with a dual-stack IPv6 server (iperf3, redis ::). */
 TEST(ipv4_client_dual_stack_server)
 {
-	struct xfer x = { .family = AF_INET6, .v6only = 0,
-			  .client_family = AF_INET, .size = 1 << 20, .seed = 13 };
+	struct xfer x = {.family = AF_INET6,
+			 .v6only = 0,
+			 .client_family = AF_INET,
+			 .size = 1 << 20,
+			 .seed = 13};
 	struct sm_counters c;
 
 	if (start(e, ""))
@@ -98,8 +101,9 @@ TEST(ipv4_client_dual_stack_server)
 		  "IPv4 to dual-stack transfer");
 	ASSERT_EQ(env_counters(e, &c, NULL), 0, "read counters");
 	ASSERT_EQ(c.sockets_added, 2, "both sockets recorded");
-	ASSERT_EQ(c.bytes_redirected, 2 * x.size,
-		  "all bytes redirected: ::ffff:127.0.0.1 paired with 127.0.0.1");
+	ASSERT_EQ(
+		c.bytes_redirected, 2 * x.size,
+		"all bytes redirected: ::ffff:127.0.0.1 paired with 127.0.0.1");
 	ASSERT_EQ(c.peer_misses, 0, "every message found its peer");
 }
 
@@ -120,7 +124,7 @@ static int eagain_probe(void *arg)
  */
 TEST(blocking_recv_eagain_gap)
 {
-	struct xfer x = { .family = AF_INET, .size = 4 << 20, .seed = 21 };
+	struct xfer x = {.family = AF_INET, .size = 4 << 20, .seed = 21};
 	int plain, accel;
 
 	if (start(e, ""))

@@ -25,8 +25,8 @@ static int stream_start(struct env *e, struct streaming *s)
 	if (!ASSERT_EQ(pipe(s->stop), 0, "pipe") ||
 	    !ASSERT_EQ(pipe(s->ready), 0, "pipe"))
 		return -1;
-	s->st = (struct stream){ .stop_fd = s->stop[0],
-				 .ready_fd = s->ready[1], .seed = 42 };
+	s->st = (struct stream){
+		.stop_fd = s->stop[0], .ready_fd = s->ready[1], .seed = 42};
 	s->pid = env_spawn(e, IN_CGROUP | NEW_NETNS, stream_child, &s->st);
 	if (!ASSERT_EQ(read(s->ready[0], &c, 1), 1, "stream connected"))
 		return -1;
@@ -44,14 +44,16 @@ static int stream_stop(struct streaming *s)
 static void restart_while_streaming(struct env *e, int sig)
 {
 	struct sm_counters c1, c2, c3;
-	struct streaming s;
+	struct streaming s = { .pid = 0 };
 
-	if (!ASSERT_EQ(env_write_config(e, "on_exit = keep", ""), 0, "config") ||
+	if (!ASSERT_EQ(env_write_config(e, "on_exit = keep", ""), 0,
+		       "config") ||
 	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd") ||
 	    stream_start(e, &s))
 		return;
 	ASSERT_EQ(env_counters(e, &c1, NULL), 0, "counters before");
-	ASSERT_GT(c1.msgs_redirected, 0, "stream redirected before the restart");
+	ASSERT_GT(c1.msgs_redirected, 0,
+		  "stream redirected before the restart");
 	env_stop_daemon(e, sig);
 	usleep(200000);
 	ASSERT_EQ(env_start_daemon(e), 0, "restart sockmeshd");
@@ -78,27 +80,30 @@ TEST(daemon_kill9_while_streaming)
 TEST(unload_while_streaming)
 {
 	struct sm_counters c;
-	struct streaming s;
+	struct streaming s = { .pid = 0 };
 	char out[4096], path[PATH_MAX + 16];
 	int fd;
 
-	if (!ASSERT_EQ(env_write_config(e, "on_exit = keep", ""), 0, "config") ||
+	if (!ASSERT_EQ(env_write_config(e, "on_exit = keep", ""), 0,
+		       "config") ||
 	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd") ||
 	    stream_start(e, &s))
 		return;
 	fd = env_counters_fd(e);
 	ASSERT_GE(fd, 0, "open the counters map");
 	ASSERT_EQ(env_stop_daemon(e, SIGTERM), 0, "daemon stops cleanly");
-	ASSERT_EQ(env_cli(e, out, sizeof(out), "unload", NULL), 0, "unload");
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "unload", (char *)NULL), 0,
+		  "unload");
 	ASSERT_STR_HAS(out, "detached", "unload says what it did");
 	snprintf(path, sizeof(path), "%s/%s", e->pin_dir, SM_PIN_LAYOUT);
 	ASSERT_TRUE(access(path, F_OK) != 0, "pins removed");
 	ASSERT_EQ(env_sockops_attached(e), 0, "cgroup detached");
 	usleep(300000);
-	ASSERT_EQ(env_read_counters_fd(fd, &c), 0, "read the unpinned counters");
+	ASSERT_EQ(env_read_counters_fd(fd, &c), 0,
+		  "read the unpinned counters");
 	ASSERT_GT(c.msgs_drained, 0, "after unload the stream goes over TCP");
 	ASSERT_EQ(stream_stop(&s), 0, "every byte arrived exact and in order");
-	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", NULL), 3,
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", (char *)NULL), 3,
 		  "status after unload: not loaded");
 	if (fd >= 0)
 		close(fd);
@@ -107,7 +112,7 @@ TEST(unload_while_streaming)
 TEST(bad_config_changes_nothing)
 {
 	char bin[PATH_MAX], out[4096], want[PATH_MAX + 16];
-	char *argv[] = { bin, "-c", e->conf, NULL };
+	char *argv[] = {bin, "-c", e->conf, NULL};
 	struct stat st;
 
 	snprintf(bin, sizeof(bin), "%s/sockmeshd", e->build);
@@ -115,7 +120,8 @@ TEST(bad_config_changes_nothing)
 	ASSERT_EQ(env_write_config(e, "", "ports = 6379\nexclud_ports = 1"), 0,
 		  "config");
 	ASSERT_EQ(env_run(out, sizeof(out), argv), 2, "sockmeshd refuses it");
-	snprintf(want, sizeof(want), "%s:9: unknown key 'exclud_ports'", e->conf);
+	snprintf(want, sizeof(want), "%s:9: unknown key 'exclud_ports'",
+		 e->conf);
 	ASSERT_STR_HAS(out, want, "error names file, line and key");
 	ASSERT_TRUE(stat(e->pin_dir, &st) != 0, "no pin_dir created");
 	ASSERT_TRUE(stat(e->cg_path, &st) != 0, "no cgroup created");
@@ -134,7 +140,7 @@ TEST(bad_config_changes_nothing)
 TEST(second_instance_refused)
 {
 	char bin[PATH_MAX], out[4096];
-	char *argv[] = { bin, "-c", e->conf, NULL };
+	char *argv[] = {bin, "-c", e->conf, NULL};
 
 	snprintf(bin, sizeof(bin), "%s/sockmeshd", e->build);
 	if (!ASSERT_EQ(env_write_config(e, "", ""), 0, "config") ||
@@ -143,7 +149,7 @@ TEST(second_instance_refused)
 	ASSERT_EQ(env_run(out, sizeof(out), argv), 1, "second instance exits");
 	ASSERT_STR_HAS(out, "another sockmeshd is running", "it says why");
 	ASSERT_EQ(env_sockops_attached(e), 1, "still one attachment");
-	ASSERT_EQ(env_cli(e, out, sizeof(out), "unload", NULL), 1,
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "unload", (char *)NULL), 1,
 		  "unload refused while the daemon runs");
 	ASSERT_STR_HAS(out, "stop it first", "unload says why");
 }
@@ -154,31 +160,35 @@ TEST(cli_run_and_status)
 	int fd;
 
 	snprintf(bin, sizeof(bin), "%s/sockmesh", e->build);
-	if (!ASSERT_EQ(env_write_config(e, "on_exit = detach", ""), 0, "config"))
+	if (!ASSERT_EQ(env_write_config(e, "on_exit = detach", ""), 0,
+		       "config"))
 		return;
-	ASSERT_EQ(env_cli(e, out, sizeof(out), "run", "--", "true", NULL), 3,
-		  "run before the daemon: not loaded");
+	ASSERT_EQ(
+		env_cli(e, out, sizeof(out), "run", "--", "true", (char *)NULL),
+		3, "run before the daemon: not loaded");
 	ASSERT_STR_HAS(out, "not loaded", "run says why");
 	if (!ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
 		return;
 	ASSERT_EQ(env_cli(e, out, sizeof(out), "run", "--", "cat",
-			  "/proc/self/cgroup", NULL),
+			  "/proc/self/cgroup", (char *)NULL),
 		  0, "run cat");
 	snprintf(want, sizeof(want), "0::/%s\n", e->cg_rel);
 	ASSERT_STR_HAS(out, want, "the command runs in the cgroup");
 	ASSERT_EQ(env_cli(e, out, sizeof(out), "run", "--cgroup", "nope", "--",
-			  "true", NULL),
+			  "true", (char *)NULL),
 		  2, "unknown cgroup");
 	ASSERT_STR_HAS(out, "not configured", "run says why");
-	ASSERT_EQ(env_cli(e, out, sizeof(out), "run", "--",
-			  "/nonexistent/cmd", NULL),
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "run", "--", "/nonexistent/cmd",
+			  (char *)NULL),
 		  127, "missing command: 127 like a shell");
-	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", "--json", NULL), 0,
-		  "status --json");
+	ASSERT_EQ(
+		env_cli(e, out, sizeof(out), "status", "--json", (char *)NULL),
+		0, "status --json");
 	snprintf(want, sizeof(want), "\"cgroup\": \"/%s\"", e->cg_rel);
 	ASSERT_STR_HAS(out, want, "status names the attached cgroup");
 	ASSERT_STR_HAS(out, "\"sockets_added\": ", "status has the counters");
-	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", NULL), 0, "status");
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", (char *)NULL), 0,
+		  "status");
 	ASSERT_STR_HAS(out, "daemon:   running", "human status");
 	/* on_exit = detach: stopping removes everything */
 	ASSERT_EQ(env_stop_daemon(e, SIGTERM), 0, "stop");

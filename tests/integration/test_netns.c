@@ -25,10 +25,12 @@ TEST(two_netns_same_tuple)
 			       "socketpair"))
 			return;
 		/* same ports in both: the tuples are identical */
-		x[i] = (struct xfer){ .family = AF_INET, .port = 7777,
-				      .client_port = 40001, .size = 8 << 20,
-				      .seed = 100 + 50 * i,
-				      .ready_fd = sv[i][1] };
+		x[i] = (struct xfer){.family = AF_INET,
+				     .port = 7777,
+				     .client_port = 40001,
+				     .size = 8 << 20,
+				     .seed = 100 + 50 * i,
+				     .ready_fd = sv[i][1]};
 		pid[i] = env_spawn(e, IN_CGROUP | NEW_NETNS, xfer_child, &x[i]);
 	}
 	/* both connections established before either sends */

@@ -9,15 +9,19 @@
 static int start(struct env *e, const char *extra)
 {
 	return ASSERT_EQ(env_write_config(e, "", extra), 0, "write config") &&
-			       ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd")
+			       ASSERT_EQ(env_start_daemon(e), 0,
+					 "start sockmeshd")
 		       ? 0
 		       : -1;
 }
 
 static int xfer_on(struct env *e, int family, int port)
 {
-	struct xfer x = { .family = family, .v6only = 1, .port = port,
-			  .size = 256 << 10, .seed = port };
+	struct xfer x = {.family = family,
+			 .v6only = 1,
+			 .port = port,
+			 .size = 256 << 10,
+			 .seed = port};
 
 	return env_wait(env_spawn(e, IN_CGROUP | NEW_NETNS, xfer_child, &x),
 			60);
@@ -36,7 +40,8 @@ TEST(excluded_port_not_redirected)
 	ASSERT_EQ(c.msgs_redirected, 0, "nothing redirected");
 	ASSERT_EQ(xfer_on(e, AF_INET, 7201), 0, "transfer next to the range");
 	ASSERT_EQ(env_counters(e, &c, NULL), 0, "read counters");
-	ASSERT_EQ(c.sockets_added, 2, "a port outside the range is accelerated");
+	ASSERT_EQ(c.sockets_added, 2,
+		  "a port outside the range is accelerated");
 	ASSERT_EQ(c.bytes_redirected, 2 * (256 << 10), "its bytes redirected");
 }
 
