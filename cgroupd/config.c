@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +60,11 @@ static int for_each_item(const char *val, char *err, size_t errlen,
 	strcpy(buf, val);
 	if (!*trim(buf))
 		return 0;
-	if (strstr(buf, ",,") || buf[strlen(buf) - 1] == ',' ||
-	    *trim(buf) == ',') {
+	/* one trailing comma is fine: a list may go on on the next line */
+	if (buf[strlen(buf) - 1] == ',')
+		buf[strlen(buf) - 1] = '\0';
+	if (strstr(buf, ",,") || !*trim(buf) || *trim(buf) == ',' ||
+	    buf[strlen(buf) - 1] == ',') {
 		errf("empty item in list '%s'", val);
 		return -EINVAL;
 	}
@@ -125,9 +129,13 @@ static int parse_metrics(struct sm_config *cfg, const struct key_def *def,
 	} else if (inet_pton(AF_INET, host, buf) != 1) {
 		goto bad;
 	}
+	if (!isdigit((unsigned char)colon[1]) || strlen(colon + 1) > 5)
+		goto bad;
 	errno = 0;
 	port = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port < 1 || port > 65535)
+	if (errno || *end || port < 1 || port > 65535)
+		goto bad;
+	if (strlen(val) >= sizeof(cfg->metrics))
 		goto bad;
 	strcpy(cfg->metrics, val);
 	return 0;
@@ -174,8 +182,19 @@ static int add_cgroup(void *ctx, const char *item, char *err, size_t errlen)
 	const char *p;
 
 	if (item[0] == '/') {
+		static const char *const mounts[] = {"/sys/fs/cgroup/unified/",
+						     "/sys/fs/cgroup/"};
+		const char *rel = item + strspn(item, "/");
+
+		for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]);
+		     i++) {
+			if (!strncmp(item, mounts[i], strlen(mounts[i]))) {
+				rel = item + strlen(mounts[i]);
+				break;
+			}
+		}
 		errf("cgroup '%s' must be relative to the cgroup2 mount (write '%s')",
-		     item, item + strspn(item, "/"));
+		     item, rel);
 		return -EINVAL;
 	}
 	for (p = item; *p; p++) {
@@ -337,12 +356,12 @@ int sm_parse_cidr(const char *s, struct sm_cidr *out, char *err, size_t errlen)
 	max = v4 ? 32 : 128;
 	len = max;
 	if (slash) {
+		if (!isdigit((unsigned char)slash[1]))
+			goto bad_len;
 		errno = 0;
 		len = strtol(slash + 1, &end, 10);
-		if (errno || *end || end == slash + 1 || len < 0 || len > max) {
-			errf("'%s': prefix length must be 0-%d", s, max);
-			return -EINVAL;
-		}
+		if (errno || *end || len < 0 || len > max)
+			goto bad_len;
 	}
 	if (v4) {
 		__u32 be;
@@ -364,6 +383,9 @@ int sm_parse_cidr(const char *s, struct sm_cidr *out, char *err, size_t errlen)
 		}
 	}
 	return 0;
+bad_len:
+	errf("'%s': prefix length must be 0-%d", s, max);
+	return -EINVAL;
 bad:
 	errf("'%s' is not an IPv4 or IPv6 address or prefix (127.0.0.0/8, ::1/128)",
 	     s);
@@ -519,71 +541,193 @@ void sm_config_defaults(struct sm_config *cfg)
 	}
 }
 
+/*
+ * inih reads through line_reader() so that this file, not inih, decides
+ * what a line is: inih's buffer holds 199 characters and would cut a longer
+ * line into pieces, each parsed as a line of its own. Here a line that does
+ * not fit is an error at its own number, a section header is checked where
+ * it stands, and an indented line continues the list of the key above it.
+ */
 struct parse_ctx {
 	struct sm_config *cfg;
-	char msg[SM_ERR_LEN]; /* first error, without file:line */
+	FILE *f;
+	char *buf; /* getline() buffer */
+	size_t cap;
+	int lineno;	      /* of the line inih is working on */
+	bool continuation;    /* that line is indented: it continues a key */
+	int last_key;	      /* index of the key set last, or -1 */
+	char section[64];     /* the current section, as the reader saw it */
+	int err_line;	      /* of the first error found here */
+	char msg[SM_ERR_LEN]; /* that error, without file:line */
 };
+
+static void ctx_error(struct parse_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void ctx_error(struct parse_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctx->msg[0])
+		return;
+	ctx->err_line = ctx->lineno;
+	va_start(ap, fmt);
+	vsnprintf(ctx->msg, sizeof(ctx->msg), fmt, ap);
+	va_end(ap);
+}
+
+static bool section_known(const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (!strcmp(name, keys[i].section))
+			return true;
+	return false;
+}
+
+static char *line_reader(char *str, int num, void *stream)
+{
+	struct parse_ctx *ctx = stream;
+	ssize_t len;
+	char *start;
+
+	if (ctx->msg[0])
+		return NULL; /* stop at the first error */
+	len = getline(&ctx->buf, &ctx->cap, ctx->f);
+	if (len < 0)
+		return NULL;
+	ctx->lineno++;
+	if (len > num - 1) {
+		ctx_error(
+			ctx,
+			"line is longer than %d characters: continue a long list on indented lines",
+			num - 2);
+		return NULL;
+	}
+	memcpy(str, ctx->buf, len + 1);
+	start = str + strspn(str, " \t\r\n");
+	ctx->continuation = start > str && *start && !strchr(";#", *start);
+	if (*start == '[') {
+		char *close = strchr(start, ']');
+
+		if (!close || (size_t)(close - start) > sizeof(ctx->section)) {
+			ctx_error(ctx,
+				  "syntax error: a section header is [name]");
+			return NULL;
+		}
+		snprintf(ctx->section, sizeof(ctx->section), "%.*s",
+			 (int)(close - start - 1), start + 1);
+		if (!section_known(ctx->section)) {
+			ctx_error(
+				ctx,
+				"unknown section [%s] (known: [daemon], [accelerate])",
+				ctx->section);
+			return NULL;
+		}
+		ctx->last_key = -1;
+	}
+	return str;
+}
+
+/* An indented line after a list key: append its items to the list. */
+static int continue_key(struct parse_ctx *ctx, const char *value)
+{
+	size_t i = (size_t)ctx->last_key;
+	char joined[sizeof(ctx->cfg->text[0])], err[SM_ERR_LEN];
+	const char *prev = ctx->cfg->text[i];
+	size_t n = strlen(prev);
+
+	while (n && (prev[n - 1] == ',' || prev[n - 1] == ' '))
+		n--;
+	if ((size_t)snprintf(joined, sizeof(joined), "%.*s, %s", (int)n, prev,
+			     value) >= sizeof(joined)) {
+		ctx_error(ctx, "value of %s is too long", keys[i].name);
+		return 0;
+	}
+	if (set_key(ctx->cfg, i, joined, err, sizeof(err))) {
+		ctx_error(ctx, "%s", err);
+		return 0;
+	}
+	return 1;
+}
+
+static bool is_list_key(size_t i)
+{
+	static const char *const lists[] = {"cgroups", "ports", "exclude_ports",
+					    "cidrs", "node_unique_cidrs"};
+
+	for (size_t j = 0; j < sizeof(lists) / sizeof(lists[0]); j++)
+		if (!strcmp(keys[i].name, lists[j]))
+			return true;
+	return false;
+}
 
 static int handler(void *user, const char *section, const char *name,
 		   const char *value)
 {
 	struct parse_ctx *ctx = user;
 	char err[SM_ERR_LEN] = "";
-	bool known_section = false;
 
 	if (ctx->msg[0])
 		return 1; /* report the first error only */
+	if (ctx->continuation && ctx->last_key >= 0 &&
+	    !strcmp(name, keys[ctx->last_key].name)) {
+		if (is_list_key((size_t)ctx->last_key))
+			return continue_key(ctx, value);
+		ctx_error(
+			ctx,
+			"%s is not a list: it cannot continue on an indented line",
+			name);
+		return 0;
+	}
 	for (size_t i = 0; i < N_KEYS; i++) {
-		if (strcmp(section, keys[i].section))
-			continue;
-		known_section = true;
-		if (strcmp(name, keys[i].name))
+		if (strcmp(section, keys[i].section) ||
+		    strcmp(name, keys[i].name))
 			continue;
 		if (ctx->cfg->seen[i]) {
-			snprintf(ctx->msg, sizeof(ctx->msg),
-				 "%s is set twice in [%s]", name, section);
+			ctx_error(ctx, "%s is set twice in [%s]", name,
+				  section);
 			return 0;
 		}
 		ctx->cfg->seen[i] = true;
 		if (set_key(ctx->cfg, i, value, err, sizeof(err))) {
-			snprintf(ctx->msg, sizeof(ctx->msg), "%s", err);
+			ctx_error(ctx, "%s", err);
 			return 0;
 		}
+		ctx->last_key = (int)i;
 		return 1;
 	}
 	if (!*section)
-		snprintf(
-			ctx->msg, sizeof(ctx->msg),
+		ctx_error(
+			ctx,
 			"key '%s' is outside of any section ([daemon] or [accelerate])",
 			name);
-	else if (!known_section)
-		snprintf(ctx->msg, sizeof(ctx->msg),
-			 "unknown section [%s] (known: [daemon], [accelerate])",
-			 section);
 	else
-		snprintf(ctx->msg, sizeof(ctx->msg), "unknown key '%s' in [%s]",
-			 name, section);
+		ctx_error(ctx, "unknown key '%s' in [%s]", name, section);
 	return 0;
 }
 
 int sm_config_load_file(struct sm_config *cfg, FILE *f, const char *name,
 			char *err, size_t errlen)
 {
-	struct parse_ctx ctx = {.cfg = cfg};
+	struct parse_ctx ctx = {.cfg = cfg, .f = f, .last_key = -1};
 	int line;
 
 	sm_config_defaults(cfg);
 	snprintf(cfg->path, sizeof(cfg->path), "%s", name);
-	line = ini_parse_file(f, handler, &ctx);
-	if (line < 0) {
+	line = ini_parse_stream(line_reader, &ctx, handler, &ctx);
+	free(ctx.buf);
+	if (line < 0 || ferror(f)) {
 		errf("%s: cannot read the file", name);
 		return -EIO;
 	}
-	if (line > 0) {
-		errf("%s:%d: %s", name, line,
-		     ctx.msg[0]
-			     ? ctx.msg
-			     : "syntax error: expected [section] or key = value");
+	/* the first error wins: inih's (syntax) or ours, whichever is first */
+	if (line > 0 && (!ctx.msg[0] || line < ctx.err_line)) {
+		errf("%s:%d: syntax error: expected [section] or key = value",
+		     name, line);
+		return -EINVAL;
+	}
+	if (ctx.msg[0]) {
+		errf("%s:%d: %s", name, ctx.err_line, ctx.msg);
 		return -EINVAL;
 	}
 	return 0;

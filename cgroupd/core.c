@@ -331,6 +331,8 @@ static int sync_lpm(int fd, const struct sm_cidr *cidrs, int n)
 		if (!keep && n_stale < SM_CIDRS_MAX)
 			stale[n_stale++] = key;
 	}
+	if (errno != ENOENT) /* only the end of the map ends the walk */
+		return -errno;
 	for (int i = 0; i < n_stale; i++)
 		if (bpf_map_delete_elem(fd, &stale[i]) && errno != ENOENT)
 			return -errno;
