@@ -8,7 +8,7 @@ CLANG       ?= clang
 BPFTOOL     ?= bpftool
 CFLAGS      ?= -O2 -g
 CFLAGS      += -std=gnu11 -Wall -Wextra -DSM_VERSION='"$(VERSION)"' \
-	       -Iinclude -Icgroupd -I$(BUILD)
+	       -Iinclude -Icgroupd -I$(BUILD) $(EXTRA_CFLAGS)
 LDLIBS_CORE := -lbpf -lelf -lz -linih
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	       -I$(BUILD) -Iinclude
@@ -41,7 +41,7 @@ help:
 	@echo 'make            build build/sockmeshd, build/sockmesh and the BPF objects'
 	@echo 'make run        set up what is missing, build, run sockmeshd on $(CONFIG)'
 	@echo 'make test       set up what is missing, build, run every test (root)'
-	@echo 'make check      clang-format, cppcheck, BPF with -Wall -Werror'
+	@echo 'make check      clang-format, cppcheck, a -Werror build of everything'
 	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) (PREFIX=/usr/local)'
 	@echo 'make clean      remove build/'
 	@echo 'V=1             show the commands'
@@ -109,7 +109,8 @@ check: $(BUILD)/vmlinux.h
 		tests/unit/*.c tests/integration/*.c tests/integration/*.h
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr -Iinclude -Icgroupd cgroupd tests
-	$(Q)$(MAKE) --no-print-directory $(BPF_OBJS) CFLAGS='$(CFLAGS) -Werror'
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/check EXTRA_CFLAGS=-Werror \
+		all $(BUILD)/check/tests/integration
 
 PREFIX ?= /usr/local
 install: all

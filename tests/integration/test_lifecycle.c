@@ -44,7 +44,7 @@ static int stream_stop(struct streaming *s)
 static void restart_while_streaming(struct env *e, int sig)
 {
 	struct sm_counters c1, c2, c3;
-	struct streaming s = { .pid = 0 };
+	struct streaming s = {.pid = 0};
 
 	if (!ASSERT_EQ(env_write_config(e, "on_exit = keep", ""), 0,
 		       "config") ||
@@ -80,7 +80,7 @@ TEST(daemon_kill9_while_streaming)
 TEST(unload_while_streaming)
 {
 	struct sm_counters c;
-	struct streaming s = { .pid = 0 };
+	struct streaming s = {.pid = 0};
 	char out[4096], path[PATH_MAX + 16];
 	int fd;
 
