@@ -282,23 +282,30 @@ static int lo_up(void)
 	return ret;
 }
 
-pid_t env_spawn(struct env *e, int flags, int (*fn)(void *), void *arg)
+int env_join_cgroup(struct env *e)
 {
 	char path[PATH_MAX + 16], buf[32];
+	int fd, n, ret;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", e->cg_path);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%d\n", getpid());
+	ret = write(fd, buf, n) == n ? 0 : -errno;
+	close(fd);
+	return ret;
+}
+
+pid_t env_spawn(struct env *e, int flags, int (*fn)(void *), void *arg)
+{
 	pid_t pid = fork();
-	int fd, n;
 
 	if (pid)
 		return pid;
-	if (flags & IN_CGROUP) {
-		snprintf(path, sizeof(path), "%s/cgroup.procs", e->cg_path);
-		fd = open(path, O_WRONLY);
-		n = snprintf(buf, sizeof(buf), "%d\n", getpid());
-		if (fd < 0 || write(fd, buf, n) != n) {
-			perror("    join cgroup");
-			_exit(100);
-		}
-		close(fd);
+	if ((flags & IN_CGROUP) && env_join_cgroup(e)) {
+		perror("    join cgroup");
+		_exit(100);
 	}
 	if (flags & NEW_NETNS) {
 		if (unshare(CLONE_NEWNET) || lo_up()) {

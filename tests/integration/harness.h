@@ -94,6 +94,8 @@ int env_counters(struct env *e, struct sm_counters *c, long *sockets);
 #define IN_CGROUP 1 /* join the accelerated cgroup */
 #define NEW_NETNS 2 /* a private network namespace with lo up */
 
+/* Move the calling process into the test's cgroup; 0 or -errno. */
+int env_join_cgroup(struct env *e);
 /* Fork; the child joins what @flags say, runs @fn(@arg) and exits with its
  * return value. */
 pid_t env_spawn(struct env *e, int flags, int (*fn)(void *), void *arg);

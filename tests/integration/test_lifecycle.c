@@ -4,7 +4,13 @@
  * and unload while a connection streams; bad configs and a second instance
  * change nothing; the CLI works without the daemon.
  */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -197,4 +203,41 @@ TEST(cli_run_and_status)
 	ASSERT_EQ(env_sockops_attached(e), 0, "and detached");
 	if (fd >= 0)
 		close(fd);
+}
+
+/*
+ * A host where bpffs is not mounted: sockmeshd mounts it. Run in a private
+ * mount namespace with /sys/fs/bpf unmounted there, so the host keeps its
+ * own; pins made there vanish with the namespace.
+ */
+TEST(bpffs_not_mounted)
+{
+	struct xfer x = {.family = AF_INET, .size = 1 << 20, .seed = 9};
+	struct sm_counters c;
+	struct statfs st;
+
+	if (!ASSERT_EQ(unshare(CLONE_NEWNS), 0, "private mount namespace") ||
+	    !ASSERT_EQ(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0,
+		       "private mounts"))
+		return;
+	while (!statfs("/sys/fs/bpf", &st) && st.f_type == BPF_FS_MAGIC &&
+	       !umount2("/sys/fs/bpf", MNT_DETACH))
+		;
+	if (!ASSERT_TRUE(!statfs("/sys/fs/bpf", &st) &&
+				 st.f_type != BPF_FS_MAGIC,
+			 "no bpffs on /sys/fs/bpf in this namespace"))
+		return;
+	if (!ASSERT_EQ(env_write_config(e, "on_exit = detach", ""), 0,
+		       "config") ||
+	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		return;
+	ASSERT_TRUE(!statfs("/sys/fs/bpf", &st) && st.f_type == BPF_FS_MAGIC,
+		    "sockmeshd mounted bpffs on /sys/fs/bpf");
+	ASSERT_EQ(env_wait(env_spawn(e, IN_CGROUP | NEW_NETNS, xfer_child, &x),
+			   60),
+		  0, "transfer");
+	ASSERT_EQ(env_counters(e, &c, NULL), 0, "read counters");
+	ASSERT_EQ(c.bytes_redirected, 2 * x.size, "accelerated");
+	ASSERT_EQ(env_stop_daemon(e, SIGTERM), 0, "stop");
+	ASSERT_EQ(env_sockops_attached(e), 0, "on_exit = detach detached");
 }

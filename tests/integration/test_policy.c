@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -74,4 +75,36 @@ TEST(cidrs_select)
 	ASSERT_EQ(env_counters(e, &c, NULL), 0, "read counters");
 	ASSERT_EQ(c.sockets_added, 2, "::1 is in cidrs");
 	ASSERT_EQ(c.bytes_redirected, 2 * (256 << 10), "its bytes redirected");
+}
+
+/* A full socket map: new connections fall back to TCP and are counted. */
+TEST(max_sockets_full_falls_back)
+{
+	struct xfer first = {.family = AF_INET, .size = 1 << 20, .seed = 5};
+	struct xfer second = {.family = AF_INET, .size = 1 << 20, .seed = 6};
+	struct sm_counters c;
+	int sv[2];
+	char ch;
+	pid_t p1;
+
+	if (start(e, "max_sockets = 2"))
+		return;
+	if (!ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0,
+		       "socketpair"))
+		return;
+	first.ready_fd = sv[1];
+	/* the first connection fills the map and stays open */
+	p1 = env_spawn(e, IN_CGROUP | NEW_NETNS, xfer_child, &first);
+	ASSERT_EQ(read(sv[0], &ch, 1), 1, "first connection established");
+	ASSERT_EQ(env_wait(env_spawn(e, IN_CGROUP | NEW_NETNS, xfer_child,
+				     &second),
+			   60),
+		  0, "second connection: exact bytes over TCP");
+	ASSERT_EQ(write(sv[0], "g", 1), 1, "go");
+	ASSERT_EQ(env_wait(p1, 60), 0, "first connection: exact bytes");
+	ASSERT_EQ(env_counters(e, &c, NULL), 0, "read counters");
+	ASSERT_EQ(c.sockets_added, 2, "the first connection filled the map");
+	ASSERT_EQ(c.sockets_add_failed, 2, "both ends of the second counted");
+	ASSERT_EQ(c.bytes_redirected, 2 * first.size,
+		  "only the first connection was redirected");
 }
