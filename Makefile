@@ -101,7 +101,7 @@ test-integration: all $(INTEG_BIN)
 	$(Q)$(INTEG_BIN) --build $(BUILD) $(TESTS)
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(INTEG_BIN)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(INTEG_BIN) $(TEST_BINS)
 	$(Q)tests/run-all.sh $(BUILD)
 
 check: $(BUILD)/vmlinux.h
@@ -111,6 +111,12 @@ check: $(BUILD)/vmlinux.h
 		--inline-suppr -Iinclude -Icgroupd cgroupd tests
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/check EXTRA_CFLAGS=-Werror \
 		all $(BUILD)/check/tests/integration
+
+# Suites added by later work: each brings its own makefile fragment, which
+# may add to TEST_BINS (built by `make test`) and define its own targets.
+TEST_BINS :=
+-include tests/conformance/conformance.mk
+-include tests/extra.mk
 
 PREFIX ?= /usr/local
 install: all

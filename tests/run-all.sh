@@ -1,17 +1,29 @@
 #!/bin/sh
-# run-all.sh BUILD - every test of `make test`: unit, then integration.
-# Ends with one line "N passed, M failed" over all of them.
+# run-all.sh BUILD - every test of `make test`: unit, integration, then the
+# suites later work adds. Each stage ends with "NAME: N passed, M failed";
+# the last line sums them as "N passed, M failed". A stage that exits
+# non-zero, or prints no summary, counts as a failure.
 set -u
 build=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+rcf=$(mktemp)
+trap 'rm -f "$out" "$rcf"' EXIT
 
 status=0
-tests/run-unit.sh "$build"/tests/test_* 2>&1 | tee -a "$out" || status=1
-"$build"/tests/integration --build "$build" 2>&1 | tee -a "$out" || status=1
-# a failing stage must show in the totals, whatever it printed
-awk -v st=$status '
-	/^(unit|integration): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4; n++ }
-	END { if (n < 2 && !f) f = 1; if (st && !f) f = 1
+stages=0
+stage() {
+	stages=$((stages + 1))
+	{ "$@" 2>&1; echo $? >"$rcf"; } | tee -a "$out"
+	[ "$(cat "$rcf")" = 0 ] || status=1
+}
+
+stage tests/run-unit.sh "$build"/tests/test_*
+stage "$build"/tests/integration --build "$build"
+[ -x "$build"/tests/conformance ] && stage "$build"/tests/conformance --build "$build"
+[ -x tests/run-extra.sh ] && stage tests/run-extra.sh "$build"
+
+awk -v st=$status -v stages=$stages '
+	/^[a-z-]+: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4; n++ }
+	END { if (n < stages && !f) f = 1; if (st && !f) f = 1
 	      printf "%d passed, %d failed\n", p, f; exit (f > 0) }' "$out"

@@ -698,6 +698,8 @@ static int selected(const char *name, int argc, char **argv, int first)
 int main(int argc, char **argv)
 {
 	const char *build = "build";
+	const char *suite = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1
+						   : argv[0];
 	char mnt[PATH_MAX];
 	int first = 1, passed = 0, failed = 0;
 
@@ -709,12 +711,12 @@ int main(int argc, char **argv)
 	if (geteuid() != 0) {
 		fprintf(stderr,
 			"integration tests load BPF programs and need root\n");
-		printf("integration: 0 passed, 1 failed\n");
+		printf("%s: 0 passed, 1 failed\n", suite);
 		return 1;
 	}
 	if (cgroup2_mount(mnt, sizeof(mnt))) {
 		fprintf(stderr, "no cgroup2 hierarchy is mounted\n");
-		printf("integration: 0 passed, 1 failed\n");
+		printf("%s: 0 passed, 1 failed\n", suite);
 		return 1;
 	}
 	for (int i = 0; i < n_tests; i++) {
@@ -769,6 +771,6 @@ int main(int argc, char **argv)
 		printf("%-4s %s (%.1f s)\n", status ? "FAIL" : "ok",
 		       tests[i].name, now() - t0);
 	}
-	printf("integration: %d passed, %d failed\n", passed, failed);
+	printf("%s: %d passed, %d failed\n", suite, passed, failed);
 	return failed ? 1 : 0;
 }
