@@ -26,6 +26,7 @@ CORE_SRCS := cgroupd/config.c cgroupd/core.c cgroupd/cgroup.c \
 CORE_OBJS := $(patsubst cgroupd/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
 BPF_OBJS  := $(BUILD)/sockops.bpf.o $(BUILD)/skmsg.bpf.o
 BINS      := $(BUILD)/sockmeshd $(BUILD)/sockmesh
+EXTRA_BINS :=
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -35,7 +36,7 @@ INTEG_BIN  := $(BUILD)/tests/integration
 .PHONY: all run test test-unit test-integration check install clean help deps
 .DELETE_ON_ERROR:
 
-all: $(BINS)
+all: $(BINS) $(EXTRA_BINS)
 
 help:
 	@echo 'make            build build/sockmeshd, build/sockmesh and the BPF objects'
@@ -115,6 +116,7 @@ check: $(BUILD)/vmlinux.h
 # Suites added by later work: each brings its own makefile fragment, which
 # may add to TEST_BINS (built by `make test`) and define its own targets.
 TEST_BINS :=
+-include perf/perf.mk
 -include tests/conformance/conformance.mk
 -include tests/extra.mk
 
