@@ -33,6 +33,14 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 INTEG_SRCS := $(wildcard tests/integration/test_*.c)
 INTEG_BIN  := $(BUILD)/tests/integration
 
+# Parts added by later work bring their own makefile fragments: they may
+# add to EXTRA_BINS (built by `make`), TEST_BINS (built by `make test`)
+# and define their own targets.
+TEST_BINS :=
+-include perf/perf.mk
+-include tests/conformance/conformance.mk
+-include tests/extra.mk
+
 .PHONY: all run test test-unit test-integration check install clean help deps
 .DELETE_ON_ERROR:
 
@@ -112,13 +120,6 @@ check: $(BUILD)/vmlinux.h
 		--inline-suppr -Iinclude -Icgroupd cgroupd tests
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/check EXTRA_CFLAGS=-Werror \
 		all $(BUILD)/check/tests/integration
-
-# Suites added by later work: each brings its own makefile fragment, which
-# may add to TEST_BINS (built by `make test`) and define its own targets.
-TEST_BINS :=
--include perf/perf.mk
--include tests/conformance/conformance.mk
--include tests/extra.mk
 
 PREFIX ?= /usr/local
 install: all
