@@ -27,7 +27,7 @@ static const char *const map_names[SM_M_NR] = {
 	[SM_M_SOCKHASH] = SM_MAP_SOCKHASH, [SM_M_STATE] = SM_MAP_STATE,
 	[SM_M_COUNTERS] = SM_MAP_COUNTERS, [SM_M_PORTS] = SM_MAP_PORTS,
 	[SM_M_CIDRS] = SM_MAP_CIDRS,	   [SM_M_UNIQUE] = SM_MAP_UNIQUE,
-	[SM_M_CTL] = SM_MAP_CTL,
+	[SM_M_CTL] = SM_MAP_CTL,	   [SM_M_FLOWS] = SM_MAP_FLOWS,
 };
 
 #define PIN_SOCKOPS "sm_sockops"
@@ -253,6 +253,7 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets)
 	maps[SM_M_CIDRS] = skel->maps.sm_cidrs;
 	maps[SM_M_UNIQUE] = skel->maps.sm_unique;
 	maps[SM_M_CTL] = skel->maps.sm_ctl;
+	maps[SM_M_FLOWS] = skel->maps.sm_flows;
 
 	/* pin into a private directory, then rename: all pins or none */
 	remove_dir(tmp);

@@ -6,7 +6,7 @@
  *
  * Under pin_dir (a bpffs directory, flock()ed by the running daemon):
  *   v1/sm_sockhash sm_state sm_counters sm_ports sm_cidrs sm_unique
- *      sm_ctl                                                          maps
+ *      sm_ctl sm_flows                                                 maps
  *   v1/sm_sockops sm_skmsg                                            programs
  *   v1/cg_<cgroup id>                             one sock_ops link per cgroup
  */
@@ -27,6 +27,7 @@ enum sm_map_idx {
 	SM_M_CIDRS,
 	SM_M_UNIQUE,
 	SM_M_CTL,
+	SM_M_FLOWS,
 	SM_M_NR,
 };
 

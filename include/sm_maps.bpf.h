@@ -78,6 +78,14 @@ SM_MAP struct {
 	__type(value, struct sm_ctl);
 } sm_ctl SEC(".maps");
 
+/* slot -> struct sm_flow: per-connection run of small messages. */
+SM_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SM_FLOWS);
+	__type(key, __u32);
+	__type(value, struct sm_flow);
+} sm_flows SEC(".maps");
+
 static __always_inline struct sm_counters *sm_counters_get(void)
 {
 	__u32 zero = 0;

@@ -24,6 +24,7 @@
 #define SM_MAP_CIDRS	"sm_cidrs"
 #define SM_MAP_UNIQUE	"sm_unique"
 #define SM_MAP_CTL	"sm_ctl"
+#define SM_MAP_FLOWS	"sm_flows"
 
 #define SM_PORTS_MAX	   65536 /* one sm_ports entry per TCP port */
 #define SM_CIDRS_MAX	   1024	 /* prefixes per LPM map */
@@ -50,9 +51,49 @@ struct sm_key {
 /* Per-socket state in sm_state (sk_storage), written once at establishment. */
 struct sm_sock_state {
 	struct sm_key peer; /* key of the socket our sends are redirected to */
-	__u32 flags;	    /* SM_SF_* */
-	__u32 pad;
+	__u64 conn;	    /* connection id, the same at both ends; never 0 */
+	__u32 flow;	    /* its slot in sm_flows */
+	__u16 flags;	    /* SM_SF_* */
+	__u16 dir;	    /* 0 at the active end, 1 at the passive end */
 };
+
+/*
+ * Value of sm_flows, one slot per connection (shared by colliding ones: a
+ * slot whose conn is not ours is left alone). Tracks the run of small
+ * messages sent one way without a message the other way.
+ */
+struct sm_flow {
+	__u64 conn;
+	__u32 last_dir; /* direction of the last message */
+	__u32 run;	/* small messages in a row in that direction */
+};
+
+/*
+ * Bulk small writes: redirecting costs the receiver a wake-up and a socket
+ * lock handover per message, which the stack amortises by coalescing small
+ * writes into large segments. Measured on 6.18 (iperf3, 2 cores): redirect
+ * is ~0.5x of TCP at 1 KiB writes, ~0.85x at 16 KiB, ~1.7x at 32 KiB and
+ * ~2x at 64 KiB and up. So a direction that sends SM_BULK_RUN messages in
+ * a row, each under SM_BULK_MSG_MAX bytes, with nothing coming back, is a
+ * small-write stream: it moves to the stack for good (order-safe). Request/
+ * response traffic resets the run at every reply and stays redirected.
+ */
+#define SM_FLOWS	65536 /* slots in sm_flows, a power of two */
+#define SM_BULK_RUN	128
+#define SM_BULK_MSG_MAX (32 * 1024)
+
+/* Connection id from the active end's key: both ends compute the same. */
+static inline __u64 sm_conn_id(const struct sm_key *active)
+{
+	const __u32 *w = (const __u32 *)active;
+	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a offset basis */
+
+	for (unsigned int i = 0; i < sizeof(*active) / sizeof(__u32); i++) {
+		h ^= w[i];
+		h *= 0x100000001b3ULL; /* FNV prime */
+	}
+	return h ? h : 1;
+}
 
 /*
  * SM_SF_STACK: this direction goes through the TCP/IP stack for good.
@@ -88,16 +129,17 @@ struct sm_lpm_key {
  * Counters, one struct per CPU in sm_counters (PERCPU_ARRAY, one entry).
  * Order and names are the contract of `sockmesh status` and the metrics.
  */
-#define SM_COUNTERS(X)                                                           \
-	X(sockets_added)      /* sockets put into sm_sockhash */                 \
-	X(sockets_add_failed) /* selected, but the map refused them (full...) */ \
-	X(sockets_skipped) /* established in an attached cgroup, not selected */ \
-	X(msgs_redirected)  /* sendmsg()s handed straight to the peer */         \
-	X(bytes_redirected) /* their bytes */                                    \
-	X(msgs_passed)	   /* sendmsg()s that went through the TCP/IP stack */   \
-	X(bytes_passed)	   /* their bytes */                                     \
-	X(peer_misses)	   /* directions switched to the stack: peer absent */   \
-	X(msgs_drained)	   /* sendmsg()s passed because unload drained */        \
+#define SM_COUNTERS(X)                                                               \
+	X(sockets_added)      /* sockets put into sm_sockhash */                     \
+	X(sockets_add_failed) /* selected, but the map refused them (full...) */     \
+	X(sockets_skipped) /* established in an attached cgroup, not selected */     \
+	X(msgs_redirected)  /* sendmsg()s handed straight to the peer */             \
+	X(bytes_redirected) /* their bytes */                                        \
+	X(msgs_passed)	/* sendmsg()s that went through the TCP/IP stack */          \
+	X(bytes_passed) /* their bytes */                                            \
+	X(peer_misses)	/* directions switched to the stack: peer absent */          \
+	X(bulk_fallbacks) /* directions switched to the stack: small-write stream */ \
+	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \
 	X(redirect_errors) /* socket in the map but its state lost */
 
 struct sm_counters {

@@ -16,6 +16,7 @@ int sm_skmsg(struct sk_msg_md *msg)
 {
 	struct sm_counters *c = sm_counters_get();
 	struct sm_sock_state *st;
+	struct sm_flow *flow;
 	struct sm_ctl *ctl;
 	__u32 zero = 0;
 	struct bpf_sock *sk = msg->sk;
@@ -33,6 +34,18 @@ int sm_skmsg(struct sk_msg_md *msg)
 	if (!st) {
 		c->redirect_errors++;
 		goto pass;
+	}
+	/* every message, redirected or not, ends the other direction's run */
+	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
+	if (flow && flow->conn == st->conn) {
+		if (flow->last_dir != st->dir || size >= SM_BULK_MSG_MAX) {
+			flow->last_dir = st->dir;
+			flow->run = 0;
+		} else if (++flow->run >= SM_BULK_RUN &&
+			   !(st->flags & SM_SF_STACK)) {
+			st->flags |= SM_SF_STACK;
+			c->bulk_fallbacks++;
+		}
 	}
 	if (st->flags & SM_SF_STACK)
 		goto pass;

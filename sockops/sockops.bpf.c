@@ -77,6 +77,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	struct sm_key key = {};
 	struct sm_sock_state *st;
 	struct sm_counters *c;
+	struct sm_flow *flow;
 	struct bpf_sock *sk;
 
 	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
@@ -109,6 +110,16 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	}
 	sm_key_peer(&st->peer, &key);
 	st->flags = 0;
+	st->dir = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
+	st->conn = sm_conn_id(st->dir ? &st->peer : &key);
+	st->flow = (__u32)st->conn & (SM_FLOWS - 1);
+	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
+	if (flow && flow->conn != st->conn) {
+		/* a new connection takes the slot; the active end comes first */
+		flow->conn = st->conn;
+		flow->last_dir = 0;
+		flow->run = 0;
+	}
 
 	if (bpf_sock_hash_update(skops, &sm_sockhash, &key, BPF_NOEXIST)) {
 		bpf_sk_storage_delete(&sm_state, sk);

@@ -361,8 +361,11 @@ static void *send_thread(void *arg)
 
 	p->ok = buf != NULL;
 	while (p->ok && p->done < p->size) {
-		size_t chunk = 1 + (k++ * 7919) % (p->stop_fd >= 0 ? 16384
-								   : max_chunk);
+		/* streams write >= SM_BULK_MSG_MAX: they stay redirected */
+		size_t chunk = p->stop_fd >= 0
+				       ? SM_BULK_MSG_MAX +
+						 (k++ * 7919) % SM_BULK_MSG_MAX
+				       : 1 + (k++ * 7919) % max_chunk;
 
 		if (p->stop_fd >= 0 &&
 		    poll(&(struct pollfd){.fd = p->stop_fd, .events = POLLIN},
@@ -698,8 +701,8 @@ static int selected(const char *name, int argc, char **argv, int first)
 int main(int argc, char **argv)
 {
 	const char *build = "build";
-	const char *suite = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1
-						   : argv[0];
+	const char *suite =
+		strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	char mnt[PATH_MAX];
 	int first = 1, passed = 0, failed = 0;
 

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Bulk small writes move to the stack (SM_BULK_RUN small messages one way
+ * with nothing coming back); request/response and large writes stay
+ * redirected. The switch must keep every byte in order: the receiver
+ * sleeps first, so redirected bytes are still unread when stack bytes
+ * arrive behind them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct oneway {
+	size_t write_size;
+	size_t total;
+	int rr; /* request/response instead of a stream */
+	int reader_delay_ms;
+};
+
+static int connect_pair(int *cfd, int *afd)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) ||
+	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&sin, &len))
+		return -1;
+	*cfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (*cfd < 0 || connect(*cfd, (struct sockaddr *)&sin, sizeof(sin)))
+		return -1;
+	*afd = accept(lfd, NULL, NULL);
+	close(lfd);
+	return *afd < 0 ? -1 : 0;
+}
+
+static unsigned char pat(size_t off)
+{
+	return (unsigned char)((off * 2654435761u) >> 24);
+}
+
+/* recv() exactly @len bytes, retrying the EAGAIN of docs/datapath.md. */
+static int recv_exact(int fd, unsigned char *buf, size_t len)
+{
+	for (size_t got = 0; got < len;) {
+		ssize_t n = recv(fd, buf + got, len - got, 0);
+
+		if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+			poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1,
+			     1000);
+			continue;
+		}
+		if (n <= 0)
+			return -1;
+		got += n;
+	}
+	return 0;
+}
+
+static int oneway_child(void *arg)
+{
+	struct oneway *o = arg;
+	static unsigned char buf[1 << 20];
+	int cfd, afd;
+	pid_t pid;
+
+	if (connect_pair(&cfd, &afd))
+		return 10;
+	if (o->rr) {
+		/* request, response, o->total / o->write_size times */
+		for (size_t off = 0; off < o->total; off += o->write_size) {
+			for (size_t i = 0; i < o->write_size; i++)
+				buf[i] = pat(off + i);
+			if (send(cfd, buf, o->write_size, 0) !=
+				    (ssize_t)o->write_size ||
+			    recv_exact(afd, buf, o->write_size) ||
+			    send(afd, buf, o->write_size, 0) !=
+				    (ssize_t)o->write_size ||
+			    recv_exact(cfd, buf, o->write_size))
+				return 11;
+			for (size_t i = 0; i < o->write_size; i++)
+				if (buf[i] != pat(off + i))
+					return 12;
+		}
+		return 0;
+	}
+	pid = fork();
+	if (!pid) { /* the writer */
+		close(afd);
+		for (size_t off = 0; off < o->total; off += o->write_size) {
+			for (size_t i = 0; i < o->write_size; i++)
+				buf[i] = pat(off + i);
+			for (size_t sent = 0; sent < o->write_size;) {
+				ssize_t n = send(cfd, buf + sent,
+						 o->write_size - sent, 0);
+
+				if (n <= 0)
+					_exit(13);
+				sent += n;
+			}
+		}
+		_exit(0);
+	}
+	close(cfd);
+	usleep(o->reader_delay_ms * 1000);
+	for (size_t off = 0; off < o->total;) {
+		size_t want = o->total - off < sizeof(buf) ? o->total - off
+							   : sizeof(buf);
+
+		if (recv_exact(afd, buf, want))
+			return 14;
+		for (size_t i = 0; i < want; i++) {
+			if (buf[i] != pat(off + i)) {
+				fprintf(stderr, "    byte %zu out of order\n",
+					off + i);
+				return 15;
+			}
+		}
+		off += want;
+	}
+	return env_wait(pid, 60) ? 16 : 0;
+}
+
+static int start(struct env *e)
+{
+	return ASSERT_EQ(env_write_config(e, "", ""), 0, "write config") &&
+			       ASSERT_EQ(env_start_daemon(e), 0,
+					 "start sockmeshd")
+		       ? 0
+		       : -1;
+}
+
+static int run(struct env *e, struct oneway *o)
+{
+	return env_wait(env_spawn(e, IN_CGROUP | NEW_NETNS, oneway_child, o),
+			120);
+}
+
+TEST(small_write_stream_moves_to_stack_in_order)
+{
+	struct oneway o = {
+		.write_size = 1024, .total = 8 << 20, .reader_delay_ms = 200};
+	struct sm_counters c;
+
+	if (start(e))
+		return;
+	ASSERT_EQ(run(e, &o), 0, "8 MiB in 1 KiB writes, exact and in order");
+	ASSERT_EQ(env_counters(e, &c, NULL), 0, "read counters");
+	ASSERT_EQ(c.bulk_fallbacks, 1, "the stream moved to the stack");
+	ASSERT_EQ(c.msgs_redirected, SM_BULK_RUN - 1,
+		  "redirected until the SM_BULK_RUN-th message in a row");
+	ASSERT_EQ(c.bytes_redirected + c.bytes_passed, o.total,
+		  "every byte counted once");
+	ASSERT_EQ(c.peer_misses, 0, "no miss");
+}
+
+TEST(request_response_stays_redirected)
+{
+	struct oneway o = {.write_size = 1024, .total = 2000 * 1024, .rr = 1};
+	struct sm_counters c;
+
+	if (start(e))
+		return;
+	ASSERT_EQ(run(e, &o), 0, "2000 round trips, exact");
+	ASSERT_EQ(env_counters(e, &c, NULL), 0, "read counters");
+	ASSERT_EQ(c.bulk_fallbacks, 0, "replies reset the run");
+	ASSERT_EQ(c.msgs_passed, 0, "nothing through the stack");
+	ASSERT_EQ(c.bytes_redirected, 2 * o.total, "every byte redirected");
+}
+
+TEST(large_write_stream_stays_redirected)
+{
+	struct oneway o = {.write_size = 64 << 10, .total = 64 << 20};
+	struct sm_counters c;
+
+	if (start(e))
+		return;
+	ASSERT_EQ(run(e, &o), 0, "64 MiB in 64 KiB writes, exact");
+	ASSERT_EQ(env_counters(e, &c, NULL), 0, "read counters");
+	ASSERT_EQ(c.bulk_fallbacks, 0, "large writes are not a small stream");
+	ASSERT_EQ(c.bytes_redirected, o.total, "every byte redirected");
+}
