@@ -51,6 +51,7 @@ help:
 	@echo 'make run        set up what is missing, build, run sockmeshd on $(CONFIG)'
 	@echo 'make test       set up what is missing, build, run every test (root)'
 	@echo 'make check      clang-format, cppcheck, a -Werror build of everything'
+	@echo 'make bench      tcp vs accelerated vs UNIX sockets: perf/results/, plots (root)'
 	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) (PREFIX=/usr/local)'
 	@echo 'make clean      remove build/'
 	@echo 'V=1             show the commands'

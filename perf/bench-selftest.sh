@@ -1,0 +1,119 @@
+#!/bin/sh
+# bench-selftest.sh [BUILD] - sockmesh-bench works: one short run (1 KiB,
+# 0.2 s) per mode and transport against a private sockmeshd. Each must
+# complete with ops > 0 and its data verified; each accel run must have grown
+# bytes_redirected, each tcp and uds run must have left the counters alone.
+# Also: a bad option exits 2, accel without sockmesh exits 3 ("not loaded").
+# No timing assertions. Needs root. Last line: "bench: N passed, M failed".
+set -u
+cd "$(dirname "$0")/.." || exit 1
+build=${1:-build}
+bench=$build/sockmesh-bench
+pass=0
+fail=0
+
+ok() {
+	pass=$((pass + 1))
+	echo "  ok   $*"
+}
+not_ok() {
+	fail=$((fail + 1))
+	echo "  FAIL $*"
+}
+summary() {
+	echo "bench: $pass passed, $fail failed"
+	[ "$fail" -eq 0 ]
+}
+
+. perf/daemon.sh
+cleanup() {
+	status=$?
+	trap - EXIT HUP INT PIPE TERM
+	sm_daemon_cleanup
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 141' PIPE
+trap 'exit 143' TERM
+
+if [ ! -x "$bench" ]; then
+	not_ok "$bench is missing: run make"
+	summary
+	exit
+fi
+
+# usage errors: exit 2 and a clear message
+out=$("$bench" --size 0 2>&1)
+rc=$?
+if [ "$rc" -eq 2 ] && echo "$out" | grep -q "size"; then
+	ok "bad option: exit 2: $(echo "$out" | head -1)"
+else
+	not_ok "bad option: exit $rc, expected 2: $out"
+fi
+
+# accel without a daemon on that pin_dir: not loaded, exit 3
+mkdir -p "/tmp/sockmesh-bench-st-$$"
+cat >"/tmp/sockmesh-bench-st-$$/none.ini" <<EOC
+[daemon]
+pin_dir = /sys/fs/bpf/sockmesh-bench-none-$$
+run_dir = /tmp/sockmesh-bench-st-$$
+[accelerate]
+cgroups = sockmesh-bench-none-$$
+EOC
+out=$("$bench" -T accel -t 0.1 -c "/tmp/sockmesh-bench-st-$$/none.ini" 2>&1)
+rc=$?
+rm -rf "/tmp/sockmesh-bench-st-$$"
+if [ "$rc" -eq 3 ] && echo "$out" | grep -q "sockmesh is not loaded"; then
+	ok "accel without sockmesh: exit 3, not loaded"
+else
+	not_ok "accel without sockmesh: exit $rc, expected 3: $out"
+fi
+
+if ! sm_daemon_start "$build" "sockmesh-bench-st-$$"; then
+	not_ok "cannot start a private sockmeshd"
+	summary
+	exit
+fi
+
+json=$sm_run/runs.json
+"$bench" -c "$sm_conf" -m rr,crr,stream -T tcp,accel,uds -s 1K -t 0.2 \
+	-w 0.05 --json >"$json" 2>"$sm_run/bench.err"
+rc=$?
+[ "$rc" -eq 0 ] || not_ok "sockmesh-bench exit $rc: $(cat "$sm_run/bench.err")"
+
+# the value of "KEY": in one run object (one line of the JSON array)
+field() {
+	printf '%s\n' "$1" | sed -n "s/.*\"$2\": \"\{0,1\}\([^\",}]*\).*/\1/p"
+}
+
+for mode in rr crr stream; do
+	for tr in tcp accel uds; do
+		run=$(grep "\"mode\": \"$mode\", \"transport\": \"$tr\"" "$json")
+		name="$mode $tr 1 KiB"
+		if [ -z "$run" ]; then
+			not_ok "$name: no result"
+			continue
+		fi
+		ops=$(field "$run" ops)
+		verified=$(field "$run" verified)
+		red=$(field "$run" bytes_redirected)
+		err=$(field "$run" error)
+		if [ "$err" != null ] || [ "$verified" != true ]; then
+			not_ok "$name: $(printf '%s\n' "$run" | sed -n 's/.*"error": //p')"
+		elif [ "${ops:-0}" -le 0 ]; then
+			not_ok "$name: no operation completed"
+		elif [ -z "$red" ]; then
+			not_ok "$name: no counters"
+		elif [ "$tr" = accel ] && [ "$red" -le 0 ]; then
+			not_ok "$name: $ops ops, verified, but bytes_redirected did not grow"
+		elif [ "$tr" != accel ] && [ "$red" -ne 0 ]; then
+			not_ok "$name: bytes_redirected grew by $red in a plain run"
+		else
+			ok "$name: $ops ops, verified, bytes_redirected +$red"
+		fi
+	done
+done
+
+summary

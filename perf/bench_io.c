@@ -1,0 +1,906 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * bench_io.c - the client and server loops: one io_uring per process and the
+ * same code for tcp, accel and uds, so that only the transport differs.
+ *
+ * rr      the client sends size bytes and posts the receive of the echo in
+ *         the same submission; the server reads exactly size bytes, then
+ *         echoes them. The client compares the echo with what it sent (each
+ *         request carries its sequence number at both ends).
+ * crr     socket(), io_uring connect, one rr exchange, close(): one op.
+ * stream  the client writes size-byte slices of a pattern whose period is a
+ *         prime, as fast as the transport takes them; the server reads into a
+ *         256 KiB buffer and checks every byte against the pattern at its
+ *         stream offset, so a lost, repeated or reordered write is caught.
+ *
+ * Latency is taken per operation with CLOCK_MONOTONIC in the client: from
+ * the start of the op (the send, or socket() for crr) to its end (the last
+ * byte of the echo, the close for crr, the completion of the write for
+ * stream). Ops that complete during the warm-up are not recorded.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include <liburing.h>
+
+#include "bench.h"
+
+#define PAT_PERIOD	4093 /* prime: no power-of-two write size divides it */
+#define STREAM_RBUF	(256 * 1024)
+#define LISTEN_BACKLOG	4096
+#define SERVER_LINGER_S 5 /* after the client is done, for the last EOFs */
+#define ACCEPT_WAIT_NS	(5ULL * 1000000000ULL)
+
+enum op {
+	OP_SEND = 1,
+	OP_RECV,
+	OP_CONNECT,
+	OP_ACCEPT,
+	OP_CTL,
+	OP_TIMEOUT,
+};
+
+/* user_data: the connection's index and the operation */
+#define UD(idx, op) (((__u64)(idx) << 3) | (op))
+#define UD_IDX(ud)  ((int)((ud) >> 3))
+#define UD_OP(ud)   ((int)((ud)&7))
+
+uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t tv_ns(const struct timeval *tv)
+{
+	return (uint64_t)tv->tv_sec * 1000000000ULL +
+	       (uint64_t)tv->tv_usec * 1000ULL;
+}
+
+/* User + system time of this process, io_uring workers included. */
+static uint64_t cpu_now_ns(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return tv_ns(&ru.ru_utime) + tv_ns(&ru.ru_stime);
+}
+
+/* Record what failed in @side; returns @ret. */
+static int __attribute__((format(printf, 3, 4)))
+side_fail(struct bench_side *side, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (side->ret)
+		return ret; /* keep the first failure */
+	side->ret = ret;
+	va_start(ap, fmt);
+	vsnprintf(side->err, sizeof(side->err), fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+static bool is_tcp(const struct bench_params *p)
+{
+	return p->transport != BENCH_UDS;
+}
+
+/* Nagle off for request/response, as RPC stacks do; stream keeps the
+ * default, as bulk senders do. */
+static int set_nodelay(const struct bench_params *p, int fd)
+{
+	int one = 1;
+
+	if (!is_tcp(p) || p->mode == BENCH_STREAM)
+		return 0;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		return -errno;
+	return 0;
+}
+
+/* Pattern of period PAT_PERIOD, @len bytes: pat[i] == pat[i % PAT_PERIOD],
+ * so any window of a stream offset o is at pat + o % PAT_PERIOD. */
+static unsigned char *pattern_new(size_t len)
+{
+	unsigned char *pat = malloc(len);
+	uint32_t x = 2463534242U;
+
+	if (!pat)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (i < PAT_PERIOD) {
+			x ^= x << 13; /* xorshift32 */
+			x ^= x >> 17;
+			x ^= x << 5;
+			pat[i] = (unsigned char)x;
+		} else {
+			pat[i] = pat[i - PAT_PERIOD];
+		}
+	}
+	return pat;
+}
+
+/* A buffer of @len bytes, touched so that page faults stay out of the run. */
+static void *buf_new(size_t len)
+{
+	void *buf = NULL;
+
+	if (posix_memalign(&buf, 4096, len ? len : 1))
+		return NULL;
+	memset(buf, 0x5a, len);
+	return buf;
+}
+
+static int ring_init(struct io_uring *ring, unsigned int entries)
+{
+	struct io_uring_params prm = {
+		/* completions run when we wait, not as interrupts */
+		.flags =
+			IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	};
+	int ret;
+
+	ret = io_uring_queue_init_params(entries, ring, &prm);
+	if (ret == -EINVAL) { /* a kernel before 6.1 */
+		memset(&prm, 0, sizeof(prm));
+		ret = io_uring_queue_init_params(entries, ring, &prm);
+	}
+	return ret;
+}
+
+static unsigned int ring_entries(int conns)
+{
+	unsigned int n = 16;
+
+	while (n < 4U * (unsigned int)conns + 8 && n < 4096)
+		n <<= 1;
+	return n;
+}
+
+static struct io_uring_sqe *get_sqe(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	if (!sqe && io_uring_submit(ring) >= 0)
+		sqe = io_uring_get_sqe(ring);
+	return sqe;
+}
+
+static int queue_send(struct io_uring *ring, int fd, const void *buf,
+		      size_t len, int idx)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, UD(idx, OP_SEND));
+	return 0;
+}
+
+/* @poll_first: nothing can be there yet (the peer has not answered), so
+ * wait for readability instead of trying the receive first. */
+static int queue_recv(struct io_uring *ring, int fd, void *buf, size_t len,
+		      int idx, bool poll_first)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_recv(sqe, fd, buf, len, 0);
+	if (poll_first)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+	io_uring_sqe_set_data64(sqe, UD(idx, OP_RECV));
+	return 0;
+}
+
+int bench_listen(const struct bench_params *p, struct bench_shared *sh)
+{
+	struct bench_side *side = &sh->server;
+	int fd, one = 1, ret;
+
+	fd = socket(sh->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return side_fail(side, -errno, "socket: %s", strerror(errno));
+	if (is_tcp(p) &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))) {
+		ret = side_fail(side, -errno, "SO_REUSEADDR: %s",
+				strerror(errno));
+		goto err_close;
+	}
+	if (bind(fd, (struct sockaddr *)&sh->addr, sh->addrlen)) {
+		ret = side_fail(side, -errno, "bind: %s", strerror(errno));
+		goto err_close;
+	}
+	if (listen(fd, LISTEN_BACKLOG)) {
+		ret = side_fail(side, -errno, "listen: %s", strerror(errno));
+		goto err_close;
+	}
+	if (is_tcp(p)) { /* the port the kernel chose */
+		socklen_t len = sizeof(sh->addr);
+
+		if (getsockname(fd, (struct sockaddr *)&sh->addr, &len)) {
+			ret = side_fail(side, -errno, "getsockname: %s",
+					strerror(errno));
+			goto err_close;
+		}
+		sh->addrlen = len;
+	}
+	return fd;
+err_close:
+	close(fd);
+	return ret;
+}
+
+/* ---- client ---------------------------------------------------------- */
+
+struct cconn {
+	int fd;
+	size_t sent, got; /* of the current operation */
+	uint64_t t0;	  /* its start */
+	uint64_t seq;	  /* rr, crr: operations on this slot */
+	uint64_t off;	  /* stream: bytes written before this write */
+	unsigned char *sbuf, *rbuf;
+};
+
+struct client {
+	const struct bench_params *p;
+	struct bench_shared *sh;
+	struct bench_side *side;
+	struct io_uring ring;
+	struct cconn *c;
+	unsigned char *pat; /* stream */
+	bool measuring, stopping;
+	int active; /* slots with an operation in progress */
+};
+
+static void stamp(unsigned char *buf, size_t size, uint64_t seq)
+{
+	memcpy(buf, &seq, size < sizeof(seq) ? size : sizeof(seq));
+	if (size >= 2 * sizeof(seq))
+		memcpy(buf + size - sizeof(seq), &seq, sizeof(seq));
+}
+
+static int client_socket(struct client *cl, int *out)
+{
+	int fd, ret;
+
+	fd = socket(cl->sh->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return side_fail(cl->side, -errno, "socket: %s",
+				 strerror(errno));
+	ret = set_nodelay(cl->p, fd);
+	if (ret) {
+		close(fd);
+		return side_fail(cl->side, ret, "TCP_NODELAY: %s",
+				 strerror(-ret));
+	}
+	*out = fd;
+	return 0;
+}
+
+static int client_send(struct client *cl, int i)
+{
+	struct cconn *c = &cl->c[i];
+	const unsigned char *buf;
+
+	if (cl->p->mode == BENCH_STREAM)
+		buf = cl->pat + (c->off + c->sent) % PAT_PERIOD;
+	else
+		buf = c->sbuf + c->sent;
+	return queue_send(&cl->ring, c->fd, buf, cl->p->size - c->sent, i);
+}
+
+static int client_recv(struct client *cl, int i, bool first)
+{
+	struct cconn *c = &cl->c[i];
+
+	return queue_recv(&cl->ring, c->fd, c->rbuf + c->got,
+			  cl->p->size - c->got, i, first);
+}
+
+/* The request and the receive of its echo, in one submission. */
+static int client_exchange(struct client *cl, int i)
+{
+	int ret = client_send(cl, i);
+
+	return ret ? ret : client_recv(cl, i, true);
+}
+
+static int client_start(struct client *cl, int i)
+{
+	struct cconn *c = &cl->c[i];
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	c->sent = 0;
+	c->got = 0;
+	c->t0 = bench_now_ns();
+	if (cl->p->mode == BENCH_STREAM)
+		return client_send(cl, i);
+	stamp(c->sbuf, cl->p->size, ++c->seq);
+	if (cl->p->mode == BENCH_RR)
+		return client_exchange(cl, i);
+	ret = client_socket(cl, &c->fd);
+	if (ret)
+		return ret;
+	sqe = get_sqe(&cl->ring);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&cl->sh->addr,
+			      cl->sh->addrlen);
+	io_uring_sqe_set_data64(sqe, UD(i, OP_CONNECT));
+	return 0;
+}
+
+static int client_done(struct client *cl, int i)
+{
+	struct cconn *c = &cl->c[i];
+	size_t size = cl->p->size;
+	uint64_t t1;
+
+	if (cl->p->mode == BENCH_CRR) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	t1 = bench_now_ns();
+	if (cl->p->mode != BENCH_STREAM && memcmp(c->sbuf, c->rbuf, size))
+		return side_fail(
+			cl->side, -EBADMSG,
+			"the echo of request %llu on connection %d differs from the request",
+			(unsigned long long)c->seq, i);
+	if (cl->measuring && !cl->stopping) {
+		bench_hist_add(&cl->sh->hist, t1 - c->t0);
+		cl->side->ops++;
+	}
+	cl->side->ops_total++;
+	cl->side->bytes_total += size;
+	c->off += size;
+	if (!cl->stopping)
+		return client_start(cl, i);
+	cl->active--;
+	return 0;
+}
+
+static int client_cqe(struct client *cl, const struct io_uring_cqe *cqe)
+{
+	int i = UD_IDX(cqe->user_data), res = cqe->res;
+	struct cconn *c = &cl->c[i];
+	size_t size = cl->p->size;
+
+	switch (UD_OP(cqe->user_data)) {
+	case OP_CONNECT:
+		if (res < 0)
+			return side_fail(cl->side, res, "connect: %s%s",
+					 strerror(-res),
+					 res == -EADDRNOTAVAIL
+						 ? " (out of ephemeral ports)"
+						 : "");
+		return client_exchange(cl, i);
+	case OP_SEND:
+		if (res < 0)
+			return side_fail(cl->side, res, "send: %s",
+					 strerror(-res));
+		c->sent += (size_t)res;
+		if (c->sent < size)
+			return client_send(cl, i);
+		if (cl->p->mode == BENCH_STREAM)
+			return client_done(cl, i);
+		break;
+	case OP_RECV:
+		if (res < 0)
+			return side_fail(cl->side, res, "recv: %s",
+					 strerror(-res));
+		if (!res)
+			return side_fail(
+				cl->side, -EPIPE,
+				"the server closed connection %d after %zu of %zu bytes of an echo",
+				i, c->got, size);
+		c->got += (size_t)res;
+		if (c->got < size)
+			return client_recv(cl, i, false);
+		break;
+	default:
+		return side_fail(cl->side, -EPROTO,
+				 "unexpected completion %llu",
+				 (unsigned long long)cqe->user_data);
+	}
+	if (c->sent == size && c->got == size)
+		return client_done(cl, i);
+	return 0;
+}
+
+/* rr and stream: every connection established, and accepted (so in the
+ * socket map, for accel) before the first byte. */
+static int client_connect_all(struct client *cl)
+{
+	uint64_t deadline;
+	int ret;
+
+	for (int i = 0; i < cl->p->conns; i++) {
+		ret = client_socket(cl, &cl->c[i].fd);
+		if (ret)
+			return ret;
+		if (connect(cl->c[i].fd, (struct sockaddr *)&cl->sh->addr,
+			    cl->sh->addrlen))
+			return side_fail(cl->side, -errno, "connect: %s",
+					 strerror(errno));
+	}
+	deadline = bench_now_ns() + ACCEPT_WAIT_NS;
+	while (__atomic_load_n(&cl->sh->server.conns, __ATOMIC_ACQUIRE) <
+	       (uint64_t)cl->p->conns) {
+		if (bench_now_ns() > deadline)
+			return side_fail(
+				cl->side, -ETIMEDOUT,
+				"the server did not accept the connections");
+		usleep(200);
+	}
+	return 0;
+}
+
+static int client_alloc(struct client *cl)
+{
+	const struct bench_params *p = cl->p;
+
+	cl->c = calloc((size_t)p->conns, sizeof(*cl->c));
+	if (!cl->c)
+		return side_fail(cl->side, -ENOMEM, "out of memory");
+	for (int i = 0; i < p->conns; i++)
+		cl->c[i].fd = -1;
+	if (p->mode == BENCH_STREAM) {
+		cl->pat = pattern_new(PAT_PERIOD + p->size);
+		if (!cl->pat)
+			return side_fail(cl->side, -ENOMEM, "out of memory");
+		return 0;
+	}
+	for (int i = 0; i < p->conns; i++) {
+		cl->c[i].sbuf = buf_new(p->size);
+		cl->c[i].rbuf = buf_new(p->size);
+		if (!cl->c[i].sbuf || !cl->c[i].rbuf)
+			return side_fail(cl->side, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static void client_free(struct client *cl)
+{
+	if (cl->c) {
+		for (int i = 0; i < cl->p->conns; i++) {
+			if (cl->c[i].fd >= 0)
+				close(cl->c[i].fd);
+			free(cl->c[i].sbuf);
+			free(cl->c[i].rbuf);
+		}
+	}
+	free(cl->c);
+	free(cl->pat);
+}
+
+/* Phase changes, at the boundaries of completion batches. */
+static void client_clock(struct client *cl, uint64_t warm_end, uint64_t end,
+			 uint64_t *win0, uint64_t *cpu0)
+{
+	uint64_t t = bench_now_ns();
+
+	if (!cl->measuring && t >= warm_end) {
+		cl->measuring = true;
+		bench_hist_reset(&cl->sh->hist);
+		cl->side->ops = 0;
+		*win0 = t;
+		*cpu0 = cpu_now_ns();
+		__atomic_store_n(&cl->sh->phase, BENCH_PH_MEASURE,
+				 __ATOMIC_RELEASE);
+	}
+	if (cl->measuring && !cl->stopping && t >= end) {
+		cl->stopping = true;
+		cl->side->window_ns = t - *win0;
+		cl->side->cpu_ns = cpu_now_ns() - *cpu0;
+		__atomic_store_n(&cl->sh->phase, BENCH_PH_DRAIN,
+				 __ATOMIC_RELEASE);
+	}
+}
+
+int bench_client(const struct bench_params *p, struct bench_shared *sh)
+{
+	struct client cl = {.p = p, .sh = sh, .side = &sh->client};
+	uint64_t warm_end, end, win0 = 0, cpu0 = 0;
+	struct io_uring_cqe *cqe;
+	unsigned int head, n;
+	int ret;
+
+	ret = client_alloc(&cl);
+	if (ret)
+		goto out_free;
+	ret = ring_init(&cl.ring, ring_entries(p->conns));
+	if (ret) {
+		side_fail(cl.side, ret, "io_uring_queue_init: %s",
+			  strerror(-ret));
+		goto out_free;
+	}
+	if (p->mode != BENCH_CRR) {
+		ret = client_connect_all(&cl);
+		if (ret)
+			goto out_ring;
+	}
+	warm_end = bench_now_ns() + p->warmup_ns;
+	end = warm_end + p->duration_ns;
+	for (int i = 0; i < p->conns; i++) {
+		ret = client_start(&cl, i);
+		if (ret)
+			goto out_ring;
+		cl.active++;
+	}
+	for (;;) {
+		client_clock(&cl, warm_end, end, &win0, &cpu0);
+		if (cl.stopping && !cl.active)
+			break;
+		ret = io_uring_submit_and_wait(&cl.ring, 1);
+		if (ret < 0 && ret != -EINTR) {
+			side_fail(cl.side, ret, "io_uring_submit_and_wait: %s",
+				  strerror(-ret));
+			goto out_ring;
+		}
+		n = 0;
+		ret = 0;
+		io_uring_for_each_cqe(&cl.ring, head, cqe)
+		{
+			n++;
+			ret = client_cqe(&cl, cqe);
+			if (ret)
+				break;
+		}
+		io_uring_cq_advance(&cl.ring, n);
+		if (ret)
+			goto out_ring;
+	}
+	ret = 0;
+out_ring:
+	io_uring_queue_exit(&cl.ring);
+out_free:
+	client_free(&cl);
+	if (ret && !cl.side->ret)
+		side_fail(cl.side, ret, "%s", strerror(-ret));
+	return ret;
+}
+
+/* ---- server ---------------------------------------------------------- */
+
+struct sconn {
+	int fd;	      /* -1: free slot */
+	size_t got;   /* rr, crr: bytes of the request read */
+	size_t sent;  /* rr, crr: bytes of the echo sent */
+	uint64_t off; /* stream: bytes read and verified */
+	unsigned char *buf;
+};
+
+struct server {
+	const struct bench_params *p;
+	struct bench_shared *sh;
+	struct bench_side *side;
+	struct io_uring ring;
+	int lfd, ctl_fd;
+	struct sconn *c; /* slots; their buffers are kept for reuse */
+	int n_slots;
+	int open; /* connections not yet closed by the client */
+	size_t bufsize;
+	unsigned char *pat; /* stream */
+	struct __kernel_timespec linger;
+	char ctl_byte;
+	bool stopping;
+	bool cpu0_set, cpu1_set;
+	uint64_t cpu0;
+};
+
+static int server_accept(struct server *sv)
+{
+	struct io_uring_sqe *sqe = get_sqe(&sv->ring);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_multishot_accept(sqe, sv->lfd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, UD(0, OP_ACCEPT));
+	return 0;
+}
+
+static int server_recv(struct server *sv, int i, bool first)
+{
+	struct sconn *c = &sv->c[i];
+
+	if (sv->p->mode == BENCH_STREAM)
+		return queue_recv(&sv->ring, c->fd, c->buf, sv->bufsize, i,
+				  false);
+	return queue_recv(&sv->ring, c->fd, c->buf + c->got,
+			  sv->p->size - c->got, i, first);
+}
+
+static int server_slot(struct server *sv, int *out)
+{
+	struct sconn *more;
+	int i;
+
+	for (i = 0; i < sv->n_slots; i++)
+		if (sv->c[i].fd < 0)
+			break;
+	if (i == sv->n_slots) {
+		more = realloc(sv->c,
+			       (size_t)(sv->n_slots + 1) * sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		sv->c = more;
+		memset(&sv->c[i], 0, sizeof(sv->c[i]));
+		sv->c[i].fd = -1;
+		sv->n_slots++;
+	}
+	if (!sv->c[i].buf) {
+		sv->c[i].buf = buf_new(sv->bufsize);
+		if (!sv->c[i].buf)
+			return -ENOMEM;
+	}
+	*out = i;
+	return 0;
+}
+
+static int server_new_conn(struct server *sv, int fd)
+{
+	struct sconn *c;
+	int i, ret;
+
+	ret = server_slot(sv, &i);
+	if (ret) {
+		close(fd);
+		return side_fail(sv->side, ret, "out of memory");
+	}
+	c = &sv->c[i];
+	c->fd = fd;
+	c->got = 0;
+	c->sent = 0;
+	c->off = 0;
+	sv->open++;
+	__atomic_store_n(&sv->side->conns, sv->side->conns + 1,
+			 __ATOMIC_RELEASE);
+	ret = set_nodelay(sv->p, fd);
+	if (ret)
+		return side_fail(sv->side, ret, "TCP_NODELAY: %s",
+				 strerror(-ret));
+	return server_recv(sv, i, true);
+}
+
+static void server_close(struct server *sv, int i)
+{
+	close(sv->c[i].fd);
+	sv->c[i].fd = -1;
+	sv->open--;
+}
+
+static int server_verify(struct server *sv, int i, size_t len)
+{
+	struct sconn *c = &sv->c[i];
+	const unsigned char *want = sv->pat + c->off % PAT_PERIOD;
+
+	if (memcmp(c->buf, want, len)) {
+		size_t k = 0;
+
+		while (c->buf[k] == want[k])
+			k++;
+		return side_fail(
+			sv->side, -EBADMSG,
+			"stream data differs from what was written at byte %llu of connection %d",
+			(unsigned long long)(c->off + k), i);
+	}
+	c->off += len;
+	sv->side->bytes_total += len;
+	return 0;
+}
+
+static int server_got(struct server *sv, int i, int res)
+{
+	struct sconn *c = &sv->c[i];
+	size_t size = sv->p->size;
+	int ret;
+
+	if (res < 0)
+		return side_fail(sv->side, res, "recv: %s", strerror(-res));
+	if (!res) { /* the client closed */
+		if (sv->p->mode != BENCH_STREAM && c->got)
+			return side_fail(
+				sv->side, -EPIPE,
+				"connection %d closed after %zu of %zu bytes of a request",
+				i, c->got, size);
+		server_close(sv, i);
+		return 0;
+	}
+	if (sv->p->mode == BENCH_STREAM) {
+		ret = server_verify(sv, i, (size_t)res);
+		return ret ? ret : server_recv(sv, i, false);
+	}
+	c->got += (size_t)res;
+	sv->side->bytes_total += (size_t)res;
+	if (c->got < size)
+		return server_recv(sv, i, false);
+	c->sent = 0;
+	return queue_send(&sv->ring, c->fd, c->buf, size, i);
+}
+
+static int server_sent(struct server *sv, int i, int res)
+{
+	struct sconn *c = &sv->c[i];
+	size_t size = sv->p->size;
+
+	if (res < 0)
+		return side_fail(sv->side, res, "send: %s", strerror(-res));
+	c->sent += (size_t)res;
+	if (c->sent < size)
+		return queue_send(&sv->ring, c->fd, c->buf + c->sent,
+				  size - c->sent, i);
+	sv->side->ops_total++;
+	c->got = 0;
+	return server_recv(sv, i, true);
+}
+
+static int server_ctl(struct server *sv)
+{
+	struct io_uring_sqe *sqe;
+
+	/* the client is done: wait for the last EOFs, not for ever */
+	sv->stopping = true;
+	sqe = get_sqe(&sv->ring);
+	if (!sqe)
+		return -EBUSY;
+	sv->linger.tv_sec = SERVER_LINGER_S;
+	io_uring_prep_timeout(sqe, &sv->linger, 0, 0);
+	io_uring_sqe_set_data64(sqe, UD(0, OP_TIMEOUT));
+	return 0;
+}
+
+static int server_cqe(struct server *sv, const struct io_uring_cqe *cqe)
+{
+	int i = UD_IDX(cqe->user_data), res = cqe->res, ret;
+
+	switch (UD_OP(cqe->user_data)) {
+	case OP_ACCEPT:
+		if (res < 0)
+			return side_fail(sv->side, res, "accept: %s",
+					 strerror(-res));
+		ret = server_new_conn(sv, res);
+		if (!ret && !(cqe->flags & IORING_CQE_F_MORE))
+			ret = server_accept(sv);
+		return ret;
+	case OP_RECV:
+		return server_got(sv, i, res);
+	case OP_SEND:
+		return server_sent(sv, i, res);
+	case OP_CTL:
+		return server_ctl(sv);
+	case OP_TIMEOUT:
+		return side_fail(
+			sv->side, -ETIMEDOUT,
+			"%d connections still open %d s after the client finished",
+			sv->open, SERVER_LINGER_S);
+	}
+	return side_fail(sv->side, -EPROTO, "unexpected completion %llu",
+			 (unsigned long long)cqe->user_data);
+}
+
+/* CPU time over the window, from the phases the client sets. */
+static void server_clock(struct server *sv)
+{
+	int ph = __atomic_load_n(&sv->sh->phase, __ATOMIC_ACQUIRE);
+
+	if (ph >= BENCH_PH_MEASURE && !sv->cpu0_set) {
+		sv->cpu0 = cpu_now_ns();
+		sv->cpu0_set = true;
+	}
+	if (ph >= BENCH_PH_DRAIN && !sv->cpu1_set) {
+		sv->side->cpu_ns = cpu_now_ns() - sv->cpu0;
+		sv->cpu1_set = true;
+	}
+}
+
+static int server_alloc(struct server *sv)
+{
+	sv->bufsize = sv->p->size;
+	if (sv->p->mode != BENCH_STREAM)
+		return 0;
+	if (sv->bufsize < STREAM_RBUF)
+		sv->bufsize = STREAM_RBUF;
+	sv->pat = pattern_new(PAT_PERIOD + sv->bufsize);
+	if (!sv->pat)
+		return side_fail(sv->side, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Accept connections; the parent's EOF on @ctl_fd says the client is done. */
+static int server_arm(struct server *sv)
+{
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	ret = server_accept(sv);
+	if (ret)
+		return ret;
+	sqe = get_sqe(&sv->ring);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_read(sqe, sv->ctl_fd, &sv->ctl_byte, 1, 0);
+	io_uring_sqe_set_data64(sqe, UD(0, OP_CTL));
+	return 0;
+}
+
+static void server_free(struct server *sv)
+{
+	for (int i = 0; i < sv->n_slots; i++) {
+		if (sv->c[i].fd >= 0)
+			close(sv->c[i].fd);
+		free(sv->c[i].buf);
+	}
+	free(sv->c);
+	free(sv->pat);
+}
+
+int bench_server(const struct bench_params *p, struct bench_shared *sh, int lfd,
+		 int ctl_fd)
+{
+	struct server sv = {
+		.p = p,
+		.sh = sh,
+		.side = &sh->server,
+		.lfd = lfd,
+		.ctl_fd = ctl_fd,
+	};
+	struct io_uring_cqe *cqe;
+	unsigned int head, n;
+	int ret;
+
+	ret = server_alloc(&sv);
+	if (ret)
+		goto out_free;
+	ret = ring_init(&sv.ring, ring_entries(p->conns));
+	if (ret) {
+		side_fail(sv.side, ret, "io_uring_queue_init: %s",
+			  strerror(-ret));
+		goto out_free;
+	}
+	ret = server_arm(&sv);
+	if (ret)
+		goto out_ring;
+	while (!sv.stopping || sv.open) {
+		ret = io_uring_submit_and_wait(&sv.ring, 1);
+		if (ret < 0 && ret != -EINTR) {
+			side_fail(sv.side, ret, "io_uring_submit_and_wait: %s",
+				  strerror(-ret));
+			goto out_ring;
+		}
+		n = 0;
+		ret = 0;
+		io_uring_for_each_cqe(&sv.ring, head, cqe)
+		{
+			n++;
+			ret = server_cqe(&sv, cqe);
+			if (ret)
+				break;
+		}
+		io_uring_cq_advance(&sv.ring, n);
+		if (ret)
+			goto out_ring;
+		server_clock(&sv);
+	}
+	ret = 0;
+out_ring:
+	io_uring_queue_exit(&sv.ring);
+out_free:
+	server_free(&sv);
+	if (ret && !sv.side->ret)
+		side_fail(sv.side, ret, "%s", strerror(-ret));
+	return ret;
+}

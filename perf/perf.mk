@@ -1,0 +1,39 @@
+# perf.mk - sockmesh-bench and `make bench`; included by the top Makefile
+# before its own rules.
+#
+# Included before the `all` rule: without this, the first rule below would
+# become the default goal of a plain `make`.
+.DEFAULT_GOAL := all
+
+BENCH_SRCS := perf/sockmesh-bench.c perf/bench_run.c perf/bench_io.c \
+	      perf/bench_hist.c perf/bench_report.c
+BENCH_OBJS := $(patsubst perf/%.c,$(BUILD)/perf/%.o,$(BENCH_SRCS))
+EXTRA_BINS += $(BUILD)/sockmesh-bench
+
+$(BUILD)/perf:
+	$(Q)mkdir -p $@
+
+$(BUILD)/perf/%.o: perf/%.c perf/bench.h include/sockmesh.h \
+		   $(wildcard cgroupd/*.h) | $(BUILD)/perf
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/sockmesh-bench: $(BENCH_OBJS) $(BUILD)/libsmcore.a
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $(BENCH_OBJS) $(BUILD)/libsmcore.a $(LDLIBS_CORE) \
+		-luring -o $@
+
+# The matrix (rr, stream, crr x 64 B..1 MiB x tcp, accel, uds) against a
+# private daemon; writes perf/results/ and the table in perf/README.md.
+.PHONY: bench bench-check
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)perf/run-bench.sh $(BUILD)
+
+# `make check` covers perf/ too: formatting and cppcheck (its -Werror build
+# of `all` includes sockmesh-bench already).
+check: bench-check
+bench-check:
+	$(Q)clang-format --dry-run --Werror perf/*.c perf/*.h
+	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--inline-suppr -Iinclude -Icgroupd perf

@@ -1,0 +1,675 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockmesh-bench - latency and throughput of loopback TCP (tcp), TCP in a
+ * sockmesh-accelerated cgroup (accel) and UNIX stream sockets (uds), side by
+ * side in one run, with the same io_uring loop for all three.
+ *
+ * For each run the parent forks a server, then a client (bench_run.c). Each
+ * pins itself if asked and, for accel, joins the accelerated cgroup before
+ * creating any socket (a socket's cgroup is fixed at its creation); both
+ * report into shared memory. The parent reads the sockmesh counters before
+ * and after the run, so a "fast" run that was not redirected shows.
+ *
+ * Runs are interleaved: for each round, mode and size, the transports run
+ * one after the other, so that a drift in machine load hits them alike.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cgroup.h"
+#include "config.h"
+#include "core.h"
+
+#define EXIT_USAGE	2
+#define EXIT_NOT_LOADED 3
+
+#define CONNS_MAX      1024
+#define SIZE_MAX_BYTES (64UL << 20)
+#define MEM_MAX_BYTES  (512UL << 20) /* size x conns, per process */
+
+struct ctx {
+	struct bench_matrix m;
+	const char *config; /* -c, or NULL: the default */
+	bool json, verbose;
+	const char *save; /* --save PREFIX */
+	struct sm_config cfg;
+	struct sm_core core;
+	struct bench_env env; /* what each run needs */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: sockmesh-bench [OPTIONS]\n"
+		"\n"
+		"Latency and throughput of loopback TCP (tcp), TCP in a sockmesh-accelerated\n"
+		"cgroup (accel) and UNIX stream sockets (uds), measured with the same io_uring\n"
+		"client and server loops, in separate processes. Every mode x size x\n"
+		"transport listed is run, the transports one after the other for each mode\n"
+		"and size.\n"
+		"\n"
+		"  -m, --mode LIST         comma-separated, default rr:\n"
+		"                            rr      ping-pong: the client sends SIZE bytes, the\n"
+		"                                    server reads them and echoes them back\n"
+		"                            crr     connect, one rr exchange, close: one op\n"
+		"                                    per connection (connections/s)\n"
+		"                            stream  the client writes SIZE-byte writes as fast\n"
+		"                                    as it can; the server reads (256 KiB\n"
+		"                                    buffer) and verifies every byte\n"
+		"  -T, --transport LIST    comma-separated, default tcp:\n"
+		"                            tcp     loopback TCP, in the bench's own cgroup\n"
+		"                            accel   loopback TCP in the first cgroup of the\n"
+		"                                    sockmesh config (-c); sockmeshd must be\n"
+		"                                    attached there\n"
+		"                            uds     UNIX stream socket (abstract address)\n"
+		"  -s, --size LIST         bytes per message (rr, crr) or write (stream), with\n"
+		"                          an optional K or M suffix (KiB, MiB); default 64\n"
+		"  -n, --conns N           connections in flight at once (default 1, max %d)\n"
+		"  -t, --time SECONDS      measured time of each run (default 2)\n"
+		"  -w, --warmup SECONDS    unmeasured warm-up before each run (default 0.2)\n"
+		"  -r, --rounds N          run the whole matrix N times, interleaved; the\n"
+		"                          rounds of a mode x size x transport are merged\n"
+		"                          (histograms added, times summed); default 1\n"
+		"  -c, --config FILE       the sockmesh config sockmeshd runs with: accel runs\n"
+		"                          join its first cgroup; the counters of every run\n"
+		"                          are read from its pin_dir (if -c is given or accel\n"
+		"                          is listed). Default: %s, or the\n"
+		"                          built-in defaults if it does not exist\n"
+		"  -a, --addr ADDR         address for tcp and accel (default 127.0.0.1; ::1)\n"
+		"      --cpu-server N      pin the server process to CPU N\n"
+		"      --cpu-client N      pin the client process to CPU N\n"
+		"      --json              print a JSON array of runs instead of the table\n"
+		"      --save PREFIX       also write PREFIX.json, PREFIX.md (a markdown report\n"
+		"                          with the accel/tcp and uds/tcp ratios) and PREFIX.tsv\n"
+		"                          (for plots)\n"
+		"  -v, --verbose           one line per run on stderr as it completes\n"
+		"  -h, --help              this help\n"
+		"  -V, --version           print the version\n"
+		"\n"
+		"Reported per run: operations/s, payload throughput (both directions for rr\n"
+		"and crr), latency p50/p90/p99/p99.9 from a histogram of every operation in\n"
+		"the measured time (<1%% error), CPU time (user + system, client + server)\n"
+		"per operation, and the growth of the sockmesh counters.\n"
+		"\n"
+		"Exit status: 0 ok, 1 a run failed, 2 usage or config error, 3 sockmesh not\n"
+		"loaded (accel). Needs root for accel.\n",
+		CONNS_MAX, SM_CONF_DEFAULT);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("sockmesh-bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'sockmesh-bench --help'.\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+static long parse_long(const char *opt, const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		bad_usage("%s: '%s' is not a number from %ld to %ld", opt, s,
+			  min, max);
+	return v;
+}
+
+static double parse_seconds(const char *opt, const char *s, double min)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < min || v > 3600)
+		bad_usage("%s: '%s' is not a time in seconds (%s to 3600)", opt,
+			  s, min > 0 ? "above 0" : "0");
+	if (min > 0 && v <= 0)
+		bad_usage("%s: '%s' is not a time in seconds (above 0 to 3600)",
+			  opt, s);
+	return v;
+}
+
+static size_t parse_size(const char *s)
+{
+	unsigned long long v;
+	unsigned long mult = 1;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		goto bad;
+	if (!strcasecmp(end, "k") || !strcasecmp(end, "kib"))
+		mult = 1024;
+	else if (!strcasecmp(end, "m") || !strcasecmp(end, "mib"))
+		mult = 1024 * 1024;
+	else if (*end && strcasecmp(end, "b"))
+		goto bad;
+	if (!v || v > SIZE_MAX_BYTES / mult)
+		goto bad;
+	return (size_t)(v * mult);
+bad:
+	bad_usage(
+		"--size: '%s' is not a size from 1 to 64M (K and M suffixes: KiB, MiB)",
+		s);
+}
+
+/* Index of @s in @names, or -1. */
+static int lookup(const char *s, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
+/* Split a comma list; @fn stores one item. */
+static void parse_list(const char *opt, const char *arg,
+		       void (*fn)(struct bench_matrix *, const char *),
+		       struct bench_matrix *m)
+{
+	char buf[1024], *item, *save = NULL;
+
+	if (snprintf(buf, sizeof(buf), "%s", arg) >= (int)sizeof(buf))
+		bad_usage("%s: list too long", opt);
+	for (item = strtok_r(buf, ",", &save); item;
+	     item = strtok_r(NULL, ",", &save))
+		fn(m, item);
+	if (!arg[0] || arg[strlen(arg) - 1] == ',' || arg[0] == ',' ||
+	    strstr(arg, ",,"))
+		bad_usage("%s: empty item in '%s'", opt, arg);
+}
+
+static void add_mode(struct bench_matrix *m, const char *s)
+{
+	int v = lookup(s, bench_mode_names, BENCH_MODES);
+
+	if (v < 0)
+		bad_usage("--mode: unknown mode '%s' (rr, crr, stream)", s);
+	for (int i = 0; i < m->n_modes; i++)
+		if (m->modes[i] == (enum bench_mode)v)
+			bad_usage("--mode: '%s' listed twice", s);
+	m->modes[m->n_modes++] = (enum bench_mode)v;
+}
+
+static void add_transport(struct bench_matrix *m, const char *s)
+{
+	int v = lookup(s, bench_transport_names, BENCH_TRANSPORTS);
+
+	if (v < 0)
+		bad_usage(
+			"--transport: unknown transport '%s' (tcp, accel, uds)",
+			s);
+	for (int i = 0; i < m->n_transports; i++)
+		if (m->transports[i] == (enum bench_transport)v)
+			bad_usage("--transport: '%s' listed twice", s);
+	m->transports[m->n_transports++] = (enum bench_transport)v;
+}
+
+static void add_size(struct bench_matrix *m, const char *s)
+{
+	size_t v = parse_size(s);
+
+	if (m->n_sizes == BENCH_SIZES_MAX)
+		bad_usage("--size: more than %d sizes", BENCH_SIZES_MAX);
+	for (int i = 0; i < m->n_sizes; i++)
+		if (m->sizes[i] == v)
+			bad_usage("--size: '%s' listed twice", s);
+	m->sizes[m->n_sizes++] = v;
+}
+
+static int parse_cpu(const char *opt, const char *s)
+{
+	cpu_set_t allowed;
+	long cpu = parse_long(opt, s, 0, CPU_SETSIZE - 1);
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 &&
+	    !CPU_ISSET((int)cpu, &allowed))
+		bad_usage("%s: CPU %ld is not available to this process", opt,
+			  cpu);
+	return (int)cpu;
+}
+
+static void parse_addr(struct ctx *x, const char *s)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)&x->env.ip;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&x->env.ip;
+
+	memset(&x->env.ip, 0, sizeof(x->env.ip));
+	if (inet_pton(AF_INET, s, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		x->env.iplen = sizeof(*in);
+	} else if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		x->env.iplen = sizeof(*in6);
+	} else {
+		bad_usage("--addr: '%s' is not an IPv4 or IPv6 address", s);
+	}
+}
+
+enum {
+	OPT_CPU_SERVER = 256,
+	OPT_CPU_CLIENT,
+	OPT_JSON,
+	OPT_SAVE,
+};
+
+static void parse_opts(struct ctx *x, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"mode", required_argument, NULL, 'm'},
+		{"transport", required_argument, NULL, 'T'},
+		{"size", required_argument, NULL, 's'},
+		{"conns", required_argument, NULL, 'n'},
+		{"time", required_argument, NULL, 't'},
+		{"warmup", required_argument, NULL, 'w'},
+		{"rounds", required_argument, NULL, 'r'},
+		{"config", required_argument, NULL, 'c'},
+		{"addr", required_argument, NULL, 'a'},
+		{"cpu-server", required_argument, NULL, OPT_CPU_SERVER},
+		{"cpu-client", required_argument, NULL, OPT_CPU_CLIENT},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"save", required_argument, NULL, OPT_SAVE},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{},
+	};
+	struct bench_matrix *m = &x->m;
+	size_t len = 0;
+	int opt;
+
+	m->conns = 1;
+	m->rounds = 1;
+	m->duration = 2;
+	m->warmup = 0.2;
+	m->cpu_server = -1;
+	m->cpu_client = -1;
+	parse_addr(x, "127.0.0.1");
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":m:T:s:n:t:w:r:c:a:vhV", opts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 'm':
+			m->n_modes = 0;
+			parse_list("--mode", optarg, add_mode, m);
+			break;
+		case 'T':
+			m->n_transports = 0;
+			parse_list("--transport", optarg, add_transport, m);
+			break;
+		case 's':
+			m->n_sizes = 0;
+			parse_list("--size", optarg, add_size, m);
+			break;
+		case 'n':
+			m->conns = (int)parse_long("--conns", optarg, 1,
+						   CONNS_MAX);
+			break;
+		case 't':
+			m->duration = parse_seconds("--time", optarg, 1e-3);
+			break;
+		case 'w':
+			m->warmup = parse_seconds("--warmup", optarg, 0);
+			break;
+		case 'r':
+			m->rounds = (int)parse_long("--rounds", optarg, 1,
+						    BENCH_ROUNDS_MAX);
+			break;
+		case 'c':
+			x->config = optarg;
+			break;
+		case 'a':
+			parse_addr(x, optarg);
+			break;
+		case OPT_CPU_SERVER:
+			m->cpu_server = parse_cpu("--cpu-server", optarg);
+			break;
+		case OPT_CPU_CLIENT:
+			m->cpu_client = parse_cpu("--cpu-client", optarg);
+			break;
+		case OPT_JSON:
+			x->json = true;
+			break;
+		case OPT_SAVE:
+			if (!optarg[0])
+				bad_usage("--save: empty prefix");
+			x->save = optarg;
+			break;
+		case 'v':
+			x->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("sockmesh-bench %s\n", SM_VERSION);
+			exit(0);
+		case ':':
+			bad_usage("option '%s' needs a value",
+				  argv[optind - 1]);
+		default:
+			bad_usage("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		bad_usage("unexpected argument '%s'", argv[optind]);
+	if (!m->n_modes)
+		add_mode(m, "rr");
+	if (!m->n_transports)
+		add_transport(m, "tcp");
+	if (!m->n_sizes)
+		add_size(m, "64");
+	for (int i = 0; i < m->n_sizes; i++) {
+		size_t per =
+			m->sizes[i] > 256 * 1024 ? m->sizes[i] : 256 * 1024;
+
+		if (per * (size_t)m->conns > MEM_MAX_BYTES)
+			bad_usage(
+				"--conns %d x --size %zu needs more than %lu MiB of buffers",
+				m->conns, m->sizes[i], MEM_MAX_BYTES >> 20);
+	}
+	for (int i = 0; i < argc && len < sizeof(m->cmdline) - 1; i++)
+		len += (size_t)snprintf(m->cmdline + len,
+					sizeof(m->cmdline) - len, "%s%s",
+					i ? " " : "", argv[i]);
+}
+
+static bool wants(const struct bench_matrix *m, enum bench_transport t)
+{
+	for (int i = 0; i < m->n_transports; i++)
+		if (m->transports[i] == t)
+			return true;
+	return false;
+}
+
+static bool id_in(__u64 id, const __u64 *ids, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+/* The attached cgroup this process runs in or below, into @buf, if any:
+ * then its tcp runs are accelerated too. */
+static int self_attached(const char *mnt, const __u64 *ids, int n, char *buf,
+			 size_t len)
+{
+	char line[PATH_MAX] = "", *rel = NULL, *slash;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	__u64 id;
+	int fd, found = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			rel = line + 3;
+			rel[strcspn(rel, "\n")] = '\0';
+			break;
+		}
+	fclose(f);
+	while (rel && !found) {
+		fd = sm_cgroup_open(mnt, rel[0] == '/' ? rel + 1 : rel, 0);
+		if (fd >= 0) {
+			found = !sm_cgroup_id(fd, &id) && id_in(id, ids, n);
+			close(fd);
+		}
+		if (found)
+			snprintf(buf, len, "%s", rel[0] ? rel : "/");
+		slash = strrchr(rel, '/');
+		if (!rel[0])
+			rel = NULL;
+		else if (slash)
+			*slash = '\0';
+		else
+			rel[0] = '\0';
+	}
+	return found;
+}
+
+/* The config, its pins (for the counters) and, for accel, its attached
+ * cgroup. Prints what is wrong; 0, -EINVAL (config), -ENOENT (not loaded)
+ * or another -errno. */
+static int open_sockmesh(struct ctx *x)
+{
+	bool accel = wants(&x->m, BENCH_ACCEL);
+	char err[SM_ERR_LEN], mnt[PATH_MAX], self[PATH_MAX + 8];
+	__u64 id, ids[SM_LINKS_MAX];
+	int ret, n;
+
+	x->env.cg_fd = -1;
+	sm_core_init(&x->core, "");
+	if (!accel && !x->config)
+		return 0;
+	if (sm_config_load_default(&x->cfg, x->config, err, sizeof(err))) {
+		fprintf(stderr, "sockmesh-bench: %s\n", err);
+		return -EINVAL;
+	}
+	sm_core_init(&x->core, x->cfg.pin_dir);
+	ret = sm_core_open(&x->core);
+	if (ret && !accel) {
+		fprintf(stderr,
+			"sockmesh-bench: warning: no sockmesh counters: cannot open the pins in %s: %s\n",
+			x->core.dir, strerror(-ret));
+		return 0;
+	}
+	if (ret == -ENOENT) {
+		fprintf(stderr,
+			"sockmesh-bench: sockmesh is not loaded: no pins in %s (start sockmeshd%s%s)\n",
+			x->core.dir, x->config ? " -c " : ": make run",
+			x->config ? x->config : "");
+		return ret;
+	}
+	if (ret) {
+		fprintf(stderr,
+			"sockmesh-bench: cannot open the pins in %s: %s\n",
+			x->core.dir, strerror(-ret));
+		return ret;
+	}
+	x->env.core = &x->core;
+	n = sm_core_links(&x->core, ids, SM_LINKS_MAX);
+	if (n < 0)
+		n = 0;
+	ret = sm_cgroup2_mount(mnt, sizeof(mnt));
+	if (ret) {
+		fprintf(stderr,
+			"sockmesh-bench: no cgroup2 hierarchy is mounted\n");
+		return accel ? ret : 0;
+	}
+	if (wants(&x->m, BENCH_TCP) &&
+	    self_attached(mnt, ids, n, self, sizeof(self)))
+		fprintf(stderr,
+			"sockmesh-bench: warning: running in the accelerated cgroup %s: tcp runs will be accelerated too\n",
+			self);
+	if (!accel)
+		return 0;
+	if (!x->cfg.n_cgroups) {
+		fprintf(stderr, "sockmesh-bench: %s configures no cgroup\n",
+			x->cfg.path);
+		return -EINVAL;
+	}
+	x->env.cg_fd = sm_cgroup_open(mnt, x->cfg.cgroups[0], 0);
+	if (x->env.cg_fd < 0 || sm_cgroup_id(x->env.cg_fd, &id)) {
+		fprintf(stderr,
+			"sockmesh-bench: sockmesh is not loaded: cgroup %s/%s does not exist (start sockmeshd first)\n",
+			mnt, x->cfg.cgroups[0]);
+		return -ENOENT;
+	}
+	if (!id_in(id, ids, n)) {
+		fprintf(stderr,
+			"sockmesh-bench: sockmesh is not loaded in cgroup /%s: sockmeshd is not attached there\n",
+			x->cfg.cgroups[0]);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static void progress(const struct ctx *x, int done, int total,
+		     const struct bench_result *r, int ret)
+{
+	char size[32];
+
+	if (!x->verbose)
+		return;
+	bench_fmt_size(size, sizeof(size), r->p.size);
+	fprintf(stderr, "[%d/%d] %-6s %-5s %7s: ", done, total,
+		bench_mode_names[r->p.mode],
+		bench_transport_names[r->p.transport], size);
+	if (ret)
+		fprintf(stderr, "FAILED: %s\n", r->err);
+	else
+		fprintf(stderr, "%.0f ops/s, p50 %.1f us\n",
+			r->ops_per_s_round[r->rounds - 1],
+			(double)bench_hist_quantile(&x->env.sh->hist, 0.5) /
+				1e3);
+}
+
+/* Every mode x size x transport, in run order. */
+static void init_results(const struct bench_matrix *m, struct bench_result *res)
+{
+	for (int mi = 0; mi < m->n_modes; mi++)
+		for (int si = 0; si < m->n_sizes; si++)
+			for (int ti = 0; ti < m->n_transports; ti++) {
+				struct bench_result *r =
+					&res[bench_idx(m, mi, si, ti)];
+
+				r->p.mode = m->modes[mi];
+				r->p.size = m->sizes[si];
+				r->p.transport = m->transports[ti];
+				r->p.conns = m->conns;
+				r->p.warmup_ns = (uint64_t)(m->warmup * 1e9);
+				r->p.duration_ns =
+					(uint64_t)(m->duration * 1e9);
+				r->verified = true;
+			}
+}
+
+static int run_matrix(struct ctx *x, struct bench_result *res)
+{
+	const struct bench_matrix *m = &x->m;
+	int total = bench_nresults(m) * m->rounds, done = 0, failed = 0;
+
+	for (int round = 0; round < m->rounds; round++)
+		for (int mi = 0; mi < m->n_modes; mi++)
+			for (int si = 0; si < m->n_sizes; si++)
+				for (int ti = 0; ti < m->n_transports; ti++) {
+					struct bench_result *r =
+						&res[bench_idx(m, mi, si, ti)];
+					int ret = bench_run(&x->env, &r->p, r);
+
+					failed += ret != 0;
+					progress(x, ++done, total, r, ret);
+				}
+	return failed;
+}
+
+static int save(const struct ctx *x, const struct bench_result *res)
+{
+	static const char *const ext[] = {"json", "md", "tsv"};
+	char path[PATH_MAX];
+	FILE *f;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s.%s", x->save, ext[i]);
+		f = fopen(path, "w");
+		if (!f) {
+			fprintf(stderr, "sockmesh-bench: cannot write %s: %s\n",
+				path, strerror(errno));
+			return -errno;
+		}
+		if (i == 0)
+			bench_print_json(f, &x->m, res);
+		else if (i == 1)
+			bench_print_markdown(f, &x->m, res);
+		else
+			bench_print_tsv(f, &x->m, res);
+		if (fclose(f)) {
+			fprintf(stderr, "sockmesh-bench: cannot write %s: %s\n",
+				path, strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct ctx x;
+	struct bench_result *res = NULL;
+	sigset_t chld;
+	int ret, failed, status = EXIT_FAILURE;
+
+	parse_opts(&x, argc, argv);
+	ret = open_sockmesh(&x);
+	if (ret) {
+		status = ret == -EINVAL	  ? EXIT_USAGE
+			 : ret == -ENOENT ? EXIT_NOT_LOADED
+					  : EXIT_FAILURE;
+		goto out_core;
+	}
+	x.env.sh = mmap(NULL, sizeof(*x.env.sh), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (x.env.sh == MAP_FAILED) {
+		fprintf(stderr, "sockmesh-bench: mmap: %s\n", strerror(errno));
+		goto out_core;
+	}
+	res = calloc((size_t)bench_nresults(&x.m), sizeof(*res));
+	if (!res) {
+		fprintf(stderr, "sockmesh-bench: out of memory\n");
+		goto out_unmap;
+	}
+	init_results(&x.m, res);
+	x.env.parent = getpid();
+	x.env.cpu_server = x.m.cpu_server;
+	x.env.cpu_client = x.m.cpu_client;
+	x.env.cg_name = x.cfg.n_cgroups ? x.cfg.cgroups[0] : "";
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &x.env.child_mask);
+	signal(SIGPIPE, SIG_IGN);
+
+	failed = run_matrix(&x, res);
+	if (x.json)
+		bench_print_json(stdout, &x.m, res);
+	else
+		bench_print_table(stdout, &x.m, res);
+	if (fflush(stdout))
+		failed++;
+	if (x.save && save(&x, res))
+		failed++;
+	status = failed ? EXIT_FAILURE : EXIT_SUCCESS;
+
+	free(res);
+out_unmap:
+	munmap(x.env.sh, sizeof(*x.env.sh));
+out_core:
+	if (x.env.cg_fd >= 0)
+		close(x.env.cg_fd);
+	sm_core_close(&x.core);
+	return status;
+}
