@@ -22,7 +22,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 CORE_SRCS := cgroupd/config.c cgroupd/core.c cgroupd/cgroup.c \
-	     cgroupd/policy.c cgroupd/log.c
+	     cgroupd/policy.c cgroupd/log.c cgroupd/cli.c
 CORE_OBJS := $(patsubst cgroupd/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
 BPF_OBJS  := $(BUILD)/sockops.bpf.o $(BUILD)/skmsg.bpf.o
 BINS      := $(BUILD)/sockmeshd $(BUILD)/sockmesh

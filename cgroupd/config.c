@@ -209,6 +209,7 @@ static int add_cgroup(void *ctx, const char *item, char *err, size_t errlen)
 	    strstr(item, "/./") || strstr(item, "//") ||
 	    item[strlen(item) - 1] == '/' ||
 	    (strlen(item) >= 3 && !strcmp(item + strlen(item) - 3, "/..")) ||
+	    (strlen(item) >= 2 && !strcmp(item + strlen(item) - 2, "/.")) ||
 	    !strncmp(item, "./", 2)) {
 		errf("cgroup '%s' is not a plain path below the cgroup2 mount",
 		     item);
@@ -623,6 +624,15 @@ static char *line_reader(char *str, int num, void *stream)
 				ctx->section);
 			return NULL;
 		}
+		/* inih would drop the rest of the line, a key with it */
+		close += 1 + strspn(close + 1, " \t\r\n");
+		if (*close && !strchr(";#", *close)) {
+			ctx_error(
+				ctx,
+				"syntax error: '%s' after [%s]: a section header is alone on its line",
+				trim(close), ctx->section);
+			return NULL;
+		}
 		ctx->last_key = -1;
 	}
 	return str;
@@ -761,6 +771,53 @@ int sm_config_load_default(struct sm_config *cfg, const char *path, char *err,
 	return 0;
 }
 
+/* The longest line line_reader() takes, '\n' aside. */
+#define LINE_MAX_LEN (INI_MAX_LINE - 2)
+
+/*
+ * May a list go on on the next line after the comma at @p? Best (2) where
+ * reading it back joins the two lines into the same text: an item ends
+ * before the comma, one space and an item follow. Then (1) where a space
+ * follows: the text does not grow. Last (0) at any comma.
+ */
+static bool list_break(const char *p, int best)
+{
+	if (*p != ',' || !p[1])
+		return false;
+	if (best == 2)
+		return !isspace((unsigned char)p[-1]) && p[1] == ' ' && p[2] &&
+		       !isspace((unsigned char)p[2]);
+	return best == 0 || p[1] == ' ';
+}
+
+/*
+ * A list too long for one line goes on indented lines, as a user writes
+ * it: line_reader() refuses a longer line. Each line takes as many items
+ * as fit. Read back, it gives the same items, the same text but for
+ * whitespace.
+ */
+static void print_list(FILE *out, const char *name, const char *text)
+{
+	size_t width = strlen(name) + 3; /* "name = " */
+	const char *p = text, *cut = NULL;
+
+	fprintf(out, "%s = ", name);
+	while (width + strlen(p) > LINE_MAX_LEN) {
+		for (int best = 2; best >= 0 && !cut; best--)
+			for (size_t i = 1; i <= LINE_MAX_LEN - width && p[i];
+			     i++)
+				if (list_break(p + i, best))
+					cut = p + i;
+		if (!cut)
+			break; /* an item longer than a line */
+		fprintf(out, "%.*s\n\t", (int)(cut - p), p);
+		p = cut + 1 + strspn(cut + 1, " ");
+		width = 1;
+		cut = NULL;
+	}
+	fprintf(out, "%s\n", p);
+}
+
 void sm_config_print(const struct sm_config *cfg, FILE *out)
 {
 	const char *section = "";
@@ -770,6 +827,9 @@ void sm_config_print(const struct sm_config *cfg, FILE *out)
 			section = keys[i].section;
 			fprintf(out, "%s[%s]\n", i ? "\n" : "", section);
 		}
-		fprintf(out, "%s = %s\n", keys[i].name, cfg->text[i]);
+		if (is_list_key(i))
+			print_list(out, keys[i].name, cfg->text[i]);
+		else
+			fprintf(out, "%s = %s\n", keys[i].name, cfg->text[i]);
 	}
 }

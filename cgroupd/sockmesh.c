@@ -5,7 +5,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "cli.h"
 #include "config.h"
 #include "core.h"
 
@@ -67,60 +67,11 @@ static void usage(FILE *out)
 		SM_CONF_DEFAULT);
 }
 
-/* Options every command takes; returns the index of the first operand. */
 struct common {
-	const char *config;
-	const char *cgroup;
+	struct sm_cli_args args;
 	struct sm_config cfg;
 	struct sm_core core;
 };
-
-static int parse_opts(const char *cmd, int argc, char **argv, struct common *c,
-		      int allow_cgroup, int allow_json)
-{
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"cgroup", required_argument, NULL, 'g'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{},
-	};
-	char err[SM_ERR_LEN];
-	int opt;
-
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			c->config = optarg;
-			break;
-		case 'g':
-			if (!allow_cgroup)
-				goto bad;
-			c->cgroup = optarg;
-			break;
-		case 'j':
-			if (!allow_json)
-				goto bad;
-			json = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			goto bad;
-		}
-	}
-	if (sm_config_load_default(&c->cfg, c->config, err, sizeof(err))) {
-		fail("%s", err);
-		exit(EXIT_USAGE);
-	}
-	sm_core_init(&c->core, c->cfg.pin_dir);
-	return optind;
-bad:
-	fprintf(stderr, "sockmesh %s: bad option; see `sockmesh help`\n", cmd);
-	exit(EXIT_USAGE);
-}
 
 static int open_pins(struct common *c)
 {
@@ -139,35 +90,32 @@ static int open_pins(struct common *c)
 	return 0;
 }
 
-static int cmd_run(int argc, char **argv)
+static int cmd_run(struct common *c, int argc, char **argv)
 {
-	static struct common c;
+	const char *cg = NULL, *want = c->args.cgroup;
 	char mnt[PATH_MAX];
-	const char *cg = NULL;
-	int first, cg_fd, ret;
+	int first = c->args.first, cg_fd, ret;
 	__u64 id, ids[SM_LINKS_MAX];
 	int n, attached = 0;
 
-	first = parse_opts("run", argc, argv, &c, 1, 0);
 	if (first >= argc) {
 		fprintf(stderr,
 			"sockmesh run: no command given: sockmesh run [-c FILE] [--cgroup NAME] -- CMD [ARGS...]\n");
 		return EXIT_USAGE;
 	}
-	for (int i = 0; i < c.cfg.n_cgroups; i++) {
-		if (!c.cgroup || !strcmp(c.cgroup, c.cfg.cgroups[i]) ||
-		    (c.cgroup[0] == '/' &&
-		     !strcmp(c.cgroup + 1, c.cfg.cgroups[i]))) {
-			cg = c.cfg.cgroups[i];
+	for (int i = 0; i < c->cfg.n_cgroups; i++) {
+		if (!want || !strcmp(want, c->cfg.cgroups[i]) ||
+		    (want[0] == '/' && !strcmp(want + 1, c->cfg.cgroups[i]))) {
+			cg = c->cfg.cgroups[i];
 			break;
 		}
 	}
 	if (!cg) {
-		fail("cgroup '%s' is not configured in %s (cgroups = %s)",
-		     c.cgroup, c.cfg.path, c.cfg.text[5]);
+		fail("cgroup '%s' is not configured in %s (cgroups = %s)", want,
+		     c->cfg.path, c->cfg.text[5]);
 		return EXIT_USAGE;
 	}
-	ret = open_pins(&c);
+	ret = open_pins(c);
 	if (ret)
 		return ret;
 	ret = sm_cgroup2_mount(mnt, sizeof(mnt));
@@ -181,7 +129,7 @@ static int cmd_run(int argc, char **argv)
 		     mnt, cg);
 		return EXIT_NOT_LOADED;
 	}
-	n = sm_core_links(&c.core, ids, SM_LINKS_MAX);
+	n = sm_core_links(&c->core, ids, SM_LINKS_MAX);
 	for (int i = 0; i < n; i++)
 		attached |= ids[i] == id;
 	if (!attached) {
@@ -195,7 +143,7 @@ static int cmd_run(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	close(cg_fd);
-	sm_core_close(&c.core);
+	sm_core_close(&c->core);
 	execvp(argv[first], &argv[first]);
 	fail("cannot run %s: %s", argv[first], strerror(errno));
 	return errno == ENOENT ? 127 : 126;
@@ -230,41 +178,40 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
-static int cmd_status(int argc, char **argv)
+static int cmd_status(struct common *c, int argc)
 {
-	static struct common c;
 	struct sm_counters ctr;
 	char mnt[PATH_MAX] = "", paths[SM_LINKS_MAX][PATH_MAX];
 	__u64 ids[SM_LINKS_MAX];
 	__u32 sockets = 0, max = 0;
 	int n, ret, pid;
 
-	if (parse_opts("status", argc, argv, &c, 0, 1) < argc) {
+	if (c->args.first < argc) {
 		fprintf(stderr, "sockmesh status: unexpected argument\n");
 		return EXIT_USAGE;
 	}
-	ret = open_pins(&c);
+	ret = open_pins(c);
 	if (ret)
 		return ret;
-	n = sm_core_links(&c.core, ids, SM_LINKS_MAX);
-	ret = n < 0 ? n : sm_core_counters(&c.core, &ctr);
+	n = sm_core_links(&c->core, ids, SM_LINKS_MAX);
+	ret = n < 0 ? n : sm_core_counters(&c->core, &ctr);
 	if (!ret)
-		ret = sm_core_count_sockets(&c.core, &sockets);
+		ret = sm_core_count_sockets(&c->core, &sockets);
 	if (!ret)
-		ret = sm_core_max_sockets(&c.core, &max);
+		ret = sm_core_max_sockets(&c->core, &max);
 	if (ret) {
-		fail("cannot read %s: %s", c.core.dir, strerror(-ret));
+		fail("cannot read %s: %s", c->core.dir, strerror(-ret));
 		return EXIT_FAILURE;
 	}
 	sm_cgroup2_mount(mnt, sizeof(mnt));
 	for (int i = 0; i < n; i++)
 		if (!mnt[0] || sm_cgroup_path(mnt, ids[i], paths[i], PATH_MAX))
 			strcpy(paths[i], "(removed)");
-	pid = daemon_pid(&c);
+	pid = daemon_pid(c);
 
 	if (json) {
 		printf("{\"version\": \"%s\", \"pin_dir\": ", SM_VERSION);
-		json_str(c.cfg.pin_dir);
+		json_str(c->cfg.pin_dir);
 		printf(", \"daemon_pid\": %d, \"attached\": [",
 		       pid > 0 ? pid : 0);
 		for (int i = 0; i < n; i++) {
@@ -285,7 +232,7 @@ static int cmd_status(int argc, char **argv)
 		return 0;
 	}
 	printf("sockmesh %s\n", SM_VERSION);
-	printf("pin_dir:  %s\n", c.core.dir);
+	printf("pin_dir:  %s\n", c->core.dir);
 	if (pid > 0)
 		printf("daemon:   running (pid %d)\n", pid);
 	else
@@ -304,70 +251,76 @@ static int cmd_status(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_unload(int argc, char **argv)
+static int cmd_unload(struct common *c, int argc)
 {
-	static struct common c;
 	int ret, pid;
 
-	if (parse_opts("unload", argc, argv, &c, 0, 0) < argc) {
+	if (c->args.first < argc) {
 		fprintf(stderr, "sockmesh unload: unexpected argument\n");
 		return EXIT_USAGE;
 	}
-	pid = daemon_pid(&c);
+	pid = daemon_pid(c);
 	if (pid) {
 		if (pid > 0)
 			fail("sockmeshd (pid %d) is running on %s: stop it first (kill -TERM %d)",
-			     pid, c.cfg.pin_dir, pid);
+			     pid, c->cfg.pin_dir, pid);
 		else
 			fail("a sockmeshd is running on %s: stop it first",
-			     c.cfg.pin_dir);
+			     c->cfg.pin_dir);
 		return EXIT_FAILURE;
 	}
-	ret = open_pins(&c);
+	ret = open_pins(c);
 	if (ret == EXIT_NOT_LOADED) {
-		printf("sockmesh: nothing to unload in %s\n", c.core.dir);
+		printf("sockmesh: nothing to unload in %s\n", c->core.dir);
 		return 0;
 	}
 	if (ret)
 		return ret;
-	ret = sm_core_unload(&c.core);
+	ret = sm_core_unload(&c->core);
 	if (ret) {
-		fail("cannot remove every pin in %s: %s", c.core.dir,
+		fail("cannot remove every pin in %s: %s", c->core.dir,
 		     strerror(-ret));
 		return EXIT_FAILURE;
 	}
-	printf("sockmesh: detached and removed the pins in %s\n", c.core.dir);
+	printf("sockmesh: detached and removed the pins in %s\n", c->core.dir);
 	return 0;
 }
 
-static const struct command {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-} commands[] = {
-	{"run", cmd_run},
-	{"status", cmd_status},
-	{"unload", cmd_unload},
-};
-
 int main(int argc, char **argv)
 {
+	static struct common c;
+	char err[SM_ERR_LEN];
+
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
-	    !strcmp(argv[1], "-h")) {
+	if (sm_cli_parse(argc, argv, &c.args, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_USAGE;
+	}
+	switch (c.args.cmd) {
+	case SM_CLI_HELP:
 		usage(stdout);
 		return 0;
-	}
-	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+	case SM_CLI_VERSION:
 		printf("sockmesh %s\n", SM_VERSION);
 		return 0;
+	default:
+		break;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "sockmesh: unknown command '%s'; see `sockmesh help`\n",
-		argv[1]);
-	return EXIT_USAGE;
+	json = c.args.json;
+	if (sm_config_load_default(&c.cfg, c.args.config, err, sizeof(err))) {
+		fail("%s", err);
+		return EXIT_USAGE;
+	}
+	sm_core_init(&c.core, c.cfg.pin_dir);
+	switch (c.args.cmd) {
+	case SM_CLI_RUN:
+		return cmd_run(&c, argc, argv);
+	case SM_CLI_STATUS:
+		return cmd_status(&c, argc);
+	default:
+		return cmd_unload(&c, argc);
+	}
 }
