@@ -96,11 +96,13 @@ $(BINS): $(BUILD)/%: $(BUILD)/obj/%.o $(BUILD)/libsmcore.a
 run: deps all
 	$(BUILD)/sockmeshd -c $(CONFIG)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libsmcore.a | $(BUILD)/tests
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libsmcore.a include/sockmesh.h \
+		       | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libsmcore.a $(LDLIBS_CORE) -lcmocka -o $@
 
-$(INTEG_BIN): $(INTEG_SRCS) tests/integration/harness.c tests/integration/harness.h | $(BUILD)/tests
+$(INTEG_BIN): $(INTEG_SRCS) tests/integration/harness.c tests/integration/harness.h \
+	      include/sockmesh.h | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Itests/integration -Wno-format-truncation -pthread $(INTEG_SRCS) tests/integration/harness.c -lbpf -o $@
 

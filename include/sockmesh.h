@@ -137,7 +137,8 @@ struct sm_lpm_key {
 	X(bytes_redirected) /* their bytes */                                        \
 	X(msgs_passed)	/* sendmsg()s that went through the TCP/IP stack */          \
 	X(bytes_passed) /* their bytes */                                            \
-	X(peer_misses)	/* directions switched to the stack: peer absent */          \
+	X(early_data) /* sockets that sent before establishment (TFO): stack */      \
+	X(peer_misses) /* directions switched to the stack: peer absent */           \
 	X(bulk_fallbacks) /* directions switched to the stack: small-write stream */ \
 	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \
 	X(redirect_errors) /* socket in the map but its state lost */

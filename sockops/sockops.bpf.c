@@ -109,7 +109,16 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		return SM_SOCKOPS_DONE;
 	}
 	sm_key_peer(&st->peer, &key);
+	/*
+	 * Data sent before establishment (TCP Fast Open: in the SYN, or by a
+	 * fast-open server before the final ACK) took the stack: this
+	 * direction stays there, or later redirected bytes would overtake it.
+	 */
 	st->flags = 0;
+	if (skops->data_segs_out) {
+		st->flags = SM_SF_STACK;
+		c->early_data++;
+	}
 	st->dir = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
 	st->conn = sm_conn_id(st->dir ? &st->peer : &key);
 	st->flow = (__u32)st->conn & (SM_FLOWS - 1);
