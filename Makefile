@@ -52,6 +52,8 @@ help:
 	@echo 'make test       set up what is missing, build, run every test (root)'
 	@echo 'make check      clang-format, cppcheck, a -Werror build of everything'
 	@echo 'make bench      tcp vs accelerated vs UNIX sockets: perf/results/, plots (root)'
+	@echo 'make soak       10,000 connections heartbeating for 10 minutes (root)'
+	@echo 'make fuzz       the config and CLI fuzzers, FUZZ_SECONDS each (300)'
 	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) (PREFIX=/usr/local)'
 	@echo 'make clean      remove build/'
 	@echo 'V=1             show the commands'
@@ -118,7 +120,9 @@ test: deps
 
 check: $(BUILD)/vmlinux.h
 	$(Q)clang-format --dry-run --Werror cgroupd/*.c cgroupd/*.h include/*.h \
-		tests/unit/*.c tests/integration/*.c tests/integration/*.h
+		tests/unit/*.c tests/integration/*.c tests/integration/*.h \
+		tests/conformance/*.c tests/conformance/*.h \
+		tests/conformance/soak/*.c tests/fuzz/*.c
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr -Iinclude -Icgroupd cgroupd tests
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/check EXTRA_CFLAGS=-Werror \

@@ -30,6 +30,13 @@ int sm_skmsg(struct sk_msg_md *msg)
 		c->msgs_drained++;
 		goto pass;
 	}
+	/*
+	 * Only an open sending side redirects: after shutdown(SHUT_WR) or in
+	 * any closing state the stack must answer (EPIPE), as TCP does.
+	 */
+	if (sk && sk->state != BPF_TCP_ESTABLISHED &&
+	    sk->state != BPF_TCP_CLOSE_WAIT)
+		goto pass;
 	st = sk ? bpf_sk_storage_get(&sm_state, sk, NULL, 0) : NULL;
 	if (!st) {
 		c->redirect_errors++;

@@ -63,12 +63,18 @@ static __always_inline __u8 sm_port_flags(__u32 port)
 	return flags ? *flags : 0;
 }
 
-/* kTLS, MPTCP subflows and any other upper layer protocol are not ours. */
-static __always_inline int sm_sk_has_ulp(struct bpf_sock *sk)
+/*
+ * Not ours: sockets with an upper layer protocol (kTLS, MPTCP subflows),
+ * and MSG_ZEROCOPY senders (SO_ZEROCOPY set), whose completions arrive only
+ * for bytes that went through the stack.
+ */
+static __always_inline int sm_sk_unsuitable(struct bpf_sock *sk)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 
-	return !tp || tp->inet_conn.icsk_ulp_ops;
+	return !tp || tp->inet_conn.icsk_ulp_ops ||
+	       (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags &
+		(1UL << SOCK_ZEROCOPY));
 }
 
 SEC("sockops")
@@ -92,7 +98,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	    !sm_ports_select(sm_port_flags(key.local_port),
 			     sm_port_flags(key.remote_port)) ||
 	    !sm_addr_in(&sm_cidrs, key.local_ip) ||
-	    !sm_addr_in(&sm_cidrs, key.remote_ip) || sm_sk_has_ulp(sk)) {
+	    !sm_addr_in(&sm_cidrs, key.remote_ip) || sm_sk_unsuitable(sk)) {
 		c->sockets_skipped++;
 		return SM_SOCKOPS_DONE;
 	}

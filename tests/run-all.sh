@@ -25,6 +25,11 @@ stage "$build"/tests/integration --build "$build"
 [ -x tests/run-extra.sh ] && stage tests/run-extra.sh "$build"
 
 awk -v st=$status -v stages=$stages '
-	/^[a-z-]+: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4; n++ }
+	/^[a-z-]+: [0-9]+ passed, [0-9]+ failed/ {
+		p += $2; f += $4; n++
+		if ($7 ~ /^skipped/) k += $6
+	}
 	END { if (n < stages && !f) f = 1; if (st && !f) f = 1
-	      printf "%d passed, %d failed\n", p, f; exit (f > 0) }' "$out"
+	      printf "%d passed, %d failed", p, f
+	      if (k) printf ", %d skipped", k
+	      printf "\n"; exit (f > 0) }' "$out"

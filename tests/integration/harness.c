@@ -27,8 +27,11 @@
 
 #include "harness.h"
 
-#define TESTS_MAX    64
-#define TEST_TIMEOUT 240 /* seconds, then the test's processes are killed */
+/* TEST_TIMEOUT: seconds, then the test's processes are killed
+ * (SM_TEST_TIMEOUT in the environment sets another). */
+#define TESTS_MAX    128
+#define TEST_TIMEOUT 240
+#define EXIT_SKIP    77 /* a test's exit status after env_skip() */
 
 static struct {
 	const char *name;
@@ -58,6 +61,18 @@ bool check(struct env *e, bool ok, const char *file, int line, const char *fmt,
 	va_end(ap);
 	fputc('\n', stderr);
 	return false;
+}
+
+void env_skip(struct env *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->skipped = 1;
+	fprintf(stderr, "    skipped: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 }
 
 static double now(void)
@@ -688,6 +703,14 @@ static void print_log(const struct env *e)
 	fclose(f);
 }
 
+static int test_timeout(void)
+{
+	const char *v = getenv("SM_TEST_TIMEOUT");
+	int t = v ? atoi(v) : 0;
+
+	return t > 0 ? t : TEST_TIMEOUT;
+}
+
 static int selected(const char *name, int argc, char **argv, int first)
 {
 	if (first >= argc)
@@ -704,7 +727,7 @@ int main(int argc, char **argv)
 	const char *suite =
 		strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	char mnt[PATH_MAX];
-	int first = 1, passed = 0, failed = 0;
+	int first = 1, passed = 0, failed = 0, skipped = 0;
 
 	if (argc > 2 && !strcmp(argv[1], "--build")) {
 		build = argv[2];
@@ -725,6 +748,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_tests; i++) {
 		struct env e = {.build = build};
 		double t0 = now();
+		const char *verdict;
 		pid_t pid;
 		int status;
 
@@ -754,13 +778,13 @@ int main(int argc, char **argv)
 				env_stop_daemon(&e, SIGTERM);
 			if (e.failures)
 				print_log(&e);
-			_exit(e.failures ? 1 : 0);
+			_exit(e.failures ? 1 : e.skipped ? EXIT_SKIP : 0);
 		}
 		setpgid(pid, pid);
-		status = env_wait(pid, TEST_TIMEOUT);
+		status = env_wait(pid, test_timeout());
 		if (status < 0) {
 			fprintf(stderr, "    timed out after %d s\n",
-				TEST_TIMEOUT);
+				test_timeout());
 			kill(-pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			print_log(&e);
@@ -769,11 +793,19 @@ int main(int argc, char **argv)
 		cleanup(&e);
 		if (status == 0)
 			passed++;
+		else if (status == EXIT_SKIP)
+			skipped++;
 		else
 			failed++;
-		printf("%-4s %s (%.1f s)\n", status ? "FAIL" : "ok",
-		       tests[i].name, now() - t0);
+		verdict = status == EXIT_SKIP ? "skip" : status ? "FAIL" : "ok";
+		printf("%-4s %s (%.1f s)\n", verdict, tests[i].name,
+		       now() - t0);
 	}
-	printf("%s: %d passed, %d failed\n", suite, passed, failed);
+	/* ", K skipped" only when some were: the line stays as it was */
+	if (skipped)
+		printf("%s: %d passed, %d failed, %d skipped\n", suite, passed,
+		       failed, skipped);
+	else
+		printf("%s: %d passed, %d failed\n", suite, passed, failed);
 	return failed ? 1 : 0;
 }

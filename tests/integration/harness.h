@@ -29,6 +29,7 @@ struct env {
 	char log[PATH_MAX]; /* daemon stderr */
 	pid_t daemon;
 	int failures;
+	int skipped; /* env_skip() was called: the kernel lacks a feature */
 };
 
 typedef void (*test_fn)(struct env *e);
@@ -44,6 +45,11 @@ void register_test(const char *name, test_fn fn);
 
 bool check(struct env *e, bool ok, const char *file, int line, const char *fmt,
 	   ...) __attribute__((format(printf, 5, 6)));
+
+/* Mark the test skipped (it still fails if a check failed): only for a
+ * feature the kernel lacks; @fmt says which. */
+void env_skip(struct env *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #define ASSERT_TRUE(cond, what)                                               \
 	check(e, !!(cond), __FILE__, __LINE__, "%s: expected true: %s", what, \
