@@ -25,18 +25,8 @@ summary() {
 	[ "$fail" -eq 0 ]
 }
 
-. perf/daemon.sh
-cleanup() {
-	status=$?
-	trap - EXIT HUP INT PIPE TERM
-	sm_daemon_cleanup
-	exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 141' PIPE
-trap 'exit 143' TERM
+. scripts/private-daemon.sh
+sm_daemon_traps
 
 if [ ! -x "$bench" ]; then
 	not_ok "$bench is missing: run make"

@@ -42,19 +42,9 @@ none) ;;
 *) die "BENCH_CPUS: SERVER,CLIENT (e.g. 1,0) or none" ;;
 esac
 
-. perf/daemon.sh
+. scripts/private-daemon.sh
 start=$(date +%s)
-cleanup() {
-	status=$?
-	trap - EXIT HUP INT PIPE TERM
-	sm_daemon_cleanup
-	exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 141' PIPE
-trap 'exit 143' TERM
+sm_daemon_traps
 sm_daemon_start "$build" "sockmesh-bench-$$" || die "cannot start a private sockmeshd"
 run=$sm_run
 
@@ -103,7 +93,15 @@ lines() {
 	done
 }
 
-cat >"$run/plot.gp" <<EOG
+# plot_block FILE TITLE XLABEL YLABEL CLAUSES: one plot, if its mode ran
+plot_block() {
+	[ -n "$5" ] || return 0
+	printf 'set output "%s/%s"\nset title "%s"\nset xlabel "%s"\nset ylabel "%s"\nplot %s\n\n' \
+		"$run" "$1" "$2" "$3" "$4" "$5"
+}
+
+{
+	cat <<EOG
 set terminal svg size 820,520 dynamic enhanced font "sans,12" background rgb "white"
 set encoding utf8
 set grid
@@ -111,33 +109,32 @@ set key top left
 set logscale x 2
 set logscale y 10
 set xtics ($tics)
-set xlabel "message size"
 
-set output "$run/latency.svg"
-set title "rr latency by message size (p50 solid, p99 dashed; lower is better)"
-set ylabel "latency (µs)"
-plot $(lines rr '$6/1e3' ' p50' '$8/1e3' ' p99')
-
-set output "$run/throughput.svg"
-set title "stream throughput by write size (higher is better)"
-set xlabel "write size"
-set ylabel "throughput (MB/s)"
-plot $(lines stream '$5/1e6' '')
-
-set output "$run/crr.svg"
-set title "crr: connect, one exchange, close (higher is better)"
-set xlabel "message size"
-set ylabel "connections/s"
-plot $(lines crr '$4' '')
 EOG
+	plot_block latency.svg \
+		"rr latency by message size (p50 solid, p99 dashed; lower is better)" \
+		"message size" "latency (µs)" \
+		"$(lines rr '$6/1e3' ' p50' '$8/1e3' ' p99')"
+	plot_block throughput.svg \
+		"stream throughput by write size (higher is better)" \
+		"write size" "throughput (MB/s)" "$(lines stream '$5/1e6' '')"
+	plot_block crr.svg \
+		"crr: connect, one exchange, close (higher is better)" \
+		"message size" "connections/s" "$(lines crr '$4' '')"
+} >"$run/plot.gp"
 gnuplot "$run/plot.gp" 2>"$run/gnuplot.log" || {
 	cat "$run/gnuplot.log" >&2
 	die "gnuplot failed"
 }
 
 mkdir -p "$out"
+# a plot of a mode that did not run would belong to another run: drop it
 for f in latest.json latest.md latency.svg throughput.svg crr.svg; do
-	cp "$run/$f" "$out/$f"
+	if [ -f "$run/$f" ]; then
+		cp "$run/$f" "$out/$f"
+	else
+		rm -f "$out/$f"
+	fi
 done
 # the report goes between the markers of perf/README.md, a level down
 if grep -q '^<!-- bench-results:begin -->' perf/README.md 2>/dev/null; then
@@ -156,5 +153,5 @@ fi
 
 cat "$out/latest.md"
 end=$(date +%s)
-echo "make bench: $((end - start)) s; results in $out/ (latest.md, latest.json, latency.svg, throughput.svg, crr.svg)"
+echo "make bench: $((end - start)) s; results in $out/ ($(cd "$out" && ls latest.md latest.json *.svg 2>/dev/null | tr '\n' ' ' | sed 's/ $//'))"
 exit "$rc"

@@ -7,30 +7,15 @@
 set -eu
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
-tag=sockmesh-compare-$$
-run=/tmp/$tag
-conf=$run/sockmesh.ini
-mkdir -p "$run"
-cat >"$conf" <<EOC
-[daemon]
-pin_dir = /sys/fs/bpf/$tag
-run_dir = $run
-metrics = off
-on_exit = detach
-[accelerate]
-cgroups = $tag
-EOC
 pids=""
-cleanup() {
+sm_on_exit() { # the servers, before the daemon and its cgroup go
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rmdir "$(awk '$3=="cgroup2"{print $2; exit}' /proc/mounts)/$tag" 2>/dev/null || true
-	rm -rf "$run"
+	wait $pids 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
-
-build/sockmeshd -c "$conf" 2>"$run/d.log" & pids="$pids $!"
-for _ in $(seq 50); do [ -f "$run/sockmeshd.pid" ] && break; sleep 0.1; done
+. scripts/private-daemon.sh
+sm_daemon_traps
+sm_daemon_start build "sockmesh-compare-$$" || exit 1
+conf=$sm_conf
 accel="build/sockmesh run -c $conf --"
 
 redis-server --port 7381 --save '' --appendonly no --daemonize no >/dev/null & pids="$pids $!"

@@ -1,11 +1,14 @@
-# daemon.sh - a private sockmeshd for run-bench.sh and bench-selftest.sh
-# (sourced): its own pin dir under /sys/fs/bpf, run dir under /tmp and
-# cgroup, on_exit = detach, as scripts/compare.sh does.
+# private-daemon.sh - a private sockmeshd for scripts (sourced): its own pin
+# dir under /sys/fs/bpf, run dir under /tmp and cgroup, on_exit = detach.
+# Used by scripts/compare.sh, perf/run-bench.sh, perf/bench-selftest.sh.
 #
 #   sm_daemon_start BUILD TAG   sets sm_run (the run dir, for temp files too),
 #                               sm_conf, sm_pid; 0, or 1 with a message
 #   sm_daemon_stop              SIGTERM and wait; the daemon removes its pins
-#   sm_daemon_cleanup           stop, and remove whatever is left; for traps
+#   sm_daemon_cleanup           stop, and remove whatever is left
+#   sm_daemon_traps             on exit or a signal: sm_on_exit (if the
+#                               caller defines it), then sm_daemon_cleanup;
+#                               the exit status is kept
 
 sm_pid=""
 sm_build=""
@@ -80,4 +83,22 @@ sm_daemon_cleanup() {
 	done
 	rm -rf "$sm_run"
 	return 0
+}
+
+sm__exit() {
+	status=$?
+	trap - EXIT HUP INT PIPE TERM
+	if command -v sm_on_exit >/dev/null 2>&1; then
+		sm_on_exit
+	fi
+	sm_daemon_cleanup
+	exit "$status"
+}
+
+sm_daemon_traps() {
+	trap sm__exit EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 141' PIPE
+	trap 'exit 143' TERM
 }
