@@ -104,9 +104,10 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libsmcore.a include/sockmesh
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libsmcore.a $(LDLIBS_CORE) -lcmocka -o $@
 
 $(INTEG_BIN): $(INTEG_SRCS) tests/integration/harness.c tests/integration/harness.h \
-	      include/sockmesh.h | $(BUILD)/tests
+	      include/sockmesh.h $(BUILD)/libsmcore.a | $(BUILD)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Itests/integration -Wno-format-truncation -pthread $(INTEG_SRCS) tests/integration/harness.c -lbpf -o $@
+	$(Q)$(CC) $(CFLAGS) -Itests/integration -Wno-format-truncation -pthread $(INTEG_SRCS) tests/integration/harness.c \
+		$(BUILD)/libsmcore.a $(LDLIBS_CORE) -o $@
 
 test-unit: $(UNIT_BINS)
 	$(Q)tests/run-unit.sh $(UNIT_BINS)

@@ -426,7 +426,7 @@ int sm_core_links(const struct sm_core *core, __u64 *ids, int max)
 	return n;
 }
 
-int sm_core_counters(const struct sm_core *core, struct sm_counters *sum)
+int sm_counters_read(int fd, struct sm_counters *sum)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	struct sm_counters *per;
@@ -439,7 +439,7 @@ int sm_core_counters(const struct sm_core *core, struct sm_counters *sum)
 	if (!per)
 		return -ENOMEM;
 	memset(sum, 0, sizeof(*sum));
-	if (bpf_map_lookup_elem(core->map_fds[SM_M_COUNTERS], &zero, per)) {
+	if (bpf_map_lookup_elem(fd, &zero, per)) {
 		ret = -errno;
 		goto out;
 	}
@@ -451,6 +451,11 @@ int sm_core_counters(const struct sm_core *core, struct sm_counters *sum)
 out:
 	free(per);
 	return ret;
+}
+
+int sm_core_counters(const struct sm_core *core, struct sm_counters *sum)
+{
+	return sm_counters_read(core->map_fds[SM_M_COUNTERS], sum);
 }
 
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n)

@@ -74,6 +74,8 @@ int sm_core_detach(const struct sm_core *core, __u64 cg_id);
 int sm_core_links(const struct sm_core *core, __u64 *ids, int max);
 
 int sm_core_counters(const struct sm_core *core, struct sm_counters *sum);
+/* Sum the per-CPU values of an sm_counters map @fd (pinned or not). */
+int sm_counters_read(int fd, struct sm_counters *sum);
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n);
 
 /* Stop redirecting: every later message takes the stack. */

@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <mntent.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -25,6 +24,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "cgroup.h"
+#include "core.h"
 #include "harness.h"
 
 /* TEST_TIMEOUT: seconds, then the test's processes are killed
@@ -252,19 +253,7 @@ int env_counters_fd(struct env *e)
 
 int env_read_counters_fd(int fd, struct sm_counters *c)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct sm_counters per[ncpu > 0 ? ncpu : 1];
-	__u32 zero = 0;
-
-	memset(c, 0, sizeof(*c));
-	if (ncpu <= 0 || bpf_map_lookup_elem(fd, &zero, per))
-		return -1;
-	for (int i = 0; i < ncpu; i++) {
-#define ADD(name) c->name += per[i].name;
-		SM_COUNTERS(ADD)
-#undef ADD
-	}
-	return 0;
+	return sm_counters_read(fd, c) ? -1 : 0;
 }
 
 int env_sockops_attached(struct env *e)
@@ -616,26 +605,6 @@ int stream_child(void *arg)
 
 /* --- runner ------------------------------------------------------------ */
 
-static int cgroup2_mount(char *buf, size_t len)
-{
-	struct mntent *m;
-	FILE *f = setmntent("/proc/self/mounts", "r");
-	int ret = -1;
-
-	while (f && (m = getmntent(f))) {
-		if (!strcmp(m->mnt_type, "cgroup2")) {
-			snprintf(buf, len, "%s", m->mnt_dir);
-			ret = 0;
-			if (!strcmp(buf, "/sys/fs/cgroup") ||
-			    !strcmp(buf, "/sys/fs/cgroup/unified"))
-				break;
-		}
-	}
-	if (f)
-		endmntent(f);
-	return ret;
-}
-
 /* Is @pid a sockmeshd running on this test's config? */
 static int is_our_daemon(const struct env *e, pid_t pid)
 {
@@ -740,7 +709,7 @@ int main(int argc, char **argv)
 		printf("%s: 0 passed, 1 failed\n", suite);
 		return 1;
 	}
-	if (cgroup2_mount(mnt, sizeof(mnt))) {
+	if (sm_cgroup2_mount(mnt, sizeof(mnt))) {
 		fprintf(stderr, "no cgroup2 hierarchy is mounted\n");
 		printf("%s: 0 passed, 1 failed\n", suite);
 		return 1;
