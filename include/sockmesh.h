@@ -55,7 +55,7 @@ struct sm_sock_state {
 	__u32 flow;	    /* its slot in sm_flows */
 	__u16 flags;	    /* SM_SF_* */
 	__u16 dir;	    /* 0 at the active end, 1 at the passive end */
-	__u32 rcv_nxt0;	    /* rcv_nxt at establishment: moved = stack bytes in */
+	__u32 rcv_nxt0; /* rcv_nxt at establishment: moved = stack bytes in */
 };
 
 /*
@@ -67,11 +67,11 @@ struct sm_sock_state {
  */
 struct sm_flow {
 	__u64 conn;
-	__u64 last_ns;	    /* bpf_ktime_get_ns() of the last message */
-	__u64 redir_ns[2];  /* of the last redirect, per direction */
-	__u32 last_dir;	    /* direction of the last message */
-	__u32 run;	    /* small messages in a row, close together */
-	__u8 left[2];	    /* [dir]: that end has left sm_sockhash */
+	__u64 last_ns;	   /* bpf_ktime_get_ns() of the last message */
+	__u64 redir_ns[2]; /* of the last redirect, per direction */
+	__u32 last_dir;	   /* direction of the last message */
+	__u32 run;	   /* small messages in a row, close together */
+	__u8 left[2];	   /* [dir]: that end has left sm_sockhash */
 	__u8 pad[6];
 };
 
@@ -104,7 +104,7 @@ struct sm_flow {
  * SM_LEAVE_GUARD_NS after the peer's last redirect covers a redirect that
  * another thread of the peer still has in flight.
  */
-#define SM_RCVBUF_FLOOR (4 << 20) /* see sm_peer_behind() in skmsg.bpf.c */
+#define SM_RCVBUF_FLOOR	  (4 << 20) /* see sm_peer_behind() in skmsg.bpf.c */
 #define SM_LEAVE_GUARD_NS (2 * 1000 * 1000ULL)
 
 /* Connection id from the active end's key: both ends compute the same. */
@@ -168,7 +168,7 @@ struct sm_lpm_key {
 	X(peer_misses) /* directions switched to the stack: peer absent */           \
 	X(bulk_fallbacks) /* directions switched to the stack: small-write stream */ \
 	X(rcvbuf_fallbacks) /* directions switched to the stack: receiver behind */  \
-	X(sockets_left)	    /* sockets that left the map: plain TCP again */         \
+	X(sockets_left)	   /* sockets that left the map: plain TCP again */          \
 	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \
 	X(redirect_errors) /* socket in the map but its state lost */
 
