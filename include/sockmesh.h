@@ -14,7 +14,7 @@
 #endif
 
 /* Layout version of everything under pin_dir; bump on any change below. */
-#define SM_PIN_LAYOUT "v1" /* bpffs names may not contain dots */
+#define SM_PIN_LAYOUT "v2" /* bpffs names may not contain dots */
 
 /* Map names: prefixed, under 16 characters (BPF_OBJ_NAME_LEN). */
 #define SM_MAP_SOCKHASH "sm_sockhash"
@@ -56,6 +56,7 @@ struct sm_sock_state {
 	__u16 flags;	    /* SM_SF_* */
 	__u16 dir;	    /* 0 at the active end, 1 at the passive end */
 	__u32 rcv_nxt0; /* rcv_nxt at establishment: moved = stack bytes in */
+	__u32 cb_flags; /* sock_ops callback flags we added (and clear) */
 };
 
 /*

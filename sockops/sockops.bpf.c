@@ -171,7 +171,9 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 		return;
 	st->flags |= SM_SF_LEFT | SM_SF_STACK;
 	flow->left[st->dir & 1] = 1; /* each end writes only its own byte */
-	bpf_sock_ops_cb_flags_set(skops, 0);
+	/* ours only: another sock_ops program may want its own */
+	bpf_sock_ops_cb_flags_set(skops,
+				  skops->bpf_sock_ops_cb_flags & ~st->cb_flags);
 	c->sockets_left++;
 }
 
@@ -256,8 +258,9 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		return SM_SOCKOPS_DONE;
 	}
 	c->sockets_added++;
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
-						 SM_CB_FLAGS);
+	st->cb_flags = SM_CB_FLAGS & ~skops->bpf_sock_ops_cb_flags;
+	bpf_sock_ops_cb_flags_set(skops,
+				  skops->bpf_sock_ops_cb_flags | SM_CB_FLAGS);
 	return SM_SOCKOPS_DONE;
 }
 
