@@ -15,7 +15,7 @@ SEC("sk_msg")
 int sm_skmsg(struct sk_msg_md *msg)
 {
 	struct sm_counters *c = sm_counters_get();
-	struct sm_sock_state *st;
+	struct sm_sock_state *st = NULL;
 	struct sm_flow *flow;
 	struct sm_ctl *ctl;
 	__u32 zero = 0;
@@ -59,7 +59,9 @@ int sm_skmsg(struct sk_msg_md *msg)
 	if (bpf_msg_redirect_hash(msg, &sm_sockhash, &st->peer,
 				  BPF_F_INGRESS) == SK_PASS) {
 		c->msgs_redirected++;
+		sm_cg_count(st, SM_CG_msgs_redirected, 1);
 		c->bytes_redirected += size;
+		sm_cg_count(st, SM_CG_bytes_redirected, size);
 		return SK_PASS;
 	}
 	/* peer absent: this direction has used the stack, so it stays there */
@@ -67,7 +69,9 @@ int sm_skmsg(struct sk_msg_md *msg)
 	c->peer_misses++;
 pass:
 	c->msgs_passed++;
+	sm_cg_count(st, SM_CG_msgs_passed, 1);
 	c->bytes_passed += size;
+	sm_cg_count(st, SM_CG_bytes_passed, size);
 	return SK_PASS;
 }
 

@@ -48,17 +48,26 @@ static __always_inline int sm_key_build(struct bpf_sock_ops *skops,
 	return 1;
 }
 
+/*
+ * Policy lookups read the generation sockmeshd flipped last (struct sm_ctl):
+ * reload fills the idle generation completely, then flips.
+ */
 static __always_inline int sm_addr_in(void *lpm, const __u32 addr[4])
 {
 	struct sm_lpm_key k = {.prefixlen = 128};
 
+	if (sm_policy_gen())
+		lpm = lpm == (void *)&sm_cidrs ? (void *)&sm_cidrs1
+					       : (void *)&sm_unique1;
 	__builtin_memcpy(k.addr, addr, sizeof(k.addr));
 	return bpf_map_lookup_elem(lpm, &k) != NULL;
 }
 
 static __always_inline __u8 sm_port_flags(__u32 port)
 {
-	__u8 *flags = bpf_map_lookup_elem(&sm_ports, &port);
+	__u8 *flags = bpf_map_lookup_elem(
+		sm_policy_gen() ? (void *)&sm_ports1 : (void *)&sm_ports,
+		&port);
 
 	return flags ? *flags : 0;
 }
@@ -126,6 +135,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		c->early_data++;
 	}
 	st->dir = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
+	st->cg_slot = sm_cg_slot(sk);
 	st->conn = sm_conn_id(st->dir ? &st->peer : &key);
 	st->flow = (__u32)st->conn & (SM_FLOWS - 1);
 	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
@@ -142,6 +152,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		return SM_SOCKOPS_DONE;
 	}
 	c->sockets_added++;
+	sm_cg_count(st, SM_CG_sockets_added, 1);
 	return SM_SOCKOPS_DONE;
 }
 
