@@ -25,6 +25,8 @@ pid_t sm_daemon_pid(const struct sm_core *core, const char *run_dir)
 	int pid = 0;
 	FILE *f;
 
+	if (core->lock_fd >= 0) /* we are the daemon */
+		return getpid();
 	if (!sm_core_locked(core))
 		return 0;
 	if (sm_run_path(path, sizeof(path), run_dir, SM_PID_FILE))

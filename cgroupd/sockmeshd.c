@@ -89,6 +89,7 @@ struct op {
 };
 
 struct client {
+	struct client *prev, *next; /* in loop.clients */
 	int fd;
 	int http;    /* a metrics client, else a control one */
 	int pending; /* submissions in flight; freed at 0 once done */
@@ -110,6 +111,7 @@ struct loop {
 	struct op *metrics_accept; /* armed on metrics_fd, or NULL */
 	int metrics_fd;		   /* the fd it is armed on */
 	int n_clients;
+	struct client *clients; /* every client not yet freed */
 	struct __kernel_timespec tick;
 	enum stop stop;
 	int unload_fd; /* the client that asked to unload: told when done */
@@ -207,6 +209,22 @@ static int arm_recv(struct loop *l, struct client *cl)
 	return 0;
 }
 
+static void client_free(struct loop *l, struct client *cl)
+{
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		l->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	if (cl->fd >= 0)
+		close(cl->fd);
+	free(cl);
+	l->n_clients--;
+}
+
+static void client_done(struct loop *l, struct client *cl);
+
 static void client_new(struct loop *l, int fd, int http)
 {
 	struct client *cl;
@@ -222,12 +240,13 @@ static void client_new(struct loop *l, int fd, int http)
 	cl->http = http;
 	cl->recv = (struct op){.kind = OP_RECV, .cl = cl};
 	cl->timeout = (struct op){.kind = OP_RECV_TIMEOUT, .cl = cl};
+	cl->next = l->clients;
+	if (l->clients)
+		l->clients->prev = cl;
+	l->clients = cl;
 	l->n_clients++;
-	if (arm_recv(l, cl)) {
-		close(fd);
-		free(cl);
-		l->n_clients--;
-	}
+	if (arm_recv(l, cl))
+		client_done(l, cl);
 }
 
 static void client_done(struct loop *l, struct client *cl)
@@ -238,10 +257,8 @@ static void client_done(struct loop *l, struct client *cl)
 			close(cl->fd);
 		cl->fd = -1;
 	}
-	if (!cl->pending) {
-		free(cl);
-		l->n_clients--;
-	}
+	if (!cl->pending)
+		client_free(l, cl);
 }
 
 static void send_all(int fd, const char *buf, size_t len)
@@ -632,6 +649,9 @@ int main(int argc, char **argv)
 	ret = loop_run(&l);
 	if (ret)
 		pr_err("event loop: %s", strerror(-ret));
+	while (l.clients) /* their submissions die with the ring */
+		client_free(&l, l.clients);
+	free(l.metrics_accept);
 	sm_notify("STOPPING=1");
 	daemon_stop(&d, l.stop == STOP_UNLOAD ||
 				d.cfg.on_exit == SM_ON_EXIT_DETACH);

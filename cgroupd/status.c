@@ -69,11 +69,6 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 		sm_json_begin_object(&j);
 		sm_json_kstring(&j, "cgroup", st->cg[i].path);
 		sm_json_ku64(&j, "cgroup_id", st->cg[i].id);
-		sm_json_key(&j, "counters");
-		sm_json_begin_object(&j);
-		for (int k = 0; k < SM_CG_NR; k++)
-			sm_json_ku64(&j, cg_names[k], st->cg[i].c.v[k]);
-		sm_json_end_object(&j);
 		sm_json_end_object(&j);
 	}
 	sm_json_end_array(&j);
@@ -85,6 +80,21 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 	SM_COUNTERS(SM_JSON_COUNTER)
 #undef SM_JSON_COUNTER
 	sm_json_end_object(&j);
+	/* per cgroup, after the node's counters (first match stays global) */
+	sm_json_key(&j, "cgroups");
+	sm_json_begin_array(&j);
+	for (int i = 0; i < st->n; i++) {
+		sm_json_begin_object(&j);
+		sm_json_kstring(&j, "cgroup", st->cg[i].path);
+		sm_json_ku64(&j, "cgroup_id", st->cg[i].id);
+		sm_json_key(&j, "counters");
+		sm_json_begin_object(&j);
+		for (int k = 0; k < SM_CG_NR; k++)
+			sm_json_ku64(&j, cg_names[k], st->cg[i].c.v[k]);
+		sm_json_end_object(&j);
+		sm_json_end_object(&j);
+	}
+	sm_json_end_array(&j);
 	sm_json_end_object(&j);
 }
 
