@@ -107,7 +107,7 @@ static pid_t read_pid_file(const struct env *e)
 	int pid = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/sockmeshd.pid", e->run_dir);
+	snprintf(path, sizeof(path), "%s/%s", e->run_dir, SM_PID_FILE);
 	f = fopen(path, "r");
 	if (!f)
 		return 0;
