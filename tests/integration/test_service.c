@@ -884,6 +884,9 @@ TEST(prometheus_scrapes_the_endpoint)
 		plog[PATH_MAX + 16], listen_arg[64], cfg_arg[PATH_MAX + 32],
 		data_arg[PATH_MAX + 32], json[16384], resp[65536], q[512];
 	int port = free_port(), web = free_port(), found = 0, fd;
+
+	for (int i = 0; i < 10 && web == port; i++)
+		web = free_port();
 	long long want_node, want_cg;
 	pid_t prom;
 	FILE *f;
@@ -957,4 +960,75 @@ TEST(prometheus_scrapes_the_endpoint)
 		kill(prom, SIGKILL);
 		waitpid(prom, NULL, 0);
 	}
+}
+
+TEST(reload_refuses_restart_keys_and_nested_cgroups)
+{
+	char out[8192], other[PATH_MAX + 16], nested[512], extra[64];
+	int port = free_port(), port2 = free_port(), busy;
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	FILE *f;
+
+	for (int i = 0; i < 10 && port2 == port; i++)
+		port2 = free_port();
+	snprintf(extra, sizeof(extra), "metrics = 127.0.0.1:%d", port);
+	if (!ASSERT_EQ(write_conf(e, e->conf, e->cg_rel, extra, ""), 0,
+		       "config") ||
+	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		return;
+
+	/* pin_dir: a restart */
+	snprintf(other, sizeof(other), "%s/other.ini", e->run_dir);
+	f = fopen(other, "w");
+	if (f) {
+		fprintf(f,
+			"[daemon]\npin_dir = %s-other\nrun_dir = %s\nmetrics = off\n"
+			"[accelerate]\ncgroups = %s\n",
+			e->pin_dir, e->run_dir, e->cg_rel);
+		fclose(f);
+	}
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "reload", "-c", other,
+			  (char *)NULL),
+		  2, "pin_dir change refused");
+	ASSERT_STR_HAS(out, "pin_dir changed", "says what changed");
+	ASSERT_STR_HAS(out, "needs a restart", "and what it takes");
+
+	/* nested cgroups would record a socket twice */
+	snprintf(nested, sizeof(nested), "%s, %s/inner", e->cg_rel, e->cg_rel);
+	ASSERT_EQ(write_conf(e, other, nested, extra, ""), 0, "nested config");
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "reload", "-c", other,
+			  (char *)NULL),
+		  2, "nested cgroups refused");
+	ASSERT_STR_HAS(out, "is inside", "says which is inside which");
+
+	/* metrics moves to a new port; a port in use is refused */
+	busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sin.sin_port = htons(port2);
+	ASSERT_EQ(bind(busy, (struct sockaddr *)&sin, sizeof(sin)), 0,
+		  "occupy a port");
+	ASSERT_EQ(listen(busy, 1), 0, "listen");
+	snprintf(extra, sizeof(extra), "metrics = 127.0.0.1:%d", port2);
+	ASSERT_EQ(write_conf(e, other, e->cg_rel, extra, ""), 0, "config");
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "reload", "-c", other,
+			  (char *)NULL),
+		  2, "metrics on a busy port refused");
+	ASSERT_STR_HAS(out, "cannot listen", "says why");
+	ASSERT_EQ(http_get(port, "/healthz", out, sizeof(out)), 0,
+		  "the old endpoint still serves");
+	ASSERT_STR_HAS(out, "200 OK", "healthy");
+	close(busy);
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "reload", "-c", other,
+			  (char *)NULL),
+		  0, "metrics moves once the port is free");
+	ASSERT_EQ(http_get(port2, "/healthz", out, sizeof(out)), 0,
+		  "the new endpoint serves");
+	ASSERT_STR_HAS(out, "200 OK", "healthy");
+	ASSERT_TRUE(http_get(port, "/healthz", out, sizeof(out)) != 0,
+		    "the old endpoint is closed");
+	ASSERT_EQ(http_get(port2, "/metrics", out, sizeof(out)), 0, "scrape");
+	ASSERT_STR_HAS(out, "sockmesh_reload_failures_total 3",
+		       "three reloads refused");
+	ASSERT_STR_HAS(out, "sockmesh_reloads_total 1", "one applied");
+	ASSERT_EQ(env_sockops_attached(e), 1, "attached throughout");
 }
