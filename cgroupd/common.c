@@ -143,6 +143,9 @@ int sm_private_dir(const char *dir)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
+	/* a shared directory (/tmp) is not ours to tighten */
+	if (st.st_mode & (S_ISVTX | S_IWOTH))
+		return -EPERM;
 	if ((st.st_mode & 077) && chmod(dir, 0700))
 		return -errno;
 	return 0;

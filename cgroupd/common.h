@@ -53,7 +53,8 @@ int sm_ctl_request(const char *run_dir, const char *request, char *out,
  * naming the file in @err.
  */
 int sm_config_file_safe(const char *path, char *err, size_t errlen);
-/* Make @dir exist with mode 0700 (created, or tightened if wider). */
+/* Make @dir exist with mode 0700 (created, or tightened if wider);
+ * -EPERM for a shared directory (sticky or writable by others). */
 int sm_private_dir(const char *dir);
 
 #endif

@@ -176,7 +176,10 @@ int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
 	sm_core_init(&d->core, cfg->pin_dir);
 	ret = sm_private_dir(cfg->run_dir);
 	if (ret) {
-		pr_err("run_dir %s: %s", cfg->run_dir, strerror(-ret));
+		pr_err(ret == -EPERM
+			       ? "run_dir %s is a shared directory (sticky or writable by others): give sockmeshd one of its own"
+			       : "run_dir %s: %s",
+		       cfg->run_dir, strerror(-ret));
 		return ret;
 	}
 	ret = sm_core_prepare_dir(&d->core);
@@ -184,7 +187,9 @@ int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
 		ret = sm_private_dir(cfg->pin_dir);
 	if (ret) {
 		pr_err(ret == -EXDEV ? "pin_dir %s is not on a bpf filesystem"
-				     : "pin_dir %s: %s",
+		       : ret == -EPERM
+			       ? "pin_dir %s is a shared directory (sticky or writable by others): give sockmeshd one of its own"
+			       : "pin_dir %s: %s",
 		       cfg->pin_dir, strerror(-ret));
 		return ret;
 	}

@@ -779,6 +779,33 @@ TEST(bad_permission_config_refused)
 	ASSERT_STR_HAS(out, "writable by group and others", "says why");
 	chmod(e->conf, 0644);
 	ASSERT_EQ(env_sockops_attached(e), 1, "still attached");
+	env_stop_daemon(e, SIGTERM);
+
+	/* a shared run_dir is refused, not chmod()ed */
+	snprintf(dir, sizeof(dir), "%s/shared", e->run_dir);
+	mkdir(dir, 0700);
+	chmod(dir, 01777);
+	ASSERT_EQ(write_conf(e, e->conf, e->cg_rel, "", ""), 0, "config");
+	{
+		char conf2[PATH_MAX + 16];
+		FILE *f;
+
+		snprintf(conf2, sizeof(conf2), "%s/shared.ini", e->run_dir);
+		f = fopen(conf2, "w");
+		if (f) {
+			fprintf(f,
+				"[daemon]\npin_dir = %s\nrun_dir = %s\n"
+				"metrics = off\n[accelerate]\ncgroups = %s\n",
+				e->pin_dir, dir, e->cg_rel);
+			fclose(f);
+		}
+		argv[2] = conf2;
+		ASSERT_EQ(env_run(out, sizeof(out), argv), 1,
+			  "a sticky world-writable run_dir refused");
+		ASSERT_STR_HAS(out, "is a shared directory", "says why");
+		ASSERT_EQ(stat(dir, &st), 0, "run_dir");
+		ASSERT_EQ(st.st_mode & 07777, 01777, "left as it was");
+	}
 }
 
 /* --- CLI ------------------------------------------------------------------ */
