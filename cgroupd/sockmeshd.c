@@ -629,7 +629,11 @@ int main(int argc, char **argv)
 	}
 	ret = io_uring_queue_init(RING_ENTRIES, &l.ring, 0);
 	if (ret) {
-		pr_err("io_uring: %s", strerror(-ret));
+		pr_err("cannot set up io_uring for the event loop: %s%s",
+		       strerror(-ret),
+		       ret == -EPERM || ret == -ENOSYS
+			       ? " (disabled by kernel.io_uring_disabled, or by a seccomp profile: allow io_uring_setup/enter/register for sockmeshd)"
+			       : "");
 		close(l.sfd);
 		return SM_EXIT_FAILURE;
 	}

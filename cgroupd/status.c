@@ -156,17 +156,46 @@ static int cg_index(const char *name)
 	return -1;
 }
 
+/* HELP texts of the counters known today; a counter added to SM_COUNTERS
+ * later is exported all the same, with a generic text. */
+static const struct {
+	const char *name, *help;
+} helps[] = {
+	{"sockets_added", "sockets put into the socket map"},
+	{"sockets_add_failed", "sockets selected but refused by the map"},
+	{"sockets_skipped",
+	 "sockets in an attached cgroup policy did not select"},
+	{"msgs_redirected", "sendmsg() calls handed straight to the peer"},
+	{"bytes_redirected", "bytes handed straight to the peer"},
+	{"msgs_passed", "sendmsg() calls that went through the TCP/IP stack"},
+	{"bytes_passed", "bytes that went through the TCP/IP stack"},
+	{"early_data", "sockets that sent before establishment (TFO)"},
+	{"peer_misses", "directions switched to the stack: peer absent"},
+	{"bulk_fallbacks", "directions switched to the stack: small writes"},
+	{"msgs_drained", "sendmsg() calls passed because unload drained"},
+	{"redirect_errors", "sockets in the map whose state was lost"},
+};
+
+static const char *help_of(const char *name)
+{
+	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+		if (!strcmp(helps[i].name, name))
+			return helps[i].help;
+	return "sockmesh datapath counter";
+}
+
 static void prom_counter(const struct sm_status *st, FILE *out,
 			 const char *name, __u64 v)
 {
 	int k = cg_index(name);
 
 	fprintf(out,
-		"# HELP sockmesh_%s_total sockmesh counter %s (node%s)\n"
+		"# HELP sockmesh_%s_total %s (unlabelled: the node%s)\n"
 		"# TYPE sockmesh_%s_total counter\n"
 		"sockmesh_%s_total %" PRIu64 "\n",
-		name, name, k >= 0 ? "; per accelerated cgroup" : "", name,
-		name, (uint64_t)v);
+		name, help_of(name),
+		k >= 0 ? "; cgroup: per accelerated cgroup" : "", name, name,
+		(uint64_t)v);
 	for (int i = 0; k >= 0 && i < st->n; i++) {
 		fprintf(out, "sockmesh_%s_total{cgroup=", name);
 		prom_label(out, st->cg[i].path);
