@@ -9,7 +9,7 @@ BPFTOOL     ?= bpftool
 CFLAGS      ?= -O2 -g
 CFLAGS      += -std=gnu11 -Wall -Wextra -DSM_VERSION='"$(VERSION)"' \
 	       -Iinclude -Icgroupd -I$(BUILD) $(EXTRA_CFLAGS)
-LDLIBS_CORE := -lbpf -lelf -lz -linih
+LDLIBS_CORE := -lbpf -lelf -lz -linih -luring
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	       -I$(BUILD) -Iinclude
 
@@ -22,7 +22,9 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 CORE_SRCS := cgroupd/config.c cgroupd/core.c cgroupd/cgroup.c \
-	     cgroupd/policy.c cgroupd/log.c cgroupd/cli.c
+	     cgroupd/policy.c cgroupd/log.c cgroupd/cli.c cgroupd/json.c \
+	     cgroupd/common.c cgroupd/status.c cgroupd/daemon.c \
+	     cgroupd/notify.c cgroupd/probe.c
 CORE_OBJS := $(patsubst cgroupd/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
 BPF_OBJS  := $(BUILD)/sockops.bpf.o $(BUILD)/skmsg.bpf.o
 BINS      := $(BUILD)/sockmeshd $(BUILD)/sockmesh

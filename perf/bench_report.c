@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "json.h"
 
 const char *const bench_mode_names[BENCH_MODES] = {
 	[BENCH_RR] = "rr",
@@ -199,16 +200,7 @@ void bench_print_table(FILE *out, const struct bench_matrix *m,
 
 static void json_str(FILE *out, const char *s)
 {
-	fputc('"', out);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(out, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(out, "\\u%04x", *s);
-		else
-			fputc(*s, out);
-	}
-	fputc('"', out);
+	sm_json_quote(out, s); /* the one escaper (cgroupd/json.c) */
 }
 
 static void json_run(FILE *out, const struct bench_matrix *m,
