@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Fallback rules under load: a receiver that reads nothing bounds its
+ * sender's memory as TCP does (EAGAIN, POLLOUT); a low-rate push stays
+ * redirected; connections that moved to the stack leave the map while they
+ * stream, bytes exact; 10,000 connections through every fallback churn and
+ * the map comes back to its baseline.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conform.h"
+
+/* --- bounded memory: the receiver reads nothing --------------------------- */
+
+#define BOUND	  (16u << 20) /* the sender must see EAGAIN within this */
+#define BOUND_CAP (64u << 20) /* where the test stops trying */
+
+/* Non-blocking sends of 64 KiB from stream offset *off until EAGAIN or
+ * the cap; 1 if it saw EAGAIN, 0 if not, -errno on another error. */
+static int fill(int fd, size_t *off, size_t cap, unsigned seed)
+{
+	static unsigned char buf[65536];
+	size_t start = *off;
+
+	while (*off - start < cap) {
+		ssize_t n;
+
+		pat_fill(buf, sizeof(buf), *off, seed);
+		n = send(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 1;
+		if (n < 0)
+			return -errno;
+		*off += n;
+	}
+	return 0;
+}
+
+/* Read @len bytes from stream offset @off, checking them. */
+static void drain_check(struct result *r, const char *what, int fd, size_t len,
+			uint64_t off, unsigned seed)
+{
+	static unsigned char buf[65536];
+	char name[40];
+	size_t got = 0;
+	long bad = -1;
+
+	set_nonblock(fd, 0);
+	while (got < len) {
+		size_t ask = len - got < sizeof(buf) ? len - got : sizeof(buf);
+		ssize_t n = recv_exact(r, fd, buf, ask);
+
+		if (n <= 0)
+			break;
+		if (bad < 0 && pat_check(buf, n, off + got, seed) >= 0)
+			bad = got + pat_check(buf, n, off + got, seed);
+		got += n;
+	}
+	snprintf(name, sizeof(name), "%s_bytes_read", what);
+	res_same(r, name, got == len);
+	snprintf(name, sizeof(name), "%s_first_bad_byte", what);
+	res_same(r, name, bad);
+}
+
+static int bounded(struct result *r, void *arg)
+{
+	struct epoll_event ev = {0};
+	struct pollfd p;
+	unsigned seed = 301;
+	size_t off = 0, first;
+	int c, s, ep, ret, n;
+
+	(void)arg;
+	if (scen_pair(r, &c, &s, NULL))
+		return 1;
+	ret = fill(c, &off, BOUND_CAP, seed);
+	if (ret < 0) {
+		res_broken(r, "send: %s", strerror(-ret));
+		return 1;
+	}
+	first = off;
+	res_info(r, "accepted_before_eagain", first);
+	res_same(r, "saw_eagain", ret);
+	res_same(r, "eagain_within_16MiB", ret == 1 && first <= BOUND);
+	/* full: not writable, no EPOLLOUT */
+	p = (struct pollfd){.fd = c, .events = POLLOUT};
+	poll(&p, 1, 0);
+	res_same(r, "full_pollout", p.revents & POLLOUT);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	epoll_ctl(ep, EPOLL_CTL_ADD, c,
+		  &(struct epoll_event){.events = EPOLLOUT | EPOLLET});
+	n = epoll_wait(ep, &ev, 1, 0);
+	res_same(r, "full_epollout", n);
+	/* the receiver is readable and says so */
+	p = (struct pollfd){.fd = s, .events = POLLIN};
+	res_same(r, "full_receiver_readable", poll(&p, 1, 0));
+	res_same(r, "full_receiver_fionread_nonzero", sock_inq(s) > 0);
+	/* it reads everything: bytes exact, the sender writable again */
+	drain_check(r, "first", s, first, 0, seed);
+	p = (struct pollfd){.fd = c, .events = POLLOUT};
+	poll(&p, 1, 2000);
+	res_same(r, "pollout_after_read", p.revents & POLLOUT);
+	n = epoll_wait(ep, &ev, 1, 1000);
+	res_same(r, "epollout_edge_after_read",
+		 n == 1 && (ev.events & EPOLLOUT));
+	/* new bytes now: FIONREAD counts them */
+	ret = send_pat(c, 1000, off, seed);
+	if (ret || wait_sent(c, 3000)) {
+		res_broken(r, "send 1000 more: %s", strerror(ret ? -ret : 0));
+		return 1;
+	}
+	res_same(r, "more_fionread", sock_inq(s));
+	drain_check(r, "more", s, 1000, off, seed);
+	off += 1000;
+	/* bounded again, and exact again */
+	first = off;
+	ret = fill(c, &off, BOUND_CAP, seed);
+	res_info(r, "second_accepted_before_eagain", off - first);
+	res_same(r, "second_eagain_within_16MiB",
+		 ret == 1 && off - first <= BOUND);
+	drain_check(r, "second", s, off - first, first, seed);
+	shutdown(c, SHUT_WR);
+	res_same(r, "eof", recv_exact(r, s, &(char){0}, 1));
+	close(ep);
+	close(c);
+	close(s);
+	return 0;
+}
+
+TEST(fallback_bounded_memory_receiver_reads_nothing)
+{
+	struct diff d;
+
+	if (conf_start(e, "") || diff_run(e, "a receiver that reads nothing",
+					  bounded, NULL, &d, NULL))
+		return;
+	fprintf(stderr,
+		"    receiver reads nothing: %lld B accepted before EAGAIN (plain %lld); %llu B redirected, %llu B through the stack\n",
+		res_get(&d.accel, "accepted_before_eagain"),
+		res_get(&d.plain, "accepted_before_eagain"),
+		(unsigned long long)d.da.bytes_redirected,
+		(unsigned long long)d.da.bytes_passed);
+	ASSERT_GT(d.da.bytes_redirected, 0, "redirected until it fell behind");
+	ASSERT_GT(d.da.bytes_passed, 0, "then the stack, with flow control");
+	ASSERT_EQ(env_sockets(e), 0, "the map is empty once closed");
+}
+
+/* --- a low-rate push stays redirected -------------------------------------- */
+
+#define PUSH_MSGS 2000
+#define PUSH_SIZE 512
+
+static int push(struct result *r, void *arg)
+{
+	struct reader rd = {
+		.seed = 302, .chunk = 4096, .want = PUSH_MSGS * PUSH_SIZE};
+	double t0 = now_s();
+	int c, s, err = 0;
+
+	(void)arg;
+	if (scen_pair(r, &c, &s, NULL))
+		return 1;
+	rd.fd = c;
+	rd.r = r;
+	reader_start(&rd);
+	/* the server pushes 512 B every millisecond; the client keeps up */
+	for (int i = 0; i < PUSH_MSGS && !err; i++) {
+		err = -send_pat(s, PUSH_SIZE, (uint64_t)i * PUSH_SIZE, 302);
+		sleep_ms(1);
+	}
+	reader_join(&rd);
+	res_same(r, "send_errno", err);
+	res_same(r, "bytes", rd.got);
+	res_same(r, "first_bad_byte", rd.bad_at);
+	res_info(r, "push_ms", (long long)((now_s() - t0) * 1000));
+	close(c);
+	close(s);
+	return 0;
+}
+
+TEST(fallback_low_rate_push_stays_redirected)
+{
+	struct diff d;
+	unsigned long long all;
+
+	if (conf_start(e, "") ||
+	    diff_run(e, "512 B every ms", push, NULL, &d, NULL))
+		return;
+	all = d.da.msgs_redirected + d.da.msgs_passed;
+	fprintf(stderr,
+		"    push: %llu of %llu msgs redirected, %llu bulk fallbacks\n",
+		(unsigned long long)d.da.msgs_redirected, all,
+		(unsigned long long)d.da.bulk_fallbacks);
+	ASSERT_EQ(all, PUSH_MSGS, "every push counted once");
+	ASSERT_GE(d.da.msgs_redirected * 100, all * 90,
+		  "at least 90 % of the pushes redirected");
+}
+
+/* --- connections leave the map while they stream ---------------------------- */
+
+#define RM_CONNS 16
+#define RM_SMALL 1024 /* 1 KiB writes each way: the small-write rule */
+#define RM_LARGE 4    /* then 256 KiB writes */
+
+struct rm_conn {
+	int c, s;
+	unsigned id;
+	int ok;
+	struct result *r;
+	pthread_t t;
+};
+
+/* @from streams RM_SMALL x 1 KiB then RM_LARGE x 256 KiB, @to reads. */
+static int rm_leg(struct result *r, int from, int to, unsigned seed)
+{
+	size_t total = RM_SMALL * 1024 + RM_LARGE * (256 << 10), off = 0;
+	struct reader rd = {.fd = to, .seed = seed, .want = total, .r = r};
+	int ret = 0;
+
+	reader_start(&rd);
+	for (int i = 0; i < RM_SMALL && !ret; i++, off += 1024)
+		ret = send_pat(from, 1024, off, seed);
+	for (int i = 0; i < RM_LARGE && !ret; i++, off += 256 << 10)
+		ret = send_pat(from, 256 << 10, off, seed);
+	reader_join(&rd);
+	return !ret && rd.got == total && rd.bad_at < 0 && !rd.err;
+}
+
+static void *rm_main(void *p)
+{
+	struct rm_conn *k = p;
+
+	k->ok = rm_leg(k->r, k->c, k->s, 400 + k->id) &&
+		rm_leg(k->r, k->s, k->c, 500 + k->id);
+	return NULL;
+}
+
+static int exchange_exact(struct result *r, int from, int to, size_t len,
+			  unsigned seed)
+{
+	static unsigned char buf[65536];
+
+	return !send_pat(from, len, 0, seed) &&
+	       recv_exact(r, to, buf, len) == (ssize_t)len &&
+	       pat_check(buf, len, 0, seed) < 0;
+}
+
+static int removal(struct result *r, void *arg)
+{
+	static struct rm_conn k[RM_CONNS];
+	int ok = 0, after = 0;
+
+	(void)arg;
+	for (int i = 0; i < RM_CONNS; i++) {
+		k[i] = (struct rm_conn){.id = i, .r = r};
+		if (scen_pair(r, &k[i].c, &k[i].s, NULL))
+			return 1;
+	}
+	for (int i = 0; i < RM_CONNS; i++)
+		pthread_create(&k[i].t, NULL, rm_main, &k[i]);
+	for (int i = 0; i < RM_CONNS; i++) {
+		pthread_join(k[i].t, NULL);
+		ok += k[i].ok;
+	}
+	res_same(r, "streams_exact_both_ways", ok);
+	scen_checkpoint(1); /* all still open: the test counts the map */
+	/* still plain TCP connections that work both ways */
+	for (int i = 0; i < RM_CONNS; i++)
+		after += exchange_exact(r, k[i].c, k[i].s, 65536, 600 + i) &&
+			 exchange_exact(r, k[i].s, k[i].c, 65536, 700 + i);
+	res_same(r, "exchanges_after_exact", after);
+	for (int i = 0; i < RM_CONNS; i++) {
+		close(k[i].c);
+		close(k[i].s);
+	}
+	return 0;
+}
+
+static void count_checkpoint(struct env *e, int accel, int n, void *arg)
+{
+	long *sockets = arg;
+
+	(void)n;
+	sockets[accel] = env_sockets(e);
+}
+
+TEST(fallback_connections_leave_the_map_while_streaming)
+{
+	long sockets[2] = {-1, -1}, base;
+	struct diff_opts o = {.at_checkpoint = count_checkpoint,
+			      .cp_arg = sockets};
+	struct diff d;
+
+	if (conf_start(e, ""))
+		return;
+	base = env_sockets(e);
+	if (diff_run(e, "16 streams moving to the stack", removal, NULL, &d,
+		     &o))
+		return;
+	fprintf(stderr,
+		"    %d streams: %ld sockets in the map once they moved to the stack (baseline %ld); %llu bulk fallbacks\n",
+		RM_CONNS, sockets[1], base,
+		(unsigned long long)d.da.bulk_fallbacks);
+	ASSERT_EQ(d.da.sockets_added, 2 * RM_CONNS, "all accelerated first");
+	ASSERT_GE(d.da.bulk_fallbacks, RM_CONNS, "each moved to the stack");
+	ASSERT_EQ(sockets[1], base,
+		  "open, both directions on the stack: out of the map");
+	ASSERT_EQ(env_sockets(e), base, "the map at its baseline");
+}
+
+/* --- 10,000 connections through every fallback ----------------------------- */
+
+#define CH_TOTAL 10000
+#define CH_BATCH 2000
+
+enum ch_kind {
+	CH_RR,	  /* 100 B each way: redirected */
+	CH_BULK,  /* 160 x 512 B one way: the small-write rule */
+	CH_MISS,  /* client made outside the cgroup: the server misses */
+	CH_LARGE, /* 40,000 B each way */
+	CH_KINDS,
+};
+
+static int ch_exchange(struct result *r, int c, int s, enum ch_kind kind,
+		       unsigned seed)
+{
+	static unsigned char buf[65536];
+
+	if (kind == CH_BULK) {
+		/* 10 rounds of 16 small writes, the receiver reading */
+		for (int i = 0; i < 10; i++) {
+			for (int k = 0; k < 16; k++)
+				if (send_pat(c, 512, (i * 16 + k) * 512, seed))
+					return 0;
+			if (recv_exact(r, s, buf, 8192) != 8192 ||
+			    pat_check(buf, 8192, i * 8192, seed) >= 0)
+				return 0;
+		}
+		return exchange_exact(r, s, c, 100, ~seed);
+	}
+	if (kind == CH_LARGE)
+		return exchange_exact(r, c, s, 40000, seed) &&
+		       exchange_exact(r, s, c, 40000, ~seed);
+	return exchange_exact(r, c, s, 100, seed) &&
+	       exchange_exact(r, s, c, 100, ~seed);
+}
+
+struct ch_arg {
+	const char *cg_mnt;
+};
+
+static int churn_fallbacks(struct result *r, void *arg)
+{
+	const struct ch_arg *a = arg;
+	static int c[CH_BATCH], s[CH_BATCH];
+	struct pair_opt po = {0};
+	int lfd, ok = 0, err = 0;
+
+	lfd = tcp_listener(&po);
+	if (lfd < 0) {
+		res_broken(r, "listen: %s", strerror(-lfd));
+		return 1;
+	}
+	for (int b = 0; b < CH_TOTAL / CH_BATCH && !err; b++) {
+		struct cg_hop hop;
+
+		for (int i = 0; i < CH_BATCH; i++)
+			c[i] = s[i] = -1;
+
+		/* the peer-miss ones first, their client sockets outside */
+		for (int pass = 0; pass < 2 && !err; pass++) {
+			if (pass == 0 &&
+			    (err = -cgroup_step_out(a->cg_mnt, &hop)))
+				break;
+			for (int i = 0; i < CH_BATCH; i++) {
+				if ((i % CH_KINDS == CH_MISS) != (pass == 0))
+					continue;
+				c[i] = tcp_connect_to(lfd, &po);
+				s[i] = c[i] >= 0 ? accept4(lfd, NULL, NULL,
+							   SOCK_CLOEXEC)
+						 : -1;
+				if (c[i] < 0 || s[i] < 0) {
+					err = c[i] < 0 ? -c[i] : errno;
+					break;
+				}
+			}
+			if (pass == 0 && cgroup_step_back(a->cg_mnt, &hop))
+				err = err ? err : EPERM;
+		}
+		for (int i = 0; i < CH_BATCH && !err; i++)
+			ok += ch_exchange(r, c[i], s[i], i % CH_KINDS,
+					  b * CH_BATCH + i);
+		scen_checkpoint(b + 1); /* all of the batch open */
+		for (int i = 0; i < CH_BATCH; i++) {
+			if (c[i] >= 0)
+				close(c[i]);
+			if (s[i] >= 0)
+				close(s[i]);
+		}
+	}
+	close(lfd);
+	res_same(r, "errno", err);
+	res_same(r, "connections_exact", ok);
+	return 0;
+}
+
+static void churn_checkpoint(struct env *e, int accel, int n, void *arg)
+{
+	long *in_map = arg;
+
+	if (accel && n >= 1 && n <= CH_TOTAL / CH_BATCH)
+		in_map[n - 1] = env_sockets(e);
+}
+
+TEST(fallback_churn_10000_connections_through_every_fallback)
+{
+	long in_map[CH_TOTAL / CH_BATCH] = {0}, base;
+	struct ch_arg a = {.cg_mnt = e->cg_mnt};
+	struct diff_opts o = {.timeout_s = 120,
+			      .at_checkpoint = churn_checkpoint,
+			      .cp_arg = in_map,
+			      .rlimit_nofile = 3 * CH_BATCH + 256};
+	struct diff d;
+
+	if (conf_start(e, ""))
+		return;
+	base = env_sockets(e);
+	if (diff_run(e, "10,000 connections, every fallback", churn_fallbacks,
+		     &a, &d, &o))
+		return;
+	fprintf(stderr,
+		"    churn: in the map with each batch of %d open: %ld %ld %ld %ld %ld (baseline %ld); added %llu, misses %llu, bulk %llu\n",
+		CH_BATCH, in_map[0], in_map[1], in_map[2], in_map[3], in_map[4],
+		base, (unsigned long long)d.da.sockets_added,
+		(unsigned long long)d.da.peer_misses,
+		(unsigned long long)d.da.bulk_fallbacks);
+	ASSERT_EQ(res_get(&d.accel, "connections_exact"), CH_TOTAL,
+		  "every connection exact");
+	/* both ends of three kinds in four, the server end of the fourth */
+	ASSERT_EQ(d.da.sockets_added, CH_TOTAL / CH_KINDS * 7,
+		  "every socket in the cgroup added");
+	ASSERT_EQ(d.da.sockets_add_failed, 0, "no add failure");
+	ASSERT_GE(d.da.peer_misses, CH_TOTAL / CH_KINDS,
+		  "every peer-miss connection counted");
+	ASSERT_GE(d.da.bulk_fallbacks, CH_TOTAL / CH_KINDS,
+		  "every small-write connection moved");
+	/* with each batch open, only the connections still redirecting are
+	 * in the map: both ends of CH_RR and CH_LARGE */
+	for (int b = 0; b < CH_TOTAL / CH_BATCH; b++)
+		ASSERT_EQ(in_map[b], base + CH_BATCH / CH_KINDS * 2 * 2,
+			  "the fallen-back connections left the map");
+	ASSERT_EQ(env_sockets(e), base, "the map is back to its baseline");
+}
