@@ -106,6 +106,13 @@ static int bounded(struct result *r, void *arg)
 	p = (struct pollfd){.fd = s, .events = POLLIN};
 	res_same(r, "full_receiver_readable", poll(&p, 1, 0));
 	res_same(r, "full_receiver_fionread_nonzero", sock_inq(s) > 0);
+	{
+		static unsigned char pk[65536];
+		ssize_t k = recv(s, pk, sizeof(pk), MSG_PEEK | MSG_DONTWAIT);
+
+		res_same(r, "full_peek_exact",
+			 k > 0 && pat_check(pk, k, 0, seed) < 0);
+	}
 	/* it reads everything: bytes exact, the sender writable again */
 	drain_check(r, "first", s, first, 0, seed);
 	p = (struct pollfd){.fd = c, .events = POLLOUT};
@@ -129,8 +136,9 @@ static int bounded(struct result *r, void *arg)
 	res_info(r, "second_accepted_before_eagain", off - first);
 	res_same(r, "second_eagain_within_16MiB",
 		 ret == 1 && off - first <= BOUND);
+	/* half-closed while full: every byte, then EOF */
+	res_same(r, "shutdown_while_full", shutdown(c, SHUT_WR));
 	drain_check(r, "second", s, off - first, first, seed);
-	shutdown(c, SHUT_WR);
 	res_same(r, "eof", recv_exact(r, s, &(char){0}, 1));
 	close(ep);
 	close(c);

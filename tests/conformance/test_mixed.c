@@ -107,6 +107,17 @@ static void obs_inq(struct result *r, const char *what, int fd, int gap)
 	res_same(r, name, v > 0);
 }
 
+/* epoll edge-triggered: an edge since the last look? */
+static void obs_edge(struct result *r, const char *what, int ept)
+{
+	struct epoll_event ev = {0};
+	char name[40];
+	int n = epoll_wait(ept, &ev, 1, 0);
+
+	snprintf(name, sizeof(name), "%s_epoll_edge", what);
+	res_same(r, name, n > 0 ? (long long)ev.events : n);
+}
+
 static void obs_ready(struct result *r, const char *what, int fd, int ep)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
@@ -220,7 +231,7 @@ static int mix_scen(struct result *r, void *arg)
 	static unsigned char buf[1 << 20];
 	size_t total = 0, got = 0, len;
 	long long split;
-	int c = -1, s = -1, ep = -1, mixed;
+	int c = -1, s = -1, ep = -1, ept = -1, mixed;
 	ssize_t n;
 
 	scen_checkpoint(CP_START);
@@ -229,6 +240,9 @@ static int mix_scen(struct result *r, void *arg)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	epoll_ctl(ep, EPOLL_CTL_ADD, s,
 		  &(struct epoll_event){.events = EPOLLIN | EPOLLRDHUP});
+	ept = epoll_create1(EPOLL_CLOEXEC);
+	epoll_ctl(ept, EPOLL_CTL_ADD, s,
+		  &(struct epoll_event){.events = EPOLLIN | EPOLLET});
 	if (mix_send(a, c, &total)) {
 		res_broken(r, "send: %s", strerror(errno));
 		goto out;
@@ -255,6 +269,7 @@ static int mix_scen(struct result *r, void *arg)
 	/* 1. all of it queued, nothing read */
 	obs_inq(r, "queued", s, mixed);
 	obs_ready(r, "queued", s, ep);
+	obs_edge(r, "queued", ept);
 	obs_recv(r, "queued_peek", s, buf, sizeof(buf), 0, MSG_PEEK,
 		 mixed ? SHORT_READ_GAP : NULL);
 
@@ -264,6 +279,7 @@ static int mix_scen(struct result *r, void *arg)
 	got = n > 0 ? n : 0;
 	obs_inq(r, "read1", s, mixed);
 	obs_ready(r, "read1", s, ep);
+	obs_edge(r, "read1", ept);
 
 	if (!a->shut) {
 		/* 3. exactly up to the split: only stack bytes are left */
@@ -274,6 +290,7 @@ static int mix_scen(struct result *r, void *arg)
 		}
 		obs_inq(r, "at_split", s, 0);
 		obs_ready(r, "at_split", s, ep);
+		obs_edge(r, "at_split", ept);
 		obs_recv(r, "at_split_peek", s, buf, sizeof(buf), got, MSG_PEEK,
 			 NULL);
 	} else {
@@ -313,6 +330,7 @@ static int mix_scen(struct result *r, void *arg)
 		}
 		obs_inq(r, "more", s, 0);
 		obs_ready(r, "more", s, ep);
+		obs_edge(r, "more", ept);
 		n = recv_exact(r, s, buf, 1000);
 		res_same(r, "more_exact",
 			 n == 1000 &&
@@ -330,6 +348,8 @@ static int mix_scen(struct result *r, void *arg)
 	/* 7. the other way: the half-closed client still reads an answer */
 	mix_reply(r, c, s);
 out:
+	if (ept >= 0)
+		close(ept);
 	if (ep >= 0)
 		close(ep);
 	if (c >= 0)
