@@ -286,6 +286,26 @@ static void print_table(const char *what, const struct result *p,
 		p->eagain_gap, a->eagain_gap);
 }
 
+/* Every counter that moved, so that a new one shows without an edit. */
+static void print_counters(const struct sm_counters *c)
+{
+	static const char *const names[] = {
+#define NAME(name) #name,
+		SM_COUNTERS(NAME)
+#undef NAME
+	};
+	__u64 v[sizeof(names) / sizeof(names[0])];
+
+	_Static_assert(sizeof(v) == sizeof(*c), "sm_counters: all __u64");
+	memcpy(v, c, sizeof(v));
+	fprintf(stderr, "      counters (accelerated run):");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (v[i])
+			fprintf(stderr, " %s %llu", names[i],
+				(unsigned long long)v[i]);
+	fputc('\n', stderr);
+}
+
 int diff_run(struct env *e, const char *what, scenario_fn fn, void *arg,
 	     struct diff *d, const struct diff_opts *o)
 {
@@ -375,16 +395,8 @@ int diff_run(struct env *e, const char *what, scenario_fn fn, void *arg,
 		      (unsigned long long)da.redirect_errors);
 	if (bad || show)
 		print_table(what, &res[0], &res[1], tp, ta);
-	if (show || bad) {
-		/* every counter, so that a new one shows without an edit */
-		fprintf(stderr, "      counters (accelerated run):");
-#define PR(name)     \
-	if (da.name) \
-		fprintf(stderr, " %s %llu", #name, (unsigned long long)da.name);
-		SM_COUNTERS(PR)
-#undef PR
-		fprintf(stderr, "\n");
-	}
+	if (show || bad)
+		print_counters(&da);
 	if (d) {
 		d->plain = res[0];
 		d->accel = res[1];
