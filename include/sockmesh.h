@@ -48,24 +48,31 @@ struct sm_key {
 	__u32 remote_port;
 };
 
-/* Per-socket state in sm_state (sk_storage), written once at establishment. */
+/* Per-socket state in sm_state (sk_storage), written at establishment. */
 struct sm_sock_state {
 	struct sm_key peer; /* key of the socket our sends are redirected to */
 	__u64 conn;	    /* connection id, the same at both ends; never 0 */
 	__u32 flow;	    /* its slot in sm_flows */
 	__u16 flags;	    /* SM_SF_* */
 	__u16 dir;	    /* 0 at the active end, 1 at the passive end */
+	__u32 rcv_nxt0; /* rcv_nxt at establishment: moved = stack bytes in */
 };
 
 /*
  * Value of sm_flows, one slot per connection (shared by colliding ones: a
- * slot whose conn is not ours is left alone). Tracks the run of small
- * messages sent one way without a message the other way.
+ * slot whose conn is not ours is left alone). The one place both ends of a
+ * connection can see: the run of small messages sent one way without a
+ * message the other way, when each direction last redirected, and which
+ * ends have left the map.
  */
 struct sm_flow {
 	__u64 conn;
-	__u32 last_dir; /* direction of the last message */
-	__u32 run;	/* small messages in a row in that direction */
+	__u64 last_ns;	   /* bpf_ktime_get_ns() of the last message */
+	__u64 redir_ns[2]; /* of the last redirect, per direction */
+	__u32 last_dir;	   /* direction of the last message */
+	__u32 run;	   /* small messages in a row, close together */
+	__u8 left[2];	   /* [dir]: that end has left sm_sockhash */
+	__u8 pad[6];
 };
 
 /*
@@ -81,6 +88,24 @@ struct sm_flow {
 #define SM_FLOWS	65536 /* slots in sm_flows, a power of two */
 #define SM_BULK_RUN	128
 #define SM_BULK_MSG_MAX (32 * 1024)
+/*
+ * Only messages sent within SM_BULK_GAP_NS of the previous one count in the
+ * run: a writer that outpaces the receiver's wake-ups (measured 1 KiB
+ * writes: 2-4 us apart). A low-rate push (pub/sub, telemetry: 512 B every
+ * millisecond) is latency traffic and stays redirected.
+ */
+#define SM_BULK_GAP_NS (50 * 1000ULL)
+
+/*
+ * Leaving the map. A socket whose peer no longer redirects to it (bytes came
+ * in through the stack, or the peer left) and whose redirected queue is
+ * empty is deleted from sm_sockhash by its own sock_ops program: it is plain
+ * TCP again (no sockmap send/receive paths, FIONREAD counts every byte).
+ * SM_LEAVE_GUARD_NS after the peer's last redirect covers a redirect that
+ * another thread of the peer still has in flight.
+ */
+#define SM_RCVBUF_FLOOR	  (4 << 20) /* see sm_peer_behind() in skmsg.bpf.c */
+#define SM_LEAVE_GUARD_NS (2 * 1000 * 1000ULL)
 
 /* Connection id from the active end's key: both ends compute the same. */
 static inline __u64 sm_conn_id(const struct sm_key *active)
@@ -102,6 +127,8 @@ static inline __u64 sm_conn_id(const struct sm_key *active)
  * redirected bytes first, so stack -> redirect would reorder.
  */
 #define SM_SF_STACK (1U << 0)
+/* SM_SF_LEFT: this socket has left sm_sockhash (it is plain TCP again). */
+#define SM_SF_LEFT (1U << 1)
 
 /* Value of sm_ctl (one entry): switches set by sockmeshd and the CLI. */
 struct sm_ctl {
@@ -140,6 +167,8 @@ struct sm_lpm_key {
 	X(early_data) /* sockets that sent before establishment (TFO): stack */      \
 	X(peer_misses) /* directions switched to the stack: peer absent */           \
 	X(bulk_fallbacks) /* directions switched to the stack: small-write stream */ \
+	X(rcvbuf_fallbacks) /* directions switched to the stack: receiver behind */  \
+	X(sockets_left)	   /* sockets that left the map: plain TCP again */          \
 	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \
 	X(redirect_errors) /* socket in the map but its state lost */
 

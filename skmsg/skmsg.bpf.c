@@ -3,13 +3,40 @@
  * skmsg.bpf.c - hand each sendmsg() of a recorded socket to its peer.
  *
  * The per-message path: read the state sock_ops left, redirect into the
- * peer's receive queue, count. On a miss the bytes go through the stack and
- * the direction stays there for good (see SM_SF_STACK). Never drops.
+ * peer's receive queue, count. A direction moves to the stack for good (see
+ * SM_SF_STACK) when its peer is absent, when it is a small-write stream, or
+ * when the receiver is behind by more than its receive buffer. Never drops.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
 #include "sm_maps.bpf.h"
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+#define SOCK_RCVBUF_LOCK 2 /* sk_userlocks: SO_RCVBUF was set */
+
+/*
+ * Is @peer, which we just redirected to, behind by more than it may be?
+ * Redirected bytes are charged to its sk_rmem_alloc until read (6.18,
+ * bpf_tcp_ingress), but they never autotune sk_rcvbuf, which stays at
+ * tcp_rmem[1] (128 KiB) unless the application set SO_RCVBUF. A reader that
+ * keeps up with a 128 KiB-write stream is often more than that behind, so
+ * the bound is the application's SO_RCVBUF if it set one, else
+ * SM_RCVBUF_FLOOR, about what plain TCP holds for a receiver that does not
+ * read (its autotuned send buffer, tcp_wmem[2] = 4 MiB, plus the receiver's).
+ */
+static __always_inline int sm_peer_behind(struct sock *peer)
+{
+	int queued = peer->sk_backlog.rmem_alloc.counter;
+	int limit = peer->sk_rcvbuf;
+
+	if (queued <= limit)
+		return 0;
+	if (peer->sk_userlocks & SOCK_RCVBUF_LOCK)
+		return 1;
+	return queued > SM_RCVBUF_FLOOR;
+}
 
 SEC("sk_msg")
 int sm_skmsg(struct sk_msg_md *msg)
@@ -18,9 +45,11 @@ int sm_skmsg(struct sk_msg_md *msg)
 	struct sm_sock_state *st;
 	struct sm_flow *flow;
 	struct sm_ctl *ctl;
+	struct sk_msg *kmsg;
 	__u32 zero = 0;
 	struct bpf_sock *sk = msg->sk;
 	__u64 size = msg->size;
+	__u64 now;
 
 	if (!c)
 		return SK_PASS;
@@ -42,29 +71,52 @@ int sm_skmsg(struct sk_msg_md *msg)
 		c->redirect_errors++;
 		goto pass;
 	}
-	/* every message, redirected or not, ends the other direction's run */
-	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
-	if (flow && flow->conn == st->conn) {
-		if (flow->last_dir != st->dir || size >= SM_BULK_MSG_MAX) {
-			flow->last_dir = st->dir;
-			flow->run = 0;
-		} else if (++flow->run >= SM_BULK_RUN &&
-			   !(st->flags & SM_SF_STACK)) {
-			st->flags |= SM_SF_STACK;
-			c->bulk_fallbacks++;
-		}
-	}
 	if (st->flags & SM_SF_STACK)
 		goto pass;
-	if (bpf_msg_redirect_hash(msg, &sm_sockhash, &st->peer,
-				  BPF_F_INGRESS) == SK_PASS) {
-		c->msgs_redirected++;
-		c->bytes_redirected += size;
-		return SK_PASS;
+	/*
+	 * Every message, redirected or not, ends the other direction's run;
+	 * so does a pause longer than SM_BULK_GAP_NS or a large message.
+	 */
+	now = bpf_ktime_get_ns();
+	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
+	if (flow && flow->conn == st->conn) {
+		if (flow->last_dir != st->dir || size >= SM_BULK_MSG_MAX ||
+		    now - flow->last_ns > SM_BULK_GAP_NS) {
+			flow->last_dir = st->dir;
+			flow->run = 1; /* this message starts a run */
+		} else if (++flow->run >= SM_BULK_RUN) {
+			flow->last_ns = now;
+			st->flags |= SM_SF_STACK;
+			c->bulk_fallbacks++;
+			goto pass;
+		}
+		flow->last_ns = now;
+	} else {
+		flow = NULL;
 	}
-	/* peer absent: this direction has used the stack, so it stays there */
-	st->flags |= SM_SF_STACK;
-	c->peer_misses++;
+	if (bpf_msg_redirect_hash(msg, &sm_sockhash, &st->peer,
+				  BPF_F_INGRESS) != SK_PASS) {
+		/* peer absent: this direction has used the stack for good */
+		st->flags |= SM_SF_STACK;
+		c->peer_misses++;
+		goto pass;
+	}
+	c->msgs_redirected++;
+	c->bytes_redirected += size;
+	if (flow)
+		flow->redir_ns[st->dir & 1] = now;
+	/*
+	 * This message goes to the peer (the verdict is taken), the next
+	 * ones through the stack if the peer has fallen behind: the bound on
+	 * what a receiver that does not read holds is its limit plus one
+	 * message (at most 17 x 32 KiB per verdict).
+	 */
+	kmsg = bpf_cast_to_kern_ctx(msg);
+	if (kmsg->sk_redir && sm_peer_behind(kmsg->sk_redir)) {
+		st->flags |= SM_SF_STACK;
+		c->rcvbuf_fallbacks++;
+	}
+	return SK_PASS;
 pass:
 	c->msgs_passed++;
 	c->bytes_passed += size;

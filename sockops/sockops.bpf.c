@@ -10,6 +10,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 
 #define SM_MAPS_DEFINE
 #include "sm_maps.bpf.h"
@@ -19,6 +20,22 @@
 
 /* sock_ops programs return 1; the value is not a verdict for these ops. */
 #define SM_SOCKOPS_DONE 1
+
+/* sk_user_data of a socket in a sockmap is its psock, with flag bits. */
+#define SM_SK_USER_DATA_PTRMASK (~7UL)
+
+/*
+ * The callbacks a socket in the map asks for, so that it notices when it can
+ * leave: every received packet (PARSE_ALL_HDR_OPT) and every sent one
+ * (WRITE_HDR_OPT: the ACKs it sends after its reader took stack bytes). A
+ * fully redirected connection sends and receives almost no packets, so
+ * these cost nothing until a direction has moved to the stack.
+ */
+#define SM_CB_FLAGS                                                            \
+	(BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG |                              \
+	 BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG)
+
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /* Fill @key from the socket's own view; 0 if it is not IPv4 or IPv6. */
 static __always_inline int sm_key_build(struct bpf_sock_ops *skops,
@@ -77,6 +94,87 @@ static __always_inline int sm_sk_unsuitable(struct bpf_sock *sk)
 		(1UL << SOCK_ZEROCOPY));
 }
 
+/* Bytes redirected to this socket that its reader has not taken yet. */
+static __always_inline __u32 sm_redirected_unread(struct bpf_sock *bsk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(bsk);
+	struct sk_psock *psock;
+	unsigned long ud;
+
+	if (!tp)
+		return ~0U;
+	ud = (unsigned long)tp->inet_conn.icsk_inet.sk.sk_user_data;
+	if (!(ud & SM_SK_USER_DATA_PTRMASK))
+		return 0; /* no psock: not in a sockmap any more */
+	psock = bpf_rdonly_cast((void *)(ud & SM_SK_USER_DATA_PTRMASK),
+				bpf_core_type_id_kernel(struct sk_psock));
+	return psock->msg_tot_len;
+}
+
+/*
+ * Has data come in through the stack since establishment? rcv_nxt counts
+ * it; a FIN moves it by one more, and a half-closed peer still reads our
+ * redirected bytes, so the FIN alone is not a reason to leave.
+ */
+static __always_inline int sm_stack_bytes_in(struct bpf_sock_ops *skops,
+					     const struct sm_sock_state *st)
+{
+	__u32 moved = skops->rcv_nxt - st->rcv_nxt0;
+
+	switch (skops->state) {
+	case BPF_TCP_CLOSE_WAIT:
+	case BPF_TCP_LAST_ACK:
+	case BPF_TCP_CLOSING:
+	case BPF_TCP_TIME_WAIT:
+		moved--; /* the FIN */
+		break;
+	}
+	return moved != 0;
+}
+
+/*
+ * On any packet callback of a socket in the map: leave it once nothing more
+ * can be redirected to this socket and nothing redirected waits in it.
+ * "Nothing more": bytes arrived through the stack (rcv_nxt moved; the peer
+ * only sends through the stack once its direction has moved there for good,
+ * or it is not in the map at all) or the peer has left, and the peer has
+ * not redirected for SM_LEAVE_GUARD_NS. Deleting a socket frees its unread
+ * redirected bytes, hence the empty queue; the guard covers a redirect that
+ * another thread of the peer still has in flight.
+ */
+static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
+					   struct sm_counters *c)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct sm_sock_state *st;
+	struct sm_flow *flow;
+	struct sm_key self;
+	__u32 peer_dir;
+
+	if (!sk)
+		return;
+	st = bpf_sk_storage_get(&sm_state, sk, NULL, 0);
+	if (!st || (st->flags & SM_SF_LEFT))
+		return;
+	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
+	if (!flow || flow->conn != st->conn)
+		return; /* no shared view of the peer: stay (always safe) */
+	peer_dir = !st->dir;
+	if (!flow->left[peer_dir] && !sm_stack_bytes_in(skops, st))
+		return;
+	if (bpf_ktime_get_ns() - flow->redir_ns[peer_dir] < SM_LEAVE_GUARD_NS)
+		return;
+	if (sm_redirected_unread(sk))
+		return;
+	sm_key_peer(&self, &st->peer);
+	if (bpf_map_delete_elem(&sm_sockhash, &self))
+		return;
+	st->flags |= SM_SF_LEFT | SM_SF_STACK;
+	flow->left[st->dir & 1] = 1; /* each end writes only its own byte */
+	bpf_sock_ops_cb_flags_set(skops, 0);
+	c->sockets_left++;
+}
+
 SEC("sockops")
 int sm_sockops(struct bpf_sock_ops *skops)
 {
@@ -86,12 +184,22 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	struct sm_flow *flow;
 	struct bpf_sock *sk;
 
-	if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-	    skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
-		return SM_SOCKOPS_DONE;
 	c = sm_counters_get();
+	if (!c)
+		return SM_SOCKOPS_DONE;
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		break;
+	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		sm_maybe_leave(skops, c);
+		return SM_SOCKOPS_DONE;
+	default:
+		return SM_SOCKOPS_DONE;
+	}
 	sk = skops->sk;
-	if (!c || !sk)
+	if (!sk)
 		return SM_SOCKOPS_DONE;
 
 	if (!sm_key_build(skops, &key) ||
@@ -126,14 +234,20 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		c->early_data++;
 	}
 	st->dir = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
+	st->rcv_nxt0 = skops->rcv_nxt;
 	st->conn = sm_conn_id(st->dir ? &st->peer : &key);
 	st->flow = (__u32)st->conn & (SM_FLOWS - 1);
 	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
 	if (flow && flow->conn != st->conn) {
 		/* a new connection takes the slot; the active end comes first */
 		flow->conn = st->conn;
+		flow->last_ns = 0;
+		flow->redir_ns[0] = 0;
+		flow->redir_ns[1] = 0;
 		flow->last_dir = 0;
 		flow->run = 0;
+		flow->left[0] = 0;
+		flow->left[1] = 0;
 	}
 
 	if (bpf_sock_hash_update(skops, &sm_sockhash, &key, BPF_NOEXIST)) {
@@ -142,6 +256,8 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		return SM_SOCKOPS_DONE;
 	}
 	c->sockets_added++;
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+						 SM_CB_FLAGS);
 	return SM_SOCKOPS_DONE;
 }
 

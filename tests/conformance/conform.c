@@ -306,6 +306,18 @@ static void print_counters(const struct sm_counters *c)
 	fputc('\n', stderr);
 }
 
+void diff_check_bytes(struct env *e, const struct diff *d,
+		      unsigned long long total)
+{
+	unsigned long long seen = d->da.bytes_redirected + d->da.bytes_passed;
+
+	ASSERT_GT(d->da.bytes_redirected, 0, "redirected");
+	if (seen != total)
+		ASSERT_GT(d->da.rcvbuf_fallbacks + d->da.bulk_fallbacks, 0,
+			  "counted bytes differ from those sent only after a "
+			  "fallback");
+}
+
 int diff_run(struct env *e, const char *what, scenario_fn fn, void *arg,
 	     struct diff *d, const struct diff_opts *o)
 {

@@ -84,6 +84,17 @@ struct diff {
 int diff_run(struct env *e, const char *what, scenario_fn fn, void *arg,
 	     struct diff *d, const struct diff_opts *o);
 
+/*
+ * The accelerated run of @d sent @total bytes, some redirected. The counters
+ * count what each verdict saw: all of @total while the connection is in the
+ * map; after a fallback, sends the stack then refused (EAGAIN) count too,
+ * and bytes sent after both ends left the map (datapath.md, "Leaving the
+ * map") are not seen at all. So the count may differ from @total only
+ * after a fallback.
+ */
+void diff_check_bytes(struct env *e, const struct diff *d,
+		      unsigned long long total);
+
 /* One run only (accelerated or not) into @r; 0 unless it broke. */
 int scen_run(struct env *e, int accel, scenario_fn fn, void *arg,
 	     struct result *r, const struct diff_opts *o);

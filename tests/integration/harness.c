@@ -354,7 +354,26 @@ struct pump {
 	size_t done;
 	int ok;
 	long eagain; /* blocking recv() that returned EAGAIN (kernel gap) */
+	/* sender: the receiving pump, to stay within PUMP_WINDOW of it */
+	const struct pump *reader;
 };
+
+/*
+ * Like an application with a flow-control window of its own (HTTP/2, gRPC),
+ * a sender stays within PUMP_WINDOW bytes of its reader. Without it a
+ * sender that outpaces a verifying reader is, correctly, moved to the stack
+ * once its receiver is SM_RCVBUF_FLOOR behind (test_bulk.c tests that), and
+ * the tests that check that a stream stays redirected would test nothing.
+ */
+#define PUMP_WINDOW (1 << 20)
+
+static void pump_wait_window(const struct pump *p)
+{
+	while (p->reader && p->ok &&
+	       p->done - __atomic_load_n(&p->reader->done, __ATOMIC_ACQUIRE) >
+		       PUMP_WINDOW)
+		usleep(50);
+}
 
 static void *send_thread(void *arg)
 {
@@ -377,6 +396,7 @@ static void *send_thread(void *arg)
 			break;
 		if (chunk > p->size - p->done)
 			chunk = p->size - p->done;
+		pump_wait_window(p);
 		for (size_t i = 0; i < chunk; i++)
 			buf[i] = pattern(p->done + i, p->seed);
 		for (size_t sent = 0; sent < chunk;) {
@@ -443,7 +463,7 @@ static void *recv_thread(void *arg)
 				return NULL;
 			}
 		}
-		p->done += n;
+		__atomic_store_n(&p->done, p->done + n, __ATOMIC_RELEASE);
 	}
 	if (p->size != SIZE_MAX && p->done != p->size) {
 		fprintf(stderr, "    received %zu bytes, expected %zu\n",
@@ -549,6 +569,8 @@ int xfer_run(struct xfer *x)
 	s2 = (struct pump){
 		.fd = afd, .size = x->size, .seed = x->seed + 1, .stop_fd = -1};
 	r2 = (struct pump){.fd = cfd, .size = x->size, .seed = x->seed + 1};
+	s1.reader = &r1;
+	s2.reader = &r2;
 	pthread_create(&t[0], NULL, send_thread, &s1);
 	pthread_create(&t[1], NULL, recv_thread, &r1);
 	pthread_create(&t[2], NULL, send_thread, &s2);
@@ -590,6 +612,7 @@ int stream_child(void *arg)
 			  .seed = st->seed,
 			  .stop_fd = st->stop_fd};
 	r = (struct pump){.fd = afd, .size = SIZE_MAX, .seed = st->seed};
+	s.reader = &r;
 	pthread_create(&ts, NULL, send_thread, &s);
 	pthread_create(&tr, NULL, recv_thread, &r);
 	pthread_join(ts, NULL);
