@@ -19,6 +19,10 @@
 
 #include "conform.h"
 
+/* Longer than SM_LEAVE_GUARD_NS: a socket leaves the map only once its
+ * peer has not redirected for that long (datapath.md, "Leaving the map") */
+#define GUARD_MS (3 * (int)(SM_LEAVE_GUARD_NS / 1000000) + 4)
+
 /* --- bounded memory: the receiver reads nothing --------------------------- */
 
 #define BOUND	  (16u << 20) /* the sender must see EAGAIN within this */
@@ -121,7 +125,8 @@ static int bounded(struct result *r, void *arg)
 	n = epoll_wait(ep, &ev, 1, 1000);
 	res_same(r, "epollout_edge_after_read",
 		 n == 1 && (ev.events & EPOLLOUT));
-	/* new bytes now: FIONREAD counts them */
+	/* new bytes now, after the guard: FIONREAD counts them */
+	sleep_ms(GUARD_MS);
 	ret = send_pat(c, 1000, off, seed);
 	if (ret || wait_sent(c, 3000)) {
 		res_broken(r, "send 1000 more: %s", strerror(ret ? -ret : 0));
@@ -161,6 +166,8 @@ TEST(fallback_bounded_memory_receiver_reads_nothing)
 		(unsigned long long)d.da.bytes_passed);
 	ASSERT_GT(d.da.bytes_redirected, 0, "redirected until it fell behind");
 	ASSERT_GT(d.da.bytes_passed, 0, "then the stack, with flow control");
+	ASSERT_GE(d.da.rcvbuf_fallbacks, 1, "the receiver-behind rule");
+	ASSERT_EQ(d.da.sockets_left, 2, "both ends left the map");
 	ASSERT_EQ(env_sockets(e), 0, "the map is empty once closed");
 }
 
@@ -322,6 +329,7 @@ TEST(fallback_connections_leave_the_map_while_streaming)
 		(unsigned long long)d.da.bulk_fallbacks);
 	ASSERT_EQ(d.da.sockets_added, 2 * RM_CONNS, "all accelerated first");
 	ASSERT_GE(d.da.bulk_fallbacks, RM_CONNS, "each moved to the stack");
+	ASSERT_EQ(d.da.sockets_left, 2 * RM_CONNS, "every socket left");
 	ASSERT_EQ(sockets[1], base,
 		  "open, both directions on the stack: out of the map");
 	ASSERT_EQ(env_sockets(e), base, "the map at its baseline");
@@ -331,84 +339,133 @@ TEST(fallback_connections_leave_the_map_while_streaming)
 
 #define CH_TOTAL 10000
 #define CH_BATCH 2000
+#define CH_BEHIND_WRITE \
+	16384 /* per write; over the receiver's 4 KiB SO_RCVBUF */
 
 enum ch_kind {
-	CH_RR,	  /* 100 B each way: redirected */
-	CH_BULK,  /* 160 x 512 B one way: the small-write rule */
-	CH_MISS,  /* client made outside the cgroup: the server misses */
-	CH_LARGE, /* 40,000 B each way */
+	CH_RR,	 /* 100 B each way: redirected, stays in the map */
+	CH_BULK, /* 160 x 512 B in a row: the small-write rule (if it trips) */
+	CH_MISS, /* client made outside the cgroup, the server speaks first */
+	CH_BEHIND, /* 4 KiB SO_RCVBUF, 2 x 16 KiB: the receiver-behind rule */
 	CH_KINDS,
 };
+
+/* Non-blocking pump: @from sends @len pattern bytes in @chunk writes, up
+ * to @burst bytes ahead of what @to has read (or until EAGAIN), then @to
+ * reads; 1 when all arrived exact. */
+static int pump(int from, int to, size_t len, size_t chunk, size_t burst,
+		unsigned seed)
+{
+	static unsigned char out[65536], in[65536];
+	size_t sent = 0, got = 0;
+	int ok = 1;
+
+	while (got < len && ok) {
+		while (sent < len && sent - got < burst) {
+			size_t n = len - sent < chunk ? len - sent : chunk;
+			ssize_t w;
+
+			pat_fill(out, n, sent, seed);
+			w = send(from, out, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (w < 0 && errno != EAGAIN && errno != EINTR)
+				ok = 0;
+			if (w <= 0)
+				break;
+			sent += w;
+		}
+		ssize_t k = recv(to, in, sizeof(in), MSG_DONTWAIT);
+
+		if (k > 0) {
+			ok = ok && pat_check(in, k, got, seed) < 0;
+			got += k;
+		} else if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
+			ok = 0;
+		} else {
+			poll(&(struct pollfd){.fd = to, .events = POLLIN}, 1,
+			     10);
+		}
+	}
+	return ok && got == len;
+}
 
 static int ch_exchange(struct result *r, int c, int s, enum ch_kind kind,
 		       unsigned seed)
 {
-	static unsigned char buf[65536];
-
-	if (kind == CH_BULK) {
-		/* 10 rounds of 16 small writes, the receiver reading */
-		for (int i = 0; i < 10; i++) {
-			for (int k = 0; k < 16; k++)
-				if (send_pat(c, 512, (i * 16 + k) * 512, seed))
-					return 0;
-			if (recv_exact(r, s, buf, 8192) != 8192 ||
-			    pat_check(buf, 8192, i * 8192, seed) >= 0)
-				return 0;
-		}
-		return exchange_exact(r, s, c, 100, ~seed);
+	switch (kind) {
+	case CH_BULK:
+		return pump(c, s, 160 * 512, 512, 160 * 512, seed) &&
+		       exchange_exact(r, s, c, 100, ~seed);
+	case CH_MISS:
+		return exchange_exact(r, s, c, 100, ~seed) &&
+		       exchange_exact(r, c, s, 100, seed);
+	case CH_BEHIND:
+		return pump(c, s, 2 * CH_BEHIND_WRITE, CH_BEHIND_WRITE,
+			    2 * CH_BEHIND_WRITE, seed) &&
+		       exchange_exact(r, s, c, 100, ~seed);
+	default:
+		return exchange_exact(r, c, s, 100, seed) &&
+		       exchange_exact(r, s, c, 100, ~seed);
 	}
-	if (kind == CH_LARGE)
-		return exchange_exact(r, c, s, 40000, seed) &&
-		       exchange_exact(r, s, c, 40000, ~seed);
-	return exchange_exact(r, c, s, 100, seed) &&
-	       exchange_exact(r, s, c, 100, ~seed);
 }
 
 struct ch_arg {
 	const char *cg_mnt;
 };
 
+/* Connect the batch's @kind connections (from outside the cgroup for
+ * CH_MISS); 0 or an errno. */
+static int ch_open(const struct ch_arg *a, int lfd, int *c, int *s,
+		   enum ch_kind kind)
+{
+	struct pair_opt po = {0};
+	struct cg_hop hop;
+	int err = 0, ret;
+
+	if (kind == CH_MISS && (ret = cgroup_step_out(a->cg_mnt, &hop)))
+		return -ret;
+	for (int i = kind; i < CH_BATCH && !err; i += CH_KINDS) {
+		c[i] = tcp_connect_to(lfd, &po);
+		s[i] = c[i] >= 0 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
+		if (c[i] < 0 || s[i] < 0)
+			err = c[i] < 0 ? -c[i] : errno;
+		if (!err)
+			set_nonblock(c[i], 1), set_nonblock(s[i], 1);
+	}
+	if (kind == CH_MISS && (ret = cgroup_step_back(a->cg_mnt, &hop)))
+		err = err ? err : -ret;
+	return err;
+}
+
 static int churn_fallbacks(struct result *r, void *arg)
 {
 	const struct ch_arg *a = arg;
 	static int c[CH_BATCH], s[CH_BATCH];
-	struct pair_opt po = {0};
-	int lfd, ok = 0, err = 0;
+	int lfd[CH_KINDS], ok = 0, after = 0, err = 0;
 
-	lfd = tcp_listener(&po);
-	if (lfd < 0) {
-		res_broken(r, "listen: %s", strerror(-lfd));
-		return 1;
+	for (int k = 0; k < CH_KINDS; k++) {
+		/* CH_BEHIND: accepted ends inherit a 4 KiB receive buffer */
+		struct pair_opt po = {.bufsize = k == CH_BEHIND ? 4096 : 0};
+
+		lfd[k] = tcp_listener(&po);
+		if (lfd[k] < 0) {
+			res_broken(r, "listen: %s", strerror(-lfd[k]));
+			return 1;
+		}
 	}
 	for (int b = 0; b < CH_TOTAL / CH_BATCH && !err; b++) {
-		struct cg_hop hop;
-
 		for (int i = 0; i < CH_BATCH; i++)
 			c[i] = s[i] = -1;
-
-		/* the peer-miss ones first, their client sockets outside */
-		for (int pass = 0; pass < 2 && !err; pass++) {
-			if (pass == 0 &&
-			    (err = -cgroup_step_out(a->cg_mnt, &hop)))
-				break;
-			for (int i = 0; i < CH_BATCH; i++) {
-				if ((i % CH_KINDS == CH_MISS) != (pass == 0))
-					continue;
-				c[i] = tcp_connect_to(lfd, &po);
-				s[i] = c[i] >= 0 ? accept4(lfd, NULL, NULL,
-							   SOCK_CLOEXEC)
-						 : -1;
-				if (c[i] < 0 || s[i] < 0) {
-					err = c[i] < 0 ? -c[i] : errno;
-					break;
-				}
-			}
-			if (pass == 0 && cgroup_step_back(a->cg_mnt, &hop))
-				err = err ? err : EPERM;
-		}
+		for (int k = 0; k < CH_KINDS && !err; k++)
+			err = ch_open(a, lfd[k], c, s, k);
 		for (int i = 0; i < CH_BATCH && !err; i++)
 			ok += ch_exchange(r, c[i], s[i], i % CH_KINDS,
 					  b * CH_BATCH + i);
+		/* one more exchange each after the guard: the fallen-back
+		 * connections leave the map on its packets */
+		sleep_ms(GUARD_MS);
+		for (int i = 0; i < CH_BATCH && !err; i++)
+			after += exchange_exact(r, c[i], s[i], 100, i) &&
+				 exchange_exact(r, s[i], c[i], 100, ~i);
 		scen_checkpoint(b + 1); /* all of the batch open */
 		for (int i = 0; i < CH_BATCH; i++) {
 			if (c[i] >= 0)
@@ -417,56 +474,83 @@ static int churn_fallbacks(struct result *r, void *arg)
 				close(s[i]);
 		}
 	}
-	close(lfd);
+	for (int k = 0; k < CH_KINDS; k++)
+		close(lfd[k]);
 	res_same(r, "errno", err);
 	res_same(r, "connections_exact", ok);
+	res_same(r, "connections_exact_after", after);
 	return 0;
 }
 
+struct ch_cp {
+	long in_map[CH_TOTAL / CH_BATCH];
+	unsigned long long bulk[CH_TOTAL / CH_BATCH]; /* cumulative */
+};
+
 static void churn_checkpoint(struct env *e, int accel, int n, void *arg)
 {
-	long *in_map = arg;
+	struct ch_cp *cp = arg;
+	struct sm_counters c;
 
-	if (accel && n >= 1 && n <= CH_TOTAL / CH_BATCH)
-		in_map[n - 1] = env_sockets(e);
+	if (accel && n >= 1 && n <= CH_TOTAL / CH_BATCH &&
+	    !env_counters(e, &c, &cp->in_map[n - 1]))
+		cp->bulk[n - 1] = c.bulk_fallbacks;
 }
 
 TEST(fallback_churn_10000_connections_through_every_fallback)
 {
-	long in_map[CH_TOTAL / CH_BATCH] = {0}, base;
+	struct ch_cp cp;
 	struct ch_arg a = {.cg_mnt = e->cg_mnt};
 	struct diff_opts o = {.timeout_s = 120,
 			      .at_checkpoint = churn_checkpoint,
-			      .cp_arg = in_map,
+			      .cp_arg = &cp,
 			      .rlimit_nofile = 3 * CH_BATCH + 256};
+	struct sm_counters c0;
+	const long per_kind = CH_BATCH / CH_KINDS;
+	unsigned long long prev;
 	struct diff d;
+	long base;
 
-	if (conf_start(e, ""))
+	memset(&cp, 0, sizeof(cp));
+	if (conf_start(e, "") || env_counters(e, &c0, &base))
 		return;
-	base = env_sockets(e);
 	if (diff_run(e, "10,000 connections, every fallback", churn_fallbacks,
 		     &a, &d, &o))
 		return;
 	fprintf(stderr,
-		"    churn: in the map with each batch of %d open: %ld %ld %ld %ld %ld (baseline %ld); added %llu, misses %llu, bulk %llu\n",
-		CH_BATCH, in_map[0], in_map[1], in_map[2], in_map[3], in_map[4],
-		base, (unsigned long long)d.da.sockets_added,
+		"    churn: in the map with each batch of %d open: %ld %ld %ld %ld %ld (baseline %ld); added %llu, left %llu, misses %llu, bulk %llu, rcvbuf %llu\n",
+		CH_BATCH, cp.in_map[0], cp.in_map[1], cp.in_map[2],
+		cp.in_map[3], cp.in_map[4], base,
+		(unsigned long long)d.da.sockets_added,
+		(unsigned long long)d.da.sockets_left,
 		(unsigned long long)d.da.peer_misses,
-		(unsigned long long)d.da.bulk_fallbacks);
+		(unsigned long long)d.da.bulk_fallbacks,
+		(unsigned long long)d.da.rcvbuf_fallbacks);
 	ASSERT_EQ(res_get(&d.accel, "connections_exact"), CH_TOTAL,
 		  "every connection exact");
 	/* both ends of three kinds in four, the server end of the fourth */
 	ASSERT_EQ(d.da.sockets_added, CH_TOTAL / CH_KINDS * 7,
 		  "every socket in the cgroup added");
 	ASSERT_EQ(d.da.sockets_add_failed, 0, "no add failure");
-	ASSERT_GE(d.da.peer_misses, CH_TOTAL / CH_KINDS,
-		  "every peer-miss connection counted");
-	ASSERT_GE(d.da.bulk_fallbacks, CH_TOTAL / CH_KINDS,
-		  "every small-write connection moved");
+	ASSERT_EQ(d.da.peer_misses, CH_TOTAL / CH_KINDS,
+		  "every server greeting missed its peer");
+	ASSERT_EQ(d.da.rcvbuf_fallbacks, CH_TOTAL / CH_KINDS,
+		  "every receiver-behind connection moved");
+	ASSERT_GT(d.da.bulk_fallbacks, 0, "small-write streams moved");
 	/* with each batch open, only the connections still redirecting are
-	 * in the map: both ends of CH_RR and CH_LARGE */
-	for (int b = 0; b < CH_TOTAL / CH_BATCH; b++)
-		ASSERT_EQ(in_map[b], base + CH_BATCH / CH_KINDS * 2 * 2,
+	 * in the map: CH_RR, and CH_BULK where its run did not trip (the
+	 * rule is timed) */
+	prev = c0.bulk_fallbacks;
+	for (int b = 0; b < CH_TOTAL / CH_BATCH; b++) {
+		long tripped = (long)(cp.bulk[b] - prev);
+
+		ASSERT_EQ(cp.in_map[b],
+			  base + 2 * per_kind + 2 * (per_kind - tripped),
 			  "the fallen-back connections left the map");
+		prev = cp.bulk[b];
+	}
+	ASSERT_EQ(d.da.sockets_left,
+		  2 * d.da.bulk_fallbacks + 3 * (CH_TOTAL / CH_KINDS),
+		  "every fallen-back socket left");
 	ASSERT_EQ(env_sockets(e), base, "the map is back to its baseline");
 }

@@ -30,6 +30,11 @@
 	"in the map, FIONREAD counts redirected bytes only (compat.md)"
 #define SHORT_READ_GAP \
 	"short read at the end of the redirected bytes (compat.md)"
+#define AT_SPLIT_GAP "FIONREAD 0 until a packet after the split (compat.md)"
+
+/* Longer than SM_LEAVE_GUARD_NS: a socket leaves the map only once its
+ * peer has not redirected for that long (datapath.md, "Leaving the map") */
+#define GUARD_MS (3 * (int)(SM_LEAVE_GUARD_NS / 1000000) + 4)
 
 enum mix_reason { MIX_BULK, MIX_DRAIN, MIX_MISS, MIX_BEHIND };
 
@@ -91,7 +96,10 @@ static void mix_checkpoint(struct env *e, int accel, int n, void *arg)
 
 /* --- observations -------------------------------------------------------- */
 
-static void obs_inq(struct result *r, const char *what, int fd, int gap)
+/* FIONREAD; with @gap a documented difference, then with @nonzero also
+ * what applications rely on (readable means FIONREAD > 0) held to TCP. */
+static void obs_inq(struct result *r, const char *what, int fd, const char *gap,
+		    int nonzero)
 {
 	char name[40];
 	int v = sock_inq(fd);
@@ -101,8 +109,9 @@ static void obs_inq(struct result *r, const char *what, int fd, int gap)
 		res_same(r, name, v);
 		return;
 	}
-	res_gap(r, name, v, FIONREAD_GAP);
-	/* what applications rely on: readable means FIONREAD > 0 */
+	res_gap(r, name, v, gap);
+	if (!nonzero)
+		return;
 	snprintf(name, sizeof(name), "%s_fionread_nonzero", what);
 	res_same(r, name, v > 0);
 }
@@ -184,8 +193,19 @@ static int mix_connect(struct result *r, const struct mix_arg *a, int *c,
 		goto out;
 	}
 	*s = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (*s < 0)
+	if (*s < 0) {
 		res_broken(r, "accept: %s", strerror(errno));
+		goto out;
+	}
+	/* the server speaks first: its message misses the peer */
+	ret = send_pat(*s, 1000, 0, MIX_SEED + 2);
+	if (!ret) {
+		unsigned char g[1000];
+
+		res_same(r, "greeting_exact",
+			 recv_exact(r, *c, g, sizeof(g)) == sizeof(g) &&
+				 pat_check(g, sizeof(g), 0, MIX_SEED + 2) < 0);
+	}
 out:
 	close(lfd);
 	return *s < 0 ? -1 : 0;
@@ -267,7 +287,7 @@ static int mix_scen(struct result *r, void *arg)
 	res_info(r, "redirected_part", split);
 
 	/* 1. all of it queued, nothing read */
-	obs_inq(r, "queued", s, mixed);
+	obs_inq(r, "queued", s, mixed ? FIONREAD_GAP : NULL, 1);
 	obs_ready(r, "queued", s, ep);
 	obs_edge(r, "queued", ept);
 	obs_recv(r, "queued_peek", s, buf, sizeof(buf), 0, MSG_PEEK,
@@ -277,7 +297,7 @@ static int mix_scen(struct result *r, void *arg)
 	len = split > 0 ? (size_t)split / 2 : total / 4;
 	n = obs_recv(r, "read1", s, buf, len, 0, 0, NULL);
 	got = n > 0 ? n : 0;
-	obs_inq(r, "read1", s, mixed);
+	obs_inq(r, "read1", s, mixed ? FIONREAD_GAP : NULL, 1);
 	obs_ready(r, "read1", s, ep);
 	obs_edge(r, "read1", ept);
 
@@ -288,7 +308,7 @@ static int mix_scen(struct result *r, void *arg)
 				     NULL);
 			got += n > 0 ? n : 0;
 		}
-		obs_inq(r, "at_split", s, 0);
+		obs_inq(r, "at_split", s, mixed ? AT_SPLIT_GAP : NULL, 0);
 		obs_ready(r, "at_split", s, ep);
 		obs_edge(r, "at_split", ept);
 		obs_recv(r, "at_split_peek", s, buf, sizeof(buf), got, MSG_PEEK,
@@ -308,7 +328,7 @@ static int mix_scen(struct result *r, void *arg)
 		res_same(r, "span_all_exact",
 			 n >= 0 && pat_check(buf, len, got, MIX_SEED) < 0);
 		got += len;
-		obs_inq(r, "after_span", s, 0);
+		obs_inq(r, "after_span", s, mixed ? AT_SPLIT_GAP : NULL, 0);
 		obs_ready(r, "after_span", s, ep);
 	}
 
@@ -319,16 +339,18 @@ static int mix_scen(struct result *r, void *arg)
 	res_same(r, "rest_exact",
 		 n == (ssize_t)len && pat_check(buf, len, got, MIX_SEED) < 0);
 	got += len;
-	obs_inq(r, "all_read", s, 0);
+	obs_inq(r, "all_read", s, NULL, 0);
 	obs_ready(r, "all_read", s, ep);
 
 	if (!a->shut) {
-		/* 5. more bytes once all was read: stack bytes only */
+		/* 5. more bytes once all was read, after the guard: the
+		 * receiver has left the map, FIONREAD is TCP's again */
+		sleep_ms(GUARD_MS);
 		if (send_pat(c, 1000, total, MIX_SEED) || wait_sent(c, 3000)) {
 			res_broken(r, "send 1000 more: %s", strerror(errno));
 			goto out;
 		}
-		obs_inq(r, "more", s, 0);
+		obs_inq(r, "more", s, NULL, 0);
 		obs_ready(r, "more", s, ep);
 		obs_edge(r, "more", ept);
 		n = recv_exact(r, s, buf, 1000);
@@ -343,7 +365,7 @@ static int mix_scen(struct result *r, void *arg)
 	n = recv(s, buf, sizeof(buf), MSG_DONTWAIT);
 	res_same(r, "eof_read", n);
 	res_same(r, "eof_errno", n < 0 ? errno : 0);
-	obs_inq(r, "eof", s, 0);
+	obs_inq(r, "eof", s, NULL, 0);
 
 	/* 7. the other way: the half-closed client still reads an answer */
 	mix_reply(r, c, s);
@@ -477,15 +499,19 @@ static size_t steps_total(const struct step *st)
 }
 
 /* Send each step's writes as single send() calls of that size. */
-static int send_steps(int fd, const struct step *st, unsigned seed, int cp)
+static int send_steps(int fd, const struct step *st, unsigned seed, int cp,
+		      pthread_barrier_t *bar)
 {
 	static __thread unsigned char buf[1 << 20];
 	uint64_t off = 0;
 
 	for (; st->count; st++) {
 		if (st->count < 0) {
+			/* both directions pause; the unload; both go on */
+			pthread_barrier_wait(bar);
 			if (cp)
 				scen_checkpoint(CP_DRAIN);
+			pthread_barrier_wait(bar);
 			continue;
 		}
 		for (int i = 0; i < st->count; i++) {
@@ -511,6 +537,7 @@ struct sender {
 	const struct step *st;
 	unsigned seed;
 	int cp; /* this one calls the unload checkpoint */
+	pthread_barrier_t *bar;
 	int err;
 	pthread_t t;
 };
@@ -519,7 +546,7 @@ static void *sender_main(void *p)
 {
 	struct sender *sd = p;
 
-	sd->err = -send_steps(sd->fd, sd->st, sd->seed, sd->cp);
+	sd->err = -send_steps(sd->fd, sd->st, sd->seed, sd->cp, sd->bar);
 	return NULL;
 }
 
@@ -539,13 +566,20 @@ static int exact_scen(struct result *r, void *arg)
 	struct sender sd[2] = {{.st = st, .seed = 201, .cp = 1},
 			       {.st = st, .seed = 202}};
 	struct mix_arg ca = *a;
+	pthread_barrier_t bar;
 	int c = -1, s = -1;
 
+	pthread_barrier_init(&bar, NULL, 2);
+	sd[0].bar = sd[1].bar = &bar;
+
 	scen_checkpoint(CP_START);
-	/* the receiver-behind case keeps default buffers */
+	/* the receiver-behind case: the server's SO_RCVBUF 64 KiB (the
+	 * kernel doubles it), the client's default (the rule's 4 MiB floor) */
 	if (a->why == MIX_BEHIND) {
-		if (scen_pair(r, &c, &s, NULL))
-			return 1;
+		struct pair_opt po = {.rcvbuf_force = 65536};
+
+		if (scen_pair(r, &c, &s, &po))
+			goto out;
 	} else {
 		ca.why = a->why == MIX_MISS ? MIX_MISS : MIX_BULK;
 		if (mix_connect(r, &ca, &c, &s))
@@ -592,6 +626,7 @@ static int exact_scen(struct result *r, void *arg)
 		res_same(r, "client_eof", recv_exact(r, c, &b, 1));
 	}
 out:
+	pthread_barrier_destroy(&bar);
 	if (c >= 0)
 		close(c);
 	if (s >= 0)
@@ -626,15 +661,20 @@ static void exact_test(struct env *e, enum mix_reason why, const char *what)
 	switch (why) {
 	case MIX_BULK:
 		ASSERT_GE(d.da.bulk_fallbacks, 1, "the small-write rule");
+		ASSERT_GE(d.da.sockets_left, 1, "the receiver left mid-stream");
 		break;
 	case MIX_DRAIN:
 		ASSERT_EQ(cp.unloaded, 0, "unloaded mid-stream");
+		ASSERT_EQ(d.da.bytes_redirected, 2 * 16 * 16384,
+			  "both ways redirected until the unload");
 		ASSERT_GT(d.da.msgs_drained, 0, "drained");
 		break;
 	case MIX_MISS:
 		ASSERT_GE(d.da.peer_misses, 1, "the peer miss");
 		break;
 	case MIX_BEHIND:
+		ASSERT_GE(d.da.rcvbuf_fallbacks, 1, "the receiver-behind rule");
+		ASSERT_GE(d.da.sockets_left, 1, "the receiver left mid-stream");
 		break;
 	}
 out:
