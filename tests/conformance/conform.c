@@ -517,6 +517,35 @@ int cgroup_step_back(const char *cg_mnt, const struct cg_hop *h)
 	return cgroup_enter(cg_mnt, h->here);
 }
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+long flow_slot(int fd)
+{
+	struct sockaddr_in l, p;
+	socklen_t ll = sizeof(l), pl = sizeof(p), cl = sizeof(__u64);
+	struct sm_key k = {0};
+	_Alignas(struct sm_key) __u32 w[sizeof(k) / sizeof(__u32)];
+	__u64 cookie;
+
+	if (getsockname(fd, (struct sockaddr *)&l, &ll) ||
+	    getpeername(fd, (struct sockaddr *)&p, &pl) ||
+	    l.sin_family != AF_INET ||
+	    getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cl))
+		return -1;
+	/* node_unique_cidrs is empty in these tests: the key has the cookie */
+	k.netns = cookie;
+	sm_addr_from_v4(k.local_ip, l.sin_addr.s_addr);
+	sm_addr_from_v4(k.remote_ip, p.sin_addr.s_addr);
+	k.local_port = ntohs(l.sin_port);
+	k.remote_port = ntohs(p.sin_port);
+	/* sm_conn_id() reads the key as __u32 words: hand it __u32 objects
+	 * (at -O2 a struct read that way breaks strict aliasing) */
+	memcpy(w, &k, sizeof(k));
+	return (long)(sm_conn_id((const struct sm_key *)w) & (SM_FLOWS - 1));
+}
+
 double now_s(void)
 {
 	struct timespec ts;

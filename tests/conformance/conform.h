@@ -152,6 +152,11 @@ struct cg_hop {
 int cgroup_step_out(const char *cg_mnt, struct cg_hop *h);
 int cgroup_step_back(const char *cg_mnt, const struct cg_hop *h);
 
+/* The sm_flows slot (sm_conn_id() of the active end's key, as sock_ops
+ * computes it) of the IPv4 loopback connection whose active end is @fd;
+ * -1 if it cannot tell. */
+long flow_slot(int fd);
+
 double now_s(void);
 void sleep_ms(int ms);
 int set_nonblock(int fd, int on);

@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -291,6 +289,22 @@ static int removal(struct result *r, void *arg)
 		ok += k[i].ok;
 	}
 	res_same(r, "streams_exact_both_ways", ok);
+	/* two connections in one sm_flows slot (rare with 16): the earlier
+	 * one has no small-write rule and cannot leave (datapath.md) */
+	{
+		long slot[RM_CONNS];
+		int losers = 0;
+
+		for (int i = 0; i < RM_CONNS; i++) {
+			slot[i] = flow_slot(k[i].c);
+			for (int j = 0; j < i; j++)
+				if (slot[j] >= 0 && slot[j] == slot[i]) {
+					losers++;
+					slot[j] = -1;
+				}
+		}
+		res_info(r, "slot_losers", losers);
+	}
 	scen_checkpoint(1); /* all still open: the test counts the map */
 	/* still plain TCP connections that work both ways */
 	for (int i = 0; i < RM_CONNS; i++)
@@ -315,6 +329,7 @@ static void count_checkpoint(struct env *e, int accel, int n, void *arg)
 TEST(fallback_connections_leave_the_map_while_streaming)
 {
 	long sockets[2] = {-1, -1}, base;
+	long long losers;
 	struct diff_opts o = {.at_checkpoint = count_checkpoint,
 			      .cp_arg = sockets};
 	struct diff d;
@@ -329,10 +344,17 @@ TEST(fallback_connections_leave_the_map_while_streaming)
 		"    %d streams: %ld sockets in the map once they moved to the stack (baseline %ld); %llu bulk fallbacks\n",
 		RM_CONNS, sockets[1], base,
 		(unsigned long long)d.da.bulk_fallbacks);
+	losers = res_get(&d.accel, "slot_losers");
+	if (losers)
+		fprintf(stderr,
+			"    %lld connections lost their sm_flows slot: they stay\n",
+			losers);
 	ASSERT_EQ(d.da.sockets_added, 2 * RM_CONNS, "all accelerated first");
-	ASSERT_GE(d.da.bulk_fallbacks, RM_CONNS, "each moved to the stack");
-	ASSERT_EQ(d.da.sockets_left, 2 * RM_CONNS, "every socket left");
-	ASSERT_EQ(sockets[1], base,
+	ASSERT_GE(d.da.bulk_fallbacks, RM_CONNS - losers,
+		  "each moved to the stack");
+	ASSERT_EQ(d.da.sockets_left, 2 * (RM_CONNS - losers),
+		  "every socket left");
+	ASSERT_EQ(sockets[1], base + 2 * losers,
 		  "open, both directions on the stack: out of the map");
 	ASSERT_EQ(env_sockets(e), base, "the map at its baseline");
 }
@@ -414,35 +436,6 @@ struct ch_arg {
 	const char *cg_mnt;
 };
 
-#ifndef SO_NETNS_COOKIE
-#define SO_NETNS_COOKIE 71
-#endif
-
-/* The sm_flows slot of the connection whose active end is @c, as
- * sock_ops computes it (sm_conn_id() of the active end's key). */
-static long ch_slot(int c)
-{
-	struct sockaddr_in l, p;
-	socklen_t ll = sizeof(l), pl = sizeof(p), cl = sizeof(__u64);
-	struct sm_key k = {0};
-	_Alignas(struct sm_key) __u32 w[sizeof(k) / sizeof(__u32)];
-	__u64 cookie;
-
-	if (getsockname(c, (struct sockaddr *)&l, &ll) ||
-	    getpeername(c, (struct sockaddr *)&p, &pl) ||
-	    getsockopt(c, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cl))
-		return -1;
-	k.netns = cookie;
-	sm_addr_from_v4(k.local_ip, l.sin_addr.s_addr);
-	sm_addr_from_v4(k.remote_ip, p.sin_addr.s_addr);
-	k.local_port = ntohs(l.sin_port);
-	k.remote_port = ntohs(p.sin_port);
-	/* sm_conn_id() reads the key as __u32 words: hand it __u32 objects
-	 * (at -O2 a struct read that way breaks strict aliasing) */
-	memcpy(w, &k, sizeof(k));
-	return (long)(sm_conn_id((const struct sm_key *)w) & (SM_FLOWS - 1));
-}
-
 /* Connect the batch's @kind connections (from outside the cgroup for
  * CH_MISS); 0 or an errno. */
 static int ch_open(const struct ch_arg *a, int lfd, int *c, int *s,
@@ -486,7 +479,7 @@ static void ch_slot_losers(struct result *r, const int *c, int b)
 	/* in the order ch_open() connected them: kind by kind */
 	for (int k = 0; k < CH_KINDS; k++)
 		for (int i = k; i < CH_BATCH; i += CH_KINDS) {
-			slot[i] = ch_slot(c[i]);
+			slot[i] = flow_slot(c[i]);
 			if (slot[i] >= 0)
 				last[slot[i]] = i;
 		}
