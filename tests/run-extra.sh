@@ -230,7 +230,7 @@ valgrind_cycle() {
 		why="exit status $rc"
 	elif ! grep -q 'ERROR SUMMARY: 0 errors' "$tmp/valgrind.log"; then
 		why="no clean ERROR SUMMARY"
-	elif [ -e "$vg_pins/v1" ] || [ -e "$tmp/run/sockmeshd.pid" ]; then
+	elif [ -n "$(ls "$vg_pins" 2>/dev/null)" ] || [ -e "$tmp/run/sockmeshd.pid" ]; then
 		why="on_exit = detach left pins or the pid file"
 	else
 		return 0
