@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "conform.h"
 
 #ifndef SO_ZEROCOPY
@@ -429,6 +431,50 @@ int conf_start(struct env *e, const char *accel_extra)
 	return 0;
 }
 
+int env_map_walk(struct env *e,
+		 void (*fn)(const struct sm_key *k, int lost, void *arg),
+		 void *arg)
+{
+	char path[PATH_MAX + 64];
+	struct sm_key key, next;
+	struct sm_flow flow;
+	int map, flows, n = 0, ret;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", e->pin_dir, SM_PIN_LAYOUT,
+		 SM_MAP_SOCKHASH);
+	map = bpf_obj_get(path);
+	if (map < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/%s/%s", e->pin_dir, SM_PIN_LAYOUT,
+		 SM_MAP_FLOWS);
+	flows = bpf_obj_get(path);
+	if (flows < 0) {
+		ret = -errno;
+		close(map);
+		return ret;
+	}
+	for (ret = bpf_map_get_next_key(map, NULL, &next); !ret;
+	     ret = bpf_map_get_next_key(map, &key, &next)) {
+		/* sm_conn_id() reads __u32 words: give it __u32 objects
+		 * (reading a struct that way breaks strict aliasing) */
+		_Alignas(struct sm_key) __u32 w[sizeof(next) / sizeof(__u32)];
+		__u64 id;
+		__u32 slot;
+
+		memcpy(w, &next, sizeof(next));
+		id = sm_conn_id((const struct sm_key *)w);
+		slot = (__u32)id & (SM_FLOWS - 1);
+		if (bpf_map_lookup_elem(flows, &slot, &flow))
+			memset(&flow, 0, sizeof(flow));
+		fn(&next, flow.conn != id, arg);
+		key = next;
+		n++;
+	}
+	close(flows);
+	close(map);
+	return n;
+}
+
 long env_sockets(struct env *e)
 {
 	struct sm_counters c;
@@ -515,35 +561,6 @@ int cgroup_step_back(const char *cg_mnt, const struct cg_hop *h)
 	if (!strcmp(h->here, h->there))
 		return 0;
 	return cgroup_enter(cg_mnt, h->here);
-}
-
-#ifndef SO_NETNS_COOKIE
-#define SO_NETNS_COOKIE 71
-#endif
-
-long flow_slot(int fd)
-{
-	struct sockaddr_in l, p;
-	socklen_t ll = sizeof(l), pl = sizeof(p), cl = sizeof(__u64);
-	struct sm_key k = {0};
-	_Alignas(struct sm_key) __u32 w[sizeof(k) / sizeof(__u32)];
-	__u64 cookie;
-
-	if (getsockname(fd, (struct sockaddr *)&l, &ll) ||
-	    getpeername(fd, (struct sockaddr *)&p, &pl) ||
-	    l.sin_family != AF_INET ||
-	    getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &cl))
-		return -1;
-	/* node_unique_cidrs is empty in these tests: the key has the cookie */
-	k.netns = cookie;
-	sm_addr_from_v4(k.local_ip, l.sin_addr.s_addr);
-	sm_addr_from_v4(k.remote_ip, p.sin_addr.s_addr);
-	k.local_port = ntohs(l.sin_port);
-	k.remote_port = ntohs(p.sin_port);
-	/* sm_conn_id() reads the key as __u32 words: hand it __u32 objects
-	 * (at -O2 a struct read that way breaks strict aliasing) */
-	memcpy(w, &k, sizeof(k));
-	return (long)(sm_conn_id((const struct sm_key *)w) & (SM_FLOWS - 1));
 }
 
 double now_s(void)

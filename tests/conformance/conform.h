@@ -108,6 +108,16 @@ int conf_start(struct env *e, const char *accel_extra);
 /* sockmesh status --json: the number of sockets in the map, -1 on error. */
 long env_sockets(struct env *e);
 
+/*
+ * Every socket in the pinned sockhash, through @fn with its key and whether
+ * its connection lost its sm_flows slot to a later one (@lost: it then has
+ * no small-write rule and cannot leave the map, datapath.md). Returns the
+ * number of sockets walked or -errno.
+ */
+int env_map_walk(struct env *e,
+		 void (*fn)(const struct sm_key *k, int lost, void *arg),
+		 void *arg);
+
 /* --- sockets ----------------------------------------------------------- */
 
 struct pair_opt {
@@ -151,11 +161,6 @@ struct cg_hop {
 };
 int cgroup_step_out(const char *cg_mnt, struct cg_hop *h);
 int cgroup_step_back(const char *cg_mnt, const struct cg_hop *h);
-
-/* The sm_flows slot (sm_conn_id() of the active end's key, as sock_ops
- * computes it) of the IPv4 loopback connection whose active end is @fd;
- * -1 if it cannot tell. */
-long flow_slot(int fd);
 
 double now_s(void);
 void sleep_ms(int ms);

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -289,22 +292,6 @@ static int removal(struct result *r, void *arg)
 		ok += k[i].ok;
 	}
 	res_same(r, "streams_exact_both_ways", ok);
-	/* two connections in one sm_flows slot (rare with 16): the earlier
-	 * one has no small-write rule and cannot leave (datapath.md) */
-	{
-		long slot[RM_CONNS];
-		int losers = 0;
-
-		for (int i = 0; i < RM_CONNS; i++) {
-			slot[i] = flow_slot(k[i].c);
-			for (int j = 0; j < i; j++)
-				if (slot[j] >= 0 && slot[j] == slot[i]) {
-					losers++;
-					slot[j] = -1;
-				}
-		}
-		res_info(r, "slot_losers", losers);
-	}
 	scen_checkpoint(1); /* all still open: the test counts the map */
 	/* still plain TCP connections that work both ways */
 	for (int i = 0; i < RM_CONNS; i++)
@@ -318,21 +305,36 @@ static int removal(struct result *r, void *arg)
 	return 0;
 }
 
+/* The map at a checkpoint: sockets in it, and those whose connection
+ * lost its sm_flows slot to a later one (they cannot leave). */
+struct map_count {
+	long sockets, lost;
+};
+
+static void count_one(const struct sm_key *k, int lost, void *arg)
+{
+	struct map_count *m = arg;
+
+	(void)k;
+	m->sockets++;
+	m->lost += lost;
+}
+
 static void count_checkpoint(struct env *e, int accel, int n, void *arg)
 {
-	long *sockets = arg;
+	struct map_count *m = arg;
 
 	(void)n;
-	sockets[accel] = env_sockets(e);
+	if (accel && env_map_walk(e, count_one, m) < 0)
+		m->sockets = -1;
 }
 
 TEST(fallback_connections_leave_the_map_while_streaming)
 {
-	long sockets[2] = {-1, -1}, base;
-	long long losers;
-	struct diff_opts o = {.at_checkpoint = count_checkpoint,
-			      .cp_arg = sockets};
+	struct map_count m = {0};
+	struct diff_opts o = {.at_checkpoint = count_checkpoint, .cp_arg = &m};
 	struct diff d;
+	long base;
 
 	if (conf_start(e, ""))
 		return;
@@ -341,21 +343,20 @@ TEST(fallback_connections_leave_the_map_while_streaming)
 		     &o))
 		return;
 	fprintf(stderr,
-		"    %d streams: %ld sockets in the map once they moved to the stack (baseline %ld); %llu bulk fallbacks\n",
-		RM_CONNS, sockets[1], base,
-		(unsigned long long)d.da.bulk_fallbacks);
-	losers = res_get(&d.accel, "slot_losers");
-	if (losers)
-		fprintf(stderr,
-			"    %lld connections lost their sm_flows slot: they stay\n",
-			losers);
+		"    %d streams: %ld sockets in the map once they moved to the stack (baseline %ld, %ld of them without their sm_flows slot); %llu bulk fallbacks, %llu left\n",
+		RM_CONNS, m.sockets, base, m.lost,
+		(unsigned long long)d.da.bulk_fallbacks,
+		(unsigned long long)d.da.sockets_left);
+	ASSERT_EQ(base, 0, "an empty map before");
 	ASSERT_EQ(d.da.sockets_added, 2 * RM_CONNS, "all accelerated first");
-	ASSERT_GE(d.da.bulk_fallbacks, RM_CONNS - losers,
-		  "each moved to the stack");
-	ASSERT_EQ(d.da.sockets_left, 2 * (RM_CONNS - losers),
-		  "every socket left");
-	ASSERT_EQ(sockets[1], base + 2 * losers,
+	/* a slot taken by a later connection (rare with 16) keeps both ends
+	 * of the earlier one in the map, without the small-write rule */
+	ASSERT_EQ(m.sockets, m.lost,
 		  "open, both directions on the stack: out of the map");
+	ASSERT_GE(d.da.bulk_fallbacks, RM_CONNS - m.lost / 2,
+		  "each moved to the stack");
+	ASSERT_EQ(d.da.sockets_left, 2 * RM_CONNS - m.lost,
+		  "every socket left");
 	ASSERT_EQ(env_sockets(e), base, "the map at its baseline");
 }
 
@@ -363,8 +364,10 @@ TEST(fallback_connections_leave_the_map_while_streaming)
 
 #define CH_TOTAL 10000
 #define CH_BATCH 2000
-#define CH_BEHIND_WRITE \
-	16384 /* per write; over the receiver's 4 KiB SO_RCVBUF */
+/* CH_BEHIND: bytes per write, over the receiver's 4 KiB SO_RCVBUF */
+#define CH_BEHIND_WRITE 16384
+/* CH_BEHIND clients bind 127.0.0.2: the key's active_ip tells them */
+#define CH_BEHIND_SRC htonl(0x7f000002)
 
 enum ch_kind {
 	CH_RR,	 /* 100 B each way: redirected, stays in the map */
@@ -434,92 +437,98 @@ static int ch_exchange(struct result *r, int c, int s, enum ch_kind kind,
 
 struct ch_arg {
 	const char *cg_mnt;
+	unsigned char *kind_of_port; /* shared: client port -> 1 + kind */
 };
+
+/* A client socket bound to @src (network byte order), connected to
+ * @lfd's loopback port; fd or -errno. */
+static int connect_from(in_addr_t src, int lfd)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = src};
+	socklen_t len = sizeof(a);
+	int fd, err;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(lfd, (struct sockaddr *)&a, &len))
+		goto err;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)))
+		goto err;
+	return fd;
+err:
+	err = -errno;
+	close(fd);
+	return err;
+}
 
 /* Connect the batch's @kind connections (from outside the cgroup for
  * CH_MISS); 0 or an errno. */
-static int ch_open(const struct ch_arg *a, int lfd, int *c, int *s,
+static int ch_open(const struct ch_arg *a, const int *lfds, int *c, int *s,
 		   enum ch_kind kind)
 {
 	struct pair_opt po = {0};
+	int lfd = lfds[kind == CH_BEHIND];
 	struct cg_hop hop;
 	int err = 0, ret;
 
 	if (kind == CH_MISS && (ret = cgroup_step_out(a->cg_mnt, &hop)))
 		return -ret;
 	for (int i = kind; i < CH_BATCH && !err; i += CH_KINDS) {
-		c[i] = tcp_connect_to(lfd, &po);
+		c[i] = kind == CH_BEHIND ? connect_from(CH_BEHIND_SRC, lfd)
+					 : tcp_connect_to(lfd, &po);
 		s[i] = c[i] >= 0 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
 		if (c[i] < 0 || s[i] < 0)
 			err = c[i] < 0 ? -c[i] : errno;
-		if (!err)
-			set_nonblock(c[i], 1), set_nonblock(s[i], 1);
+		if (err)
+			break;
+		set_nonblock(c[i], 1);
+		set_nonblock(s[i], 1);
 	}
 	if (kind == CH_MISS && (ret = cgroup_step_back(a->cg_mnt, &hop)))
 		err = err ? err : -ret;
 	return err;
 }
 
-/*
- * A connection takes its sm_flows slot at establishment, from whichever
- * connection had it (datapath.md): the earlier one of two colliding open
- * connections then never leaves the map. Counts, for batch @b, the sockets
- * that stay for that reason: 1 per CH_MISS loser (its server end), 2 per
- * CH_BEHIND loser (CH_BULK losers never trip the rule: counted as such).
- */
-static void ch_slot_losers(struct result *r, const int *c, int b)
-{
-	static int last[SM_FLOWS];
-	static long slot[CH_BATCH];
-	int stay = 0, losers = 0;
-	char name[40];
-
-	for (int i = 0; i < SM_FLOWS; i++)
-		last[i] = -1;
-	/* in the order ch_open() connected them: kind by kind */
-	for (int k = 0; k < CH_KINDS; k++)
-		for (int i = k; i < CH_BATCH; i += CH_KINDS) {
-			slot[i] = flow_slot(c[i]);
-			if (slot[i] >= 0)
-				last[slot[i]] = i;
-		}
-	for (int i = 0; i < CH_BATCH; i++) {
-		if (slot[i] < 0 || last[slot[i]] == i)
-			continue;
-		losers++;
-		stay += i % CH_KINDS == CH_MISS	    ? 1
-			: i % CH_KINDS == CH_BEHIND ? 2
-						    : 0;
-	}
-	snprintf(name, sizeof(name), "slot_losers_%d", b);
-	res_info(r, name, losers);
-	snprintf(name, sizeof(name), "slot_losers_staying_%d", b);
-	res_info(r, name, stay);
-}
-
 static int churn_fallbacks(struct result *r, void *arg)
 {
 	const struct ch_arg *a = arg;
 	static int c[CH_BATCH], s[CH_BATCH];
-	int lfd[CH_KINDS], ok = 0, after = 0, err = 0;
+	/*
+	 * Two listeners: one for CH_RR, CH_BULK and CH_MISS (their client
+	 * ports, the key's active_port, are then unique among the open
+	 * connections, which tells the test their kind), one whose accepted
+	 * ends get a 4 KiB receive buffer for CH_BEHIND (clients bound to
+	 * CH_BEHIND_SRC: the key's active_ip tells them apart).
+	 */
+	int lfd[2] = {tcp_listener(&(struct pair_opt){0}),
+		      tcp_listener(&(struct pair_opt){.bufsize = 4096})};
+	int ok = 0, after = 0, err = 0;
 
-	for (int k = 0; k < CH_KINDS; k++) {
-		/* CH_BEHIND: accepted ends inherit a 4 KiB receive buffer */
-		struct pair_opt po = {.bufsize = k == CH_BEHIND ? 4096 : 0};
-
-		lfd[k] = tcp_listener(&po);
-		if (lfd[k] < 0) {
-			res_broken(r, "listen: %s", strerror(-lfd[k]));
-			return 1;
-		}
+	if (lfd[0] < 0 || lfd[1] < 0) {
+		res_broken(r, "listen: %s",
+			   strerror(lfd[0] < 0 ? -lfd[0] : -lfd[1]));
+		return 1;
 	}
 	for (int b = 0; b < CH_TOTAL / CH_BATCH && !err; b++) {
 		for (int i = 0; i < CH_BATCH; i++)
 			c[i] = s[i] = -1;
 		for (int k = 0; k < CH_KINDS && !err; k++)
-			err = ch_open(a, lfd[k], c, s, k);
-		if (!err)
-			ch_slot_losers(r, c, b);
+			err = ch_open(a, lfd, c, s, k);
+		/* tell the test which client port is which kind */
+		for (int i = 0; i < CH_BATCH && !err; i++) {
+			struct sockaddr_in l;
+
+			if (i % CH_KINDS == CH_BEHIND)
+				continue;
+			socklen_t ll = sizeof(l);
+
+			if (!getsockname(c[i], (struct sockaddr *)&l, &ll))
+				a->kind_of_port[ntohs(l.sin_port)] =
+					1 + i % CH_KINDS;
+		}
 		for (int i = 0; i < CH_BATCH && !err; i++)
 			ok += ch_exchange(r, c[i], s[i], i % CH_KINDS,
 					  b * CH_BATCH + i);
@@ -537,8 +546,8 @@ static int churn_fallbacks(struct result *r, void *arg)
 				close(s[i]);
 		}
 	}
-	for (int k = 0; k < CH_KINDS; k++)
-		close(lfd[k]);
+	close(lfd[0]);
+	close(lfd[1]);
 	res_same(r, "errno", err);
 	res_same(r, "connections_exact", ok);
 	res_same(r, "connections_exact_after", after);
@@ -546,52 +555,81 @@ static int churn_fallbacks(struct result *r, void *arg)
 }
 
 struct ch_cp {
-	long in_map[CH_TOTAL / CH_BATCH];
+	const unsigned char *kind_of_port;
+	/* per batch: sockets in the map by kind, and by whether their
+	 * connection lost its sm_flows slot; sockets of unknown kind */
+	long in_map[CH_TOTAL / CH_BATCH][CH_KINDS][2];
+	long unknown[CH_TOTAL / CH_BATCH];
+	long total[CH_TOTAL / CH_BATCH];
 	unsigned long long bulk[CH_TOTAL / CH_BATCH]; /* cumulative */
+	int b;
 };
+
+static void churn_one(const struct sm_key *k, int lost, void *arg)
+{
+	struct ch_cp *cp = arg;
+	int kind = k->active_ip[3] == CH_BEHIND_SRC
+			   ? 1 + CH_BEHIND
+			   : cp->kind_of_port[k->active_port & 0xffff];
+
+	if (kind < 1 || kind > CH_KINDS)
+		cp->unknown[cp->b]++;
+	else
+		cp->in_map[cp->b][kind - 1][lost]++;
+}
 
 static void churn_checkpoint(struct env *e, int accel, int n, void *arg)
 {
 	struct ch_cp *cp = arg;
 	struct sm_counters c;
 
-	if (accel && n >= 1 && n <= CH_TOTAL / CH_BATCH &&
-	    !env_counters(e, &c, &cp->in_map[n - 1]))
-		cp->bulk[n - 1] = c.bulk_fallbacks;
+	if (!accel || n < 1 || n > CH_TOTAL / CH_BATCH)
+		return;
+	cp->b = n - 1;
+	cp->total[cp->b] = env_map_walk(e, churn_one, cp);
+	if (!env_counters(e, &c, NULL))
+		cp->bulk[cp->b] = c.bulk_fallbacks;
 }
 
 TEST(fallback_churn_10000_connections_through_every_fallback)
 {
-	struct ch_cp cp;
+	static struct ch_cp cp;
+	unsigned char *kinds;
 	struct ch_arg a = {.cg_mnt = e->cg_mnt};
 	struct diff_opts o = {.timeout_s = 120,
 			      .at_checkpoint = churn_checkpoint,
 			      .cp_arg = &cp,
 			      .rlimit_nofile = 3 * CH_BATCH + 256};
-	struct sm_counters c0;
 	const long per_kind = CH_BATCH / CH_KINDS;
 	unsigned long long prev;
-	long long stay_all = 0;
+	struct sm_counters c0;
+	long long stuck = 0;
 	struct diff d;
 	long base;
 
+	kinds = mmap(NULL, 65536, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (!ASSERT_TRUE(kinds != MAP_FAILED, "mmap"))
+		return;
 	memset(&cp, 0, sizeof(cp));
-	if (conf_start(e, "") || env_counters(e, &c0, &base))
-		return;
-	if (diff_run(e, "10,000 connections, every fallback", churn_fallbacks,
+	a.kind_of_port = kinds;
+	cp.kind_of_port = kinds;
+	if (conf_start(e, "") || env_counters(e, &c0, &base) ||
+	    diff_run(e, "10,000 connections, every fallback", churn_fallbacks,
 		     &a, &d, &o))
-		return;
+		goto out;
 	fprintf(stderr,
-		"    churn: in the map with each batch of %d open: %ld %ld %ld %ld %ld (baseline %ld); added %llu, left %llu, misses %llu, bulk %llu, rcvbuf %llu\n",
-		CH_BATCH, cp.in_map[0], cp.in_map[1], cp.in_map[2],
-		cp.in_map[3], cp.in_map[4], base,
+		"    churn: added %llu, left %llu, misses %llu, bulk %llu, rcvbuf %llu (baseline %ld)\n",
 		(unsigned long long)d.da.sockets_added,
 		(unsigned long long)d.da.sockets_left,
 		(unsigned long long)d.da.peer_misses,
 		(unsigned long long)d.da.bulk_fallbacks,
-		(unsigned long long)d.da.rcvbuf_fallbacks);
+		(unsigned long long)d.da.rcvbuf_fallbacks, base);
+	ASSERT_EQ(base, 0, "an empty map before");
 	ASSERT_EQ(res_get(&d.accel, "connections_exact"), CH_TOTAL,
 		  "every connection exact");
+	ASSERT_EQ(res_get(&d.accel, "connections_exact_after"), CH_TOTAL,
+		  "and again after the guard");
 	/* both ends of three kinds in four, the server end of the fourth */
 	ASSERT_EQ(d.da.sockets_added, CH_TOTAL / CH_KINDS * 7,
 		  "every socket in the cgroup added");
@@ -601,31 +639,37 @@ TEST(fallback_churn_10000_connections_through_every_fallback)
 	ASSERT_EQ(d.da.rcvbuf_fallbacks, CH_TOTAL / CH_KINDS,
 		  "every receiver-behind connection moved");
 	ASSERT_GT(d.da.bulk_fallbacks, 0, "small-write streams moved");
-	/* with each batch open, only the connections still redirecting are
-	 * in the map: CH_RR, and CH_BULK where its run did not trip (the
-	 * rule is timed) */
+	/*
+	 * With each batch open, after the guard: CH_RR in the map (both
+	 * ends), CH_BULK where its timed run did not trip, and of the
+	 * fallen-back kinds only sockets whose connection's sm_flows slot a
+	 * later connection took (datapath.md: they cannot leave).
+	 */
 	prev = c0.bulk_fallbacks;
 	for (int b = 0; b < CH_TOTAL / CH_BATCH; b++) {
+		long(*m)[2] = cp.in_map[b];
 		long tripped = (long)(cp.bulk[b] - prev);
-		char name[40];
-		long long losers, stay;
 
-		snprintf(name, sizeof(name), "slot_losers_%d", b);
-		losers = res_get(&d.accel, name);
-		snprintf(name, sizeof(name), "slot_losers_staying_%d", b);
-		stay = res_get(&d.accel, name);
-		stay_all += stay;
 		fprintf(stderr,
-			"    batch %d: %lld connections lost their sm_flows slot, so %lld sockets cannot leave (datapath.md)\n",
-			b, losers, stay);
-		ASSERT_EQ(cp.in_map[b],
-			  base + 2 * per_kind + 2 * (per_kind - tripped) + stay,
-			  "the fallen-back connections left the map");
+			"    batch %d: %ld in the map: rr %ld+%ld, bulk %ld+%ld (%ld tripped), miss %ld+%ld, behind %ld+%ld (own slot + slot taken)\n",
+			b, cp.total[b], m[CH_RR][0], m[CH_RR][1], m[CH_BULK][0],
+			m[CH_BULK][1], tripped, m[CH_MISS][0], m[CH_MISS][1],
+			m[CH_BEHIND][0], m[CH_BEHIND][1]);
+		ASSERT_EQ(cp.unknown[b], 0, "every socket in the map is ours");
+		ASSERT_EQ(m[CH_RR][0] + m[CH_RR][1], 2 * per_kind,
+			  "request/response: still redirected, in the map");
+		ASSERT_EQ(
+			m[CH_BULK][0] + m[CH_BULK][1], 2 * (per_kind - tripped),
+			"small writes: in the map only where the rule did not trip");
+		ASSERT_EQ(m[CH_MISS][0], 0, "peer miss: the server left");
+		ASSERT_EQ(m[CH_BEHIND][0], 0, "receiver behind: both left");
+		stuck += m[CH_MISS][1] + m[CH_BEHIND][1];
 		prev = cp.bulk[b];
 	}
 	ASSERT_EQ(d.da.sockets_left,
-		  2 * d.da.bulk_fallbacks + 3 * (CH_TOTAL / CH_KINDS) -
-			  stay_all,
-		  "every fallen-back socket left");
+		  2 * d.da.bulk_fallbacks + 3 * (CH_TOTAL / CH_KINDS) - stuck,
+		  "every fallen-back socket left (but those without a slot)");
 	ASSERT_EQ(env_sockets(e), base, "the map is back to its baseline");
+out:
+	munmap(kinds, 65536);
 }
