@@ -8,6 +8,8 @@
 #ifndef SM_MAPS_BPF_H
 #define SM_MAPS_BPF_H
 
+#include <bpf/bpf_core_read.h>
+
 #include "sockmesh.h"
 
 #ifdef SM_MAPS_DEFINE
@@ -85,6 +87,17 @@ SM_MAP struct {
 	__type(key, __u32);
 	__type(value, struct sm_flow);
 } sm_flows SEC(".maps");
+
+/* sk_user_data of a socket in a sockmap is its psock, with flag bits. */
+#define SM_SK_USER_DATA_PTRMASK (~7UL)
+
+/* The psock of @sk, or NULL if it has none; read with BPF_CORE_READ. */
+static __always_inline struct sk_psock *sm_psock_of(struct sock *sk)
+{
+	unsigned long ud = (unsigned long)BPF_CORE_READ(sk, sk_user_data);
+
+	return (struct sk_psock *)(ud & SM_SK_USER_DATA_PTRMASK);
+}
 
 static __always_inline struct sm_counters *sm_counters_get(void)
 {

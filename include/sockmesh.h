@@ -91,14 +91,15 @@ struct sm_sock_state {
 struct sm_flow {
 	__u64 conn;
 	__u64 last_ns;	   /* bpf_ktime_get_ns() of the last message */
-	__u64 redir_ns[2]; /* of the last redirect, per direction */
+	__u64 redir_ns[2]; /* of the last redirect, per direction; 0: never */
 	__u32 last_dir;	   /* direction of the last message */
 	__u32 run;	   /* small messages in a row, close together */
+	__u8 stack[2];	   /* [dir]: that direction is on the stack for good */
+	__u8 done[2];	   /* [dir]: ... and none of its redirects in flight */
 	__u8 left[2];	   /* [dir]: that end has left sm_sockhash */
-	__u8 pad[6];
+	__u8 pad[2];
 	__u32 dst_ip[4]; /* what the active end connected to (before NAT) */
 	__u32 dst_port;	 /* ... and its port */
-	__u32 pad2;
 };
 
 /*
@@ -116,22 +117,24 @@ struct sm_flow {
 #define SM_BULK_MSG_MAX (32 * 1024)
 /*
  * Only messages sent within SM_BULK_GAP_NS of the previous one count in the
- * run: a writer that outpaces the receiver's wake-ups (measured 1 KiB
- * writes: 2-4 us apart). A low-rate push (pub/sub, telemetry: 512 B every
- * millisecond) is latency traffic and stays redirected.
+ * run: a writer that outpaces the receiver's wake-ups. A low-rate push
+ * (pub/sub, telemetry: 512 B every millisecond) is latency traffic and
+ * stays redirected.
  */
 #define SM_BULK_GAP_NS (50 * 1000ULL)
 
 /*
- * Leaving the map. A socket whose peer no longer redirects to it (bytes came
- * in through the stack, or the peer left) and whose redirected queue is
- * empty is deleted from sm_sockhash by its own sock_ops program: it is plain
- * TCP again (no sockmap send/receive paths, FIONREAD counts every byte).
- * SM_LEAVE_GUARD_NS after the peer's last redirect covers a redirect that
- * another thread of the peer still has in flight.
+ * Leaving the map. A socket whose peer no longer redirects to it and whose
+ * redirected queue is empty is deleted from sm_sockhash by its own sock_ops
+ * program: it is plain TCP again (no sockmap send/receive paths, FIONREAD
+ * counts every byte). "No longer": the peer's direction is on the stack and
+ * none of its redirects can still be in flight, which its SK_MSG program
+ * proves (sm_flow.done) on a stack verdict that no other sendmsg() of that
+ * socket overlaps, or, failing that, SM_LEAVE_GUARD_NS after its last
+ * redirect.
  */
 #define SM_RCVBUF_FLOOR	  (4 << 20) /* see sm_peer_behind() in skmsg.bpf.c */
-#define SM_LEAVE_GUARD_NS (2 * 1000 * 1000ULL)
+#define SM_LEAVE_GUARD_NS (10 * 1000 * 1000ULL)
 
 /* Connection id from either end's key (@end left out): the same at both. */
 static inline __u64 sm_conn_id(const struct sm_key *k)
@@ -153,6 +156,11 @@ static inline __u64 sm_conn_id(const struct sm_key *k)
  * redirected bytes first, so stack -> redirect would reorder.
  */
 #define SM_SF_STACK (1U << 0)
+/*
+ * SM_SF_BULK: this direction is a small-write stream; it moves to the stack
+ * at its first message that finds the receiver's redirected queue empty.
+ */
+#define SM_SF_BULK (1U << 2)
 /* SM_SF_LEFT: this socket has left sm_sockhash (it is plain TCP again). */
 #define SM_SF_LEFT (1U << 1)
 
