@@ -277,7 +277,7 @@ static int exchange_exact(struct result *r, int from, int to, size_t len,
 static int removal(struct result *r, void *arg)
 {
 	static struct rm_conn k[RM_CONNS];
-	int ok = 0, after = 0;
+	int ok = 0, after = 0, ping = 0;
 
 	(void)arg;
 	for (int i = 0; i < RM_CONNS; i++) {
@@ -292,6 +292,13 @@ static int removal(struct result *r, void *arg)
 		ok += k[i].ok;
 	}
 	res_same(r, "streams_exact_both_ways", ok);
+	/* a packet each way once no redirect can be in flight any more
+	 * (SM_LEAVE_GUARD_NS, when the sender could not prove it sooner) */
+	sleep_ms(GUARD_MS);
+	for (int i = 0; i < RM_CONNS; i++)
+		ping += exchange_exact(r, k[i].c, k[i].s, 100, 800 + i) &&
+			exchange_exact(r, k[i].s, k[i].c, 100, 900 + i);
+	res_same(r, "pings_exact", ping);
 	scen_checkpoint(1); /* all still open: the test counts the map */
 	/* still plain TCP connections that work both ways */
 	for (int i = 0; i < RM_CONNS; i++)
