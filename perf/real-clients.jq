@@ -1,0 +1,100 @@
+# real-clients.jq - the report of perf/real-clients.sh, from its runs.
+#   jq -n -r --arg fmt json|md|tsv --argjson meta META \
+#      --slurpfile runs runs.jsonl --slurpfile wl workloads.jsonl -f real-clients.jq
+# runs: {id, transport, round, metrics: {...} or null, error, counters: {name: delta}}
+# wl:   {id, group, param, transports, label, metric, unit, better}
+# The counters are whatever `sockmesh status --json` lists: iterated, never named,
+# except msgs_redirected and msgs_passed, which get their own columns.
+
+def median:
+	map(select(. != null)) | sort
+	| if length == 0 then null
+	  elif length % 2 == 1 then .[(length - 1) / 2]
+	  else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+
+# the median of each metric over the runs that completed
+def med_metrics($rs):
+	($rs | map(.metrics) | map(select(. != null))) as $ms
+	| if ($ms | length) == 0 then null
+	  else reduce ($ms[0] | keys_unsorted[]) as $k ({}; .[$k] = ($ms | map(.[$k]) | median))
+	  end;
+
+def sum_counters($rs):
+	reduce ($rs[] | (.counters // {}) | to_entries[]) as $e ({}; .[$e.key] += $e.value);
+
+def moved: to_entries | map(select(.value != 0));
+
+def fmt:
+	if . == null then "-"
+	elif . >= 100 then (round | tostring)
+	elif . >= 10 then ((. * 10 | round) / 10 | tostring)
+	else ((. * 100 | round) / 100 | tostring) end;
+
+def fix2: if . == null then "-" else (. * 100 | round) as $n
+	| "\($n / 100 | floor).\($n % 100 | tostring | if length < 2 then "0" + . else . end)" end;
+
+def arrow: if .better == "higher" then "▲" else "▼" end;
+
+def summary:
+	$wl | map(select(.id as $i | any($runs[]; .id == $i)))
+	| map(. as $w
+	| ($runs | map(select(.id == $w.id))) as $r
+	| $w + {transports: ($w.transports | map(. as $t
+		| ($r | map(select(.transport == $t))) as $rt
+		| {key: $t, value: {
+			median: med_metrics($rt),
+			failed: ($rt | map(select(.metrics == null)) | length),
+			counters: sum_counters($rt),
+			runs: ($rt | map(del(.id, .transport)))}})
+		| from_entries)}
+	| .transports.plain.median[$w.metric] as $base
+	| .ratio = (.transports | with_entries(select(.key != "plain")
+		| .value = (.value.median[$w.metric] as $v
+			| if $v == null or $base == null or $base == 0 then null else $v / $base end)))
+	| (.transports.accel.counters // {}) as $ac
+	| (($ac.msgs_redirected // 0) + ($ac.msgs_passed // 0)) as $all
+	| .redirected_share = (if $all > 0 then ($ac.msgs_redirected // 0) / $all else null end)
+	| .check = (
+		if any(.transports[]; .failed > 0) then "FAILED"
+		elif any(.transports.accel.runs[]?; (.counters.msgs_redirected // 0) == 0)
+		then "NOT REDIRECTED"
+		elif any(.transports | to_entries[] | select(.key != "accel") | .value.counters[]; . != 0)
+		then "COUNTERS MOVED"
+		else "ok" end));
+
+def md_counters: moved | map("\(.key) \(.value)") | join(", ") | if . == "" then "-" else . end;
+
+def md_figure($w): if . == null then "failed" else .[$w.metric] | fmt end;
+
+def md:
+	summary as $s
+	| "# Real clients: accelerated vs plain loopback TCP",
+	"",
+	"- \($meta.when), Linux \($meta.kernel), \($meta.cpus) CPUs; `\($meta.command)`",
+	"- each figure: the median of \($meta.rounds) run\(if $meta.rounds > 1 then "s" else "" end) of \($meta.time_s) s; in every round, each workload ran plain, accel (and uds) one after the other",
+	"- plain: client and server in a private network namespace and a private cgroup sockmesh is not attached to; accel: the same namespace, in the cgroup of a private sockmeshd (`sockmesh run`); uds: a UNIX socket (plain cgroup)",
+	"- ▲ higher is better, ▼ lower is better: accel/plain above 1 (▲) or below 1 (▼) means sockmesh is faster",
+	"- iperf3: one stream, `-l SIZE`, receiver's Gbit/s. sockperf ping-pong: TCP, one-way latency (half the round trip, as sockperf reports it), µs. redis-benchmark: GET of a 3-byte value, requests/s, each run as many requests as plain served in \($meta.time_s) s (measured once first). HTTP: nginx-light (one process, sendfile on, as Debian's nginx.conf) and wrk (1 thread, \($meta.http_conns) keep-alive connections), requests/s",
+	"- no UNIX socket for iperf3 (TCP/UDP/SCTP only), sockperf 3.7 (Debian 12: no UNIX socket support) and HTTP (nginx can listen on a UNIX socket, but wrk cannot connect to one)",
+	"",
+	"| workload | | unit | plain | accel | uds | accel/plain | uds/plain | p99 µs plain | p99 µs accel | p99 µs uds | accel msgs_redirected | accel msgs_passed | redirected | other counters (accel runs) | check |",
+	"| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+	($s[] | . as $w | .transports as $t | ($t.accel.counters // {}) as $ac
+		| "| \(.label) | \(arrow) | \(.unit) | \($t.plain.median | md_figure($w)) | \($t.accel.median | md_figure($w)) | \(if $t.uds then ($t.uds.median | md_figure($w)) else "-" end) | \(.ratio.accel | fix2) | \(.ratio.uds | fix2) | \($t.plain.median.p99_us | fmt) | \($t.accel.median.p99_us | fmt) | \($t.uds.median.p99_us | fmt) | \($ac.msgs_redirected // "-") | \($ac.msgs_passed // "-") | \(if .redirected_share then "\(.redirected_share * 1000 | round / 10)%" else "-" end) | \($ac | del(.msgs_redirected, .msgs_passed) | md_counters) | \(.check) |"),
+	"",
+	"## Every run",
+	"",
+	"Counters: the growth of every sockmesh counter during the run (those that moved). A plain or uds run must move none; an accel run must move msgs_redirected.",
+	"",
+	"| workload | transport | round | figure | p99 µs | counters | error |",
+	"| --- | --- | ---: | ---: | ---: | --- | --- |",
+	($s[] | . as $w | .transports | to_entries[] | .key as $tr | .value.runs[]
+		| "| \($w.label) | \($tr) | \(.round) | \(.metrics | md_figure($w)) | \(.metrics.p99_us | fmt) | \(.counters | md_counters) | \(.error // "" | gsub("[|\n]"; " ")) |"),
+	"";
+
+def tsv:
+	summary[] | "\(.label) \(arrow)\t\(.ratio.accel // "-")\t\(.ratio.uds // "-")";
+
+if $fmt == "json" then {meta: $meta, workloads: summary}
+elif $fmt == "md" then md
+else tsv end
