@@ -79,9 +79,24 @@ def md:
 	"",
 	"| workload | | unit | plain | accel | uds | accel/plain | uds/plain | p99 µs plain | p99 µs accel | p99 µs uds | accel msgs_redirected | accel msgs_passed | redirected | other counters (accel runs) | check |",
 	"| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
-	($s[] | . as $w | .transports as $t | ($t.accel.counters // {}) as $ac
+	($s[] | select(.role == "main") | . as $w | .transports as $t | ($t.accel.counters // {}) as $ac
 		| "| \(.label) | \(arrow) | \(.unit) | \($t.plain.median | md_figure($w)) | \($t.accel.median | md_figure($w)) | \(if $t.uds then ($t.uds.median | md_figure($w)) else "-" end) | \(.ratio.accel | fix2) | \(.ratio.uds | fix2) | \($t.plain.median.p99_us | fmt) | \($t.accel.median.p99_us | fmt) | \($t.uds.median.p99_us | fmt) | \($ac.msgs_redirected // "-") | \($ac.msgs_passed // "-") | \(if .redirected_share then "\(.redirected_share * 1000 | round / 10)%" else "-" end) | \($ac | del(.msgs_redirected, .msgs_passed) | md_counters) | \(.check) |"),
 	"",
+	(($s | map(select(.role | startswith("xcheck:")))) as $xs
+	| if ($xs | length) == 0 then empty else
+	"## Cross-check: sockmesh-bench's plain TCP against iperf3",
+	"",
+	"Before trusting sockmesh-bench's ratios: its blocking stream (`-m stream-rw`: write() of SIZE bytes, the reader read()s up to SIZE bytes at a time, one connection) at iperf3's write sizes, in the same rounds and namespace; Gbit/s, medians. iperf3's reader calls select() before every read() (one pselect6 per read under strace): `--rw-poll` makes sockmesh-bench's reader poll() before every read() too. Where the reader is the bottleneck (small writes), the plain blocking reader is faster than iperf3's.",
+	"",
+	"| write size | iperf3 plain | stream-rw plain | stream-rw / iperf3 | stream-rw --rw-poll plain | --rw-poll / iperf3 | iperf3 accel/plain | stream-rw accel/plain | stream-rw accel counters |",
+	"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+	($s[] | select(.role == "main" and .group == "iperf3") | . as $i
+		| ($xs | map(select(.role == "xcheck:" + $i.id and (.id | startswith("bench-rw-")))) | .[0]) as $rw
+		| ($xs | map(select(.role == "xcheck:" + $i.id and (.id | startswith("bench-rwp-")))) | .[0]) as $rwp
+		| $i.transports.plain.median.gbit_s as $base
+		| def rel: if . and $base then . / $base else null end;
+		"| \($i.param) | \($base | fmt) | \($rw.transports.plain.median.gbit_s | fmt) | \($rw.transports.plain.median.gbit_s | rel | fix2) | \($rwp.transports.plain.median.gbit_s | fmt) | \($rwp.transports.plain.median.gbit_s | rel | fix2) | \($i.ratio.accel | fix2) | \($rw.ratio.accel | fix2) | \($rw.transports.accel.counters // {} | md_counters) |"),
+	"" end),
 	"## Every run",
 	"",
 	"Counters: the growth of every sockmesh counter during the run (those that moved). A plain or uds run must move none; an accel run must move msgs_redirected.",
@@ -93,7 +108,7 @@ def md:
 	"";
 
 def tsv:
-	summary[] | "\(.label) \(arrow)\t\(.ratio.accel // "-")\t\(.ratio.uds // "-")";
+	summary[] | select(.role == "main") | "\(.label) \(arrow)\t\(.ratio.accel // "-")\t\(.ratio.uds // "-")";
 
 if $fmt == "json" then {meta: $meta, workloads: summary}
 elif $fmt == "md" then md

@@ -90,22 +90,32 @@ for t in jq gnuplot nsenter ip ss timeout; do
 done
 
 # The workloads, in run order: one table for the runs, the report and the plot.
-#   id|group|param|transports|label|metric|unit|better
+#   id|group|param|transports|label|metric|unit|better|role
+# role: main (the table, the plot), or xcheck:ID: a sockmesh-bench run beside
+# workload ID, to check that both see the same plain TCP
 workloads() {
 	cat <<'EOW'
-iperf3-1K|iperf3|1K|plain,accel|iperf3, 1 KiB writes|gbit_s|Gbit/s|higher
-iperf3-16K|iperf3|16K|plain,accel|iperf3, 16 KiB writes|gbit_s|Gbit/s|higher
-iperf3-128K|iperf3|128K|plain,accel|iperf3, 128 KiB writes|gbit_s|Gbit/s|higher
-iperf3-1M|iperf3|1M|plain,accel|iperf3, 1 MiB writes|gbit_s|Gbit/s|higher
-sockperf-64|sockperf|64|plain,accel|sockperf ping-pong, 64 B|avg_us|µs|lower
-sockperf-1024|sockperf|1024|plain,accel|sockperf ping-pong, 1 KiB|avg_us|µs|lower
-sockperf-16384|sockperf|16384|plain,accel|sockperf ping-pong, 16 KiB|avg_us|µs|lower
-redis-c1|redis|-c 1|plain,accel,uds|redis GET -c 1|rps|req/s|higher
-redis-c50|redis|-c 50|plain,accel,uds|redis GET -c 50|rps|req/s|higher
-redis-c50-P16|redis|-c 50 -P 16|plain,accel,uds|redis GET -c 50 -P 16|rps|req/s|higher
-http-100|http|100|plain,accel|HTTP keep-alive, 100 B|rps|req/s|higher
-http-64K|http|65536|plain,accel|HTTP keep-alive, 64 KiB|rps|req/s|higher
-http-256K|http|262144|plain,accel|HTTP keep-alive, 256 KiB|rps|req/s|higher
+iperf3-1K|iperf3|1K|plain,accel|iperf3, 1 KiB writes|gbit_s|Gbit/s|higher|main
+bench-rw-1K|iperf3|1K|plain,accel|sockmesh-bench stream-rw, 1 KiB writes|gbit_s|Gbit/s|higher|xcheck:iperf3-1K
+bench-rwp-1K|iperf3|1K|plain|sockmesh-bench stream-rw --rw-poll, 1 KiB writes|gbit_s|Gbit/s|higher|xcheck:iperf3-1K
+iperf3-16K|iperf3|16K|plain,accel|iperf3, 16 KiB writes|gbit_s|Gbit/s|higher|main
+bench-rw-16K|iperf3|16K|plain,accel|sockmesh-bench stream-rw, 16 KiB writes|gbit_s|Gbit/s|higher|xcheck:iperf3-16K
+bench-rwp-16K|iperf3|16K|plain|sockmesh-bench stream-rw --rw-poll, 16 KiB writes|gbit_s|Gbit/s|higher|xcheck:iperf3-16K
+iperf3-128K|iperf3|128K|plain,accel|iperf3, 128 KiB writes|gbit_s|Gbit/s|higher|main
+bench-rw-128K|iperf3|128K|plain,accel|sockmesh-bench stream-rw, 128 KiB writes|gbit_s|Gbit/s|higher|xcheck:iperf3-128K
+bench-rwp-128K|iperf3|128K|plain|sockmesh-bench stream-rw --rw-poll, 128 KiB writes|gbit_s|Gbit/s|higher|xcheck:iperf3-128K
+iperf3-1M|iperf3|1M|plain,accel|iperf3, 1 MiB writes|gbit_s|Gbit/s|higher|main
+bench-rw-1M|iperf3|1M|plain,accel|sockmesh-bench stream-rw, 1 MiB writes|gbit_s|Gbit/s|higher|xcheck:iperf3-1M
+bench-rwp-1M|iperf3|1M|plain|sockmesh-bench stream-rw --rw-poll, 1 MiB writes|gbit_s|Gbit/s|higher|xcheck:iperf3-1M
+sockperf-64|sockperf|64|plain,accel|sockperf ping-pong, 64 B|avg_us|µs|lower|main
+sockperf-1024|sockperf|1024|plain,accel|sockperf ping-pong, 1 KiB|avg_us|µs|lower|main
+sockperf-16384|sockperf|16384|plain,accel|sockperf ping-pong, 16 KiB|avg_us|µs|lower|main
+redis-c1|redis|-c 1|plain,accel,uds|redis GET -c 1|rps|req/s|higher|main
+redis-c50|redis|-c 50|plain,accel,uds|redis GET -c 50|rps|req/s|higher|main
+redis-c50-P16|redis|-c 50 -P 16|plain,accel,uds|redis GET -c 50 -P 16|rps|req/s|higher|main
+http-100|http|100|plain,accel|HTTP keep-alive, 100 B|rps|req/s|higher|main
+http-64K|http|65536|plain,accel|HTTP keep-alive, 64 KiB|rps|req/s|higher|main
+http-256K|http|262144|plain,accel|HTTP keep-alive, 256 KiB|rps|req/s|higher|main
 EOW
 }
 
@@ -227,6 +237,20 @@ iperf3_client() { # TR SIZE
 		 cpu_server_pct: .end.cpu_utilization_percent.remote_total} end' "$run/client.out"
 }
 
+bench_rw_client() { # TR SIZE [--rw-poll]: sockmesh-bench's blocking stream, same netns
+	t=tcp
+	poll=${3:-}
+	[ "$1" = accel ] && t=accel # its processes join the accel cgroup
+	run_in plain "$build"/sockmesh-bench -c "$sm_conf" -m stream-rw -T "$t" \
+		-s "$2" -t "$time_s" -w 0.5 $poll --json >"$run/client.out" 2>"$run/client.err" || true
+	jq -c '.[0] | if .error then error(.error) else
+		{gbit_s: (.bytes_per_s * 8 / 1e9), cpu_us_per_write: (.cpu_ns_per_op / 1e3)} end' \
+		"$run/client.out" 2>>"$run/client.err" || {
+		cat "$run/client.err" >>"$run/client.out"
+		return 1
+	}
+}
+
 sockperf_client() { # TR SIZE
 	port=11111
 	[ "$1" = accel ] && port=11112
@@ -321,7 +345,13 @@ echo "real clients: $only; $rounds round(s) of ${time_s} s; plain, accel (, uds)
 if wanted iperf3; then
 	start_server iperf3 plain tcp:5201 iperf3 -s -p 5201
 	start_server iperf3 accel tcp:5202 iperf3 -s -p 5202
-	iperf3_run() { iperf3_client "$1" "$2"; }
+	iperf3_run() {
+		case $3 in
+		bench-rw-*) bench_rw_client "$1" "$2" ;;
+		bench-rwp-*) bench_rw_client "$1" "$2" --rw-poll ;;
+		*) iperf3_client "$1" "$2" ;;
+		esac
+	}
 	run_group iperf3 iperf3_run
 	stop_servers
 fi
@@ -420,7 +450,7 @@ echo "servers left after the bench: none (netns $nsname and cgroup $(basename "$
 
 workloads | jq -R -c 'split("|") | {id: .[0], group: .[1], param: .[2],
 	transports: (.[3] | split(",")), label: .[4], metric: .[5],
-	unit: .[6], better: .[7]}' >"$run/workloads.jsonl"
+	unit: .[6], better: .[7], role: .[8]}' >"$run/workloads.jsonl"
 meta=$(jq -n -c --argjson rounds "$rounds" --argjson time "$time_s" \
 	--argjson quick "$quick" --arg when "$(date -u '+%Y-%m-%d %H:%M UTC')" \
 	--arg kernel "$(uname -r)" --argjson cpus "$(nproc)" \
