@@ -33,6 +33,9 @@ def fmt:
 def fix2: if . == null then "-" else (. * 100 | round) as $n
 	| "\($n / 100 | floor).\($n % 100 | tostring | if length < 2 then "0" + . else . end)" end;
 
+# "p50 / p99" of a median, or -
+def pct: if . == null or .p99_us == null then "-" else "\(.p50_us | fmt) / \(.p99_us | fmt)" end;
+
 def arrow: if .better == "higher" then "▲" else "▼" end;
 
 def summary:
@@ -77,10 +80,10 @@ def md:
 	"- iperf3: one stream, `-l SIZE`, receiver's Gbit/s. sockperf ping-pong: TCP, one-way latency (half the round trip, as sockperf reports it), µs. redis-benchmark: GET of a 3-byte value, requests/s, each run as many requests as plain served in \($meta.time_s) s (measured once first). HTTP: nginx-light (one process, sendfile on, as Debian's nginx.conf) and wrk (1 thread, \($meta.http_conns) keep-alive connections), requests/s",
 	"- no UNIX socket for iperf3 (TCP/UDP/SCTP only), sockperf 3.7 (Debian 12: no UNIX socket support) and HTTP (nginx can listen on a UNIX socket, but wrk cannot connect to one)",
 	"",
-	"| workload | | unit | plain | accel | uds | accel/plain | uds/plain | p99 µs plain | p99 µs accel | p99 µs uds | accel msgs_redirected | accel msgs_passed | redirected | other counters (accel runs) | check |",
+	"| workload | | unit | plain | accel | uds | accel/plain | uds/plain | p50 / p99 µs plain | p50 / p99 µs accel | p50 / p99 µs uds | accel msgs_redirected | accel msgs_passed | redirected | other counters (accel runs) | check |",
 	"| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
 	($s[] | select(.role == "main") | . as $w | .transports as $t | ($t.accel.counters // {}) as $ac
-		| "| \(.label) | \(arrow) | \(.unit) | \($t.plain.median | md_figure($w)) | \($t.accel.median | md_figure($w)) | \(if $t.uds then ($t.uds.median | md_figure($w)) else "-" end) | \(.ratio.accel | fix2) | \(.ratio.uds | fix2) | \($t.plain.median.p99_us | fmt) | \($t.accel.median.p99_us | fmt) | \($t.uds.median.p99_us | fmt) | \($ac.msgs_redirected // "-") | \($ac.msgs_passed // "-") | \(if .redirected_share then "\(.redirected_share * 1000 | round / 10)%" else "-" end) | \($ac | del(.msgs_redirected, .msgs_passed) | md_counters) | \(.check) |"),
+		| "| \(.label) | \(arrow) | \(.unit) | \($t.plain.median | md_figure($w)) | \($t.accel.median | md_figure($w)) | \(if $t.uds then ($t.uds.median | md_figure($w)) else "-" end) | \(.ratio.accel | fix2) | \(.ratio.uds | fix2) | \($t.plain.median | pct) | \($t.accel.median | pct) | \($t.uds.median | pct) | \($ac.msgs_redirected // "-") | \($ac.msgs_passed // "-") | \(if .redirected_share then "\(.redirected_share * 1000 | round / 10)%" else "-" end) | \($ac | del(.msgs_redirected, .msgs_passed) | md_counters) | \(.check) |"),
 	"",
 	(($s | map(select(.role | startswith("xcheck:")))) as $xs
 	| if ($xs | length) == 0 then empty else

@@ -12,6 +12,9 @@
 #     --out PREFIX     write PREFIX.json, PREFIX.md, PREFIX.svg; default
 #                      perf/results/real-clients (and the table goes into
 #                      perf/README.md), or build/real-clients-quick with --quick
+#     --report JSON    no measuring: write the report (md, svg; the README
+#                      table if JSON is perf/results/real-clients.json) again
+#                      from a JSON report, e.g. after the report's format changed
 #   RC_HTTP_CONNS=8    wrk connections (one thread)
 #
 # Every server and client runs in a private network namespace (only its
@@ -34,6 +37,7 @@ usage() {
 }
 
 args="$*"
+from=""
 rounds=3
 time_s=3
 only=iperf3,sockperf,redis,http
@@ -67,6 +71,11 @@ while [ $# -gt 0 ]; do
 		out=$2
 		shift
 		;;
+	--report)
+		[ $# -ge 2 ] || die "--report needs a value"
+		from=$2
+		shift
+		;;
 	-h | --help) usage 0 ;;
 	-*) die "unknown option '$1' (--help lists them)" ;;
 	*) build=$1 ;;
@@ -78,16 +87,12 @@ case $time_s in '' | *[!0-9]* | 0) die "--time: '$time_s' is not a whole number 
 for g in $(echo "$only" | tr ',' ' '); do
 	case $g in iperf3 | sockperf | redis | http) ;; *) die "--only: unknown group '$g' (iperf3, sockperf, redis, http)" ;; esac
 done
-if [ -z "$out" ]; then
+if [ -z "$out" ] && [ -n "$from" ]; then
+	out=${from%.json}
+elif [ -z "$out" ]; then
 	if [ "$quick" = 1 ]; then out=$build/real-clients-quick; else out=perf/results/real-clients; fi
 fi
 http_conns=${RC_HTTP_CONNS:-8}
-
-[ "$(id -u)" -eq 0 ] || die "needs root (BPF programs, cgroups, network namespaces)"
-[ -x "$build/sockmeshd" ] && [ -x "$build/sockmesh" ] || die "$build/sockmeshd is missing: run make"
-for t in jq gnuplot nsenter ip ss timeout; do
-	command -v "$t" >/dev/null || die "$t is missing: make deps"
-done
 
 # The workloads, in run order: one table for the runs, the report and the plot.
 #   id|group|param|transports|label|metric|unit|better|role
@@ -123,6 +128,91 @@ wanted() { # GROUP
 	case ,$only, in *,$1,*) return 0 ;; esac
 	return 1
 }
+
+# write_report: $run/runs.jsonl and $meta -> $out.{json,md,svg}, and the
+# table in perf/README.md when $out is the default of a full run
+write_report() {
+	workloads | jq -R -c 'split("|") | {id: .[0], group: .[1], param: .[2],
+		transports: (.[3] | split(",")), label: .[4], metric: .[5],
+		unit: .[6], better: .[7], role: .[8]}' >"$run/workloads.jsonl"
+	report() { # FORMAT
+		jq -n -r --arg fmt "$1" --argjson meta "$meta" \
+			--slurpfile runs "$run/runs.jsonl" --slurpfile wl "$run/workloads.jsonl" \
+			-f perf/real-clients.jq
+	}
+	mkdir -p "$(dirname "$out")"
+	report json >"$out.json"
+	report md >"$out.md"
+	report tsv >"$run/ratios.tsv"
+
+	# plot: accel/plain (and uds/plain) per workload, with the 1.0 line
+	n=$(awk 'END { print NR }' "$run/ratios.tsv")
+	if [ "$n" -gt 0 ]; then
+		cat >"$run/plot.gp" <<EOG
+set terminal svg size 900,560 dynamic enhanced font "sans,12" background rgb "white"
+set encoding utf8
+set output "$out.svg"
+set title "real clients: accel / plain, median of $(echo "$meta" | jq .rounds) (▲ higher is better, ▼ lower is better)"
+set ylabel "ratio to plain loopback TCP"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid ytics
+set yrange [0:*]
+set xtics rotate by 30 right scale 0 font ",10"
+set key top left
+set datafile separator "\t"
+set datafile missing "-"
+set bmargin 10
+plot "$run/ratios.tsv" using 2:xticlabels(1) title "accel / plain" lc rgb "#d62728", \
+     "" using 3 title "uds / plain" lc rgb "#2ca02c", \
+     1 with lines dt 2 lw 2 lc rgb "black" title "1.0 (plain)"
+EOG
+		gnuplot "$run/plot.gp" 2>"$run/gnuplot.log" || {
+			cat "$run/gnuplot.log" >&2
+			die "gnuplot failed"
+		}
+	fi
+
+	# the table goes between the markers of perf/README.md (full runs only)
+	if [ "$out" = perf/results/real-clients ] &&
+		grep -q '^<!-- real-clients:begin -->' perf/README.md 2>/dev/null; then
+		sed 's/^#/##/' "$out.md" >"$run/embed.md"
+		awk -v f="$run/embed.md" '
+			/^<!-- real-clients:begin -->/ {
+				print
+				while ((getline l < f) > 0) print l
+				skip = 1
+				next
+			}
+			/^<!-- real-clients:end -->/ { skip = 0 }
+			!skip' perf/README.md >"$run/README.md"
+		cp "$run/README.md" perf/README.md
+	fi
+}
+
+# --report: the report again from a JSON one (no measuring, no root)
+if [ -n "$from" ]; then
+	for t in jq gnuplot; do
+		command -v "$t" >/dev/null || die "$t is missing: make deps"
+	done
+	run=$(mktemp -d)
+	trap 'rm -rf "$run"' EXIT
+	meta=$(jq -e -c .meta "$from") || die "--report: $from is not a report of real-clients.sh"
+	jq -c '.workloads[] | .id as $id | .transports | to_entries[]
+		| .key as $t | .value.runs[] | {id: $id, transport: $t} + .' \
+		"$from" >"$run/runs.jsonl"
+	write_report
+	cat "$out.md"
+	exit 0
+fi
+
+[ "$(id -u)" -eq 0 ] || die "needs root (BPF programs, cgroups, network namespaces)"
+[ -x "$build/sockmeshd" ] && [ -x "$build/sockmesh" ] || die "$build/sockmeshd is missing: run make"
+for t in jq gnuplot nsenter ip ss timeout; do
+	command -v "$t" >/dev/null || die "$t is missing: make deps"
+done
 
 servers="" # PIDs of the servers we started and have not stopped
 nsname=""
@@ -448,9 +538,6 @@ echo "servers left after the bench: none (netns $nsname and cgroup $(basename "$
 
 # ---- report ----------------------------------------------------------------
 
-workloads | jq -R -c 'split("|") | {id: .[0], group: .[1], param: .[2],
-	transports: (.[3] | split(",")), label: .[4], metric: .[5],
-	unit: .[6], better: .[7], role: .[8]}' >"$run/workloads.jsonl"
 meta=$(jq -n -c --argjson rounds "$rounds" --argjson time "$time_s" \
 	--argjson quick "$quick" --arg when "$(date -u '+%Y-%m-%d %H:%M UTC')" \
 	--arg kernel "$(uname -r)" --argjson cpus "$(nproc)" \
@@ -458,61 +545,7 @@ meta=$(jq -n -c --argjson rounds "$rounds" --argjson time "$time_s" \
 	--argjson http_conns "$http_conns" \
 	'{when: $when, kernel: $kernel, cpus: $cpus, rounds: $rounds,
 	  time_s: $time, quick: ($quick == 1), command: $cmd, http_conns: $http_conns}')
-report() { # FORMAT
-	jq -n -r --arg fmt "$1" --argjson meta "$meta" \
-		--slurpfile runs "$run/runs.jsonl" --slurpfile wl "$run/workloads.jsonl" \
-		-f perf/real-clients.jq
-}
-mkdir -p "$(dirname "$out")"
-report json >"$out.json"
-report md >"$out.md"
-report tsv >"$run/ratios.tsv"
-
-# plot: accel/plain (and uds/plain) per workload, with the 1.0 line
-n=$(awk 'END { print NR }' "$run/ratios.tsv")
-if [ "$n" -gt 0 ]; then
-	cat >"$run/plot.gp" <<EOG
-set terminal svg size 900,560 dynamic enhanced font "sans,12" background rgb "white"
-set encoding utf8
-set output "$out.svg"
-set title "real clients: accel / plain, median of $rounds (▲ higher is better, ▼ lower is better)"
-set ylabel "ratio to plain loopback TCP"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set grid ytics
-set yrange [0:*]
-set xtics rotate by 30 right scale 0 font ",10"
-set key top left
-set datafile separator "\t"
-set datafile missing "-"
-set bmargin 10
-plot "$run/ratios.tsv" using 2:xticlabels(1) title "accel / plain" lc rgb "#d62728", \
-     "" using 3 title "uds / plain" lc rgb "#2ca02c", \
-     1 with lines dt 2 lw 2 lc rgb "black" title "1.0 (plain)"
-EOG
-	gnuplot "$run/plot.gp" 2>"$run/gnuplot.log" || {
-		cat "$run/gnuplot.log" >&2
-		die "gnuplot failed"
-	}
-fi
-
-# the table goes between the markers of perf/README.md (full runs only)
-if [ "$out" = perf/results/real-clients ] &&
-	grep -q '^<!-- real-clients:begin -->' perf/README.md 2>/dev/null; then
-	sed 's/^#/##/' "$out.md" >"$run/embed.md"
-	awk -v f="$run/embed.md" '
-		/^<!-- real-clients:begin -->/ {
-			print
-			while ((getline l < f) > 0) print l
-			skip = 1
-			next
-		}
-		/^<!-- real-clients:end -->/ { skip = 0 }
-		!skip' perf/README.md >"$run/README.md"
-	cp "$run/README.md" perf/README.md
-fi
+write_report
 
 cat "$out.md"
 echo "real clients: $(($(date +%s) - start)) s; $out.json, $out.md, $out.svg" >&2
