@@ -400,7 +400,14 @@ measure() {
 		err=null
 	else
 		m=null
-		err=$(tail -5 "$run/client.out" | tr -d '\r' | jq -R -s .)
+		# the tool's own error (iperf3 -J), else its last lines; and a
+		# server of ours that is gone
+		msg=$(jq -r '.error // empty' "$run/client.out" 2>/dev/null || true)
+		[ -n "$msg" ] || msg=$(tail -3 "$run/client.out" | tr -d '\r' | tr '\n' ' ')
+		for p in $servers; do
+			kill -0 "$p" 2>/dev/null || msg="$msg (server PID $p has exited: $(tail -2 "$run"/*-"$tr".log 2>/dev/null | tr '\n' ' '))"
+		done
+		err=$(printf '%s' "$msg" | jq -R -s .)
 		failed=$((failed + 1))
 	fi
 	status_json "$run/after.json"
@@ -411,7 +418,7 @@ measure() {
 		  counters: ($b[0].counters | with_entries(.value -= ($a[0].counters[.key] // 0)))}' \
 		>>"$run/runs.jsonl"
 	printf '  %-26s %-5s round %s: %s\n' "$id" "$tr" "$rnd" \
-		"$(if [ "$m" = null ]; then echo "FAILED: $(tail -1 "$run/client.out")"; else echo "$m"; fi)" >&2
+		"$(if [ "$m" = null ]; then echo "FAILED: $msg"; else echo "$m"; fi)" >&2
 }
 
 # run_group GROUP FUNC: every round of the group's workloads, interleaved;
