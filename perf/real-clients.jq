@@ -102,7 +102,7 @@ def md:
 	"" end),
 	"## Every run",
 	"",
-	"Counters: the growth of every sockmesh counter during the run (those that moved). A plain or uds run must move none; an accel run must move msgs_redirected.",
+	"Counters: the growth of the sockmesh counters during the run, every counter `sockmesh status --json` lists that moved (the JSON report has all of them, zeros too). A plain or uds run must move none; an accel run must move msgs_redirected.",
 	"",
 	"| workload | transport | round | figure | p99 µs | counters | error |",
 	"| --- | --- | ---: | ---: | ---: | --- | --- |",
