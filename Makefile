@@ -40,6 +40,7 @@ TEST_BINS :=
 -include perf/perf.mk
 -include tests/conformance/conformance.mk
 -include tests/extra.mk
+-include tests/deploy/deploy.mk
 
 .PHONY: all run test test-unit test-integration check install clean help deps
 .DELETE_ON_ERROR:
@@ -123,7 +124,7 @@ check: $(BUILD)/vmlinux.h
 	$(Q)clang-format --dry-run --Werror cgroupd/*.c cgroupd/*.h include/*.h \
 		tests/unit/*.c tests/integration/*.c tests/integration/*.h \
 		tests/conformance/*.c tests/conformance/*.h \
-		tests/conformance/soak/*.c tests/fuzz/*.c
+		tests/conformance/soak/*.c tests/fuzz/*.c tests/deploy/*.c
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr -Iinclude -Icgroupd cgroupd tests
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/check EXTRA_CFLAGS=-Werror \
