@@ -437,6 +437,204 @@ else
 fi
 [ -d "$cgmnt/$tag" ] && rmdir "$cgmnt/$tag"
 
+# --- make install / uninstall ----------------------------------------------
+
+echo "== make install DESTDIR=... / make uninstall"
+t0=$(now)
+why=
+dest=$tmp/dest
+pfx=$dest/usr/local
+inst() {
+	make -s --no-print-directory BUILD="$build" DESTDIR="$dest" "$@" \
+		>>"$tmp/install.log" 2>&1
+}
+# mode_is MODE FILE...: each FILE has MODE and belongs to root
+mode_is() {
+	m=$1
+	shift
+	for f in "$@"; do
+		if [ "$(stat -c '%a %U' "$f" 2>/dev/null)" != "$m root" ]; then
+			why="$f: $(stat -c '%a %U' "$f" 2>&1), expected $m root"
+			return 1
+		fi
+	done
+}
+# runs CMD... : exits 0 and prints something
+runs() {
+	if ! out=$("$@" 2>&1) || [ -z "$out" ]; then
+		why="'$*' failed: $out"
+		return 1
+	fi
+}
+installed_unit=$pfx/lib/systemd/system/sockmeshd.service
+if ! inst install; then
+	show "$tmp/install.log"
+	why="make install failed"
+elif ! mode_is 755 "$pfx/sbin/sockmeshd" "$pfx/bin/sockmesh" \
+	"$pfx/bin/sockmesh-bench" ||
+	! mode_is 644 "$installed_unit" "$dest/etc/sockmesh/sockmesh.ini" \
+		"$pfx/share/man/man8/sockmeshd.8" "$pfx/share/man/man8/sockmesh.8" \
+		"$pfx/share/man/man5/sockmesh.ini.5"; then
+	:
+elif ! runs "$pfx/sbin/sockmeshd" --version ||
+	! runs "$pfx/sbin/sockmeshd" --help ||
+	! runs "$pfx/bin/sockmesh" --version || ! runs "$pfx/bin/sockmesh" --help ||
+	! runs "$pfx/bin/sockmesh-bench" --help ||
+	! runs "$pfx/sbin/sockmeshd" --check -c "$dest/etc/sockmesh/sockmesh.ini"; then
+	:
+elif ! grep -qx 'ExecStart=/usr/local/sbin/sockmeshd -c /etc/sockmesh/sockmesh.ini' \
+	"$installed_unit"; then
+	why="the installed unit does not start /usr/local/sbin/sockmeshd on /etc/sockmesh/sockmesh.ini"
+elif ! sed "s|/usr/local/sbin/|$pfx/sbin/|g" "$installed_unit" \
+	>"$tmp/installed.service" ||
+	! MANPATH=$pfx/share/man systemd-analyze verify "$tmp/installed.service" \
+		>"$tmp/verify.log" 2>&1 || [ -s "$tmp/verify.log" ]; then
+	# with MANPATH, verify also finds the unit's Documentation= pages
+	show "$tmp/verify.log"
+	why="systemd-analyze verify of the installed unit (and its man pages)"
+elif ! echo '; mine' >>"$dest/etc/sockmesh/sockmesh.ini" || ! inst install ||
+	! grep -q '^; mine$' "$dest/etc/sockmesh/sockmesh.ini"; then
+	why="a second make install overwrote a changed config"
+elif ! inst uninstall || [ "$(find "$dest" -type f | wc -l)" != 1 ] ||
+	! grep -q '^; mine$' "$dest/etc/sockmesh/sockmesh.ini"; then
+	find "$dest" -type f | show
+	why="make uninstall should leave only the changed config"
+elif ! rm -rf "$dest" || ! inst install || ! inst uninstall ||
+	[ -n "$(find "$dest" -type f)" ]; then
+	find "$dest" -type f | show
+	why="make install, make uninstall left files behind"
+elif ! rm -rf "$dest" || ! inst install PREFIX=/usr ||
+	! grep -qx 'ExecStart=/usr/sbin/sockmeshd -c /etc/sockmesh/sockmesh.ini' \
+		"$dest/usr/lib/systemd/system/sockmeshd.service" ||
+	! [ -x "$dest/usr/bin/sockmesh" ] || ! inst uninstall PREFIX=/usr ||
+	[ -n "$(find "$dest" -type f)" ]; then
+	why="PREFIX=/usr: the unit or the binaries are not where they belong"
+else
+	echo "    installed, ran --version, --help, --check; uninstall left no file"
+	ok install "$t0"
+fi
+[ -n "$why" ] && fail install "$why"
+rm -rf "$dest"
+
+# --- man pages -------------------------------------------------------------
+
+# options: the -x and --xyz options in a help text on stdin
+options() {
+	grep -oE -- '(^|[[ ,|])-{1,2}[a-zA-Z][a-z-]*' | sed 's/^[^-]*//' | sort -u
+}
+
+# src PAGE: its roff source, with \- and font escapes undone
+src() {
+	sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' "man/$1"
+}
+
+# lint PAGE: man --warnings prints nothing on stderr
+lint() {
+	MANWIDTH=80 man --warnings -E UTF-8 -l "man/$1" >/dev/null \
+		2>"$tmp/man.err"
+	if [ -s "$tmp/man.err" ]; then
+		show "$tmp/man.err"
+		why="man --warnings: $(wc -l <"$tmp/man.err") lines on stderr"
+		return 1
+	fi
+}
+
+# has PAGE WORD...: each WORD is in the page (as a word), or why names it
+has() {
+	page=$1
+	shift
+	missing=
+	for w in "$@"; do
+		src "$page" | grep -qw -e "$w" || missing="$missing $w"
+	done
+	[ -z "$missing" ] || why="does not document:$missing"
+	[ -z "$missing" ]
+}
+
+echo "== man pages (man --warnings, and everything documented)"
+t0=$(now)
+why=
+# shellcheck disable=SC2046
+if lint sockmeshd.8 &&
+	has sockmeshd.8 $("$build/sockmeshd" --help |
+		options) \
+		SIGHUP SIGTERM SIGINT READY=1 NOTIFY_SOCKET \
+		/etc/sockmesh/sockmesh.ini; then
+	ok man-sockmeshd "$t0"
+else
+	fail man-sockmeshd "$why"
+fi
+
+t0=$(now)
+why=
+# the commands, options and exit codes of `sockmesh help`; the counters of
+# the one counter list (include/sockmesh.h)
+cmds=$("$build/sockmesh" help | sed -n 's/^  \([a-z][a-z]*\).*/\1/p')
+opts=$("$build/sockmesh" help | options)
+counters=$(sed -n 's/^[[:space:]]*X(\([a-z_]*\)).*/\1/p' include/sockmesh.h)
+codes=$("$build/sockmesh" help | sed -n 's/^Exit status: //p' |
+	grep -o '[0-9] [a-z]' | cut -c1)
+missing_cmd=
+for c in $cmds; do
+	src sockmesh.8 | grep -q "^\.B $c\( \|$\)" || missing_cmd="$missing_cmd $c"
+done
+missing_code=
+for c in $codes; do
+	src sockmesh.8 | sed -n '/^\.SH EXIT STATUS/,/^\.SH [^E]/p' |
+		grep -qx "\.B $c" || missing_code="$missing_code $c"
+done
+if [ -z "$cmds" ] || [ -z "$counters" ] || [ -z "$codes" ]; then
+	why="could not read the commands, counters or exit codes"
+elif [ -n "$missing_cmd" ]; then
+	why="no COMMANDS entry for:$missing_cmd"
+elif [ -n "$missing_code" ]; then
+	why="no EXIT STATUS entry for:$missing_code"
+# shellcheck disable=SC2086
+elif lint sockmesh.8 && has sockmesh.8 $opts $counters; then
+	echo "    $(echo $cmds | wc -w) commands, $(echo $opts | wc -w) options," \
+		"$(echo $counters | wc -w) counters, exit codes" $codes
+fi
+if [ -z "$why" ]; then
+	ok man-sockmesh "$t0"
+else
+	fail man-sockmesh "$why"
+fi
+
+t0=$(now)
+why=
+# every key with its default, as `sockmeshd --check` prints them for a file
+# that sets nothing
+: >"$tmp/empty.ini"
+chmod 0644 "$tmp/empty.ini"
+"$build/sockmeshd" --check -c "$tmp/empty.ini" 2>&1 | grep ' = ' \
+	>"$tmp/defaults"
+missing=
+n=0
+while IFS= read -r line; do
+	key=${line%% = *}
+	val=${line#* = }
+	n=$((n + 1))
+	want=".BR $key \" (default ${val:-empty})\""
+	[ -n "$val" ] && want=".BR $key \" (default $val)\""
+	src sockmesh.ini.5 | grep -qxF "$want" || missing="$missing $key"
+done <"$tmp/defaults"
+sed -n '/^\.EX/,/^\.EE/p' man/sockmesh.ini.5 | sed '1d;$d' >"$tmp/example.ini"
+chmod 0644 "$tmp/example.ini"
+if [ "$n" -lt 5 ]; then
+	why="sockmeshd --check printed no keys"
+elif [ -n "$missing" ]; then
+	why="no entry with the right default for:$missing"
+elif ! "$build/sockmeshd" --check -c "$tmp/example.ini" >"$tmp/check.log" 2>&1; then
+	why="its EXAMPLE does not pass --check: $(cat "$tmp/check.log")"
+elif lint sockmesh.ini.5; then
+	echo "    $n keys with their defaults; the EXAMPLE passes --check"
+fi
+if [ -z "$why" ]; then
+	ok man-sockmesh.ini "$t0"
+else
+	fail man-sockmesh.ini "$why"
+fi
+
 echo "deploy: $passed passed, $failed failed"
 echo "    run-deploy.sh took $(($(now) - start)) s"
 [ "$failed" -eq 0 ]
