@@ -635,6 +635,36 @@ else
 	fail man-sockmesh.ini "$why"
 fi
 
+# --- the Kubernetes manifest -----------------------------------------------
+
+echo "== deploy/*.yaml (yamllint, tests/deploy/check-manifest.py)"
+t0=$(now)
+why=
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+mkdir -p "$tmp/manifest"
+if ! command -v yamllint >/dev/null; then
+	why="yamllint is missing (scripts/setup.sh)"
+elif ! yamllint -s deploy/*.yaml >"$tmp/yamllint.log" 2>&1; then
+	show "$tmp/yamllint.log"
+	why="yamllint"
+elif ! "$py" tests/deploy/check-manifest.py deploy/sockmesh-daemonset.yaml \
+	"$unit" "$tmp/manifest" >"$tmp/manifest.log" 2>&1; then
+	show "$tmp/manifest.log"
+	why="the DaemonSet does not say what sockmeshd needs"
+elif ! "$build/sockmeshd" --check -c "$tmp/manifest/configmap.ini" \
+	>"$tmp/check.log" 2>&1; then
+	show "$tmp/check.log"
+	why="the ConfigMap's sockmesh.ini does not pass sockmeshd --check"
+elif ! sh -n "$tmp/manifest/watcher.sh" || ! sh -n "$tmp/manifest/prestop.sh"; then
+	why="the config-watcher or preStop script is not valid sh"
+else
+	echo "    parses; capabilities = the unit's; host mounts, probe, preStop," \
+		"watcher; the ConfigMap passes --check"
+	ok manifest "$t0"
+fi
+[ -n "$why" ] && fail manifest "$why"
+
 echo "deploy: $passed passed, $failed failed"
 echo "    run-deploy.sh took $(($(now) - start)) s"
 [ "$failed" -eq 0 ]

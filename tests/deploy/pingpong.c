@@ -11,7 +11,12 @@
  * 2 * ROUNDS * SIZE bytes. Prints "pingpong: ROUNDS x SIZE bytes verified"
  * and exits 0, or names what went wrong and exits 1 (2: usage).
  *
- * Usage: pingpong [-a ADDR] [ROUNDS [SIZE]]   (defaults 100, 1000, 127.0.0.1)
+ * -W FILE: after the first half of the rounds, print "pingpong: half" and
+ * wait until FILE exists before the second half (the connection stays open
+ * meanwhile: a test restarts the daemon there).
+ *
+ * Usage: pingpong [-a ADDR] [-W FILE] [ROUNDS [SIZE]]
+ *        (defaults 127.0.0.1, 100 rounds, 1000 bytes)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SIZE_MAX_ 65536
@@ -76,16 +82,19 @@ static void fill(unsigned char *buf, size_t len, unsigned round)
 int main(int argc, char **argv)
 {
 	static unsigned char out[SIZE_MAX_], in[SIZE_MAX_];
-	const char *addr = "127.0.0.1";
+	const char *addr = "127.0.0.1", *wait_file = NULL;
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t salen = sizeof(sa);
 	long rounds = 100, size = 1000;
 	int lfd = -1, cfd = -1, sfd = -1, one = 1, ret = 1, opt;
 
-	while ((opt = getopt(argc, argv, "a:")) != -1) {
-		if (opt != 'a')
+	while ((opt = getopt(argc, argv, "a:W:")) != -1) {
+		if (opt == 'a')
+			addr = optarg;
+		else if (opt == 'W')
+			wait_file = optarg;
+		else
 			goto usage;
-		addr = optarg;
 	}
 	if (optind < argc)
 		rounds = strtol(argv[optind++], NULL, 10);
@@ -117,6 +126,14 @@ int main(int argc, char **argv)
 	setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
 	for (long r = 0; r < rounds; r++) {
+		if (wait_file && r == rounds / 2) {
+			struct stat st;
+
+			printf("pingpong: half\n");
+			fflush(stdout);
+			while (stat(wait_file, &st))
+				usleep(10000);
+		}
 		fill(out, (size_t)size, (unsigned)r);
 		if (write_full(cfd, out, (size_t)size)) {
 			ret = fail("client write");
