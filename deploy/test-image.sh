@@ -19,12 +19,23 @@
 #   image-restart      a connection open across a container restart (on_exit =
 #                      keep, a new container adopts the pins) stays
 #                      accelerated: every byte of both halves redirected
+#   image-systemd      the unit as installed in the image, under a real
+#                      systemd (PID 1 of a privileged container): starts with
+#                      exactly the unit's capabilities, seccomp, NoNewPrivs;
+#                      a ping-pong under it is redirected; reload keeps it
+#                      up; SIGKILL restarts it (Restart=on-failure) and it
+#                      adopts the pins; stop is clean; a bad config is refused
+#                      by ExecStartPre= with file:line
 #
 # Last line "deploy-image: N passed, M failed". Needs root, podman, and the
 # binaries of BUILD for the host side (sockmesh run/status, pingpong).
 set -u
 build=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
+case $build in
+/*) top_build=$build ;;
+*) top_build=$(pwd)/$build ;;
+esac
 
 version=$(sed -n 's/^VERSION *:= *//p' Makefile)
 image=localhost/sockmesh:$version-test
@@ -68,8 +79,12 @@ cleanup() {
 		rm -rf "$pins"
 	fi
 	[ -n "$cgmnt" ] && [ -d "$cgmnt/$tag" ] && rmdir "$cgmnt/$tag"
-	podman rmi -f "$image" >/dev/null 2>&1
+	podman rmi -f "$image" "localhost/sockmesh-systemd:$version-test" \
+		>/dev/null 2>&1
 	rm -rf "$dir"
+	# podman's parent cgroups, if our containers were the last in them
+	rmdir /sys/fs/cgroup/*/libpod_parent/conmon /sys/fs/cgroup/*/libpod_parent \
+		2>/dev/null
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -338,6 +353,172 @@ if [ -z "$why" ]; then
 	ok image-restart "$t0"
 else
 	fail image-restart "$why"
+fi
+
+# --- the unit under a real systemd -----------------------------------------
+
+echo "== conf/sockmeshd.service under systemd (PID 1 of a container)"
+t0=$(now)
+why=
+sdimg=localhost/sockmesh-systemd:$version-test
+sd=$tag-systemd
+# the unit as `make install PREFIX=/usr` put it in the image
+unitdrop=$dir/sockmeshd.service.d
+mkdir -p "$unitdrop" "$dir/etc"
+# Type=notify needs READY=1 from the daemon: a build that does not speak
+# sd_notify yet is started as Type=exec (said so), everything else verbatim
+if grep -q NOTIFY_SOCKET "$build/sockmeshd"; then
+	notify=yes
+else
+	notify=no
+	printf '[Service]\nType=exec\n' >"$unitdrop/type.conf"
+fi
+cat >"$dir/etc/sockmesh.ini" <<EOF
+[daemon]
+pin_dir = $pins
+metrics = off
+on_exit = detach
+
+[accelerate]
+cgroups = $tag
+EOF
+chmod 0644 "$dir/etc/sockmesh.ini"
+sdc() {
+	podman exec "$sd" "$@"
+}
+sdcounter() {
+	sdc /usr/bin/sockmesh status --json -c /etc/sockmesh/sockmesh.ini |
+		tr -d '\n' | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
+}
+# procps: /bin/kill for ExecReload=, as on every standard Debian system
+# shellcheck disable=SC2086
+if ! printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv procps >/dev/null && rm -rf /var/lib/apt/lists/*\n' \
+	"$image" | podman $podman_opts build --layers=false --network=host \
+	-t "$sdimg" -f - "$dir/etc" >"$dir/sdbuild.log" 2>&1; then
+	tail -n 20 "$dir/sdbuild.log" | show
+	why="cannot build an image with systemd"
+# shellcheck disable=SC2086
+elif ! podman $podman_opts run -d --name "$sd" --systemd=always --privileged \
+	--network=none $(echo "$run_opts" | sed 's/--network=none//; s/--cgroupns=host//') \
+	-v /sys/fs/bpf:/sys/fs/bpf -v "$dir/etc:/etc/sockmesh:ro" \
+	-v "$unitdrop:/etc/systemd/system/sockmeshd.service.d:ro" \
+	-v "$top_build/tests/pingpong:/usr/local/bin/pingpong:ro" \
+	--entrypoint /lib/systemd/systemd "$sdimg" >"$dir/podman.log" 2>&1; then
+	show "$dir/podman.log"
+	why="cannot start systemd in a container"
+else
+	ctrs="$ctrs $sd"
+	n=0
+	until state=$(sdc systemctl is-system-running 2>/dev/null) &&
+		{ [ "$state" = running ] || [ "$state" = degraded ]; } ||
+		[ "$n" -ge 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	mainpid=
+	if ! sdc systemctl start sockmeshd >"$dir/sd.log" 2>&1; then
+		sdc journalctl -u sockmeshd --no-pager 2>&1 | tail -n 20 | show
+		why="systemctl start sockmeshd failed"
+	else
+		mainpid=$(sdc systemctl show -P MainPID sockmeshd)
+		st=$(sdc cat "/proc/$mainpid/status")
+		eff=$(capsh --decode="$(echo "$st" | awk '/^CapEff:/ { print $2 }')" |
+			sed 's/.*=//' | tr ',' '\n' | sort | paste -sd, -)
+		want=$(echo "$unit_caps" | tr 'A-Z' 'a-z' | tr ',' '\n' | sort |
+			paste -sd, -)
+		echo "    started (Type=$([ $notify = yes ] && echo notify || echo 'exec: this sockmeshd does not speak sd_notify')):" \
+			"pid $mainpid, capabilities $eff," \
+			"NoNewPrivs $(echo "$st" | awk '/^NoNewPrivs:/ { print $2 }')," \
+			"Seccomp $(echo "$st" | awk '/^Seccomp:/ { print $2 }')"
+		if [ "$eff" != "$want" ]; then
+			why="its capabilities are $eff, not $want"
+		elif ! echo "$st" | grep -q '^Seccomp:[[:space:]]*2' ||
+			! echo "$st" | grep -q '^NoNewPrivs:[[:space:]]*1'; then
+			why="no seccomp filter or no NoNewPrivs"
+		fi
+	fi
+	if [ -z "$why" ]; then
+		m0=$(sdcounter msgs_redirected)
+		b0=$(sdcounter bytes_redirected)
+		if ! sdc /usr/bin/sockmesh run -c /etc/sockmesh/sockmesh.ini -- \
+			/usr/local/bin/pingpong 100 1000 >"$dir/pingpong.log" 2>&1; then
+			show "$dir/pingpong.log"
+			why="the ping-pong under the unit failed"
+		else
+			dm=$(($(sdcounter msgs_redirected) - m0))
+			db=$(($(sdcounter bytes_redirected) - b0))
+			echo "    $(cat "$dir/pingpong.log"): msgs_redirected +$dm, bytes_redirected +$db"
+			[ "$dm" -eq 200 ] && [ "$db" -eq 200000 ] ||
+				why="expected +200 messages and +200000 bytes redirected"
+		fi
+	fi
+	# reload: ExecReload= signals the daemon, which stays up
+	if [ -z "$why" ] && { ! sdc systemctl reload sockmeshd >"$dir/sd.log" 2>&1 ||
+		! sleep 1 || [ "$(sdc systemctl is-active sockmeshd)" != active ] ||
+		[ "$(sdc systemctl show -P MainPID sockmeshd)" != "$mainpid" ]; }; then
+		show "$dir/sd.log"
+		why="systemctl reload: the daemon did not stay up"
+	fi
+	# Restart=on-failure: killed, it is started again and adopts the pins
+	if [ -z "$why" ]; then
+		sdc systemctl kill -s KILL sockmeshd
+		n=0
+		until [ "$(sdc systemctl is-active sockmeshd)" = active ] &&
+			newpid=$(sdc systemctl show -P MainPID sockmeshd) &&
+			[ "$newpid" != "$mainpid" ] && [ "$newpid" != 0 ] ||
+			[ "$n" -ge 100 ]; do
+			sleep 0.1
+			n=$((n + 1))
+		done
+		sleep 0.5
+		if [ "$n" -ge 100 ]; then
+			why="SIGKILL: Restart=on-failure did not start it again"
+		elif ! sdc journalctl -u sockmeshd --no-pager | grep -q adopted; then
+			why="restarted, but did not adopt the pins"
+		else
+			echo "    SIGKILL: restarted as pid $newpid, adopted the pins"
+		fi
+	fi
+	# stop: clean exit, on_exit = detach took the pins
+	if [ -z "$why" ]; then
+		sdc systemctl stop sockmeshd
+		res=$(sdc systemctl show -P Result sockmeshd)
+		if [ "$res" != success ]; then
+			why="systemctl stop: Result=$res"
+		elif [ -e "$pins/v1" ]; then
+			why="stopped, but the pins are still there"
+		fi
+	fi
+	# a bad file: ExecStartPre= --check refuses it, the daemon never runs
+	if [ -z "$why" ]; then
+		cp "$dir/etc/sockmesh.ini" "$dir/etc/good.ini"
+		echo 'max_sockets = many' >>"$dir/etc/sockmesh.ini"
+		if sdc systemctl start sockmeshd >/dev/null 2>&1; then
+			why="it started on a bad config"
+		elif ! sdc journalctl -u sockmeshd --no-pager |
+			grep -q 'sockmesh.ini:[0-9]*: max_sockets'; then
+			why="a bad config: no file:line in the journal"
+		elif [ -e "$pins/v1" ]; then
+			why="a bad config: something was loaded"
+		else
+			echo "    bad config: $(sdc journalctl -u sockmeshd --no-pager |
+				grep -m1 -o 'sockmesh.ini:[0-9]*: max_sockets.*')"
+		fi
+		cp "$dir/etc/good.ini" "$dir/etc/sockmesh.ini"
+	fi
+	sdc systemctl stop sockmeshd >/dev/null 2>&1
+	# the daemon's cgroup is in the container's cgroup tree: empty it first
+	sdc sh -c "rmdir \$(awk '\$3 == \"cgroup2\" { print \$2; exit }' /proc/mounts)/$tag" \
+		2>/dev/null
+	podman rm -f -t 5 "$sd" >/dev/null 2>&1
+	ctrs=$(echo "$ctrs" | tr ' ' '\n' | grep -vx "$sd" | paste -sd' ' -)
+fi
+podman rmi -f "$sdimg" >/dev/null 2>&1
+rm -rf "$pins"
+if [ -z "$why" ]; then
+	ok image-systemd "$t0"
+else
+	fail image-systemd "$why"
 fi
 
 echo "    test-image.sh took $(($(now) - start)) s"
