@@ -29,6 +29,8 @@
 #
 # Last line "deploy-image: N passed, M failed". Needs root, podman, and the
 # binaries of BUILD for the host side (sockmesh run/status, pingpong).
+# word splitting of option and word lists is meant throughout
+# shellcheck disable=SC2086,SC2046
 set -u
 build=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
@@ -128,7 +130,6 @@ start() {
 	name=$1
 	shift
 	rm -f "$dir/run/sockmeshd.pid"
-	# shellcheck disable=SC2086
 	if ! podman $podman_opts run -d --name "$name" $run_opts $mounts "$@" \
 		"$image" -c "$conf" >"$dir/podman.log" 2>&1; then
 		show "$dir/podman.log"
@@ -210,8 +211,7 @@ elif [ ! -x "$build/tests/pingpong" ]; then
 elif ! base=$(deploy/base-image.sh); then
 	why="no base image"
 else
-	echo "    base image: $base; runtime: ${podman_opts:-podman's default}"
-	# shellcheck disable=SC2086
+	echo "    base image: $base; runtime: ${podman_opts:-the default}"
 	if ! podman $podman_opts build --layers=false --network=host -f deploy/Containerfile \
 		--build-arg BASE="$base" -t "$image" . >"$dir/build.log" 2>&1; then
 		tail -n 30 "$dir/build.log" | show
@@ -229,7 +229,6 @@ fi
 
 t0=$(now)
 why=
-# shellcheck disable=SC2086
 inimg() {
 	entry=$1
 	shift
@@ -391,13 +390,11 @@ sdcounter() {
 		tr -d '\n' | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
 }
 # procps: /bin/kill for ExecReload=, as on every standard Debian system
-# shellcheck disable=SC2086
 if ! printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv procps >/dev/null && rm -rf /var/lib/apt/lists/*\n' \
 	"$image" | podman $podman_opts build --layers=false --network=host \
 	-t "$sdimg" -f - "$dir/etc" >"$dir/sdbuild.log" 2>&1; then
 	tail -n 20 "$dir/sdbuild.log" | show
 	why="cannot build an image with systemd"
-# shellcheck disable=SC2086
 elif ! podman $podman_opts run -d --name "$sd" --systemd=always --privileged \
 	--network=none $(echo "$run_opts" | sed 's/--network=none//; s/--cgroupns=host//') \
 	-v /sys/fs/bpf:/sys/fs/bpf -v "$dir/etc:/etc/sockmesh:ro" \
@@ -424,7 +421,7 @@ else
 		st=$(sdc cat "/proc/$mainpid/status")
 		eff=$(capsh --decode="$(echo "$st" | awk '/^CapEff:/ { print $2 }')" |
 			sed 's/.*=//' | tr ',' '\n' | sort | paste -sd, -)
-		want=$(echo "$unit_caps" | tr 'A-Z' 'a-z' | tr ',' '\n' | sort |
+		want=$(echo "$unit_caps" | tr '[:upper:]' '[:lower:]' | tr ',' '\n' | sort |
 			paste -sd, -)
 		echo "    started (Type=$([ $notify = yes ] && echo notify || echo 'exec: this sockmeshd does not speak sd_notify')):" \
 			"pid $mainpid, capabilities $eff," \

@@ -30,6 +30,8 @@
 #
 # Each check ends with "ok   NAME (N s)" or "FAIL NAME: why"; the last line
 # is "deploy: N passed, M failed". Needs root (real BPF, capsh).
+# word splitting of option and word lists is meant throughout
+# shellcheck disable=SC2086,SC2046
 set -u
 build=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
@@ -375,7 +377,6 @@ expand() {
 			*" $item "*) continue ;;
 			esac
 			seen="$seen $item"
-			# shellcheck disable=SC2046
 			expand $(systemd-analyze syscall-filter "$item" 2>/dev/null |
 				tail -n +2 | grep -v '#')
 			;;
@@ -418,7 +419,6 @@ else
 	fi
 	wait "$tracer"
 	allowed=$(seen=
-		# shellcheck disable=SC2046
 		expand $(unit_value SystemCallFilter) | sort -u)
 	used=$(sed -n 's/^[0-9]* *\([a-z_0-9]*\)(.*/\1/p' "$tmp/strace.log" |
 		sort -u)
@@ -554,7 +554,6 @@ has() {
 echo "== man pages (man --warnings, and everything documented)"
 t0=$(now)
 why=
-# shellcheck disable=SC2046
 if lint sockmeshd.8 &&
 	has sockmeshd.8 $("$build/sockmeshd" --help |
 		options) \
@@ -589,7 +588,6 @@ elif [ -n "$missing_cmd" ]; then
 	why="no COMMANDS entry for:$missing_cmd"
 elif [ -n "$missing_code" ]; then
 	why="no EXIT STATUS entry for:$missing_code"
-# shellcheck disable=SC2086
 elif lint sockmesh.8 && has sockmesh.8 $opts $counters; then
 	echo "    $(echo $cmds | wc -w) commands, $(echo $opts | wc -w) options," \
 		"$(echo $counters | wc -w) counters, exit codes" $codes
