@@ -195,8 +195,13 @@ accelerated() {
 	fi
 }
 
+# pinned: something is pinned in the private pin_dir (whatever the layout)
+pinned() {
+	[ -n "$(ls -A "$pins" 2>/dev/null)" ]
+}
+
 gone() {
-	[ ! -e "$pins/v1" ] &&
+	! pinned &&
 		! bpftool cgroup show "$cgmnt/$tag" 2>/dev/null | grep -q sock_ops
 }
 
@@ -482,7 +487,7 @@ else
 		res=$(sdc systemctl show -P Result sockmeshd)
 		if [ "$res" != success ]; then
 			why="systemctl stop: Result=$res"
-		elif [ -e "$pins/v1" ]; then
+		elif pinned; then
 			why="stopped, but the pins are still there"
 		fi
 	fi
@@ -495,7 +500,7 @@ else
 		elif ! sdc journalctl -u sockmeshd --no-pager |
 			grep -q 'sockmesh.ini:[0-9]*: max_sockets'; then
 			why="a bad config: no file:line in the journal"
-		elif [ -e "$pins/v1" ]; then
+		elif pinned; then
 			why="a bad config: something was loaded"
 		else
 			echo "    bad config: $(sdc journalctl -u sockmeshd --no-pager |

@@ -239,6 +239,11 @@ accelerated() {
 	return 0
 }
 
+# pinned: something is pinned in the test's pin_dir (whatever the layout)
+pinned() {
+	[ -n "$(ls -A "$pins" 2>/dev/null)" ]
+}
+
 # attached: the sock_ops program is attached to the test's cgroup
 attached() {
 	bpftool cgroup show "$cgmnt/$tag" 2>/dev/null | grep -q sock_ops
@@ -324,7 +329,7 @@ for cap in $(echo "$unit_caps" | tr ',' ' '); do
 	elif ! grep -q "$(expect_without "$cap")" "$tmp/daemon.log"; then
 		show "$tmp/daemon.log"
 		why="no error saying '$(expect_without "$cap")'"
-	elif attached || [ -e "$pins/v1" ]; then
+	elif attached || pinned; then
 		why="it left an attachment or pins behind"
 	else
 		echo "    without $cap: exit $rc, $(grep -m1 "$(expect_without "$cap")" "$tmp/daemon.log" | cut -c1-110)"
