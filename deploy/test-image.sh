@@ -297,6 +297,9 @@ why=
 if start "$tag-seccomp" --cap-drop=all --cap-add="$unit_caps"; then
 	why="it started under the default seccomp profile: the DaemonSet's Unconfined is not needed"
 	stop "$tag-seccomp"
+elif podman logs "$tag-seccomp" 2>&1 |
+	grep -qiE "kernel (lacks|does not (have|support))"; then
+	why="it blames the kernel, but seccomp refused bpf() (EPERM)"
 elif ! podman logs "$tag-seccomp" 2>&1 | grep -q 'Operation not permitted'; then
 	podman logs "$tag-seccomp" 2>&1 | show
 	why="refused, but not with EPERM"
