@@ -16,6 +16,13 @@ iptables"
 BENCH_PKGS="iperf3 sockperf redis-server redis-tools nginx-light wrk jq util-linux"
 [ "${1:-}" = --bench ] && PKGS="$PKGS $BENCH_PKGS"
 
+# the node service's checks (tests/run-deploy.sh): capsh, systemd-analyze,
+# strace, man --warnings, yamllint
+PKGS="$PKGS libcap2-bin systemd strace man-db groff-base yamllint"
+# `setup.sh --deploy` (make test-deploy): also what builds and runs the
+# container image
+[ "${1:-}" = --deploy ] && PKGS="$PKGS podman runc debootstrap"
+
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
