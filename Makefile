@@ -40,6 +40,7 @@ TEST_BINS :=
 -include perf/perf.mk
 -include tests/conformance/conformance.mk
 -include tests/extra.mk
+-include tests/mesh/mesh.mk
 
 .PHONY: all run test test-unit test-integration check install clean help deps
 .DELETE_ON_ERROR:

@@ -6,7 +6,8 @@ set -eu
 
 PKGS="clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcgroup-dev
 liburing-dev libinih-dev libcmocka-dev pkg-config make gcc iproute2
-clang-format cppcheck gnuplot-nox libclang-rt-dev valgrind"
+clang-format cppcheck gnuplot-nox libclang-rt-dev valgrind
+haproxy redis-server redis-tools nginx-light wrk curl iptables jq"
 
 missing=""
 for p in $PKGS; do
