@@ -234,12 +234,13 @@ accel_stop() {
 }
 
 accel_off() {
+	# this sockmesh refuses to unload under a running daemon: stop it first
+	# (on_exit = keep: acceleration stays until the unload)
+	stop_pids sockmeshd
 	if [ -d "$pins" ] && [ -f "$state/sockmesh.ini" ]; then
 		"$build/sockmesh" unload -c "$state/sockmesh.ini" >/dev/null ||
 			log "sockmesh unload failed"
 	fi
-	# unload asks a running daemon to exit; make sure it did
-	stop_pids sockmeshd
 	[ ! -d "$pins" ] || rm -rf "$pins"
 }
 

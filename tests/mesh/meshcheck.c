@@ -7,12 +7,14 @@
  *   meshcheck [-n PAIRS | -t SECONDS] [-m MAXSIZE] [-r PAIRS_PER_CONN]
  *             [-k KEYPREFIX] [-s SEED] HOST PORT
  *
+ * SIGTERM or SIGINT: stop after the pair in flight, report as usual.
  * The last line is "meshcheck: ok: N pairs, C connections, sent S B,
  * received R B", or "meshcheck: FAIL: ..." and exit status 1.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -37,6 +39,13 @@ struct mc_stats {
 };
 
 static struct mc_stats st;
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
 
 /* The sizes every run covers first, then random ones up to the maximum. */
 static const size_t mc_sizes[] = {1,	 100,	1000,	1460,	4096,
@@ -316,7 +325,9 @@ int main(int argc, char **argv)
 	c->fd = -1;
 	if (seconds > 0)
 		end = now() + seconds;
-	for (i = 0; end ? now() < end : i < pairs; i++) {
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	for (i = 0; !stop && (end ? now() < end : i < pairs); i++) {
 		size_t n = sizeof(mc_sizes) / sizeof(mc_sizes[0]);
 		size_t len = i < n ? mc_sizes[i] : 1 + rng() % max;
 
