@@ -31,21 +31,43 @@
 #define SM_SOCKETS_DEFAULT 65536 /* default max_sockets */
 
 /*
- * Key of sm_sockhash: one established TCP socket, as seen from its own side.
- * The peer of a socket has the same key with local and remote swapped.
+ * Key of sm_sockhash: one end of one TCP connection. It names the
+ * connection by what network address translation leaves alone, so that both
+ * ends of a connection that a mesh's iptables REDIRECTed or DNATed to a proxy
+ * find each other: the active (connecting) end's address and port, and the
+ * first sequence number after each end's SYN, the same at both ends at
+ * establishment (measured through an OUTPUT REDIRECT: the client's
+ * snd_una/rcv_nxt are the proxy's rcv_nxt/snd_una). The peer of a socket has
+ * the same key with @end flipped.
  *
- * netns:  netns cookie of the socket, or 0 when both addresses are in
- *         node_unique_cidrs (then sockets pair across namespaces).
- * addrs:  IPv6-sized, network byte order; IPv4 as ::ffff:a.b.c.d so that an
- *         IPv4 socket pairs with its dual-stack IPv6 peer.
- * ports:  host byte order, in the low 16 bits.
+ * scope:       netns cookie of the socket, or 0 when the active address is
+ *              in node_unique_cidrs (a pod address: then the two ends pair
+ *              across namespaces). Loopback and other repeated addresses
+ *              pair only inside one namespace.
+ * active_ip:   IPv6-sized, network byte order; IPv4 as ::ffff:a.b.c.d so an
+ *              IPv4 client pairs with its dual-stack IPv6 server.
+ * active_port: host byte order.
+ * active_seq:  the active end's ISN + 1; passive_seq: the passive end's.
+ * end:         0 at the active end, 1 at the passive end.
+ *
+ * Two connections share a key only with the same client address and port
+ * and both ISNs equal (2^-64 for two live connections of one client port).
  */
 struct sm_key {
-	__u64 netns;
-	__u32 local_ip[4];
-	__u32 remote_ip[4];
-	__u32 local_port;
-	__u32 remote_port;
+	__u64 scope;
+	__u32 active_ip[4];
+	__u32 active_port;
+	__u32 active_seq;
+	__u32 passive_seq;
+	__u32 end;
+};
+
+/* What one end sees at establishment; input of sm_key_make(). */
+struct sm_view {
+	__u32 local_ip[4], remote_ip[4]; /* as in sm_key */
+	__u32 local_port, remote_port;	 /* host byte order */
+	__u32 snd_una, rcv_nxt;		 /* at the ESTABLISHED callback */
+	__u32 passive;			 /* 1 at the accepting end */
 };
 
 /* Per-socket state in sm_state (sk_storage), written at establishment. */
@@ -74,6 +96,9 @@ struct sm_flow {
 	__u32 run;	   /* small messages in a row, close together */
 	__u8 left[2];	   /* [dir]: that end has left sm_sockhash */
 	__u8 pad[6];
+	__u32 dst_ip[4]; /* what the active end connected to (before NAT) */
+	__u32 dst_port;	 /* ... and its port */
+	__u32 pad2;
 };
 
 /*
@@ -108,13 +133,13 @@ struct sm_flow {
 #define SM_RCVBUF_FLOOR	  (4 << 20) /* see sm_peer_behind() in skmsg.bpf.c */
 #define SM_LEAVE_GUARD_NS (2 * 1000 * 1000ULL)
 
-/* Connection id from the active end's key: both ends compute the same. */
-static inline __u64 sm_conn_id(const struct sm_key *active)
+/* Connection id from either end's key (@end left out): the same at both. */
+static inline __u64 sm_conn_id(const struct sm_key *k)
 {
-	const __u32 *w = (const __u32 *)active;
+	const __u32 *w = (const __u32 *)k;
 	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a offset basis */
 
-	for (unsigned int i = 0; i < sizeof(*active) / sizeof(__u32); i++) {
+	for (unsigned int i = 0; i < sizeof(*k) / sizeof(__u32) - 1; i++) {
 		h ^= w[i];
 		h *= 0x100000001b3ULL; /* FNV prime */
 	}
@@ -161,6 +186,9 @@ struct sm_lpm_key {
 	X(sockets_added)      /* sockets put into sm_sockhash */                     \
 	X(sockets_add_failed) /* selected, but the map refused them (full...) */     \
 	X(sockets_skipped) /* established in an attached cgroup, not selected */     \
+	X(peers_paired) /* accepted ends whose connecting end was in the map */      \
+	X(peers_paired_nat) /* ... through NAT: the two ends saw other tuples */     \
+	X(peers_unpaired)   /* accepted ends whose connecting end was not */         \
 	X(msgs_redirected)  /* sendmsg()s handed straight to the peer */             \
 	X(bytes_redirected) /* their bytes */                                        \
 	X(msgs_passed)	/* sendmsg()s that went through the TCP/IP stack */          \
@@ -196,13 +224,27 @@ static inline void sm_addr_from_v4(__u32 out[4], __u32 be_addr)
 /* The key of the socket at the other end of the connection @k describes. */
 static inline void sm_key_peer(struct sm_key *peer, const struct sm_key *k)
 {
-	peer->netns = k->netns;
-	for (int i = 0; i < 4; i++) {
-		peer->local_ip[i] = k->remote_ip[i];
-		peer->remote_ip[i] = k->local_ip[i];
-	}
-	peer->local_port = k->remote_port;
-	peer->remote_port = k->local_port;
+	*peer = *k;
+	peer->end = !k->end;
+}
+
+/*
+ * The key of the end that saw @v, in @scope. At the active end snd_una is
+ * its ISN + 1 and rcv_nxt the passive end's; the passive end sees the same
+ * two numbers the other way round.
+ */
+static inline void sm_key_make(struct sm_key *k, const struct sm_view *v,
+			       __u64 scope)
+{
+	const __u32 *ip = v->passive ? v->remote_ip : v->local_ip;
+
+	k->scope = scope;
+	for (int i = 0; i < 4; i++)
+		k->active_ip[i] = ip[i];
+	k->active_port = v->passive ? v->remote_port : v->local_port;
+	k->active_seq = v->passive ? v->rcv_nxt : v->snd_una;
+	k->passive_seq = v->passive ? v->snd_una : v->rcv_nxt;
+	k->end = v->passive;
 }
 
 /*

@@ -37,31 +37,34 @@
 
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
-/* Fill @key from the socket's own view; 0 if it is not IPv4 or IPv6. */
-static __always_inline int sm_key_build(struct bpf_sock_ops *skops,
-					struct sm_key *key)
+/* Fill @v from the socket's own view; 0 if it is not IPv4 or IPv6. */
+static __always_inline int sm_view_build(struct bpf_sock_ops *skops,
+					 struct sm_view *v)
 {
 	switch (skops->family) {
 	case AF_INET:
-		sm_addr_from_v4(key->local_ip, skops->local_ip4);
-		sm_addr_from_v4(key->remote_ip, skops->remote_ip4);
+		sm_addr_from_v4(v->local_ip, skops->local_ip4);
+		sm_addr_from_v4(v->remote_ip, skops->remote_ip4);
 		break;
 	case AF_INET6:
-		key->local_ip[0] = skops->local_ip6[0];
-		key->local_ip[1] = skops->local_ip6[1];
-		key->local_ip[2] = skops->local_ip6[2];
-		key->local_ip[3] = skops->local_ip6[3];
-		key->remote_ip[0] = skops->remote_ip6[0];
-		key->remote_ip[1] = skops->remote_ip6[1];
-		key->remote_ip[2] = skops->remote_ip6[2];
-		key->remote_ip[3] = skops->remote_ip6[3];
+		v->local_ip[0] = skops->local_ip6[0];
+		v->local_ip[1] = skops->local_ip6[1];
+		v->local_ip[2] = skops->local_ip6[2];
+		v->local_ip[3] = skops->local_ip6[3];
+		v->remote_ip[0] = skops->remote_ip6[0];
+		v->remote_ip[1] = skops->remote_ip6[1];
+		v->remote_ip[2] = skops->remote_ip6[2];
+		v->remote_ip[3] = skops->remote_ip6[3];
 		break;
 	default:
 		return 0;
 	}
 	/* local_port is host byte order; remote_port is network byte order */
-	key->local_port = skops->local_port;
-	key->remote_port = bpf_ntohl(skops->remote_port);
+	v->local_port = skops->local_port;
+	v->remote_port = bpf_ntohl(skops->remote_port);
+	v->snd_una = skops->snd_una;
+	v->rcv_nxt = skops->rcv_nxt;
+	v->passive = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
 	return 1;
 }
 
@@ -177,9 +180,45 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 	c->sockets_left++;
 }
 
+/*
+ * Take or join the connection's sm_flows slot. The active end is
+ * established (and recorded) before the passive end's final ACK arrives, so
+ * it takes the slot and leaves what it connected to; the passive end finds
+ * it there (the connection is paired) and compares with where it was
+ * reached (through NAT if they differ), or finds no trace of it (the client
+ * is not in the map: outside the cgroups, or not selected).
+ */
+static __always_inline void sm_flow_join(struct sm_flow *flow,
+					 const struct sm_sock_state *st,
+					 const struct sm_view *v,
+					 struct sm_counters *c)
+{
+	if (st->dir) {
+		if (flow->conn == st->conn) {
+			c->peers_paired++;
+			if (flow->dst_port != v->local_port ||
+			    flow->dst_ip[0] != v->local_ip[0] ||
+			    flow->dst_ip[1] != v->local_ip[1] ||
+			    flow->dst_ip[2] != v->local_ip[2] ||
+			    flow->dst_ip[3] != v->local_ip[3])
+				c->peers_paired_nat++;
+			return;
+		}
+		c->peers_unpaired++;
+	}
+	/* a new connection takes the slot */
+	__builtin_memset(flow, 0, sizeof(*flow));
+	flow->conn = st->conn;
+	if (!st->dir) {
+		__builtin_memcpy(flow->dst_ip, v->remote_ip, sizeof(flow->dst_ip));
+		flow->dst_port = v->remote_port;
+	}
+}
+
 SEC("sockops")
 int sm_sockops(struct bpf_sock_ops *skops)
 {
+	struct sm_view v = {};
 	struct sm_key key = {};
 	struct sm_sock_state *st;
 	struct sm_counters *c;
@@ -204,18 +243,23 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	if (!sk)
 		return SM_SOCKOPS_DONE;
 
-	if (!sm_key_build(skops, &key) ||
-	    !sm_ports_select(sm_port_flags(key.local_port),
-			     sm_port_flags(key.remote_port)) ||
-	    !sm_addr_in(&sm_cidrs, key.local_ip) ||
-	    !sm_addr_in(&sm_cidrs, key.remote_ip) || sm_sk_unsuitable(sk)) {
+	if (!sm_view_build(skops, &v) ||
+	    !sm_ports_select(sm_port_flags(v.local_port),
+			     sm_port_flags(v.remote_port)) ||
+	    !sm_addr_in(&sm_cidrs, v.local_ip) ||
+	    !sm_addr_in(&sm_cidrs, v.remote_ip) || sm_sk_unsuitable(sk)) {
 		c->sockets_skipped++;
 		return SM_SOCKOPS_DONE;
 	}
-	/* node-unique on both ends: the tuple names one socket pair host-wide */
-	if (!sm_addr_in(&sm_unique, key.local_ip) ||
-	    !sm_addr_in(&sm_unique, key.remote_ip))
-		key.netns = bpf_get_netns_cookie(skops);
+	/*
+	 * A node-unique connecting address (a pod's) names the connection
+	 * host-wide, whatever NAT did to its destination; any other (loopback,
+	 * addresses repeated in every namespace) only inside this namespace.
+	 */
+	sm_key_make(&key, &v,
+		    sm_addr_in(&sm_unique, v.passive ? v.remote_ip : v.local_ip)
+			    ? 0
+			    : bpf_get_netns_cookie(skops));
 
 	/* state first: a socket in the map always has its peer key */
 	st = bpf_sk_storage_get(&sm_state, sk, NULL,
@@ -235,22 +279,13 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		st->flags = SM_SF_STACK;
 		c->early_data++;
 	}
-	st->dir = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB;
+	st->dir = v.passive;
 	st->rcv_nxt0 = skops->rcv_nxt;
-	st->conn = sm_conn_id(st->dir ? &st->peer : &key);
+	st->conn = sm_conn_id(&key);
 	st->flow = (__u32)st->conn & (SM_FLOWS - 1);
 	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
-	if (flow && flow->conn != st->conn) {
-		/* a new connection takes the slot; the active end comes first */
-		flow->conn = st->conn;
-		flow->last_ns = 0;
-		flow->redir_ns[0] = 0;
-		flow->redir_ns[1] = 0;
-		flow->last_dir = 0;
-		flow->run = 0;
-		flow->left[0] = 0;
-		flow->left[1] = 0;
-	}
+	if (flow)
+		sm_flow_join(flow, st, &v, c);
 
 	if (bpf_sock_hash_update(skops, &sm_sockhash, &key, BPF_NOEXIST)) {
 		bpf_sk_storage_delete(&sm_state, sk);

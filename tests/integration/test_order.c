@@ -17,10 +17,6 @@
 
 #include "harness.h"
 
-#ifndef SO_NETNS_COOKIE
-#define SO_NETNS_COOKIE 71
-#endif
-
 struct order_arg {
 	struct env *e;
 };
@@ -37,27 +33,22 @@ static int send_all(int fd, const unsigned char *buf, size_t len)
 	return 0;
 }
 
-/* The sm_key of @fd as sock_ops would build it (IPv4 only here). */
-static int key_of(int fd, struct sm_key *k)
+/*
+ * The key the accepted socket would have: the client's, the only socket in
+ * the map, with the end flipped (the key holds the handshake's sequence
+ * numbers, which user space cannot read).
+ */
+static int peer_key_of_only_socket(int map, struct sm_key *k)
 {
-	struct sockaddr_in l, r;
-	socklen_t len = sizeof(l);
-	__u64 cookie;
-	socklen_t clen = sizeof(cookie);
+	struct sm_key next;
 
-	if (getsockname(fd, (struct sockaddr *)&l, &len))
+	if (bpf_map_get_next_key(map, NULL, k))
 		return -1;
-	len = sizeof(r);
-	if (getpeername(fd, (struct sockaddr *)&r, &len))
+	if (!bpf_map_get_next_key(map, k, &next)) {
+		errno = EEXIST; /* more than one: which is the client? */
 		return -1;
-	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &clen))
-		return -1;
-	memset(k, 0, sizeof(*k));
-	k->netns = cookie;
-	sm_addr_from_v4(k->local_ip, l.sin_addr.s_addr);
-	sm_addr_from_v4(k->remote_ip, r.sin_addr.s_addr);
-	k->local_port = ntohs(l.sin_port);
-	k->remote_port = ntohs(r.sin_port);
+	}
+	sm_key_peer(k, k);
 	return 0;
 }
 
@@ -99,7 +90,7 @@ static int order_child(void *arg)
 		 SM_MAP_SOCKHASH);
 	map = bpf_obj_get(path);
 	value = (__u64)afd;
-	if (map < 0 || key_of(afd, &key) ||
+	if (map < 0 || peer_key_of_only_socket(map, &key) ||
 	    bpf_map_update_elem(map, &key, &value, BPF_NOEXIST)) {
 		fprintf(stderr, "    insert the peer: %s\n", strerror(errno));
 		return 15;

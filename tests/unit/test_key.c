@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * test_key.c - the inline helpers of include/sockmesh.h that both ends of a
- * connection rely on to find each other: IPv4-mapped addresses, the peer
- * key and the port selection.
+ * connection rely on to find each other, NAT or not: IPv4-mapped addresses,
+ * the key each end builds from what it sees, the peer key and the port
+ * selection.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,134 +58,142 @@ static void test_addr_from_v4_matches_inet_pton_of_mapped_address(void **state)
 	}
 }
 
-/*
- * The key a socket computes for itself, from the addresses getsockname()
- * and getpeername() would give: IPv4 sockets use sm_addr_from_v4, IPv6
- * sockets copy the 16 bytes as they are.
- */
-static void key_v4(struct sm_key *k, const struct sockaddr_in *local,
-		   const struct sockaddr_in *remote)
+/* What a socket sees at establishment, as sock_ops reads it. */
+static void view4(struct sm_view *v, const char *local, __u16 lport,
+		  const char *remote, __u16 rport, __u32 snd_una, __u32 rcv_nxt,
+		  int passive)
 {
-	memset(k, 0, sizeof(*k));
-	k->netns = 4026531840ULL;
-	sm_addr_from_v4(k->local_ip, local->sin_addr.s_addr);
-	sm_addr_from_v4(k->remote_ip, remote->sin_addr.s_addr);
-	k->local_port = ntohs(local->sin_port);
-	k->remote_port = ntohs(remote->sin_port);
+	memset(v, 0, sizeof(*v));
+	sm_addr_from_v4(v->local_ip, be_v4(local));
+	sm_addr_from_v4(v->remote_ip, be_v4(remote));
+	v->local_port = lport;
+	v->remote_port = rport;
+	v->snd_una = snd_una;
+	v->rcv_nxt = rcv_nxt;
+	v->passive = passive;
 }
 
-static void key_v6(struct sm_key *k, const struct sockaddr_in6 *local,
-		   const struct sockaddr_in6 *remote)
+static void view6(struct sm_view *v, const char *local, __u16 lport,
+		  const char *remote, __u16 rport, __u32 snd_una, __u32 rcv_nxt,
+		  int passive)
 {
-	memset(k, 0, sizeof(*k));
-	k->netns = 4026531840ULL;
-	memcpy(k->local_ip, &local->sin6_addr, 16);
-	memcpy(k->remote_ip, &remote->sin6_addr, 16);
-	k->local_port = ntohs(local->sin6_port);
-	k->remote_port = ntohs(remote->sin6_port);
+	memset(v, 0, sizeof(*v));
+	if (inet_pton(AF_INET6, local, v->local_ip) != 1 ||
+	    inet_pton(AF_INET6, remote, v->remote_ip) != 1)
+		fail_msg("test bug: not IPv6 addresses: %s %s", local, remote);
+	v->local_port = lport;
+	v->remote_port = rport;
+	v->snd_una = snd_una;
+	v->rcv_nxt = rcv_nxt;
+	v->passive = passive;
 }
 
-static void sa4(struct sockaddr_in *sa, const char *addr, __u16 port)
+/* @a's peer key must be @b's key, and the other way round. */
+static void assert_peers(const struct sm_key *a, const struct sm_key *b)
 {
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_addr.s_addr = be_v4(addr);
-	sa->sin_port = htons(port);
+	struct sm_key p;
+	char x[INET6_ADDRSTRLEN], y[INET6_ADDRSTRLEN];
+
+	sm_key_peer(&p, a);
+	if (memcmp(&p, b, sizeof(p)))
+		fail_msg(
+			"not peers: [%s]:%u seq %u/%u end %u vs [%s]:%u seq %u/%u end %u",
+			addr_str(a->active_ip, x), a->active_port,
+			a->active_seq, a->passive_seq, a->end,
+			addr_str(b->active_ip, y), b->active_port,
+			b->active_seq, b->passive_seq, b->end);
+	sm_key_peer(&p, b);
+	assert_memory_equal(&p, a, sizeof(p));
+	assert_true(sm_conn_id(a) == sm_conn_id(b));
 }
 
-static void sa6(struct sockaddr_in6 *sa, const char *addr, __u16 port)
+static void test_key_has_no_padding(void **state)
 {
-	memset(sa, 0, sizeof(*sa));
-	sa->sin6_family = AF_INET6;
-	if (inet_pton(AF_INET6, addr, &sa->sin6_addr) != 1)
-		fail_msg("test bug: '%s' is not an IPv6 address", addr);
-	sa->sin6_port = htons(port);
-}
-
-static void
-test_v4_key_equals_dual_stack_v6_key_of_same_connection(void **state)
-{
-	struct sockaddr_in l4, r4;
-	struct sockaddr_in6 l6, r6;
-	struct sm_key k4, k6;
-
 	(void)state;
-	/* 10.0.0.1:45678 -> 10.0.0.2:6379, seen by an IPv4 socket and by an
-	 * IPv6 socket (dual-stack) on the same host */
-	sa4(&l4, "10.0.0.1", 45678);
-	sa4(&r4, "10.0.0.2", 6379);
-	sa6(&l6, "::ffff:10.0.0.1", 45678);
-	sa6(&r6, "::ffff:10.0.0.2", 6379);
-	key_v4(&k4, &l4, &r4);
-	key_v6(&k6, &l6, &r6);
-	assert_int_equal(sizeof(k4), 48); /* no padding to compare */
-	assert_memory_equal(&k4, &k6, sizeof(k4));
+	/* the map hashes every byte: no holes that could differ */
+	assert_int_equal(sizeof(struct sm_key), 8 + 16 + 4 * 4);
 }
 
 static void test_v4_client_finds_dual_stack_v6_server_as_peer(void **state)
 {
-	struct sockaddr_in cl, srv;
-	struct sockaddr_in6 srv6, cl6;
-	struct sm_key client, server, peer;
+	struct sm_view cv, sv;
+	struct sm_key client, server;
 
 	(void)state;
-	/* client: IPv4 socket; server: accepted on an IPv6 [::]:6379 listener */
-	sa4(&cl, "127.0.0.1", 50000);
-	sa4(&srv, "127.0.0.1", 6379);
-	sa6(&srv6, "::ffff:127.0.0.1", 6379);
-	sa6(&cl6, "::ffff:127.0.0.1", 50000);
-	key_v4(&client, &cl, &srv);
-	key_v6(&server, &srv6, &cl6);
-	sm_key_peer(&peer, &client);
-	assert_memory_equal(&peer, &server, sizeof(peer));
-	sm_key_peer(&peer, &server);
-	assert_memory_equal(&peer, &client, sizeof(peer));
+	/* client: IPv4 socket; server: accepted on an IPv6 [::]:6379 listener;
+	 * client ISN 1000, server ISN 5000 */
+	view4(&cv, "127.0.0.1", 50000, "127.0.0.1", 6379, 1001, 5001, 0);
+	view6(&sv, "::ffff:127.0.0.1", 6379, "::ffff:127.0.0.1", 50000, 5001,
+	      1001, 1);
+	sm_key_make(&client, &cv, 77);
+	sm_key_make(&server, &sv, 77);
+	assert_peers(&client, &server);
 }
 
-static void test_key_peer_swaps_local_and_remote_keeps_netns(void **state)
+static void test_redirected_connection_pairs_with_its_proxy(void **state)
 {
-	struct sm_key k = {
-		.netns = 0x1122334455667788ULL,
-		.local_ip = {1, 2, 3, 4},
-		.remote_ip = {5, 6, 7, 8},
-		.local_port = 1234,
-		.remote_port = 80,
-	};
-	struct sm_key p;
+	struct sm_view app, proxy, sidecar_out, sidecar_in;
+	struct sm_key ka, kp, ko, ki;
 
 	(void)state;
-	memset(&p, 0xa5, sizeof(p));
-	sm_key_peer(&p, &k);
-	assert_true(p.netns == 0x1122334455667788ULL);
-	assert_memory_equal(p.local_ip, k.remote_ip, sizeof(p.local_ip));
-	assert_memory_equal(p.remote_ip, k.local_ip, sizeof(p.remote_ip));
-	assert_int_equal(p.local_port, 80);
-	assert_int_equal(p.remote_port, 1234);
+	/* app -> 198.18.0.3:6379, OUTPUT REDIRECT to the proxy's 15001 */
+	view4(&app, "198.18.0.2", 40000, "198.18.0.3", 6379, 11, 900001, 0);
+	view4(&proxy, "127.0.0.1", 15001, "198.18.0.2", 40000, 900001, 11, 1);
+	sm_key_make(&ka, &app, 0);
+	sm_key_make(&kp, &proxy, 0);
+	assert_peers(&ka, &kp);
+	/* proxy A -> 198.18.0.3:6379, PREROUTING REDIRECT in pod B to 15006 */
+	view4(&sidecar_out, "198.18.0.2", 40001, "198.18.0.3", 6379,
+	      0xfffffff0U, 7, 0);
+	view4(&sidecar_in, "198.18.0.3", 15006, "198.18.0.2", 40001, 7,
+	      0xfffffff0U, 1);
+	sm_key_make(&ko, &sidecar_out, 0);
+	sm_key_make(&ki, &sidecar_in, 0);
+	assert_peers(&ko, &ki);
+}
+
+static void test_other_connections_never_pair(void **state)
+{
+	struct sm_view c1, s2;
+	struct sm_key k1, k2, p;
+
+	(void)state;
+	view4(&c1, "127.0.0.1", 50000, "127.0.0.1", 6379, 1001, 5001, 0);
+	sm_key_make(&k1, &c1, 77);
+	sm_key_peer(&p, &k1);
+	/* the same client port to another server: other sequence numbers */
+	view4(&s2, "127.0.0.1", 8080, "127.0.0.1", 50000, 9001, 1001, 1);
+	sm_key_make(&k2, &s2, 77);
+	assert_memory_not_equal(&p, &k2, sizeof(p));
+	/* the same connection tuple in another namespace */
+	view4(&s2, "127.0.0.1", 6379, "127.0.0.1", 50000, 5001, 1001, 1);
+	sm_key_make(&k2, &s2, 78);
+	assert_memory_not_equal(&p, &k2, sizeof(p));
+	assert_true(sm_conn_id(&k1) != sm_conn_id(&k2));
+	/* only the client's sequence number differs */
+	view4(&s2, "127.0.0.1", 6379, "127.0.0.1", 50000, 5001, 1002, 1);
+	sm_key_make(&k2, &s2, 77);
+	assert_memory_not_equal(&p, &k2, sizeof(p));
+	/* and a socket is never its own peer */
+	assert_memory_not_equal(&p, &k1, sizeof(p));
 }
 
 static void test_key_peer_is_an_involution(void **state)
 {
-	struct sm_key keys[3], p, pp;
+	struct sm_key k = {.scope = 0x1122334455667788ULL,
+			   .active_ip = {1, 2, 3, 4},
+			   .active_port = 1234,
+			   .active_seq = 5,
+			   .passive_seq = 6,
+			   .end = 1};
+	struct sm_key p, pp;
 
 	(void)state;
-	memset(keys, 0, sizeof(keys));
-	for (int i = 0; i < 3; i++) {
-		keys[i].netns = (__u64)i * 7919;
-		for (int w = 0; w < 4; w++) {
-			keys[i].local_ip[w] = 0x01020304U * (__u32)(w + 1 + i);
-			keys[i].remote_ip[w] = 0xa0b0c0d0U ^ (__u32)(w + i);
-		}
-		keys[i].local_port = 1 + (__u32)i * 1000;
-		keys[i].remote_port = 65535 - (__u32)i;
-	}
-	for (int i = 0; i < 3; i++) {
-		sm_key_peer(&p, &keys[i]);
-		if (!memcmp(&p, &keys[i], sizeof(p)))
-			fail_msg("key %d: its peer key equals itself", i);
-		sm_key_peer(&pp, &p);
-		if (memcmp(&pp, &keys[i], sizeof(pp)))
-			fail_msg("key %d: peer(peer(k)) != k", i);
-	}
+	sm_key_peer(&p, &k);
+	assert_int_equal(p.end, 0);
+	assert_true(p.scope == k.scope);
+	sm_key_peer(&pp, &p);
+	assert_memory_equal(&pp, &k, sizeof(pp));
 }
 
 static const char *flag_name(__u8 f)
@@ -259,12 +268,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 			test_addr_from_v4_matches_inet_pton_of_mapped_address),
-		cmocka_unit_test(
-			test_v4_key_equals_dual_stack_v6_key_of_same_connection),
+		cmocka_unit_test(test_key_has_no_padding),
 		cmocka_unit_test(
 			test_v4_client_finds_dual_stack_v6_server_as_peer),
 		cmocka_unit_test(
-			test_key_peer_swaps_local_and_remote_keeps_netns),
+			test_redirected_connection_pairs_with_its_proxy),
+		cmocka_unit_test(test_other_connections_never_pair),
 		cmocka_unit_test(test_key_peer_is_an_involution),
 		cmocka_unit_test(test_ports_select_truth_table),
 		cmocka_unit_test(test_ports_select_is_symmetric),
