@@ -29,6 +29,7 @@ $(BUILD)/sockmesh-bench: $(BENCH_OBJS) $(BUILD)/libsmcore.a
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)perf/run-bench.sh $(BUILD)
+	$(Q)perf/mesh-bench.sh $(BUILD)
 
 # `make check` covers perf/ too: formatting and cppcheck (its -Werror build
 # of `all` includes sockmesh-bench already).
