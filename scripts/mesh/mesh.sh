@@ -308,7 +308,7 @@ iptables_rules() { # POD
 	nsx "$pod" "$@" -A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001
 	nsx "$pod" "$@" -A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006
 	nsx "$pod" "$@" -A PREROUTING -p tcp -j ISTIO_INBOUND
-	for p in 22 15090 15021 15020; do
+	for p in 15090 15021 15020; do
 		nsx "$pod" "$@" -A ISTIO_INBOUND -p tcp --dport $p -j RETURN
 	done
 	nsx "$pod" "$@" -A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT
