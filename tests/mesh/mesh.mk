@@ -14,5 +14,7 @@ $(MESHCHECK): tests/mesh/meshcheck.c | $(BUILD)/tests
 check: mesh-check
 mesh-check:
 	$(Q)clang-format --dry-run --Werror tests/mesh/*.c
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/check EXTRA_CFLAGS=-Werror \
+		$(BUILD)/check/tests/meshcheck
 	$(Q)for f in scripts/mesh/mesh.sh tests/mesh/run.sh perf/mesh-bench.sh; do \
 		[ ! -e $$f ] || sh -n $$f || exit 1; done
