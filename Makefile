@@ -43,6 +43,7 @@ TEST_BINS :=
 -include tests/conformance/conformance.mk
 -include tests/extra.mk
 -include tests/deploy/deploy.mk
+-include tests/mesh/mesh.mk
 
 .PHONY: all run test test-unit test-integration check install uninstall clean help deps
 .DELETE_ON_ERROR:

@@ -35,7 +35,8 @@ deps-bench:
 bench: deps-bench
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)rc=0; perf/run-bench.sh $(BUILD) || rc=$$?; \
-		perf/real-clients.sh $(BUILD) || rc=$$?; exit $$rc
+		perf/real-clients.sh $(BUILD) || rc=$$?; \
+		perf/mesh-bench.sh $(BUILD) || rc=$$?; exit $$rc
 
 bench-clients: deps-bench
 	$(Q)$(MAKE) --no-print-directory all

@@ -12,7 +12,7 @@ set -eu
 PKGS="clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcgroup-dev
 liburing-dev libinih-dev libcmocka-dev pkg-config make gcc iproute2
 clang-format cppcheck gnuplot-nox libclang-rt-dev valgrind prometheus
-iptables"
+iptables haproxy redis-server redis-tools nginx-light wrk curl jq"
 BENCH_PKGS="iperf3 sockperf redis-server redis-tools nginx-light wrk jq util-linux"
 [ "${1:-}" = --bench ] && PKGS="$PKGS $BENCH_PKGS"
 
