@@ -43,6 +43,7 @@
 
 #define SM_MAP_SOCKHASH "sm_sockhash"
 #define SM_MAP_COUNTERS "sm_counters"
+#define SM_MAP_FLOWS	"sm_flows" /* the tests read these three by name */
 
 #define SM_PORTS_MAX	   65536 /* one sm_ports entry per TCP port */
 #define SM_CIDRS_MAX	   1024	 /* prefixes per LPM map */
