@@ -405,11 +405,11 @@ int sm_core_apply_policy(const struct sm_core *core,
 	 * generation just left, so the next reload may rewrite it.
 	 * MEMBARRIER_CMD_GLOBAL is synchronize_rcu() for user space.
 	 */
-	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) &&
-	    errno != EINVAL)
+	if (!syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
+		return 0;
+	if (errno != EINVAL)
 		return -errno;
-	if (errno == EINVAL) /* nohz_full: wait out a generous grace period */
-		usleep(100000);
+	usleep(100000); /* nohz_full: wait out a generous grace period */
 	return 0;
 }
 
