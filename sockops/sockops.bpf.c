@@ -63,17 +63,27 @@ static __always_inline int sm_view_build(struct bpf_sock_ops *skops,
 	return 1;
 }
 
-static __always_inline int sm_addr_in(void *lpm, const __u32 addr[4])
+/*
+ * Policy lookups read generation @gen, the one sockmeshd flipped last
+ * (struct sm_ctl), read once per connection: reload fills the idle
+ * generation completely, then flips, so no connection sees half a policy.
+ */
+static __always_inline int sm_addr_in(void *lpm, const __u32 addr[4],
+				      __u32 gen)
 {
 	struct sm_lpm_key k = {.prefixlen = 128};
 
+	if (gen)
+		lpm = lpm == (void *)&sm_cidrs ? (void *)&sm_cidrs1
+					       : (void *)&sm_unique1;
 	__builtin_memcpy(k.addr, addr, sizeof(k.addr));
 	return bpf_map_lookup_elem(lpm, &k) != NULL;
 }
 
-static __always_inline __u8 sm_port_flags(__u32 port)
+static __always_inline __u8 sm_port_flags(__u32 port, __u32 gen)
 {
-	__u8 *flags = bpf_map_lookup_elem(&sm_ports, &port);
+	__u8 *flags = bpf_map_lookup_elem(
+		gen ? (void *)&sm_ports1 : (void *)&sm_ports, &port);
 
 	return flags ? *flags : 0;
 }
@@ -225,6 +235,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 {
 	struct sm_view v = {};
 	struct sm_key key = {};
+	__u32 gen;
 	struct sm_sock_state *st;
 	struct sm_counters *c;
 	struct sm_flow *flow;
@@ -248,11 +259,12 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	if (!sk)
 		return SM_SOCKOPS_DONE;
 
+	gen = sm_policy_gen();
 	if (!sm_view_build(skops, &v) ||
-	    !sm_ports_select(sm_port_flags(v.local_port),
-			     sm_port_flags(v.remote_port)) ||
-	    !sm_addr_in(&sm_cidrs, v.local_ip) ||
-	    !sm_addr_in(&sm_cidrs, v.remote_ip) || sm_sk_unsuitable(sk)) {
+	    !sm_ports_select(sm_port_flags(v.local_port, gen),
+			     sm_port_flags(v.remote_port, gen)) ||
+	    !sm_addr_in(&sm_cidrs, v.local_ip, gen) ||
+	    !sm_addr_in(&sm_cidrs, v.remote_ip, gen) || sm_sk_unsuitable(sk)) {
 		c->sockets_skipped++;
 		return SM_SOCKOPS_DONE;
 	}
@@ -262,7 +274,8 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	 * addresses repeated in every namespace) only inside this namespace.
 	 */
 	sm_key_make(&key, &v,
-		    sm_addr_in(&sm_unique, v.passive ? v.remote_ip : v.local_ip)
+		    sm_addr_in(&sm_unique, v.passive ? v.remote_ip : v.local_ip,
+			       gen)
 			    ? 0
 			    : bpf_get_netns_cookie(skops));
 
@@ -286,6 +299,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	}
 	st->dir = v.passive;
 	st->rcv_nxt0 = skops->rcv_nxt;
+	st->cg_slot = sm_cg_slot(sk);
 	st->conn = sm_conn_id(&key);
 	st->flow = (__u32)st->conn & (SM_FLOWS - 1);
 	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
@@ -298,6 +312,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		return SM_SOCKOPS_DONE;
 	}
 	c->sockets_added++;
+	sm_cg_count(st, SM_CG_sockets_added, 1);
 	st->cb_flags = SM_CB_FLAGS & ~skops->bpf_sock_ops_cb_flags;
 	bpf_sock_ops_cb_flags_set(skops,
 				  skops->bpf_sock_ops_cb_flags | SM_CB_FLAGS);

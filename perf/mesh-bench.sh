@@ -1,0 +1,203 @@
+#!/bin/sh
+# mesh-bench.sh [BUILD] - the mesh part of `make bench`: requests/s and
+# p50/p99 latency from pod A's app to pod B's app through both HAProxy
+# sidecars (scripts/mesh/mesh.sh), plain vs accelerated by sockmesh, in one
+# run, interleaved: each round runs every workload without sockmesh and
+# with it (the order alternates between rounds); each figure is the median
+# of the rounds. Writes perf/results/mesh.json and mesh.md and prints the
+# table. Builds its own mesh (name "bench") and removes it whatever happens.
+# Needs root, haproxy, redis, nginx-light, wrk (scripts/setup.sh).
+#
+#   redis-get   redis-benchmark -t get, MESH_CONNS connections, MESH_REDIS_N requests
+#   http-100b   wrk, MESH_CONNS connections, MESH_TIME s, a 100 B file
+#   http-64k    wrk, the same, a 64 KiB file
+#
+# Environment: MESH_ROUNDS=3, MESH_TIME=4, MESH_CONNS=16, MESH_REDIS_N=40000
+set -eu
+cd "$(dirname "$0")/.."
+build=$(cd "${1:-build}" && pwd)
+export SOCKMESH_BUILD="$build"
+rounds=${MESH_ROUNDS:-3}
+dur=${MESH_TIME:-4}
+conns=${MESH_CONNS:-16}
+redis_n=${MESH_REDIS_N:-40000}
+out=perf/results
+M="scripts/mesh/mesh.sh -n bench"
+B=198.18.0.3
+WORKLOADS="redis-get http-100b http-64k"
+
+die() {
+	echo "mesh-bench.sh: $*" >&2
+	exit 1
+}
+[ "$(id -u)" -eq 0 ] || die "needs root (namespaces, BPF programs, cgroups)"
+for c in redis-benchmark wrk jq haproxy nginx redis-server; do
+	command -v $c >/dev/null || die "$c is missing (scripts/setup.sh installs it)"
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sockmesh-mesh-bench.XXXXXX")
+cleanup() {
+	rc=$?
+	trap - EXIT HUP INT TERM
+	$M down >/dev/null 2>&1 || echo "mesh-bench.sh: mesh.sh down failed" >&2
+	rm -rf "$tmp"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' HUP INT TERM
+
+start=$(date +%s)
+$M down >/dev/null 2>&1 || true # a mesh left by a killed run
+$M up 2>"$tmp/up.log" || { cat "$tmp/up.log" >&2; die "mesh.sh up failed"; }
+conf=$($M conf)
+
+# counters FILE : sockmesh's counters as "name value" lines (none: plain)
+counters() {
+	if [ -d /sys/fs/bpf/sockmesh-mesh-bench ]; then
+		"$build/sockmesh" status --json -c "$conf" |
+			jq -r '.counters | to_entries[] | "\(.key) \(.value)"' >"$1"
+	else
+		: >"$1"
+	fi
+}
+cval() { awk -v k="$2" '$1 == k { v = $2 } END { printf "%.0f\n", v }' "$1"; }
+cdelta() { echo $(($(cval "$2" "$3") - $(cval "$1" "$3"))); }
+
+# hopbytes POD-A-STATS POD-B-STATS : bytes on the three hops, as the proxies
+# count them (A's outbound frontend, B's inbound frontend, B's local_app)
+proxystats() {
+	$M exec a curl -sf 'http://127.0.0.1:15000/stats;csv' >"$1.a"
+	$M exec b curl -sf 'http://127.0.0.1:15000/stats;csv' >"$1.b"
+}
+hopbytes() {
+	awk -F, '
+		FNR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# /, "", h); col[h] = i } next }
+		($1 == "outbound" || $1 == "inbound") && $2 == "FRONTEND" || $1 == "local_app" && $2 == "BACKEND" {
+			s += $col["bin"] + $col["bout"]
+		}
+		END { printf "%.0f\n", s }' "$1.a" "$1.b"
+}
+
+# to_ms VALUE-WITH-UNIT (wrk: 812.00us, 1.23ms, 2.01s)
+to_ms() {
+	echo "$1" | awk '{ v = $1 + 0
+		if ($1 ~ /us$/) v /= 1000; else if ($1 ~ /ms$/) v += 0; else if ($1 ~ /s$/) v *= 1000
+		printf "%.3f\n", v }'
+}
+
+# run WORKLOAD : prints "RPS P50_MS P99_MS ERRORS"
+run() {
+	case $1 in
+	redis-get)
+		$M exec a redis-benchmark -h $B -p 6379 -t get -n "$redis_n" -c "$conns" \
+			--csv 2>/dev/null >"$tmp/rb.csv" || true
+		# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+		tr -d '"' <"$tmp/rb.csv" | awk -F, '$1 == "GET" { print $2, $5, $7, 0; f = 1 }
+			END { if (!f) print 0, 0, 0, 1 }'
+		;;
+	http-100b | http-64k)
+		f=${1#http-}
+		$M exec a wrk -t 1 -c "$conns" -d "${dur}s" --latency "http://$B:8080/$f" \
+			>"$tmp/wrk.out" 2>&1 || true
+		rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.out")
+		p50=$(awk '$1 == "50%" { print $2 }' "$tmp/wrk.out")
+		p99=$(awk '$1 == "99%" { print $2 }' "$tmp/wrk.out")
+		errs=$(awk '/Non-2xx|Socket errors/ { n++ } END { print n + 0 }' "$tmp/wrk.out")
+		[ -n "$rps" ] && [ -n "$p50" ] && [ -n "$p99" ] || { rps=0 p50=0 p99=0 errs=1; }
+		echo "$rps $(to_ms "$p50") $(to_ms "$p99") $errs"
+		;;
+	esac
+}
+
+set_mode() {
+	case $1 in
+	plain) $M accel off 2>/dev/null ;;
+	accel) $M accel on 2>/dev/null ;;
+	esac
+}
+
+echo "mesh-bench: $WORKLOADS x plain,accel, $rounds rounds, $conns connections" >&2
+: >"$tmp/runs"
+failed=0
+for r in $(seq "$rounds"); do
+	[ $((r % 2)) = 1 ] && order="plain accel" || order="accel plain"
+	for mode in $order; do
+		set_mode $mode
+		for w in $WORKLOADS; do
+			counters "$tmp/c0"
+			proxystats "$tmp/h0"
+			set -- $(run "$w")
+			proxystats "$tmp/h1"
+			counters "$tmp/c1"
+			hop=$(($(hopbytes "$tmp/h1") - $(hopbytes "$tmp/h0")))
+			[ "$4" = 0 ] || failed=$((failed + 1))
+			# round mode workload rps p50 p99 errors hop_bytes + counter deltas
+			printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$r" "$mode" "$w" \
+				"$1" "$2" "$3" "$4" "$hop" \
+				"$(cdelta "$tmp/c0" "$tmp/c1" bytes_redirected)" \
+				"$(cdelta "$tmp/c0" "$tmp/c1" msgs_redirected)" \
+				"$(cdelta "$tmp/c0" "$tmp/c1" msgs_passed)" \
+				"$(cdelta "$tmp/c0" "$tmp/c1" peer_misses)" \
+				"$(cdelta "$tmp/c0" "$tmp/c1" peers_paired)" \
+				"$(cdelta "$tmp/c0" "$tmp/c1" peers_paired_nat)" >>"$tmp/runs"
+			echo "  round $r $mode $w: $1 req/s, p50 $2 ms, p99 $3 ms" >&2
+		done
+	done
+done
+set_mode plain
+
+# --- report ------------------------------------------------------------------
+main_commit=$(git log -1 --format=%h 2>/dev/null || echo unknown)
+when=$(date -u '+%Y-%m-%d %H:%M UTC')
+host="Linux $(uname -r) $(uname -m), $(nproc) CPUs"
+
+mkdir -p "$out"
+awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds" \
+	-v conns="$conns" -v dur="$dur" -v rn="$redis_n" '
+	function median(a, n,   i, j, t) {
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
+			t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	{
+		k = $3 SUBSEP $2; n[k]++
+		rps[k, n[k]] = $4; p50[k, n[k]] = $5; p99[k, n[k]] = $6
+		err[k] += $7; hop[k] += $8; br[k] += $9; mr[k] += $10; mp[k] += $11
+		pm[k] += $12; pp[k] += $13; pn[k] += $14
+		if (!($3 in seen)) { seen[$3] = 1; order[++nw] = $3 }
+		runs[++nr] = $0
+	}
+	function med(arr, k,   i, t) { for (i = 1; i <= n[k]; i++) t[i] = arr[k, i]; return median(t, n[k]) }
+	END {
+		js = "{\"when\": \"" when "\", \"host\": \"" host "\", \"commit\": \"" commit "\", "
+		js = js "\"rounds\": " rounds ", \"connections\": " conns ", \"wrk_seconds\": " dur ", \"redis_requests\": " rn ", \"results\": ["
+		md = "# sockmesh mesh benchmark\n\n- " when ", " host ", commit " commit "\n"
+		md = md "- pod A app -> HAProxy A (15001) -> HAProxy B (15006) -> pod B app, istio-init iptables, both sidecars as uid 1337 (scripts/mesh/mesh.sh)\n"
+		md = md "- " conns " connections; redis-benchmark -t get -n " rn "; wrk -t 1 for " dur " s; median of " rounds " rounds, plain and accel interleaved in each round\n"
+		md = md "- hops redirected: bytes_redirected / the bytes the three hops carried (HAProxy stats), over the accel runs\n\n"
+		md = md "| workload | plain req/s | accel req/s | accel/plain | plain p50 ms | accel p50 ms | plain p99 ms | accel p99 ms | hops redirected | msgs redirected | msgs passed | peers paired (NAT) | errors |\n"
+		md = md "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+		for (i = 1; i <= nw; i++) {
+			w = order[i]; kp = w SUBSEP "plain"; ka = w SUBSEP "accel"
+			rp = med(rps, kp); ra = med(rps, ka)
+			cov = hop[ka] > 0 ? 100 * br[ka] / hop[ka] : 0
+			md = md sprintf("| %s | %.0f | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %.1f %% | %.0f | %.0f | %.0f (%.0f) | %.0f |\n",
+				w, rp, ra, rp > 0 ? ra / rp : 0, med(p50, kp), med(p50, ka), med(p99, kp), med(p99, ka),
+				cov, mr[ka], mp[ka], pp[ka], pn[ka], err[kp] + err[ka])
+			js = js (i > 1 ? ", " : "") sprintf("{\"workload\": \"%s\", \"plain\": {\"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}, \"accel\": {\"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}, \"speedup\": %.3f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"hops_redirected\": %.4f, \"msgs_redirected\": %.0f, \"msgs_passed\": %.0f, \"peer_misses\": %.0f, \"peers_paired\": %.0f, \"peers_paired_nat\": %.0f, \"errors\": %.0f}",
+				w, rp, med(p50, kp), med(p99, kp), ra, med(p50, ka), med(p99, ka), rp > 0 ? ra / rp : 0,
+				hop[ka], br[ka], cov / 100, mr[ka], mp[ka], pm[ka], pp[ka], pn[ka], err[kp] + err[ka])
+		}
+		js = js "], \"runs\": ["
+		for (i = 1; i <= nr; i++) {
+			split(runs[i], f, " ")
+			js = js (i > 1 ? ", " : "") sprintf("{\"round\": %.0f, \"mode\": \"%s\", \"workload\": \"%s\", \"rps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"errors\": %.0f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"msgs_redirected\": %.0f, \"msgs_passed\": %.0f, \"peer_misses\": %.0f, \"peers_paired\": %.0f, \"peers_paired_nat\": %.0f}",
+				f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14])
+		}
+		print js "]}" > "/dev/stderr"
+		printf "%s", md
+	}' "$tmp/runs" >"$out/mesh.md" 2>"$tmp/mesh.json"
+jq . "$tmp/mesh.json" >"$out/mesh.json" || die "the JSON report is malformed ($tmp/mesh.json)"
+echo "- took $(($(date +%s) - start)) s" >>"$out/mesh.md"
+cat "$out/mesh.md"
+[ "$failed" = 0 ] || die "$failed runs reported errors (see $out/mesh.json)"

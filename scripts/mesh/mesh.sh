@@ -1,0 +1,541 @@
+#!/bin/sh
+# mesh.sh - a one-host, Istio-style service mesh for sockmesh's tests, demo
+# and benchmark. Needs root, haproxy, redis-server, redis-tools, nginx-light,
+# iptables (scripts/setup.sh installs them).
+#
+#   mesh.sh [-n NAME] up            build the mesh (fails cleanly, leaves nothing)
+#   mesh.sh [-n NAME] down          stop what `up` started, remove all of it
+#   mesh.sh [-n NAME] status        what runs where
+#   mesh.sh [-n NAME] exec POD CMD...   run CMD in pod a, b or c (netns + cgroup)
+#   mesh.sh [-n NAME] accel on      start a private sockmeshd for the mesh
+#   mesh.sh [-n NAME] accel stop    SIGTERM it (on_exit = keep: acceleration stays)
+#   mesh.sh [-n NAME] accel off     `sockmesh unload`: acceleration gone, daemon too
+#   mesh.sh [-n NAME] conf          print the path of the mesh's sockmesh config
+#
+# NAME defaults to $MESH_NAME or "demo". Everything is named after it:
+#
+#   netns     smesh-NAME-node   a bridge (br0) joining the pods' veths
+#             smesh-NAME-a      pod A 198.18.0.2: app (the clients), HAProxy sidecar,
+#                               a local redis on 127.0.0.1:6379 (the app's cache)
+#             smesh-NAME-b      pod B 198.18.0.3: redis 6379, nginx 8080, HAProxy sidecar
+#             smesh-NAME-c      pod C 198.18.0.4: outside the mesh (no sidecar,
+#                               no iptables): redis 6379
+#   cgroups   CG2/sockmesh-mesh-NAME/mesh/pod-a, .../mesh/pod-b  (accelerated: the
+#             parent "mesh" is what sockmeshd attaches to, as kubepods.slice)
+#             CG2/sockmesh-mesh-NAME/outside/pod-c             (not accelerated)
+#   state     /run/sockmesh-mesh-NAME: configs, logs, pids, the static files
+#   sockmeshd pin_dir /sys/fs/bpf/sockmesh-mesh-NAME, config made from
+#             conf/examples/istio.ini
+#
+# Sidecars: HAProxy as uid 1337 (setpriv), frontends 15001 (outbound, to the
+# original destination) and 15006 (inbound, to 127.0.0.1 on the original
+# port), stats on 127.0.0.1:15000, health on 15021; the iptables rules of
+# istio-init inside pods A and B. The root namespace's addresses, routes and
+# iptables are never touched.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=${SOCKMESH_BUILD:-$repo/build}
+name=${MESH_NAME:-demo}
+if [ "${1:-}" = -n ]; then
+	[ $# -ge 2 ] || { echo "mesh.sh: -n needs a NAME" >&2; exit 2; }
+	name=$2
+	shift 2
+fi
+case $name in
+'' | *[!a-z0-9]* | ?????????*)
+	echo "mesh.sh: NAME '$name': 1-8 characters, a-z and 0-9" >&2
+	exit 2
+	;;
+esac
+
+PODS="a b c"
+MESH_PODS="a b"
+SUBNET=198.18.0
+PROXY_UID=1337
+state=/run/sockmesh-mesh-$name
+pins=/sys/fs/bpf/sockmesh-mesh-$name
+cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+cgtop=sockmesh-mesh-$name
+
+log() { echo "mesh.sh: $*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+pod_addr() {
+	case $1 in
+	a) echo $SUBNET.2 ;;
+	b) echo $SUBNET.3 ;;
+	c) echo $SUBNET.4 ;;
+	*) return 1 ;;
+	esac
+}
+pod_ns() { echo "smesh-$name-$1"; }
+node_ns() { echo "smesh-$name-node"; }
+pod_cg() {
+	case $1 in
+	c) echo "$cgtop/outside/pod-c" ;;
+	*) echo "$cgtop/mesh/pod-$1" ;;
+	esac
+}
+in_mesh() { case " $MESH_PODS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# nsx POD CMD... : CMD in the pod's network namespace (not its cgroup)
+nsx() {
+	ns=$(pod_ns "$1")
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# --- processes -------------------------------------------------------------
+# $state/pids: "POD WHAT PID STARTTIME" per process we started. The start time
+# (/proc/PID/stat field 22) makes sure a recycled PID is never signalled.
+
+starttime() {
+	# the command name (field 2) may hold spaces: count from its ")"
+	sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'
+}
+
+# ours PID STARTTIME : the process is still the one we started
+ours() {
+	[ -n "$1" ] && [ "$(starttime "$1")" = "$2" ]
+}
+
+# spawn POD WHAT LOG CMD... : CMD in the pod's cgroup and netns, in the
+# background; `exec` all the way down, so the recorded PID is CMD's.
+spawn() {
+	pod=$1 what=$2 out=$3
+	shift 3
+	# shellcheck disable=SC2016
+	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec ip netns exec "$@"' \
+		sh "$cgmnt/$(pod_cg "$pod")" "$(pod_ns "$pod")" "$@" \
+		</dev/null >"$out" 2>&1 &
+	pid=$!
+	st=
+	i=0
+	while [ -z "$st" ] && [ $i -lt 50 ]; do
+		st=$(starttime "$pid")
+		[ -n "$st" ] || sleep 0.02
+		i=$((i + 1))
+	done
+	echo "$pod $what $pid $st" >>"$state/pids"
+}
+
+# wait_port POD PORT WHAT : until something listens on PORT in the pod
+wait_port() {
+	i=0
+	while ! nsx "$1" ss -Hltn "sport = :$2" | grep -q .; do
+		i=$((i + 1))
+		if [ $i -gt 100 ]; then
+			log "$3 in pod $1 is not listening on $2 after 10 s; its log:"
+			sed 's/^/    /' "$state/$1/$3.log" >&2 2>/dev/null || true
+			return 1
+		fi
+		# a server that exited will never listen
+		if ! awk -v p="$1" -v w="$3" '$1 == p && $2 == w { print $3, $4 }' \
+			"$state/pids" | { read -r pid st && ours "$pid" "$st"; }; then
+			log "$3 in pod $1 exited; its log:"
+			sed 's/^/    /' "$state/$1/$3.log" >&2 2>/dev/null || true
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# stop_pids [WHAT] : SIGTERM what we started (only WHAT if given), wait,
+# SIGKILL what is left.
+stop_pids() {
+	[ -f "$state/pids" ] || return 0
+	left=
+	while read -r pod what pid st; do
+		[ -z "${1:-}" ] || [ "$what" = "$1" ] || continue
+		if ours "$pid" "$st"; then
+			kill -TERM "$pid" 2>/dev/null || true
+			left="$left $pid:$st"
+		fi
+	done <"$state/pids"
+	i=0
+	while [ -n "$left" ] && [ $i -lt 50 ]; do
+		still=
+		for ps in $left; do
+			ours "${ps%%:*}" "${ps#*:}" && still="$still $ps"
+		done
+		left=$still
+		[ -z "$left" ] || sleep 0.1
+		i=$((i + 1))
+	done
+	for ps in $left; do
+		ours "${ps%%:*}" "${ps#*:}" && kill -KILL "${ps%%:*}" 2>/dev/null
+	done
+	if [ -n "${1:-}" ]; then
+		awk -v w="$1" '$2 != w' "$state/pids" >"$state/pids.new"
+		mv "$state/pids.new" "$state/pids"
+	fi
+	return 0
+}
+
+# --- sockmeshd -------------------------------------------------------------
+
+# The mesh's config: conf/examples/istio.ini with this mesh's pin dir, run
+# dir and cgroup; ports, uid and exclusions exactly as the example has them.
+write_conf() {
+	awk -v pins="$pins" -v run="$state/sockmeshd" -v cg="$cgtop/mesh" '
+		function key(k) { return $0 ~ "^[ \t]*" k "[ \t]*=" }
+		key("pin_dir") { print "pin_dir = " pins; next }
+		key("run_dir") { print "run_dir = " run; next }
+		key("metrics") { print "metrics = off"; next }
+		key("cgroups") { print "cgroups = " cg; next }
+		{ print }' "$repo/conf/examples/istio.ini" >"$state/sockmesh.ini.new"
+	mv "$state/sockmesh.ini.new" "$state/sockmesh.ini"
+}
+
+daemon_pid() {
+	[ -f "$state/pids" ] || return 1
+	awk '$2 == "sockmeshd" { print $3, $4 }' "$state/pids" | {
+		read -r pid st || exit 1
+		ours "$pid" "$st" && echo "$pid"
+	}
+}
+
+accel_on() {
+	[ -x "$build/sockmeshd" ] || die "$build/sockmeshd is missing: run make"
+	mkdir -p "$state/sockmeshd"
+	if pid=$(daemon_pid); then
+		log "sockmeshd already running (pid $pid)"
+		return 0
+	fi
+	write_conf
+	"$build/sockmeshd" -c "$state/sockmesh.ini" --check >/dev/null
+	rm -f "$state/sockmeshd/sockmeshd.pid"
+	"$build/sockmeshd" -c "$state/sockmesh.ini" </dev/null \
+		>>"$state/sockmeshd.log" 2>&1 &
+	pid=$!
+	awk '$2 != "sockmeshd"' "$state/pids" >"$state/pids.new" 2>/dev/null || true
+	mv "$state/pids.new" "$state/pids"
+	echo "- sockmeshd $pid $(starttime "$pid")" >>"$state/pids"
+	i=0
+	while [ "$(cat "$state/sockmeshd/sockmeshd.pid" 2>/dev/null)" != "$pid" ]; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 20 "$state/sockmeshd.log" | sed 's/^/    /' >&2
+			die "sockmeshd exited"
+		fi
+		i=$((i + 1))
+		[ $i -lt 200 ] || die "sockmeshd not ready after 20 s"
+		sleep 0.1
+	done
+	log "sockmeshd running (pid $pid), config $state/sockmesh.ini"
+}
+
+accel_stop() {
+	stop_pids sockmeshd
+}
+
+accel_off() {
+	# this sockmesh refuses to unload under a running daemon: stop it first
+	# (on_exit = keep: acceleration stays until the unload)
+	stop_pids sockmeshd
+	if [ -d "$pins" ] && [ -f "$state/sockmesh.ini" ]; then
+		"$build/sockmesh" unload -c "$state/sockmesh.ini" >/dev/null ||
+			log "sockmesh unload failed"
+	fi
+	[ ! -d "$pins" ] || rm -rf "$pins"
+}
+
+# --- building the mesh -----------------------------------------------------
+
+haproxy_cfg() { # POD
+	# client, original destination (as the app asked), source of the
+	# proxy's own connection, server it connected to, bytes up and down
+	logfmt="conn %ci:%cp orig %[dst]:%[dst_port] via %bi:%bp srv %si:%sp %ft up %U down %B %ts"
+	cat <<EOF
+# HAProxy as pod $1's sidecar (generated by mesh.sh)
+global
+	maxconn 4000
+	log stdout format raw local0 info
+
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+
+# outbound: the app's connections, REDIRECTed by the OUTPUT rules
+frontend outbound
+	bind 0.0.0.0:15001
+	log global
+	log-format "$logfmt"
+	default_backend original_dst
+backend original_dst
+	# 0.0.0.0 and no port: the original destination (SO_ORIGINAL_DST)
+	server orig 0.0.0.0
+
+# inbound: connections to this pod, REDIRECTed by the PREROUTING rules
+frontend inbound
+	bind 0.0.0.0:15006
+	log global
+	log-format "$logfmt"
+	default_backend local_app
+backend local_app
+	# no port: the port the client asked for
+	server app 127.0.0.1
+
+# admin (Istio: 15000) and readiness (Istio: 15021), never intercepted
+frontend admin
+	mode http
+	no log
+	bind 127.0.0.1:15000
+	stats enable
+	stats uri /stats
+frontend health
+	mode http
+	no log
+	bind 0.0.0.0:15021
+	monitor-uri /healthz/ready
+EOF
+}
+
+# The nat rules istio-init writes (one chain per purpose, same order).
+iptables_rules() { # POD
+	set -- iptables -w -t nat
+	nsx "$pod" "$@" -N ISTIO_INBOUND
+	nsx "$pod" "$@" -N ISTIO_REDIRECT
+	nsx "$pod" "$@" -N ISTIO_IN_REDIRECT
+	nsx "$pod" "$@" -N ISTIO_OUTPUT
+	nsx "$pod" "$@" -A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN
+	nsx "$pod" "$@" -A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001
+	nsx "$pod" "$@" -A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006
+	nsx "$pod" "$@" -A PREROUTING -p tcp -j ISTIO_INBOUND
+	for p in 15090 15021 15020; do
+		nsx "$pod" "$@" -A ISTIO_INBOUND -p tcp --dport $p -j RETURN
+	done
+	nsx "$pod" "$@" -A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT
+	nsx "$pod" "$@" -A OUTPUT -p tcp -j ISTIO_OUTPUT
+	nsx "$pod" "$@" -A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN
+	for m in uid gid; do
+		nsx "$pod" "$@" -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp \
+			-m owner --$m-owner $PROXY_UID -j ISTIO_IN_REDIRECT
+		nsx "$pod" "$@" -A ISTIO_OUTPUT -o lo -m owner ! --$m-owner $PROXY_UID -j RETURN
+		nsx "$pod" "$@" -A ISTIO_OUTPUT -m owner --$m-owner $PROXY_UID -j RETURN
+	done
+	nsx "$pod" "$@" -A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN
+	nsx "$pod" "$@" -A ISTIO_OUTPUT -j ISTIO_REDIRECT
+}
+
+make_files() {
+	www=$state/b/www
+	mkdir -p "$www"
+	head -c 100 /dev/urandom >"$www/100b"
+	head -c 65536 /dev/urandom >"$www/64k"
+	head -c 262144 /dev/urandom >"$www/256k"
+	head -c 1048576 /dev/urandom >"$www/1m"
+	cat >"$state/b/nginx.conf" <<EOF
+# pod B's HTTP app (generated by mesh.sh): one process, no master
+daemon off;
+master_process off;
+pid $state/b/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $state/b/tmp;
+	proxy_temp_path $state/b/tmp;
+	fastcgi_temp_path $state/b/tmp;
+	keepalive_requests 10000000;
+	keepalive_timeout 120s;
+	default_type application/octet-stream;
+	server {
+		listen 127.0.0.1:8080;
+		listen $(pod_addr b):8080;
+		root $www;
+	}
+}
+EOF
+	mkdir -p "$state/b/tmp"
+}
+
+redis() { # POD BIND...
+	pod=$1
+	shift
+	mkdir -p "$state/$pod/redis"
+	spawn "$pod" redis "$state/$pod/redis.log" redis-server --port 6379 \
+		--bind "$@" --save '' --appendonly no --dir "$state/$pod/redis" \
+		--daemonize no --protected-mode no --logfile '' --databases 1
+}
+
+up() {
+	[ "$(id -u)" = 0 ] || die "needs root"
+	[ -n "$cgmnt" ] || die "no cgroup2 mount in /proc/mounts"
+	for c in ip iptables haproxy redis-server nginx setpriv ss; do
+		command -v $c >/dev/null || die "$c is missing: scripts/setup.sh installs it"
+	done
+	if [ -d "$state" ] && [ -f "$state/up" ]; then
+		die "mesh '$name' is already up (mesh.sh -n $name down first)"
+	fi
+	for pod in $PODS node; do
+		[ "$pod" = node ] && ns=$(node_ns) || ns=$(pod_ns "$pod")
+		[ ! -e "/run/netns/$ns" ] || die "netns $ns exists: mesh.sh -n $name down"
+	done
+	trap 'rc=$?; trap - EXIT; if [ $rc != 0 ]; then log "up failed: tearing down"; down_all; fi; exit $rc' EXIT
+	mkdir -p "$state"
+	: >>"$state/pids"
+
+	# network: a bridge in the node namespace, one veth per pod
+	nn=$(node_ns)
+	ip netns add "$nn"
+	ip -n "$nn" link set lo up
+	ip -n "$nn" link add br0 type bridge
+	ip -n "$nn" link set br0 up
+	for pod in $PODS; do
+		ns=$(pod_ns "$pod")
+		ip netns add "$ns"
+		ip -n "$nn" link add "veth-$pod" type veth peer name eth0 netns "$ns"
+		ip -n "$nn" link set "veth-$pod" master br0 up
+		ip -n "$ns" link set lo up
+		ip -n "$ns" addr add "$(pod_addr "$pod")/24" dev eth0
+		ip -n "$ns" link set eth0 up
+	done
+
+	# cgroups: the parent first, as kubepods.slice; pods appear under it
+	for pod in $PODS; do
+		mkdir -p "$cgmnt/$(pod_cg "$pod")"
+	done
+
+	# the mesh's own rules, inside the mesh pods only
+	for pod in $MESH_PODS; do
+		iptables_rules "$pod"
+	done
+
+	# apps
+	for pod in $PODS; do mkdir -p "$state/$pod"; done
+	redis a 127.0.0.1
+	redis b 127.0.0.1 "$(pod_addr b)"
+	redis c 127.0.0.1 "$(pod_addr c)"
+	make_files
+	spawn b nginx "$state/b/nginx.log" nginx -p "$state/b" -e stderr \
+		-c "$state/b/nginx.conf"
+
+	# sidecars
+	for pod in $MESH_PODS; do
+		haproxy_cfg "$pod" >"$state/$pod/haproxy.cfg"
+		haproxy -c -q -f "$state/$pod/haproxy.cfg" ||
+			die "pod $pod: haproxy rejects $state/$pod/haproxy.cfg"
+		spawn "$pod" haproxy "$state/$pod/haproxy.log" setpriv \
+			--reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
+			haproxy -db -f "$state/$pod/haproxy.cfg"
+	done
+
+	for pod in $PODS; do wait_port "$pod" 6379 redis; done
+	wait_port b 8080 nginx
+	for pod in $MESH_PODS; do
+		for p in 15001 15006 15000 15021; do wait_port "$pod" $p haproxy; done
+	done
+	: >"$state/up"
+	trap - EXIT
+	log "mesh '$name' is up: pods a ($(pod_addr a)), b ($(pod_addr b)), c ($(pod_addr c), outside)"
+}
+
+rm_cgroup() { # PATH (relative to the mount): it and every cgroup below it
+	[ -d "$cgmnt/$1" ] || return 0
+	find "$cgmnt/$1" -depth -type d | while read -r d; do
+		i=0
+		while ! rmdir "$d" 2>/dev/null; do
+			i=$((i + 1))
+			if [ $i -eq 10 ] && [ -e "$d/cgroup.kill" ]; then
+				# processes of ours left in it (children of `mesh.sh exec`)
+				echo 1 >"$d/cgroup.kill" 2>/dev/null || true
+			fi
+			if [ $i -gt 50 ]; then
+				log "cannot remove cgroup $d: pids $(tr '\n' ' ' <"$d/cgroup.procs")"
+				exit 1
+			fi
+			sleep 0.1
+		done
+	done
+}
+
+down_all() {
+	rc=0
+	if [ -d "$state" ]; then
+		accel_off
+		stop_pids
+	elif [ -d "$pins" ]; then
+		rm -rf "$pins"
+	fi
+	for pod in $PODS; do
+		ns=$(pod_ns "$pod")
+		[ ! -e "/run/netns/$ns" ] || ip netns del "$ns" || rc=1
+	done
+	nn=$(node_ns)
+	[ ! -e "/run/netns/$nn" ] || ip netns del "$nn" || rc=1
+	rm_cgroup "$cgtop" || rc=1
+	rm -rf "$state"
+	return $rc
+}
+
+status() {
+	if [ ! -f "$state/up" ]; then
+		echo "mesh '$name': down"
+		[ -d "$state" ] && echo "  (partly built: mesh.sh -n $name down removes it)"
+		return 3
+	fi
+	echo "mesh '$name': up ($state)"
+	for pod in $PODS; do
+		in_mesh "$pod" && what="in the mesh" || what="outside the mesh"
+		echo "  pod $pod  $(pod_addr "$pod")  netns $(pod_ns "$pod")  cgroup /$(pod_cg "$pod")  ($what)"
+		while read -r p what pid st; do
+			[ "$p" = "$pod" ] || continue
+			ours "$pid" "$st" && s="running" || s="EXITED"
+			echo "    $what pid $pid $s"
+		done <"$state/pids"
+	done
+	if pid=$(daemon_pid); then
+		echo "  sockmeshd pid $pid, config $state/sockmesh.ini"
+	elif [ -d "$pins" ]; then
+		echo "  sockmeshd stopped, acceleration kept ($pins)"
+	else
+		echo "  sockmeshd off"
+	fi
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case $cmd in
+up) up ;;
+down) down_all ;;
+status) status ;;
+exec)
+	[ $# -ge 2 ] || die "usage: mesh.sh exec POD CMD..."
+	pod=$1
+	shift
+	pod_addr "$pod" >/dev/null || die "no pod '$pod' (a, b or c)"
+	[ -f "$state/up" ] || die "mesh '$name' is not up"
+	echo $$ >"$cgmnt/$(pod_cg "$pod")/cgroup.procs"
+	exec ip netns exec "$(pod_ns "$pod")" "$@"
+	;;
+accel)
+	if [ "${1:-}" = off ] && [ ! -d "$state" ]; then
+		accel_off
+		exit 0
+	fi
+	mkdir -p "$state"
+	: >>"$state/pids"
+	case ${1:-} in
+	on) accel_on ;;
+	stop) accel_stop ;;
+	off) accel_off ;;
+	*) die "usage: mesh.sh accel on|stop|off" ;;
+	esac
+	;;
+conf)
+	[ -d "$state" ] || die "mesh '$name' is not up"
+	[ -f "$state/sockmesh.ini" ] || write_conf
+	echo "$state/sockmesh.ini"
+	;;
+*)
+	sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	[ "$cmd" = help ] || [ "$cmd" = -h ] || exit 2
+	;;
+esac

@@ -1,0 +1,342 @@
+#!/bin/sh
+# run.sh BUILD - the mesh suite of `make test`: a two-pod Istio-style mesh
+# (scripts/mesh/mesh.sh: HAProxy sidecars, istio-init's iptables rules, a
+# pod outside the mesh) under a private sockmeshd made from
+# conf/examples/istio.ini. Each check ends with "ok   NAME" or
+# "FAIL NAME: why"; the last line is
+#
+#	mesh: N passed, M failed
+#
+# Needs root, and the packages scripts/setup.sh installs (haproxy,
+# redis-server, redis-tools, nginx-light, curl, iptables, jq).
+set -u
+build=${1:-build}
+cd "$(dirname "$0")/../.." || exit 1
+build=$(cd "$build" && pwd) || exit 1
+export SOCKMESH_BUILD="$build"
+name=t$$
+M="scripts/mesh/mesh.sh -n $name"
+check=$build/tests/meshcheck
+B=198.18.0.3
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sockmesh-mesh.XXXXXX") || exit 1
+passed=0
+failed=0
+loop_pid=
+start=$(date +%s)
+
+cleanup() {
+	if [ -n "$loop_pid" ] && kill -0 "$loop_pid" 2>/dev/null; then
+		kill "$loop_pid"
+		wait "$loop_pid" 2>/dev/null
+	fi
+	$M down >"$tmp/down.log" 2>&1 || { echo "    mesh.sh down:"; sed 's/^/    /' "$tmp/down.log"; }
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() {
+	passed=$((passed + 1))
+	echo "ok   $1"
+}
+fail() {
+	failed=$((failed + 1))
+	echo "FAIL $1: $2"
+}
+note() { echo "    $*"; }
+
+# --- probes ----------------------------------------------------------------
+
+conf=
+# snap FILE : the sockmesh counters (and "sockets") as "name value" lines
+snap() {
+	"$build/sockmesh" status --json -c "$conf" >"$tmp/status.json" 2>&1 ||
+		{ : >"$1"; return 1; }
+	jq -r '(.counters | to_entries[] | "\(.key) \(.value)"), "sockets \(.sockets)"' \
+		"$tmp/status.json" >"$1"
+}
+# val FILE NAME
+val() { awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$1"; }
+# delta BEFORE AFTER NAME
+delta() { echo $(($(val "$2" "$3") - $(val "$1" "$3"))); }
+
+# hstat POD FILE : HAProxy's stats (CSV: pxname, svname, ..., stot, bin, bout)
+hstat() {
+	$M exec "$1" curl -sf 'http://127.0.0.1:15000/stats;csv' >"$2"
+}
+# hval FILE PROXY SERVER FIELD(stot|bin|bout)
+hval() {
+	awk -F, -v p="$2" -v s="$3" -v f="$4" '
+		NR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# /, "", h); col[h] = i } next }
+		$1 == p && $2 == s { print $col[f]; found = 1 }
+		END { if (!found) print 0 }' "$1"
+}
+hdelta() { echo $(($(hval "$2" "$3" "$4" "$5") - $(hval "$1" "$3" "$4" "$5"))); }
+
+# hops BEFORE_A BEFORE_B AFTER_A AFTER_B : bytes the three hops carried, as
+# the proxies count them: app A <-> proxy A (A's outbound frontend), proxy A
+# <-> proxy B (B's inbound frontend), proxy B <-> app B (B's local_app backend)
+hops() {
+	echo $(($(hdelta "$1" "$3" outbound FRONTEND bin) + $(hdelta "$1" "$3" outbound FRONTEND bout) +
+		$(hdelta "$2" "$4" inbound FRONTEND bin) + $(hdelta "$2" "$4" inbound FRONTEND bout) +
+		$(hdelta "$2" "$4" local_app BACKEND bin) + $(hdelta "$2" "$4" local_app BACKEND bout)))
+}
+
+# pct PART WHOLE : a percentage with one decimal
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", 100 * a / b; else print "n/a" }'; }
+
+# ratio_ok PART WHOLE : PART >= 95 % of WHOLE (and WHOLE > 0)
+ratio_ok() { [ "$2" -gt 0 ] && [ $((100 * $1)) -ge $((95 * $2)) ]; }
+
+# --- the mesh --------------------------------------------------------------
+
+for c in haproxy redis-server redis-cli nginx curl iptables jq ip setpriv; do
+	if ! command -v $c >/dev/null; then
+		fail setup "$c is not installed (scripts/setup.sh installs it)"
+		echo "mesh: $passed passed, $failed failed"
+		exit 1
+	fi
+done
+[ -x "$check" ] || {
+	fail setup "$check is missing: \`make test\` builds it"
+	echo "mesh: $passed passed, $failed failed"
+	exit 1
+}
+
+# sockmeshd first: the mesh's pod cgroups appear under its cgroup later
+if ! $M accel on >"$tmp/accel.log" 2>&1 || ! $M up >"$tmp/up.log" 2>&1; then
+	sed 's/^/    /' "$tmp/accel.log" "$tmp/up.log"
+	fail mesh-up "mesh.sh up failed"
+	echo "mesh: $passed passed, $failed failed"
+	exit 1
+fi
+conf=$($M conf)
+state=$(dirname "$conf")
+attached=$("$build/sockmesh" status --json -c "$conf" | jq -r '[.attached[].cgroup] | join(",")')
+if [ "$attached" = "/sockmesh-mesh-$name/mesh" ]; then
+	ok mesh-up
+else
+	fail mesh-up "sockmeshd attached to '$attached', not /sockmesh-mesh-$name/mesh"
+fi
+
+# --- bytes exact through both proxies: redis --------------------------------
+
+snap "$tmp/c0"
+hstat a "$tmp/a0"
+hstat b "$tmp/b0"
+la0=$(wc -l <"$state/a/haproxy.log")
+lb0=$(wc -l <"$state/b/haproxy.log")
+if $M exec a "$check" -n 24 -r 6 -s 1 -k meshA "$B" 6379 >"$tmp/check.out" 2>&1 &&
+	grep -q '^meshcheck: ok' "$tmp/check.out"; then
+	ok redis-bytes-exact
+	note "$(tail -n 1 "$tmp/check.out")"
+else
+	sed 's/^/    /' "$tmp/check.out"
+	fail redis-bytes-exact "SET/GET through both sidecars lost or changed bytes"
+fi
+set -- $(sed -n 's/^meshcheck: ok: \([0-9]*\) pairs, \([0-9]*\) connections, sent \([0-9]*\) B, received \([0-9]*\) B$/\1 \2 \3 \4/p' "$tmp/check.out")
+conns=${2:-0} sent=${3:-0} recv=${4:-0}
+sleep 0.3 # HAProxy logs and counts a connection when it has closed both sides
+snap "$tmp/c1"
+hstat a "$tmp/a1"
+hstat b "$tmp/b1"
+
+# The proxies' own stats: every connection and every byte passed both.
+why=
+for x in "a outbound FRONTEND" "a original_dst BACKEND" "b inbound FRONTEND" "b local_app BACKEND"; do
+	set -- $x
+	s=$(hdelta "$tmp/${1}0" "$tmp/${1}1" "$2" "$3" stot)
+	i=$(hdelta "$tmp/${1}0" "$tmp/${1}1" "$2" "$3" bin)
+	o=$(hdelta "$tmp/${1}0" "$tmp/${1}1" "$2" "$3" bout)
+	note "pod $1 $2/$3: $s sessions, $i B in, $o B out"
+	[ "$s" = "$conns" ] && [ "$i" = "$sent" ] && [ "$o" = "$recv" ] ||
+		why="$why pod $1 $2/$3 saw $s sessions, $i B in, $o B out;"
+done
+if [ "$conns" -gt 0 ] && [ -z "$why" ]; then
+	ok proxies-handled-all
+else
+	fail proxies-handled-all "the client made $conns connections, sent $sent B, received $recv B:$why"
+fi
+
+# The original destination: what the app asked for is what proxy A connected
+# to, and proxy B took it from proxy A's connection to the app's port.
+tail -n +$((la0 + 1)) "$state/a/haproxy.log" | grep '^conn ' >"$tmp/la"
+tail -n +$((lb0 + 1)) "$state/b/haproxy.log" | grep '^conn ' >"$tmp/lb"
+bad=$(awk -v b="$B:6379" '$4 != b || $8 != b || $9 != "outbound"' "$tmp/la" | head -n 3)
+badb=$(awk -v b="$B:6379" '$4 != b || $8 != "127.0.0.1:6379" || $9 != "inbound"' "$tmp/lb" | head -n 3)
+chain=$(awk 'NR == FNR { via[$6] = 1; next } !($2 in via)' "$tmp/la" "$tmp/lb" | head -n 3)
+if [ "$(wc -l <"$tmp/la")" = "$conns" ] && [ "$(wc -l <"$tmp/lb")" = "$conns" ] &&
+	[ -z "$bad$badb$chain" ]; then
+	ok original-destination
+	note "proxy A: $(head -n 1 "$tmp/la")"
+	note "proxy B: $(head -n 1 "$tmp/lb")"
+else
+	note "proxy A log:"
+	sed 's/^/      /' "$tmp/la"
+	note "proxy B log:"
+	sed 's/^/      /' "$tmp/lb"
+	fail original-destination "want $conns connections, each app -> $B:6379 -> proxy A -> $B:6379 -> proxy B -> 127.0.0.1:6379"
+fi
+
+# --- bytes exact: HTTP --------------------------------------------------------
+
+why=
+for f in 100b 64k 256k 1m; do
+	want=$(sha256sum <"$state/b/www/$f" | cut -d' ' -f1)
+	got=$($M exec a curl -sf "http://$B:8080/$f" | sha256sum | cut -d' ' -f1)
+	[ "$want" = "$got" ] || why="$why $f;"
+done
+sleep 0.3
+snap "$tmp/c2"
+hstat a "$tmp/a2"
+hstat b "$tmp/b2"
+hs=$(hdelta "$tmp/a1" "$tmp/a2" outbound FRONTEND stot)
+hb=$(hdelta "$tmp/b1" "$tmp/b2" local_app BACKEND stot)
+if [ -z "$why" ] && [ "$hs" = 4 ] && [ "$hb" = 4 ]; then
+	ok http-bodies-exact
+else
+	fail http-bodies-exact "sha256 differs for:${why:- none}; proxy A saw $hs of 4 requests, proxy B $hb"
+fi
+
+# --- every hop redirected --------------------------------------------------
+# Ground truth is what the proxies carried (bytes on the three hops); the
+# counters must show >= 95 % of it redirected, and of the messages that
+# sockmesh saw, >= 95 % redirected.
+for run in "redis 0 1" "http 1 2"; do
+	set -- $run
+	hop=$(hops "$tmp/a$2" "$tmp/b$2" "$tmp/a$3" "$tmp/b$3")
+	br=$(delta "$tmp/c$2" "$tmp/c$3" bytes_redirected)
+	mr=$(delta "$tmp/c$2" "$tmp/c$3" msgs_redirected)
+	mp=$(delta "$tmp/c$2" "$tmp/c$3" msgs_passed)
+	note "$1: hop bytes $hop, redirected $br ($(pct "$br" "$hop") %); msgs redirected $mr, passed $mp ($(pct "$mr" $((mr + mp))) %); peer_misses $(delta "$tmp/c$2" "$tmp/c$3" peer_misses), sockets_added $(delta "$tmp/c$2" "$tmp/c$3" sockets_added), bulk/rcvbuf fallbacks $(delta "$tmp/c$2" "$tmp/c$3" bulk_fallbacks)/$(delta "$tmp/c$2" "$tmp/c$3" rcvbuf_fallbacks)"
+done
+hop=$(hops "$tmp/a0" "$tmp/b0" "$tmp/a2" "$tmp/b2")
+br=$(delta "$tmp/c0" "$tmp/c2" bytes_redirected)
+mr=$(delta "$tmp/c0" "$tmp/c2" msgs_redirected)
+mp=$(delta "$tmp/c0" "$tmp/c2" msgs_passed)
+if ratio_ok "$br" "$hop" && ratio_ok "$mr" $((mr + mp)); then
+	ok hops-redirected
+else
+	fail hops-redirected "$(pct "$br" "$hop") % of the hops' bytes and $(pct "$mr" $((mr + mp))) % of the messages redirected (bar: 95 %)"
+fi
+
+# --- the pod outside the mesh is untouched ----------------------------------
+snap "$tmp/o0"
+if $M exec c "$check" -n 12 -m 65536 -r 3 -k podC 127.0.0.1 6379 >"$tmp/c.out" 2>&1; then
+	snap "$tmp/o1"
+	# pod C's own traffic (loopback, its cgroup not attached): no counter moves
+	if cmp -s "$tmp/o0" "$tmp/o1"; then
+		ok outside-untouched
+	else
+		diff "$tmp/o0" "$tmp/o1" | sed 's/^/    /'
+		fail outside-untouched "the counters moved for pod C's own traffic"
+	fi
+else
+	sed 's/^/    /' "$tmp/c.out"
+	fail outside-untouched "pod C's traffic failed"
+fi
+
+# --- excluded ports are untouched --------------------------------------------
+# the proxy's admin port (loopback) and pod B's readiness port reached by
+# proxy A (uid 1337: no REDIRECT on either side)
+snap "$tmp/e0"
+why=
+for i in 1 2 3; do
+	$M exec a curl -sf -o /dev/null 'http://127.0.0.1:15000/stats' || why="$why admin;"
+	$M exec a setpriv --reuid=1337 --regid=1337 --clear-groups \
+		curl -sf -o /dev/null "http://$B:15021/healthz/ready" || why="$why readiness;"
+done
+snap "$tmp/e1"
+moved=
+for k in sockets_added msgs_redirected msgs_passed bytes_redirected peer_misses sockets; do
+	[ "$(delta "$tmp/e0" "$tmp/e1" $k)" = 0 ] || moved="$moved $k +$(delta "$tmp/e0" "$tmp/e1" $k)"
+done
+if [ -z "$why$moved" ]; then
+	ok excluded-ports-untouched
+	note "sockets_skipped +$(delta "$tmp/e0" "$tmp/e1" sockets_skipped) for 6 connections (12 ends) to 15000 and 15021"
+else
+	fail excluded-ports-untouched "requests failed:${why:- none}; counters moved:${moved:- none}"
+fi
+
+# --- two pods on the same loopback ports never cross ---------------------------
+# pod A and pod B each run redis on 127.0.0.1:6379; both write their own keys
+# at once, on many connections with the same local addresses and ports.
+snap "$tmp/l0"
+$M exec a "$check" -t 3 -r 2 -m 4096 -s 2 -k podA 127.0.0.1 6379 >"$tmp/la.out" 2>&1 &
+pa=$!
+$M exec b "$check" -t 3 -r 2 -m 4096 -s 3 -k podB 127.0.0.1 6379 >"$tmp/lb.out" 2>&1
+rb=$?
+wait $pa
+ra=$?
+snap "$tmp/l1"
+mine_a=$($M exec a redis-cli -h 127.0.0.1 --scan --pattern 'podA:*' | wc -l)
+theirs_a=$($M exec a redis-cli -h 127.0.0.1 --scan --pattern 'podB:*' | wc -l)
+mine_b=$($M exec b redis-cli -h 127.0.0.1 --scan --pattern 'podB:*' | wc -l)
+theirs_b=$($M exec b redis-cli -h 127.0.0.1 --scan --pattern 'podA:*' | wc -l)
+lr=$(delta "$tmp/l0" "$tmp/l1" msgs_redirected)
+if [ $ra = 0 ] && [ $rb = 0 ] && [ "$mine_a" -gt 0 ] && [ "$mine_b" -gt 0 ] &&
+	[ "$theirs_a" = 0 ] && [ "$theirs_b" = 0 ] && [ "$lr" -gt 0 ]; then
+	ok loopback-pods-isolated
+	note "A: $(tail -n 1 "$tmp/la.out")"
+	note "B: $(tail -n 1 "$tmp/lb.out"); $lr msgs redirected"
+else
+	sed 's/^/    A: /' "$tmp/la.out"
+	sed 's/^/    B: /' "$tmp/lb.out"
+	fail loopback-pods-isolated "pod A holds $mine_a of its keys and $theirs_a of B's, pod B $mine_b and $theirs_b; $lr msgs redirected"
+fi
+
+# --- sockmesh started, stopped, unloaded under a running mesh --------------------
+# A client loop (new connection every 3 pairs) runs from pod A through both
+# sidecars while the daemon goes: stop (SIGTERM, on_exit = keep), start on
+# the kept pins, stop, `sockmesh unload`, start; then the loop is told to
+# finish (a stop file: it ends after the pair in flight). No request may fail.
+pins=/sys/fs/bpf/sockmesh-mesh-$name
+$M exec a "$check" -t 60 -r 3 -m 65536 -s 4 -k life -f "$tmp/life.stop" "$B" 6379 >"$tmp/life.out" 2>&1 &
+loop_pid=$!
+t0=$(date +%s.%N)
+why=
+step() {
+	sleep 1.2
+	echo "at $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.3f", a - b }') s: accel $1" >>"$tmp/life.log"
+	$M accel "$1" >>"$tmp/life.log" 2>&1 || why="$why accel $1 failed;"
+}
+step stop
+[ -d "$pins" ] || why="$why on_exit = keep removed the pins;"
+step on
+step stop
+step off
+[ ! -d "$pins" ] || why="$why unload left $pins;"
+step on
+sleep 1.5
+snap "$tmp/life-c"
+: >"$tmp/life.stop"
+wait $loop_pid
+lrc=$?
+loop_pid=
+if [ $lrc = 0 ] && [ -z "$why" ] && [ "$(val "$tmp/life-c" sockets_added)" -gt 0 ]; then
+	ok lifecycle-no-request-fails
+	note "$(tail -n 1 "$tmp/life.out")"
+	note "after the last start: sockets_added $(val "$tmp/life-c" sockets_added), msgs_redirected $(val "$tmp/life-c" msgs_redirected)"
+else
+	sed 's/^/    /' "$tmp/life.out" "$tmp/life.log"
+	fail lifecycle-no-request-fails "client exit status $lrc;${why:- }; sockets_added after restart: $(val "$tmp/life-c" sockets_added)"
+fi
+
+# --- down leaves nothing -----------------------------------------------------
+$M down >"$tmp/down.log" 2>&1
+left=
+ip netns list | grep -q "^smesh-$name-" && left="$left netns;"
+cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+[ ! -e "$cgmnt/sockmesh-mesh-$name" ] || left="$left cgroups;"
+[ ! -e "$pins" ] || left="$left pins;"
+[ ! -e "$state" ] || left="$left $state;"
+if [ -z "$left" ]; then
+	ok mesh-down-clean
+else
+	sed 's/^/    /' "$tmp/down.log"
+	fail mesh-down-clean "left behind:$left"
+fi
+
+echo "    tests/mesh/run.sh took $(($(date +%s) - start)) s"
+echo "mesh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
