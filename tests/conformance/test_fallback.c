@@ -300,7 +300,7 @@ TEST(fallback_low_rate_push_stays_redirected)
 /* --- connections leave the map while they stream ---------------------------- */
 
 #define RM_CONNS 16
-#define RM_SMALL 1024 /* 1 KiB writes each way: the small-write rule */
+#define RM_SMALL 2048 /* 1 KiB writes each way: the small-write rule */
 #define RM_LARGE 4    /* then 256 KiB writes */
 
 struct rm_conn {

@@ -53,7 +53,7 @@ struct mix_arg {
 };
 
 #define MIX_SEED   91
-#define BULK_MSGS  400	     /* 1 KiB writes in a row, nothing back */
+#define BULK_MSGS  1000	     /* 1 KiB writes in a row, nothing back */
 #define MIX_CHUNK  16384     /* drain, miss: 16 KiB writes ... */
 #define MIX_CHUNKS 16	     /* ... 8 before the unload, 8 after */
 #define MIX_RCVBUF (4 << 20) /* all of it fits unread, in both runs */
@@ -501,8 +501,8 @@ struct step {
 };
 
 static const struct step steps_small_first[] = {
-	{1024, 300}, {1 << 20, 2},  {4096, 200}, {256 << 10, 2},
-	{100, 500},  {64 << 10, 4}, {0, 0},
+	{1024, 1000}, {1 << 20, 2},  {4096, 200}, {256 << 10, 2},
+	{100, 500},   {64 << 10, 4}, {0, 0},
 };
 static const struct step steps_large_first[] = {
 	{1 << 20, 2},	{64 << 10, 4}, {1024, 300}, {4096, 200},
