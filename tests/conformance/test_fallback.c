@@ -24,8 +24,9 @@
 
 #include "conform.h"
 
-/* Longer than SM_LEAVE_GUARD_NS: a socket leaves the map only once its
- * peer has not redirected for that long (datapath.md, "Leaving the map") */
+/* Longer than SM_LEAVE_GUARD_NS: a socket leaves the map once its peer
+ * proves no redirect is in flight, or at the latest that long after the
+ * peer's last redirect (datapath.md, "Leaving the map") */
 #define GUARD_MS (3 * (int)(SM_LEAVE_GUARD_NS / 1000000) + 4)
 
 /* --- bounded memory: the receiver reads nothing --------------------------- */
