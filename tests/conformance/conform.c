@@ -431,6 +431,18 @@ int conf_start(struct env *e, const char *accel_extra)
 	return 0;
 }
 
+/* Pin names of the maps, from the one table in sockmesh.h. */
+enum {
+#define MAP_IDX(idx, name) MAP_##idx,
+	SM_MAPS(MAP_IDX)
+#undef MAP_IDX
+};
+static const char *const map_names[] = {
+#define MAP_NAME(idx, name) #name,
+	SM_MAPS(MAP_NAME)
+#undef MAP_NAME
+};
+
 int env_map_walk(struct env *e,
 		 void (*fn)(const struct sm_key *k, int lost, void *arg),
 		 void *arg)
@@ -441,12 +453,12 @@ int env_map_walk(struct env *e,
 	int map, flows, n = 0, ret;
 
 	snprintf(path, sizeof(path), "%s/%s/%s", e->pin_dir, SM_PIN_LAYOUT,
-		 SM_MAP_SOCKHASH);
+		 map_names[MAP_SOCKHASH]);
 	map = bpf_obj_get(path);
 	if (map < 0)
 		return -errno;
 	snprintf(path, sizeof(path), "%s/%s/%s", e->pin_dir, SM_PIN_LAYOUT,
-		 SM_MAP_FLOWS);
+		 map_names[MAP_FLOWS]);
 	flows = bpf_obj_get(path);
 	if (flows < 0) {
 		ret = -errno;

@@ -16,14 +16,17 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "conform.h"
 
-/* Longer than SM_LEAVE_GUARD_NS: a socket leaves the map only once its
- * peer has not redirected for that long (datapath.md, "Leaving the map") */
+/* Longer than SM_LEAVE_GUARD_NS: a socket leaves the map once its peer
+ * proves no redirect is in flight, or at the latest that long after the
+ * peer's last redirect (datapath.md, "Leaving the map") */
 #define GUARD_MS (3 * (int)(SM_LEAVE_GUARD_NS / 1000000) + 4)
 
 /* --- bounded memory: the receiver reads nothing --------------------------- */
@@ -80,15 +83,44 @@ static void drain_check(struct result *r, const char *what, int fd, size_t len,
 	res_same(r, name, bad);
 }
 
+/* The accelerated run (first) tells the plain one where the redirected
+ * bytes end: the counters at checkpoints 1 and 2. */
+struct bound_cp {
+	long long *split; /* shared with the scenarios */
+	int cfd;
+	struct sm_counters c0;
+};
+
+static void bound_checkpoint(struct env *e, int accel, int n, void *arg)
+{
+	struct bound_cp *cp = arg;
+	struct sm_counters now;
+
+	if (!accel)
+		return;
+	if (n == 1) {
+		cp->cfd = env_counters_fd(e);
+		if (cp->cfd < 0 || env_read_counters_fd(cp->cfd, &cp->c0))
+			*cp->split = -1;
+	} else if (cp->cfd >= 0) {
+		if (!env_read_counters_fd(cp->cfd, &now))
+			*cp->split =
+				now.bytes_redirected - cp->c0.bytes_redirected;
+		close(cp->cfd);
+		cp->cfd = -1;
+	}
+}
+
 static int bounded(struct result *r, void *arg)
 {
+	const long long *split = arg;
 	struct epoll_event ev = {0};
 	struct pollfd p;
 	unsigned seed = 301;
-	size_t off = 0, first;
-	int c, s, ep, ret, n;
+	size_t off = 0, first, k;
+	int c, s, ep, ret, n, outq = 0;
 
-	(void)arg;
+	scen_checkpoint(1);
 	if (scen_pair(r, &c, &s, NULL))
 		return 1;
 	ret = fill(c, &off, BOUND_CAP, seed);
@@ -120,8 +152,38 @@ static int bounded(struct result *r, void *arg)
 		res_same(r, "full_peek_exact",
 			 k > 0 && pat_check(pk, k, 0, seed) < 0);
 	}
+	scen_checkpoint(2);
+	/*
+	 * Read exactly the redirected bytes (as many in the plain run, less
+	 * one if it accepted fewer), let the stack catch up, and compare
+	 * FIONREAD with the bytes that are in the receiver: the socket is
+	 * still in the map until a packet after that read (compat.md).
+	 */
+	k = *split > 0 ? (size_t)*split : 0;
+	if (k >= first)
+		k = first - 1;
+	drain_check(r, "split", s, k, 0, seed);
+	ioctl(c, SIOCOUTQ, &outq);
+	res_gap(r, "split_fionread_at_once",
+		sock_inq(s) == (int)(first - outq - k),
+		"receiver behind: FIONREAD 0 until a packet after the split");
+	/* the next packet (here the sender's zero-window probe) */
+	{
+		double t0 = now_s();
+		int ok = 0;
+
+		while (!ok && now_s() - t0 < 5) {
+			ioctl(c, SIOCOUTQ, &outq);
+			ok = sock_inq(s) == (int)(first - outq - k);
+			if (!ok)
+				sleep_ms(5);
+		}
+		res_same(r, "split_fionread_right_within_5s", ok);
+		res_info(r, "split_fionread_right_after_ms",
+			 (long long)((now_s() - t0) * 1000));
+	}
 	/* it reads everything: bytes exact, the sender writable again */
-	drain_check(r, "first", s, first, 0, seed);
+	drain_check(r, "first", s, first - k, k, seed);
 	p = (struct pollfd){.fd = c, .events = POLLOUT};
 	poll(&p, 1, 2000);
 	res_same(r, "pollout_after_read", p.revents & POLLOUT);
@@ -156,10 +218,21 @@ static int bounded(struct result *r, void *arg)
 
 TEST(fallback_bounded_memory_receiver_reads_nothing)
 {
+	static long long *split;
+	struct bound_cp cp = {.cfd = -1};
+	struct diff_opts o = {.at_checkpoint = bound_checkpoint,
+			      .cp_arg = &cp,
+			      .accel_first = 1};
 	struct diff d;
 
+	split = mmap(NULL, sizeof(*split), PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (!ASSERT_TRUE(split != MAP_FAILED, "mmap"))
+		return;
+	*split = -1;
+	cp.split = split;
 	if (conf_start(e, "") || diff_run(e, "a receiver that reads nothing",
-					  bounded, NULL, &d, NULL))
+					  bounded, split, &d, &o))
 		return;
 	fprintf(stderr,
 		"    receiver reads nothing: %lld B accepted before EAGAIN (plain %lld); %llu B redirected, %llu B through the stack\n",
@@ -228,7 +301,7 @@ TEST(fallback_low_rate_push_stays_redirected)
 /* --- connections leave the map while they stream ---------------------------- */
 
 #define RM_CONNS 16
-#define RM_SMALL 1024 /* 1 KiB writes each way: the small-write rule */
+#define RM_SMALL 2048 /* 1 KiB writes each way: the small-write rule */
 #define RM_LARGE 4    /* then 256 KiB writes */
 
 struct rm_conn {
