@@ -162,10 +162,12 @@ struct sm_flow {
 /* Connection id from either end's key (@end left out): the same at both. */
 static inline __u64 sm_conn_id(const struct sm_key *k)
 {
-	const __u32 *w = (const __u32 *)k;
+	__u32 w[sizeof(*k) / sizeof(__u32)];
 	__u64 h = 0xcbf29ce484222325ULL; /* FNV-1a offset basis */
 
-	for (unsigned int i = 0; i < sizeof(*k) / sizeof(__u32) - 1; i++) {
+	/* a copy, not a cast: user space compilers keep strict aliasing */
+	__builtin_memcpy(w, k, sizeof(w));
+	for (unsigned int i = 0; i < sizeof(w) / sizeof(w[0]) - 1; i++) {
 		h ^= w[i];
 		h *= 0x100000001b3ULL; /* FNV prime */
 	}

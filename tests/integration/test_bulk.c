@@ -177,7 +177,9 @@ TEST(small_write_stream_moves_to_stack_in_order)
 	ASSERT_EQ(env_counters(e, &c, NULL), 0, "read counters");
 	ASSERT_EQ(c.bulk_fallbacks, 1, "the stream moved to the stack");
 	ASSERT_EQ(c.rcvbuf_fallbacks, 0, "before the receiver fell behind");
-	ASSERT_EQ(c.msgs_redirected, 200,
+	/* 200 when the run was complete by then; a slow machine (ASan) may
+	 * space the first writes more than SM_BULK_GAP_NS apart */
+	ASSERT_GE(c.msgs_redirected, 200,
 		  "redirected until the receiver had read everything");
 	ASSERT_EQ(c.peer_misses, 0, "no miss");
 	/* both ends left the map: the rest never ran the SK_MSG program */
