@@ -378,7 +378,8 @@ up() {
 		[ "$pod" = node ] && ns=$(node_ns) || ns=$(pod_ns "$pod")
 		[ ! -e "/run/netns/$ns" ] || die "netns $ns exists: mesh.sh -n $name down"
 	done
-	trap 'rc=$?; trap - EXIT; if [ $rc != 0 ]; then log "up failed: tearing down"; down_all; fi; exit $rc' EXIT
+	trap 'up_rc=$?; trap - EXIT; if [ $up_rc != 0 ]; then log "up failed: tearing down"; down_all; fi; exit $up_rc' EXIT
+	trap 'exit 130' INT TERM HUP
 	mkdir -p "$state"
 	: >>"$state/pids"
 
@@ -433,7 +434,7 @@ up() {
 		for p in 15001 15006 15000 15021; do wait_port "$pod" $p haproxy; done
 	done
 	: >"$state/up"
-	trap - EXIT
+	trap - EXIT INT TERM HUP
 	log "mesh '$name' is up: pods a ($(pod_addr a)), b ($(pod_addr b)), c ($(pod_addr c), outside)"
 }
 
