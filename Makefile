@@ -9,7 +9,7 @@ BPFTOOL     ?= bpftool
 CFLAGS      ?= -O2 -g
 CFLAGS      += -std=gnu11 -Wall -Wextra -DSM_VERSION='"$(VERSION)"' \
 	       -Iinclude -Icgroupd -I$(BUILD) $(EXTRA_CFLAGS)
-LDLIBS_CORE := -lbpf -lelf -lz -linih
+LDLIBS_CORE := -lbpf -lelf -lz -linih -luring
 BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
 	       -I$(BUILD) -Iinclude
 
@@ -22,7 +22,9 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 CORE_SRCS := cgroupd/config.c cgroupd/core.c cgroupd/cgroup.c \
-	     cgroupd/policy.c cgroupd/log.c cgroupd/cli.c
+	     cgroupd/policy.c cgroupd/log.c cgroupd/cli.c cgroupd/json.c \
+	     cgroupd/common.c cgroupd/status.c cgroupd/daemon.c \
+	     cgroupd/notify.c cgroupd/probe.c
 CORE_OBJS := $(patsubst cgroupd/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
 BPF_OBJS  := $(BUILD)/sockops.bpf.o $(BUILD)/skmsg.bpf.o
 BINS      := $(BUILD)/sockmeshd $(BUILD)/sockmesh
@@ -40,9 +42,10 @@ TEST_BINS :=
 -include perf/perf.mk
 -include tests/conformance/conformance.mk
 -include tests/extra.mk
+-include tests/deploy/deploy.mk
 -include tests/mesh/mesh.mk
 
-.PHONY: all run test test-unit test-integration check install clean help deps
+.PHONY: all run test test-unit test-integration check install uninstall clean help deps
 .DELETE_ON_ERROR:
 
 all: $(BINS) $(EXTRA_BINS)
@@ -52,10 +55,13 @@ help:
 	@echo 'make run        set up what is missing, build, run sockmeshd on $(CONFIG)'
 	@echo 'make test       set up what is missing, build, run every test (root)'
 	@echo 'make check      clang-format, cppcheck, a -Werror build of everything'
-	@echo 'make bench      tcp vs accelerated vs UNIX sockets: perf/results/, plots (root)'
+	@echo 'make bench      sockmesh-bench matrix + real clients (iperf3, sockperf, redis, nginx+wrk): perf/results/ (root)'
+	@echo 'make bench-quick  real clients, one 2 s round each (~2 min): build/real-clients-quick.md (root)'
 	@echo 'make soak       10,000 connections heartbeating for 10 minutes (root)'
 	@echo 'make fuzz       the config and CLI fuzzers, FUZZ_SECONDS each (300)'
-	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) (PREFIX=/usr/local)'
+	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) (PREFIX=/usr/local), config in /etc/sockmesh'
+	@echo 'make uninstall  remove what make install installed (not a changed config)'
+	@echo 'make test-deploy  build the container image with podman, check it accelerates (root)'
 	@echo 'make clean      remove build/'
 	@echo 'V=1             show the commands'
 
@@ -124,17 +130,58 @@ check: $(BUILD)/vmlinux.h
 	$(Q)clang-format --dry-run --Werror cgroupd/*.c cgroupd/*.h include/*.h \
 		tests/unit/*.c tests/integration/*.c tests/integration/*.h \
 		tests/conformance/*.c tests/conformance/*.h \
-		tests/conformance/soak/*.c tests/fuzz/*.c
+		tests/conformance/soak/*.c tests/fuzz/*.c tests/deploy/*.c
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr -Iinclude -Icgroupd cgroupd tests
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/check EXTRA_CFLAGS=-Werror \
 		all $(BUILD)/check/tests/integration
 
-PREFIX ?= /usr/local
+# make install [PREFIX=/usr/local] [DESTDIR=] [UNITDIR=...]: binaries, the
+# systemd unit (with the paths of PREFIX), man pages, and the config in
+# /etc/sockmesh (the path the binaries read by default), never overwriting
+# one that is there. make uninstall removes them all but a config that was
+# changed.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+CONFDIR := /etc/sockmesh
+MAN8    := man/sockmeshd.8 man/sockmesh.8
+MAN5    := man/sockmesh.ini.5
+# root:root when installing as root (a package build as a user cannot chown)
+OWNER   := $(if $(filter 0,$(shell id -u)),-o root -g root)
+
 install: all
-	install -D -m 0755 $(BUILD)/sockmeshd $(DESTDIR)$(PREFIX)/sbin/sockmeshd
-	install -D -m 0755 $(BUILD)/sockmesh $(DESTDIR)$(PREFIX)/bin/sockmesh
-	install -D -m 0644 conf/sockmesh.ini $(DESTDIR)/etc/sockmesh/sockmesh.ini
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 $(BUILD)/sockmeshd $(DESTDIR)$(SBINDIR)/sockmeshd
+	install -m 0755 $(BUILD)/sockmesh $(BUILD)/sockmesh-bench $(DESTDIR)$(BINDIR)/
+	sed 's|/usr/local/sbin/|$(SBINDIR)/|g' conf/sockmeshd.service \
+		>$(BUILD)/sockmeshd.service
+	install -m 0644 $(BUILD)/sockmeshd.service $(DESTDIR)$(UNITDIR)/sockmeshd.service
+	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	install -d -m 0755 $(OWNER) $(DESTDIR)$(CONFDIR)
+	@if [ -e $(DESTDIR)$(CONFDIR)/sockmesh.ini ]; then \
+		echo "keeping $(DESTDIR)$(CONFDIR)/sockmesh.ini (the new default is conf/sockmesh.ini)"; \
+	else \
+		echo "install -m 0644 $(OWNER) conf/sockmesh.ini $(DESTDIR)$(CONFDIR)/sockmesh.ini"; \
+		install -m 0644 $(OWNER) conf/sockmesh.ini $(DESTDIR)$(CONFDIR)/sockmesh.ini; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/sockmeshd $(DESTDIR)$(BINDIR)/sockmesh \
+		$(DESTDIR)$(BINDIR)/sockmesh-bench $(DESTDIR)$(UNITDIR)/sockmeshd.service \
+		$(patsubst man/%,$(DESTDIR)$(MANDIR)/man8/%,$(MAN8)) \
+		$(patsubst man/%,$(DESTDIR)$(MANDIR)/man5/%,$(MAN5))
+	@if cmp -s conf/sockmesh.ini $(DESTDIR)$(CONFDIR)/sockmesh.ini; then \
+		echo "rm -f $(DESTDIR)$(CONFDIR)/sockmesh.ini"; \
+		rm -f $(DESTDIR)$(CONFDIR)/sockmesh.ini; \
+		rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null || true; \
+	elif [ -e $(DESTDIR)$(CONFDIR)/sockmesh.ini ]; then \
+		echo "keeping $(DESTDIR)$(CONFDIR)/sockmesh.ini: it was changed"; \
+	fi
 
 clean:
 	rm -rf $(BUILD)

@@ -1,25 +1,58 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* cli.c - the command table and option parser of `sockmesh`. */
+/* cli.c - the option parser of `sockmesh`, driven by SM_CLI_COMMANDS. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
 static const struct {
 	const char *name;
-	enum sm_cli_cmd cmd;
-} commands[] = {
-	{.name = "help", .cmd = SM_CLI_HELP},
-	{.name = "--help", .cmd = SM_CLI_HELP},
-	{.name = "-h", .cmd = SM_CLI_HELP},
-	{.name = "version", .cmd = SM_CLI_VERSION},
-	{.name = "--version", .cmd = SM_CLI_VERSION},
-	{.name = "run", .cmd = SM_CLI_RUN},
-	{.name = "status", .cmd = SM_CLI_STATUS},
-	{.name = "unload", .cmd = SM_CLI_UNLOAD},
+	unsigned int opts;
+} commands[SM_CLI_NR] = {
+#define SM_CLI_ROW(id, nm, o, synopsis, help) [SM_CLI_##id] = {#nm, o},
+	SM_CLI_COMMANDS(SM_CLI_ROW)
+#undef SM_CLI_ROW
 };
+
+/* Other spellings of help and version. */
+static const struct {
+	const char *name;
+	enum sm_cli_cmd cmd;
+} aliases[] = {
+	{"--help", SM_CLI_HELP},
+	{"-h", SM_CLI_HELP},
+	{"--version", SM_CLI_VERSION},
+};
+
+unsigned int sm_cli_options(enum sm_cli_cmd cmd)
+{
+	return cmd < SM_CLI_NR ? commands[cmd].opts : 0;
+}
+
+const char *sm_cli_name(enum sm_cli_cmd cmd)
+{
+	return cmd < SM_CLI_NR ? commands[cmd].name : "?";
+}
+
+static int lookup(const char *name, enum sm_cli_cmd *cmd)
+{
+	for (int i = 0; i < SM_CLI_NR; i++) {
+		if (!strcmp(name, commands[i].name)) {
+			*cmd = i;
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+		if (!strcmp(name, aliases[i].name)) {
+			*cmd = aliases[i].cmd;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
 
 int sm_cli_parse(int argc, char **argv, struct sm_cli_args *out, char *err,
 		 size_t errlen)
@@ -32,47 +65,61 @@ int sm_cli_parse(int argc, char **argv, struct sm_cli_args *out, char *err,
 		{},
 	};
 	const char *name;
-	size_t i;
+	unsigned int allowed;
+	char *end;
 	int opt;
 
 	memset(out, 0, sizeof(*out));
 	out->first = 2;
+	out->delay = 1;
 	if (argc < 2) {
 		snprintf(err, errlen,
 			 "sockmesh: no command; see `sockmesh help`");
 		return -EINVAL;
 	}
 	name = argv[1];
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(name, commands[i].name))
-			break;
-	if (i == sizeof(commands) / sizeof(commands[0])) {
+	if (lookup(name, &out->cmd)) {
 		snprintf(err, errlen,
 			 "sockmesh: unknown command '%s'; see `sockmesh help`",
 			 name);
 		return -ENOENT;
 	}
-	out->cmd = commands[i].cmd;
 	if (out->cmd == SM_CLI_HELP || out->cmd == SM_CLI_VERSION)
 		return 0; /* the rest is ignored */
+	allowed = commands[out->cmd].opts;
 
 	/* the command is argv[0] of its options; 0 resets getopt entirely */
 	optind = 0;
-	while ((opt = getopt_long(argc - 1, argv + 1, "+c:h", opts, NULL)) !=
-	       -1) {
+	while ((opt = getopt_long(argc - 1, argv + 1, "+c:d:n:h", opts,
+				  NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			out->config = optarg;
 			break;
 		case 'g':
-			if (out->cmd != SM_CLI_RUN)
+			if (!(allowed & SM_OPT_CGROUP))
 				goto bad;
 			out->cgroup = optarg;
 			break;
 		case 'j':
-			if (out->cmd != SM_CLI_STATUS)
+			if (!(allowed & SM_OPT_JSON))
 				goto bad;
 			out->json = true;
+			break;
+		case 'd':
+			if (!(allowed & SM_OPT_DELAY))
+				goto bad;
+			out->delay = strtod(optarg, &end);
+			if (end == optarg || *end || !(out->delay >= 0.05) ||
+			    out->delay > 3600)
+				goto bad;
+			break;
+		case 'n':
+			if (!(allowed & SM_OPT_COUNT))
+				goto bad;
+			out->count = strtol(optarg, &end, 10);
+			if (end == optarg || *end || out->count < 0)
+				goto bad;
 			break;
 		case 'h':
 			out->cmd = SM_CLI_HELP;

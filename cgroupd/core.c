@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
+#include <linux/membarrier.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -24,14 +26,22 @@
 #define BPFFS_DEFAULT "/sys/fs/bpf"
 
 static const char *const map_names[SM_M_NR] = {
-	[SM_M_SOCKHASH] = SM_MAP_SOCKHASH, [SM_M_STATE] = SM_MAP_STATE,
-	[SM_M_COUNTERS] = SM_MAP_COUNTERS, [SM_M_PORTS] = SM_MAP_PORTS,
-	[SM_M_CIDRS] = SM_MAP_CIDRS,	   [SM_M_UNIQUE] = SM_MAP_UNIQUE,
-	[SM_M_CTL] = SM_MAP_CTL,	   [SM_M_FLOWS] = SM_MAP_FLOWS,
+#define SM_MAP_NAME(idx, name) [SM_M_##idx] = #name,
+	SM_MAPS(SM_MAP_NAME)
+#undef SM_MAP_NAME
 };
 
-#define PIN_SOCKOPS "sm_sockops"
-#define PIN_SKMSG   "sm_skmsg"
+static const char *const prog_names[SM_P_NR] = {
+#define SM_PROG_NAME(idx, name) [SM_P_##idx] = #name,
+	SM_PROGS(SM_PROG_NAME)
+#undef SM_PROG_NAME
+};
+
+/* The policy maps of each generation: ports, cidrs, node-unique cidrs. */
+static const enum sm_map_idx policy_maps[2][3] = {
+	{SM_M_PORTS, SM_M_CIDRS, SM_M_UNIQUE},
+	{SM_M_PORTS1, SM_M_CIDRS1, SM_M_UNIQUE1},
+};
 
 static void close_fd(int *fd)
 {
@@ -46,8 +56,8 @@ void sm_core_init(struct sm_core *core, const char *pin_dir)
 	snprintf(core->pin_dir, sizeof(core->pin_dir), "%s", pin_dir);
 	snprintf(core->dir, sizeof(core->dir), "%s/%s", pin_dir, SM_PIN_LAYOUT);
 	core->lock_fd = -1;
-	core->prog_sockops_fd = -1;
-	core->prog_skmsg_fd = -1;
+	for (int i = 0; i < SM_P_NR; i++)
+		core->prog_fds[i] = -1;
 	for (int i = 0; i < SM_M_NR; i++)
 		core->map_fds[i] = -1;
 }
@@ -56,8 +66,8 @@ static void close_objects(struct sm_core *core)
 {
 	for (int i = 0; i < SM_M_NR; i++)
 		close_fd(&core->map_fds[i]);
-	close_fd(&core->prog_sockops_fd);
-	close_fd(&core->prog_skmsg_fd);
+	for (int i = 0; i < SM_P_NR; i++)
+		close_fd(&core->prog_fds[i]);
 }
 
 void sm_core_close(struct sm_core *core)
@@ -174,12 +184,11 @@ int sm_core_open(struct sm_core *core)
 		if (ret)
 			goto err_close;
 	}
-	ret = obj_get(core->dir, PIN_SOCKOPS, &core->prog_sockops_fd);
-	if (ret)
-		goto err_close;
-	ret = obj_get(core->dir, PIN_SKMSG, &core->prog_skmsg_fd);
-	if (ret)
-		goto err_close;
+	for (int i = 0; i < SM_P_NR; i++) {
+		ret = obj_get(core->dir, prog_names[i], &core->prog_fds[i]);
+		if (ret)
+			goto err_close;
+	}
 	return 0;
 err_close:
 	close_objects(core);
@@ -221,6 +230,7 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets)
 {
 	struct sockmesh_bpf *skel;
 	struct bpf_map *maps[SM_M_NR];
+	struct bpf_program *progs[SM_P_NR];
 	char tmp[PATH_MAX];
 	int ret;
 
@@ -232,28 +242,25 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets)
 	skel = sockmesh_bpf__open();
 	if (!skel)
 		return -errno;
-	ret = bpf_map__set_max_entries(skel->maps.sm_sockhash, max_sockets);
+#define SM_MAP_SKEL(idx, name) maps[SM_M_##idx] = skel->maps.name;
+	SM_MAPS(SM_MAP_SKEL)
+#undef SM_MAP_SKEL
+#define SM_PROG_SKEL(idx, name) progs[SM_P_##idx] = skel->progs.name;
+	SM_PROGS(SM_PROG_SKEL)
+#undef SM_PROG_SKEL
+	ret = bpf_map__set_max_entries(maps[SM_M_SOCKHASH], max_sockets);
 	if (ret)
 		goto err_destroy;
 	ret = sockmesh_bpf__load(skel);
 	if (ret)
 		goto err_destroy;
 	/* SK_MSG belongs to the map: it runs for every socket put in it */
-	if (bpf_prog_attach(bpf_program__fd(skel->progs.sm_skmsg),
-			    bpf_map__fd(skel->maps.sm_sockhash),
+	if (bpf_prog_attach(bpf_program__fd(progs[SM_P_SKMSG]),
+			    bpf_map__fd(maps[SM_M_SOCKHASH]),
 			    BPF_SK_MSG_VERDICT, 0)) {
 		ret = -errno;
 		goto err_destroy;
 	}
-
-	maps[SM_M_SOCKHASH] = skel->maps.sm_sockhash;
-	maps[SM_M_STATE] = skel->maps.sm_state;
-	maps[SM_M_COUNTERS] = skel->maps.sm_counters;
-	maps[SM_M_PORTS] = skel->maps.sm_ports;
-	maps[SM_M_CIDRS] = skel->maps.sm_cidrs;
-	maps[SM_M_UNIQUE] = skel->maps.sm_unique;
-	maps[SM_M_CTL] = skel->maps.sm_ctl;
-	maps[SM_M_FLOWS] = skel->maps.sm_flows;
 
 	/* pin into a private directory, then rename: all pins or none */
 	remove_dir(tmp);
@@ -266,13 +273,11 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets)
 		if (ret)
 			goto err_remove;
 	}
-	ret = obj_pin(bpf_program__fd(skel->progs.sm_sockops), tmp,
-		      PIN_SOCKOPS);
-	if (ret)
-		goto err_remove;
-	ret = obj_pin(bpf_program__fd(skel->progs.sm_skmsg), tmp, PIN_SKMSG);
-	if (ret)
-		goto err_remove;
+	for (int i = 0; i < SM_P_NR; i++) {
+		ret = obj_pin(bpf_program__fd(progs[i]), tmp, prog_names[i]);
+		if (ret)
+			goto err_remove;
+	}
 	if (rename(tmp, core->dir)) {
 		ret = errno == ENOTEMPTY ? -EEXIST : -errno;
 		goto err_remove;
@@ -280,12 +285,8 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets)
 
 	for (int i = 0; i < SM_M_NR && !ret; i++)
 		ret = dup_fd(bpf_map__fd(maps[i]), &core->map_fds[i]);
-	if (!ret)
-		ret = dup_fd(bpf_program__fd(skel->progs.sm_sockops),
-			     &core->prog_sockops_fd);
-	if (!ret)
-		ret = dup_fd(bpf_program__fd(skel->progs.sm_skmsg),
-			     &core->prog_skmsg_fd);
+	for (int i = 0; i < SM_P_NR && !ret; i++)
+		ret = dup_fd(bpf_program__fd(progs[i]), &core->prog_fds[i]);
 	sockmesh_bpf__destroy(skel);
 	if (ret)
 		close_objects(core);
@@ -340,25 +341,185 @@ static int sync_lpm(int fd, const struct sm_cidr *cidrs, int n)
 	return 0;
 }
 
-int sm_core_apply_policy(const struct sm_core *core,
-			 const struct sm_config *cfg)
+int sm_core_fill_policy(const struct sm_core *core, int gen,
+			const struct sm_config *cfg)
 {
 	static __u8 flags[SM_PORTS_MAX];
 	static __u32 keys[SM_PORTS_MAX];
+	const enum sm_map_idx *m = policy_maps[gen ? 1 : 0];
 	__u32 count = SM_PORTS_MAX;
 	int ret;
 
 	sm_policy_port_flags(cfg, flags);
 	for (__u32 i = 0; i < SM_PORTS_MAX; i++)
 		keys[i] = i;
-	if (bpf_map_update_batch(core->map_fds[SM_M_PORTS], keys, flags, &count,
+	if (bpf_map_update_batch(core->map_fds[m[0]], keys, flags, &count,
 				 NULL))
 		return -errno;
-	ret = sync_lpm(core->map_fds[SM_M_CIDRS], cfg->cidrs, cfg->n_cidrs);
+	ret = sync_lpm(core->map_fds[m[1]], cfg->cidrs, cfg->n_cidrs);
 	if (ret)
 		return ret;
-	return sync_lpm(core->map_fds[SM_M_UNIQUE], cfg->node_unique_cidrs,
+	return sync_lpm(core->map_fds[m[2]], cfg->node_unique_cidrs,
 			cfg->n_node_unique_cidrs);
+}
+
+static int ctl_read(const struct sm_core *core, struct sm_ctl *ctl)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(core->map_fds[SM_M_CTL], &zero, ctl))
+		return -errno;
+	return 0;
+}
+
+int sm_core_policy_gen(const struct sm_core *core, __u32 *gen)
+{
+	struct sm_ctl ctl;
+	int ret = ctl_read(core, &ctl);
+
+	if (!ret)
+		*gen = ctl.policy_gen;
+	return ret;
+}
+
+int sm_core_apply_policy(const struct sm_core *core,
+			 const struct sm_config *cfg)
+{
+	struct sm_ctl ctl;
+	__u32 zero = 0, idle;
+	int ret;
+
+	ret = ctl_read(core, &ctl);
+	if (ret)
+		return ret;
+	idle = !ctl.policy_gen;
+	ret = sm_core_fill_policy(core, idle, cfg);
+	if (ret)
+		return ret;
+	/* only this process writes sm_ctl while it holds the pin_dir lock */
+	ctl.policy_gen = idle;
+	if (bpf_map_update_elem(core->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
+		return -errno;
+	/*
+	 * sock_ops runs under RCU: after a grace period none still reads the
+	 * generation just left, so the next reload may rewrite it.
+	 * MEMBARRIER_CMD_GLOBAL is synchronize_rcu() for user space.
+	 */
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) &&
+	    errno != EINVAL)
+		return -errno;
+	if (errno == EINVAL) /* nohz_full: wait out a generous grace period */
+		usleep(100000);
+	return 0;
+}
+
+int sm_core_cg_slot(const struct sm_core *core, __u64 id, __u32 *slot)
+{
+	__u16 v;
+
+	if (bpf_map_lookup_elem(core->map_fds[SM_M_CGSLOTS], &id, &v))
+		return -errno;
+	*slot = v;
+	return 0;
+}
+
+int sm_core_cg_counters(const struct sm_core *core, __u32 slot,
+			struct sm_cg_counters *sum)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sm_cg_counters *per;
+	int ret = 0;
+
+	if (ncpu < 0)
+		return ncpu;
+	per = calloc(ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	memset(sum, 0, sizeof(*sum));
+	if (bpf_map_lookup_elem(core->map_fds[SM_M_CGCOUNTERS], &slot, per)) {
+		ret = -errno;
+		goto out;
+	}
+	for (int cpu = 0; cpu < ncpu; cpu++)
+		for (int i = 0; i < SM_CG_NR; i++)
+			sum->v[i] += per[cpu].v[i];
+out:
+	free(per);
+	return ret;
+}
+
+static int cg_counters_zero(const struct sm_core *core, __u32 slot)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sm_cg_counters *per;
+	int ret = 0;
+
+	if (ncpu < 0)
+		return ncpu;
+	per = calloc(ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	if (bpf_map_update_elem(core->map_fds[SM_M_CGCOUNTERS], &slot, per,
+				BPF_ANY))
+		ret = -errno;
+	free(per);
+	return ret;
+}
+
+int sm_core_cg_slots_sync(const struct sm_core *core, const __u64 *ids, int n,
+			  int prune)
+{
+	int fd = core->map_fds[SM_M_CGSLOTS], more, n_have = 0, ret;
+	__u64 key, next, have_id[SM_CG_SLOTS];
+	unsigned char used[SM_CG_SLOTS] = {1}; /* slot 0 means "none" */
+	__u16 slot, last = 0;
+
+	for (more = !bpf_map_get_next_key(fd, NULL, &next); more;
+	     more = !bpf_map_get_next_key(fd, &key, &next)) {
+		key = next;
+		if (bpf_map_lookup_elem(fd, &key, &slot))
+			continue;
+		if (slot < SM_CG_SLOTS) {
+			used[slot] = 1;
+			last = slot > last ? slot : last;
+		}
+		if (n_have < SM_CG_SLOTS)
+			have_id[n_have++] = key;
+	}
+	for (int i = 0; i < n; i++) {
+		__u32 s = 0;
+
+		if (!sm_core_cg_slot(core, ids[i], &s))
+			continue;
+		/* a fresh slot, after the last one used: a slot freed by a
+		 * removed cgroup is reused last (its sockets still carry it) */
+		for (int k = 1; k < SM_CG_SLOTS && !s; k++) {
+			__u32 c = 1 + (last + k - 1) % (SM_CG_SLOTS - 1);
+
+			if (!used[c])
+				s = c;
+		}
+		if (!s)
+			return -ENOSPC;
+		ret = cg_counters_zero(core, s);
+		if (ret)
+			return ret;
+		slot = s;
+		if (bpf_map_update_elem(fd, &ids[i], &slot, BPF_ANY))
+			return -errno;
+		used[s] = 1;
+		last = s;
+	}
+	for (int h = 0; prune && h < n_have; h++) {
+		int keep = 0;
+
+		for (int i = 0; i < n && !keep; i++)
+			keep = ids[i] == have_id[h];
+		if (!keep && bpf_map_delete_elem(fd, &have_id[h]) &&
+		    errno != ENOENT)
+			return -errno;
+	}
+	return 0;
 }
 
 static void link_name(char *buf, size_t len, __u64 cg_id)
@@ -378,8 +539,8 @@ int sm_core_attach(const struct sm_core *core, int cg_fd, __u64 cg_id,
 		close(fd);
 		return 0;
 	}
-	fd = bpf_link_create(core->prog_sockops_fd, cg_fd, BPF_CGROUP_SOCK_OPS,
-			     NULL);
+	fd = bpf_link_create(core->prog_fds[SM_P_SOCKOPS], cg_fd,
+			     BPF_CGROUP_SOCK_OPS, NULL);
 	if (fd < 0)
 		return -errno;
 	ret = obj_pin(fd, core->dir, name);
@@ -424,6 +585,19 @@ int sm_core_links(const struct sm_core *core, __u64 *ids, int max)
 			ids[n++] = id;
 	closedir(d);
 	return n;
+}
+
+int sm_core_attached(const struct sm_core *core, __u64 id)
+{
+	__u64 ids[SM_LINKS_MAX];
+	int n = sm_core_links(core, ids, SM_LINKS_MAX);
+
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
 }
 
 int sm_counters_read(int fd, struct sm_counters *sum)

@@ -5,9 +5,7 @@
  * and the sockmesh CLI; functions return 0 or -errno and never log.
  *
  * Under pin_dir (a bpffs directory, flock()ed by the running daemon):
- *   v1/sm_sockhash sm_state sm_counters sm_ports sm_cidrs sm_unique
- *      sm_ctl sm_flows                                                 maps
- *   v1/sm_sockops sm_skmsg                                            programs
+ *   v1/<every map and program of SM_MAPS and SM_PROGS, by its name>
  *   v1/cg_<cgroup id>                             one sock_ops link per cgroup
  */
 #ifndef SM_CORE_H
@@ -20,15 +18,17 @@
 #include "sockmesh.h"
 
 enum sm_map_idx {
-	SM_M_SOCKHASH,
-	SM_M_STATE,
-	SM_M_COUNTERS,
-	SM_M_PORTS,
-	SM_M_CIDRS,
-	SM_M_UNIQUE,
-	SM_M_CTL,
-	SM_M_FLOWS,
-	SM_M_NR,
+#define SM_MAP_ENUM(idx, name) SM_M_##idx,
+	SM_MAPS(SM_MAP_ENUM)
+#undef SM_MAP_ENUM
+		SM_M_NR,
+};
+
+enum sm_prog_idx {
+#define SM_PROG_ENUM(idx, name) SM_P_##idx,
+	SM_PROGS(SM_PROG_ENUM)
+#undef SM_PROG_ENUM
+		SM_P_NR,
 };
 
 struct sm_core {
@@ -36,8 +36,7 @@ struct sm_core {
 	char dir[PATH_MAX]; /* pin_dir/SM_PIN_LAYOUT */
 	int lock_fd;
 	int map_fds[SM_M_NR];
-	int prog_sockops_fd;
-	int prog_skmsg_fd;
+	int prog_fds[SM_P_NR];
 };
 
 #define SM_LINKS_MAX 256
@@ -60,10 +59,34 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets);
 /* max_entries of the pinned sockhash. */
 int sm_core_max_sockets(const struct sm_core *core, __u32 *max);
 
-/* Fill the policy maps from @cfg (new connections see it; old ones keep
- * the decision taken at their establishment). */
+/*
+ * Make the policy maps say @cfg, swapped, not edited in place: fill the
+ * idle generation completely, flip sm_ctl.policy_gen to it, then wait an
+ * RCU grace period so that no sock_ops still reads the old one when the
+ * next call fills it. New connections see the whole new policy; old ones
+ * keep the decision taken at their establishment.
+ */
 int sm_core_apply_policy(const struct sm_core *core,
 			 const struct sm_config *cfg);
+/* Fill the maps of policy generation @gen (0 or 1) from @cfg. */
+int sm_core_fill_policy(const struct sm_core *core, int gen,
+			const struct sm_config *cfg);
+/* The generation sock_ops reads now. */
+int sm_core_policy_gen(const struct sm_core *core, __u32 *gen);
+
+/*
+ * Per-cgroup counter slots: make sm_cgslots hold a slot for each of the
+ * @n cgroup @ids, keeping the slots they have (sockets carry them) and
+ * giving new ones a free slot with zeroed counters. With @prune, drop the
+ * slots of cgroups not in @ids (after they were detached).
+ */
+int sm_core_cg_slots_sync(const struct sm_core *core, const __u64 *ids, int n,
+			  int prune);
+/* Slot of cgroup @id; -ENOENT if it has none. */
+int sm_core_cg_slot(const struct sm_core *core, __u64 id, __u32 *slot);
+/* Per-CPU sum of the counters of @slot. */
+int sm_core_cg_counters(const struct sm_core *core, __u32 slot,
+			struct sm_cg_counters *sum);
 
 /* Attach the sock_ops program to cgroup @cg_fd unless a link is pinned for
  * it already; *@created says which. */
@@ -72,6 +95,8 @@ int sm_core_attach(const struct sm_core *core, int cg_fd, __u64 cg_id,
 int sm_core_detach(const struct sm_core *core, __u64 cg_id);
 /* Cgroup ids with a pinned link; returns their count or -errno. */
 int sm_core_links(const struct sm_core *core, __u64 *ids, int max);
+/* Is cgroup @id attached (a link pinned for it)? 1, 0 or -errno. */
+int sm_core_attached(const struct sm_core *core, __u64 id);
 
 int sm_core_counters(const struct sm_core *core, struct sm_counters *sum);
 /* Sum the per-CPU values of an sm_counters map @fd (pinned or not). */

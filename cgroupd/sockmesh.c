@@ -1,30 +1,34 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * sockmesh - the command-line tool: run a command accelerated, show what is
- * attached and the counters, unload. Reads the pins: no daemon needed.
+ * attached and the counters, watch rates, reload or unload. Reads the pins
+ * itself; reload and unload ask a running sockmeshd over its control socket.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgroup.h"
 #include "cli.h"
+#include "common.h"
 #include "config.h"
 #include "core.h"
-
-#define EXIT_USAGE	2
-#define EXIT_NOT_LOADED 3
+#include "json.h"
+#include "status.h"
 
 static int json;
 
 /* Errors go to stderr, or as {"error": ...} to stdout under --json. */
 static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
 {
+	struct sm_json j;
 	char msg[1024];
 	va_list ap;
 
@@ -35,43 +39,40 @@ static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
 		fprintf(stderr, "sockmesh: %s\n", msg);
 		return;
 	}
-	fputs("{\"error\": \"", stdout);
-	for (const char *p = msg; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			putchar('\\');
-		putchar(*p);
-	}
-	fputs("\"}\n", stdout);
-}
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"Usage: sockmesh COMMAND [OPTIONS]\n"
-		"\n"
-		"Commands:\n"
-		"  run [-c FILE] [--cgroup NAME] -- CMD [ARGS...]\n"
-		"                 run CMD in an accelerated cgroup (the first configured\n"
-		"                 one unless named)\n"
-		"  status [-c FILE] [--json]\n"
-		"                 what is attached where, sockets in the map, counters\n"
-		"  unload [-c FILE]\n"
-		"                 detach and remove every pin; live connections go on\n"
-		"                 over normal TCP\n"
-		"  help           this help\n"
-		"  version        print the version\n"
-		"\n"
-		"-c FILE is the config sockmeshd runs with (default %s,\n"
-		"built-in defaults if that file does not exist).\n"
-		"Exit status: 0 ok, 1 failure, 2 usage or config error, 3 not loaded.\n",
-		SM_CONF_DEFAULT);
+	sm_json_init(&j, stdout);
+	sm_json_begin_object(&j);
+	sm_json_kstring(&j, "error", msg);
+	sm_json_end_object(&j);
 }
 
 struct common {
 	struct sm_cli_args args;
 	struct sm_config cfg;
 	struct sm_core core;
+	char cfg_err[SM_ERR_LEN]; /* the config did not load: why */
 };
+
+typedef int (*cmd_fn)(struct common *c, int argc, char **argv);
+
+static void usage(FILE *out);
+
+static int cmd_help(struct common *c, int argc, char **argv)
+{
+	(void)c;
+	(void)argc;
+	(void)argv;
+	usage(stdout);
+	return 0;
+}
+
+static int cmd_version(struct common *c, int argc, char **argv)
+{
+	(void)c;
+	(void)argc;
+	(void)argv;
+	printf("sockmesh %s\n", SM_VERSION);
+	return 0;
+}
 
 static int open_pins(struct common *c)
 {
@@ -80,12 +81,22 @@ static int open_pins(struct common *c)
 	if (ret == -ENOENT) {
 		fail("sockmesh is not loaded: no pins in %s (start sockmeshd: make run)",
 		     c->core.dir);
-		return EXIT_NOT_LOADED;
+		return SM_EXIT_NOT_LOADED;
 	}
 	if (ret) {
 		fail("cannot open the pins in %s: %s", c->core.dir,
 		     strerror(-ret));
-		return EXIT_FAILURE;
+		return SM_EXIT_FAILURE;
+	}
+	return 0;
+}
+
+static int no_operands(struct common *c, int argc, char **argv)
+{
+	if (c->args.first < argc) {
+		fprintf(stderr, "sockmesh %s: unexpected argument '%s'\n",
+			sm_cli_name(c->args.cmd), argv[c->args.first]);
+		return SM_EXIT_USAGE;
 	}
 	return 0;
 }
@@ -95,13 +106,12 @@ static int cmd_run(struct common *c, int argc, char **argv)
 	const char *cg = NULL, *want = c->args.cgroup;
 	char mnt[PATH_MAX];
 	int first = c->args.first, cg_fd, ret;
-	__u64 id, ids[SM_LINKS_MAX];
-	int n, attached = 0;
+	__u64 id;
 
 	if (first >= argc) {
 		fprintf(stderr,
 			"sockmesh run: no command given: sockmesh run [-c FILE] [--cgroup NAME] -- CMD [ARGS...]\n");
-		return EXIT_USAGE;
+		return SM_EXIT_USAGE;
 	}
 	for (int i = 0; i < c->cfg.n_cgroups; i++) {
 		if (!want || !strcmp(want, c->cfg.cgroups[i]) ||
@@ -113,7 +123,7 @@ static int cmd_run(struct common *c, int argc, char **argv)
 	if (!cg) {
 		fail("cgroup '%s' is not configured in %s (cgroups = %s)", want,
 		     c->cfg.path, c->cfg.text[5]);
-		return EXIT_USAGE;
+		return SM_EXIT_USAGE;
 	}
 	ret = open_pins(c);
 	if (ret)
@@ -121,26 +131,23 @@ static int cmd_run(struct common *c, int argc, char **argv)
 	ret = sm_cgroup2_mount(mnt, sizeof(mnt));
 	if (ret) {
 		fail("no cgroup2 hierarchy is mounted");
-		return EXIT_FAILURE;
+		return SM_EXIT_FAILURE;
 	}
 	cg_fd = sm_cgroup_open(mnt, cg, 0);
 	if (cg_fd < 0 || sm_cgroup_id(cg_fd, &id)) {
 		fail("cgroup %s/%s does not exist: start sockmeshd first (make run)",
 		     mnt, cg);
-		return EXIT_NOT_LOADED;
+		return SM_EXIT_NOT_LOADED;
 	}
-	n = sm_core_links(&c->core, ids, SM_LINKS_MAX);
-	for (int i = 0; i < n; i++)
-		attached |= ids[i] == id;
-	if (!attached) {
+	if (sm_core_attached(&c->core, id) != 1) {
 		fail("sockmesh is not attached to cgroup /%s: start sockmeshd first (make run)",
 		     cg);
-		return EXIT_NOT_LOADED;
+		return SM_EXIT_NOT_LOADED;
 	}
 	ret = sm_cgroup_join(cg_fd, 0);
 	if (ret) {
 		fail("cannot move into cgroup /%s: %s", cg, strerror(-ret));
-		return EXIT_FAILURE;
+		return SM_EXIT_FAILURE;
 	}
 	close(cg_fd);
 	sm_core_close(&c->core);
@@ -149,128 +156,72 @@ static int cmd_run(struct common *c, int argc, char **argv)
 	return errno == ENOENT ? 127 : 126;
 }
 
-static int daemon_pid(const struct common *c)
+static int cmd_status(struct common *c, int argc, char **argv)
 {
-	char path[PATH_MAX + 32];
-	int pid = 0;
-	FILE *f;
+	static struct sm_status st;
+	int ret;
 
-	if (!sm_core_locked(&c->core))
-		return 0;
-	snprintf(path, sizeof(path), "%s/sockmeshd.pid", c->cfg.run_dir);
-	f = fopen(path, "r");
-	if (f) {
-		if (fscanf(f, "%d", &pid) != 1)
-			pid = 0;
-		fclose(f);
-	}
-	return pid ? pid : -1; /* -1: running, pid unknown */
-}
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			putchar('\\');
-		putchar(*s);
-	}
-	putchar('"');
-}
-
-static int cmd_status(struct common *c, int argc)
-{
-	struct sm_counters ctr;
-	char mnt[PATH_MAX] = "", paths[SM_LINKS_MAX][PATH_MAX];
-	__u64 ids[SM_LINKS_MAX];
-	__u32 sockets = 0, max = 0;
-	int n, ret, pid;
-
-	if (c->args.first < argc) {
-		fprintf(stderr, "sockmesh status: unexpected argument\n");
-		return EXIT_USAGE;
-	}
-	ret = open_pins(c);
+	ret = no_operands(c, argc, argv);
+	if (!ret)
+		ret = open_pins(c);
 	if (ret)
 		return ret;
-	n = sm_core_links(&c->core, ids, SM_LINKS_MAX);
-	ret = n < 0 ? n : sm_core_counters(&c->core, &ctr);
-	if (!ret)
-		ret = sm_core_count_sockets(&c->core, &sockets);
-	if (!ret)
-		ret = sm_core_max_sockets(&c->core, &max);
+	ret = sm_status_read(&c->core, c->cfg.run_dir, &st);
 	if (ret) {
 		fail("cannot read %s: %s", c->core.dir, strerror(-ret));
-		return EXIT_FAILURE;
+		return SM_EXIT_FAILURE;
 	}
-	sm_cgroup2_mount(mnt, sizeof(mnt));
-	for (int i = 0; i < n; i++)
-		if (!mnt[0] || sm_cgroup_path(mnt, ids[i], paths[i], PATH_MAX))
-			strcpy(paths[i], "(removed)");
-	pid = daemon_pid(c);
-
-	if (json) {
-		printf("{\"version\": \"%s\", \"pin_dir\": ", SM_VERSION);
-		json_str(c->cfg.pin_dir);
-		printf(", \"daemon_pid\": %d, \"attached\": [",
-		       pid > 0 ? pid : 0);
-		for (int i = 0; i < n; i++) {
-			printf("%s{\"cgroup\": ", i ? ", " : "");
-			json_str(paths[i]);
-			printf(", \"cgroup_id\": %" PRIu64 "}",
-			       (uint64_t)ids[i]);
-		}
-		printf("], \"sockets\": %u, \"max_sockets\": %u, \"counters\": {",
-		       sockets, max);
-		const char *sep = "";
-#define SM_JSON(name)                                                       \
-	printf("%s\"" #name "\": %llu", sep, (unsigned long long)ctr.name); \
-	sep = ", ";
-		SM_COUNTERS(SM_JSON)
-#undef SM_JSON
-		printf("}}\n");
-		return 0;
-	}
-	printf("sockmesh %s\n", SM_VERSION);
-	printf("pin_dir:  %s\n", c->core.dir);
-	if (pid > 0)
-		printf("daemon:   running (pid %d)\n", pid);
+	if (json)
+		sm_status_json(&st, stdout);
 	else
-		printf("daemon:   %s\n",
-		       pid ? "running" : "not running (pins stay in effect)");
-	printf("attached:%s\n", n ? "" : " nowhere");
-	for (int i = 0; i < n; i++)
-		printf("  %-30s cgroup id %" PRIu64 "\n", paths[i],
-		       (uint64_t)ids[i]);
-	printf("sockets:  %u of %u\n", sockets, max);
-	printf("counters:\n");
-#define SM_HUMAN(name) \
-	printf("  %-20s %llu\n", #name, (unsigned long long)ctr.name);
-	SM_COUNTERS(SM_HUMAN)
-#undef SM_HUMAN
+		sm_status_human(&st, stdout);
 	return 0;
 }
 
-static int cmd_unload(struct common *c, int argc)
+/* Wait until no daemon holds the pin_dir lock; 0, or -ETIMEDOUT. */
+static int wait_daemon_gone(const struct common *c, int seconds)
 {
-	int ret, pid;
-
-	if (c->args.first < argc) {
-		fprintf(stderr, "sockmesh unload: unexpected argument\n");
-		return EXIT_USAGE;
+	for (int i = 0; i < seconds * 20; i++) {
+		if (!sm_core_locked(&c->core))
+			return 0;
+		usleep(50000);
 	}
-	pid = daemon_pid(c);
+	return -ETIMEDOUT;
+}
+
+static int cmd_unload(struct common *c, int argc, char **argv)
+{
+	char reply[4096];
+	pid_t pid;
+	int ret;
+
+	ret = no_operands(c, argc, argv);
+	if (ret)
+		return ret;
+	pid = sm_daemon_pid(&c->core, c->cfg.run_dir);
 	if (pid) {
-		if (pid > 0)
-			fail("sockmeshd (pid %d) is running on %s: stop it first (kill -TERM %d)",
-			     pid, c->cfg.pin_dir, pid);
-		else
-			fail("a sockmeshd is running on %s: stop it first",
-			     c->cfg.pin_dir);
-		return EXIT_FAILURE;
+		ret = sm_ctl_request(c->cfg.run_dir, "unload", reply,
+				     sizeof(reply));
+		if (ret == -EREMOTEIO) {
+			fail("sockmeshd refused to unload: %s", reply);
+			return SM_EXIT_FAILURE;
+		}
+		if (ret) {
+			fail("sockmeshd (pid %d) runs on %s but cannot be asked to unload (%s/%s: %s)",
+			     pid, c->cfg.pin_dir, c->cfg.run_dir, SM_CTL_SOCK,
+			     strerror(-ret));
+			return SM_EXIT_FAILURE;
+		}
+		if (wait_daemon_gone(c, 10)) {
+			fail("sockmeshd (pid %d) detached but did not exit within 10 s",
+			     pid);
+			return SM_EXIT_FAILURE;
+		}
+		printf("sockmesh: sockmeshd (pid %d) %s", pid, reply);
+		return 0;
 	}
 	ret = open_pins(c);
-	if (ret == EXIT_NOT_LOADED) {
+	if (ret == SM_EXIT_NOT_LOADED) {
 		printf("sockmesh: nothing to unload in %s\n", c->core.dir);
 		return 0;
 	}
@@ -280,9 +231,198 @@ static int cmd_unload(struct common *c, int argc)
 	if (ret) {
 		fail("cannot remove every pin in %s: %s", c->core.dir,
 		     strerror(-ret));
-		return EXIT_FAILURE;
+		return SM_EXIT_FAILURE;
 	}
 	printf("sockmesh: detached and removed the pins in %s\n", c->core.dir);
+	return 0;
+}
+
+static int cmd_reload(struct common *c, int argc, char **argv)
+{
+	char reply[4096], req[PATH_MAX + 16], abs[PATH_MAX];
+	int ret;
+
+	ret = no_operands(c, argc, argv);
+	if (ret)
+		return ret;
+	if (c->args.config && realpath(c->args.config, abs))
+		snprintf(req, sizeof(req), "reload %s", abs);
+	else if (c->args.config)
+		snprintf(req, sizeof(req), "reload %s", c->args.config);
+	else
+		snprintf(req, sizeof(req), "reload");
+	ret = sm_ctl_request(c->cfg.run_dir, req, reply, sizeof(reply));
+	if (ret == -EREMOTEIO) {
+		fail("%s", reply);
+		return SM_EXIT_USAGE;
+	}
+	if (ret) {
+		if (c->cfg_err[0]) /* no daemon to ask: say what is wrong */
+			fail("%s", c->cfg_err);
+		else
+			fail("no sockmeshd answers on %s/%s: %s",
+			     c->cfg.run_dir, SM_CTL_SOCK, strerror(-ret));
+		return c->cfg_err[0] ? SM_EXIT_USAGE : SM_EXIT_NOT_LOADED;
+	}
+	fputs(reply, stdout);
+	return 0;
+}
+
+static volatile sig_atomic_t top_stop;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	top_stop = 1;
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* One frame of `top`: per-cgroup and node rates between two reads. */
+static void top_frame(const struct sm_status *a, const struct sm_status *b,
+		      double dt, int tty)
+{
+	static const char *const head[SM_CG_NR] = {
+#define SM_TOP_HEAD(name) [SM_CG_##name] = #name "/s",
+		SM_CG_COUNTERS(SM_TOP_HEAD)
+#undef SM_TOP_HEAD
+	};
+
+	if (tty)
+		fputs("\033[H\033[2J", stdout);
+	printf("sockmesh top - %s, every %.1f s, sockets %u of %u\n", b->dir,
+	       dt, b->sockets, b->max_sockets);
+	printf("%-30s", "CGROUP");
+	for (int k = 0; k < SM_CG_NR; k++)
+		printf(" %18s", head[k]);
+	putchar('\n');
+	for (int i = 0; i < b->n; i++) {
+		const struct sm_status_cg *was = NULL;
+
+		for (int p = 0; p < a->n && !was; p++)
+			if (a->cg[p].id == b->cg[i].id)
+				was = &a->cg[p];
+		printf("%-30s", b->cg[i].path);
+		for (int k = 0; k < SM_CG_NR; k++) {
+			__u64 d = b->cg[i].c.v[k] -
+				  (was && was->c.v[k] <= b->cg[i].c.v[k]
+					   ? was->c.v[k]
+					   : b->cg[i].c.v[k]);
+
+			printf(" %18.1f", d / dt);
+		}
+		putchar('\n');
+	}
+	printf("%-30s", "(node)");
+#define SM_TOP_NODE(name) printf(" %18.1f", (b->c.name - a->c.name) / dt);
+	SM_CG_COUNTERS(SM_TOP_NODE)
+#undef SM_TOP_NODE
+	putchar('\n');
+	fflush(stdout);
+}
+
+static int cmd_top(struct common *c, int argc, char **argv)
+{
+	static struct sm_status st[2];
+	int ret, cur = 0, tty = isatty(STDOUT_FILENO);
+	double t0, t1;
+
+	ret = no_operands(c, argc, argv);
+	if (!ret)
+		ret = open_pins(c);
+	if (ret)
+		return ret;
+	signal(SIGINT, on_stop);
+	signal(SIGTERM, on_stop);
+	ret = sm_status_read(&c->core, c->cfg.run_dir, &st[cur]);
+	t0 = mono();
+	for (long frame = 0;
+	     !ret && !top_stop && (!c->args.count || frame < c->args.count);
+	     frame++) {
+		usleep((useconds_t)(c->args.delay * 1e6));
+		if (top_stop)
+			break;
+		ret = sm_status_read(&c->core, c->cfg.run_dir, &st[!cur]);
+		t1 = mono();
+		if (ret)
+			break;
+		top_frame(&st[cur], &st[!cur], t1 - t0, tty);
+		cur = !cur;
+		t0 = t1;
+	}
+	if (ret) {
+		fail("cannot read %s: %s", c->core.dir, strerror(-ret));
+		return SM_EXIT_FAILURE;
+	}
+	return 0;
+}
+
+/* The command table: {name, handler}, one row per SM_CLI_COMMANDS entry. */
+static const struct {
+	const char *name;
+	cmd_fn fn;
+	const char *synopsis, *help;
+} commands[SM_CLI_NR] = {
+#define SM_CMD_ROW(id, name, opts, synopsis, help) \
+	[SM_CLI_##id] = {#name, cmd_##name, synopsis, help},
+	SM_CLI_COMMANDS(SM_CMD_ROW)
+#undef SM_CMD_ROW
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: sockmesh COMMAND [OPTIONS]\n\nCommands:\n");
+	for (int i = 0; i < SM_CLI_NR; i++) {
+		if (strlen(commands[i].synopsis) > 14)
+			fprintf(out, "  %s\n                 %s\n",
+				commands[i].synopsis, commands[i].help);
+		else
+			fprintf(out, "  %-14s %s\n", commands[i].synopsis,
+				commands[i].help);
+	}
+	fprintf(out,
+		"\n"
+		"-c FILE is the config sockmeshd runs with (default %s,\n"
+		"built-in defaults if that file does not exist).\n"
+		"Exit status: 0 ok, 1 failure, 2 usage or config error, 3 not loaded.\n",
+		SM_CONF_DEFAULT);
+}
+
+/*
+ * reload: a broken FILE is the daemon's to report (with file:line), so the
+ * control socket is found from the run_dir line alone when FILE does not
+ * load.
+ */
+static int config_for_reload(struct common *c)
+{
+	char line[PATH_MAX + 64], *p, *v, *end;
+	FILE *f;
+
+	sm_config_defaults(&c->cfg);
+	f = c->args.config ? fopen(c->args.config, "r") : NULL;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		p = line + strspn(line, " \t");
+		if (strncmp(p, "run_dir", 7))
+			continue;
+		p += 7 + strspn(p + 7, " \t");
+		if (*p != '=')
+			continue;
+		v = p + 1 + strspn(p + 1, " \t");
+		end = v + strcspn(v, ";#\r\n");
+		while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		*end = '\0';
+		snprintf(c->cfg.run_dir, sizeof(c->cfg.run_dir), "%s", v);
+	}
+	fclose(f);
 	return 0;
 }
 
@@ -293,34 +433,23 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		usage(stderr);
-		return EXIT_USAGE;
+		return SM_EXIT_USAGE;
 	}
 	if (sm_cli_parse(argc, argv, &c.args, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
-		return EXIT_USAGE;
-	}
-	switch (c.args.cmd) {
-	case SM_CLI_HELP:
-		usage(stdout);
-		return 0;
-	case SM_CLI_VERSION:
-		printf("sockmesh %s\n", SM_VERSION);
-		return 0;
-	default:
-		break;
+		return SM_EXIT_USAGE;
 	}
 	json = c.args.json;
-	if (sm_config_load_default(&c.cfg, c.args.config, err, sizeof(err))) {
-		fail("%s", err);
-		return EXIT_USAGE;
+	if (sm_cli_options(c.args.cmd) & SM_OPT_CONFIG) {
+		if (sm_config_load_default(&c.cfg, c.args.config, c.cfg_err,
+					   sizeof(c.cfg_err))) {
+			if (c.args.cmd != SM_CLI_RELOAD) {
+				fail("%s", c.cfg_err);
+				return SM_EXIT_USAGE;
+			}
+			config_for_reload(&c);
+		}
+		sm_core_init(&c.core, c.cfg.pin_dir);
 	}
-	sm_core_init(&c.core, c.cfg.pin_dir);
-	switch (c.args.cmd) {
-	case SM_CLI_RUN:
-		return cmd_run(&c, argc, argv);
-	case SM_CLI_STATUS:
-		return cmd_status(&c, argc);
-	default:
-		return cmd_unload(&c, argc);
-	}
+	return commands[c.args.cmd].fn(&c, argc, argv);
 }

@@ -8,6 +8,8 @@
 #ifndef SM_MAPS_BPF_H
 #define SM_MAPS_BPF_H
 
+#include <bpf/bpf_core_read.h>
+
 #include "sockmesh.h"
 
 #ifdef SM_MAPS_DEFINE
@@ -85,6 +87,107 @@ SM_MAP struct {
 	__type(key, __u32);
 	__type(value, struct sm_flow);
 } sm_flows SEC(".maps");
+
+/* sk_user_data of a socket in a sockmap is its psock, with flag bits. */
+#define SM_SK_USER_DATA_PTRMASK (~7UL)
+
+/* The psock of @sk, or NULL if it has none; read with BPF_CORE_READ. */
+static __always_inline struct sk_psock *sm_psock_of(struct sock *sk)
+{
+	unsigned long ud = (unsigned long)BPF_CORE_READ(sk, sk_user_data);
+
+	return (struct sk_psock *)(ud & SM_SK_USER_DATA_PTRMASK);
+}
+
+/* Generation 1 of the policy maps (sm_ctl.policy_gen = 1 selects them). */
+SM_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SM_PORTS_MAX);
+	__type(key, __u32);
+	__type(value, __u8);
+} sm_ports1 SEC(".maps");
+
+SM_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SM_CIDRS_MAX);
+	__type(key, struct sm_lpm_key);
+	__type(value, __u8);
+} sm_cidrs1 SEC(".maps");
+
+SM_MAP struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SM_CIDRS_MAX);
+	__type(key, struct sm_lpm_key);
+	__type(value, __u8);
+} sm_unique1 SEC(".maps");
+
+/* cgroup id -> slot (1..SM_CG_SLOTS-1): one per configured cgroup. */
+SM_MAP struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SM_CG_SLOTS);
+	__type(key, __u64);
+	__type(value, __u16);
+} sm_cgslots SEC(".maps");
+
+/* slot -> struct sm_cg_counters, one per CPU; summed by `sockmesh status`. */
+SM_MAP struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SM_CG_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sm_cg_counters);
+} sm_cgcounters SEC(".maps");
+
+/* The policy generation sock_ops reads: 0 or 1 (see struct sm_ctl). */
+static __always_inline __u32 sm_policy_gen(void)
+{
+	__u32 zero = 0;
+	struct sm_ctl *ctl = bpf_map_lookup_elem(&sm_ctl, &zero);
+
+	return ctl ? ctl->policy_gen : 0;
+}
+
+/*
+ * Slot of the nearest configured cgroup of @sk (its own or an ancestor),
+ * 0 if none. The socket's cgroup is the one it was created in, read
+ * through BTF (sk_cgrp_data), so this holds at the passive end too, where
+ * the callback does not run in the owner's context.
+ */
+static __always_inline __u16 sm_cg_slot(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct cgroup *cg;
+	__u16 *slot;
+	__u64 id;
+
+	if (!tp)
+		return 0;
+	cg = tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup;
+	for (int i = 0; i < SM_CG_DEPTH && cg; i++) {
+		id = cg->kn->id;
+		slot = bpf_map_lookup_elem(&sm_cgslots, &id);
+		if (slot)
+			return *slot < SM_CG_SLOTS ? *slot : 0;
+		cg = cg->self.parent ? cg->self.parent->cgroup : NULL;
+	}
+	return 0;
+}
+
+/* Add @n to counter @field of the cgroup of the socket with state @st. */
+static __always_inline void sm_cg_count(const struct sm_sock_state *st,
+					enum sm_cg_counter field, __u64 n)
+{
+	struct sm_cg_counters *v;
+	__u32 slot;
+
+	if (!st || !st->cg_slot)
+		return;
+	slot = st->cg_slot;
+	v = bpf_map_lookup_elem(&sm_cgcounters, &slot);
+	if (v && field < SM_CG_NR)
+		v->v[field] += n;
+}
 
 static __always_inline struct sm_counters *sm_counters_get(void)
 {

@@ -16,19 +16,39 @@
 /* Layout version of everything under pin_dir; bump on any change below. */
 #define SM_PIN_LAYOUT "v2" /* bpffs names may not contain dots */
 
-/* Map names: prefixed, under 16 characters (BPF_OBJ_NAME_LEN). */
+/*
+ * Every pinned map and program, once: X(IDX, name). The names are the pin
+ * names and the skeleton's; prefixed, under 16 characters (BPF_OBJ_NAME_LEN).
+ * core.h makes the enum, core.c the pin, open and skeleton tables from it.
+ * The *1 policy maps are generation 1 (sm_ctl.policy_gen) of the maps
+ * without the suffix (generation 0): reload fills the idle one and flips.
+ */
+#define SM_MAPS(X)                                                            \
+	X(SOCKHASH, sm_sockhash)     /* struct sm_key -> socket */            \
+	X(STATE, sm_state)	     /* socket -> struct sm_sock_state */     \
+	X(COUNTERS, sm_counters)     /* 0 -> struct sm_counters per CPU */    \
+	X(PORTS, sm_ports)	     /* port -> SM_PORT_* (generation 0) */   \
+	X(CIDRS, sm_cidrs)	     /* prefix -> 1: cidrs (generation 0) */  \
+	X(UNIQUE, sm_unique)	     /* prefix -> 1: node_unique (gen. 0) */  \
+	X(CTL, sm_ctl)		     /* 0 -> struct sm_ctl */                 \
+	X(FLOWS, sm_flows)	     /* slot -> struct sm_flow */             \
+	X(PORTS1, sm_ports1)	     /* sm_ports, generation 1 */             \
+	X(CIDRS1, sm_cidrs1)	     /* sm_cidrs, generation 1 */             \
+	X(UNIQUE1, sm_unique1)	     /* sm_unique, generation 1 */            \
+	X(CGSLOTS, sm_cgslots)	     /* cgroup id -> slot in sm_cgcounters */ \
+	X(CGCOUNTERS, sm_cgcounters) /* slot -> struct sm_cg_counters per CPU */
+#define SM_PROGS(X)                                                     \
+	X(SOCKOPS, sm_sockops) /* cgroup sock_ops: select and record */ \
+	X(SKMSG, sm_skmsg)     /* sk_msg on sm_sockhash: redirect */
+
 #define SM_MAP_SOCKHASH "sm_sockhash"
-#define SM_MAP_STATE	"sm_state"
 #define SM_MAP_COUNTERS "sm_counters"
-#define SM_MAP_PORTS	"sm_ports"
-#define SM_MAP_CIDRS	"sm_cidrs"
-#define SM_MAP_UNIQUE	"sm_unique"
-#define SM_MAP_CTL	"sm_ctl"
-#define SM_MAP_FLOWS	"sm_flows"
 
 #define SM_PORTS_MAX	   65536 /* one sm_ports entry per TCP port */
 #define SM_CIDRS_MAX	   1024	 /* prefixes per LPM map */
 #define SM_SOCKETS_DEFAULT 65536 /* default max_sockets */
+#define SM_CG_SLOTS	   256	 /* per-cgroup counter slots; 0 is "none" */
+#define SM_CG_DEPTH	   16	 /* cgroup ancestors sockops looks through */
 
 /*
  * Key of sm_sockhash: one end of one TCP connection. It names the
@@ -79,6 +99,8 @@ struct sm_sock_state {
 	__u16 dir;	    /* 0 at the active end, 1 at the passive end */
 	__u32 rcv_nxt0; /* rcv_nxt at establishment: moved = stack bytes in */
 	__u32 cb_flags; /* sock_ops callback flags we added (and clear) */
+	__u16 cg_slot;	/* its cgroup's slot in sm_cgcounters, 0: none */
+	__u16 pad;
 };
 
 /*
@@ -91,14 +113,15 @@ struct sm_sock_state {
 struct sm_flow {
 	__u64 conn;
 	__u64 last_ns;	   /* bpf_ktime_get_ns() of the last message */
-	__u64 redir_ns[2]; /* of the last redirect, per direction */
+	__u64 redir_ns[2]; /* of the last redirect, per direction; 0: never */
 	__u32 last_dir;	   /* direction of the last message */
 	__u32 run;	   /* small messages in a row, close together */
+	__u8 stack[2];	   /* [dir]: that direction is on the stack for good */
+	__u8 done[2];	   /* [dir]: ... and none of its redirects in flight */
 	__u8 left[2];	   /* [dir]: that end has left sm_sockhash */
-	__u8 pad[6];
+	__u8 pad[2];
 	__u32 dst_ip[4]; /* what the active end connected to (before NAT) */
 	__u32 dst_port;	 /* ... and its port */
-	__u32 pad2;
 };
 
 /*
@@ -116,22 +139,24 @@ struct sm_flow {
 #define SM_BULK_MSG_MAX (32 * 1024)
 /*
  * Only messages sent within SM_BULK_GAP_NS of the previous one count in the
- * run: a writer that outpaces the receiver's wake-ups (measured 1 KiB
- * writes: 2-4 us apart). A low-rate push (pub/sub, telemetry: 512 B every
- * millisecond) is latency traffic and stays redirected.
+ * run: a writer that outpaces the receiver's wake-ups. A low-rate push
+ * (pub/sub, telemetry: 512 B every millisecond) is latency traffic and
+ * stays redirected.
  */
 #define SM_BULK_GAP_NS (50 * 1000ULL)
 
 /*
- * Leaving the map. A socket whose peer no longer redirects to it (bytes came
- * in through the stack, or the peer left) and whose redirected queue is
- * empty is deleted from sm_sockhash by its own sock_ops program: it is plain
- * TCP again (no sockmap send/receive paths, FIONREAD counts every byte).
- * SM_LEAVE_GUARD_NS after the peer's last redirect covers a redirect that
- * another thread of the peer still has in flight.
+ * Leaving the map. A socket whose peer no longer redirects to it and whose
+ * redirected queue is empty is deleted from sm_sockhash by its own sock_ops
+ * program: it is plain TCP again (no sockmap send/receive paths, FIONREAD
+ * counts every byte). "No longer": the peer's direction is on the stack and
+ * none of its redirects can still be in flight, which its SK_MSG program
+ * proves (sm_flow.done) on a stack verdict that no other sendmsg() of that
+ * socket overlaps, or, failing that, SM_LEAVE_GUARD_NS after its last
+ * redirect.
  */
 #define SM_RCVBUF_FLOOR	  (4 << 20) /* see sm_peer_behind() in skmsg.bpf.c */
-#define SM_LEAVE_GUARD_NS (2 * 1000 * 1000ULL)
+#define SM_LEAVE_GUARD_NS (10 * 1000 * 1000ULL)
 
 /* Connection id from either end's key (@end left out): the same at both. */
 static inline __u64 sm_conn_id(const struct sm_key *k)
@@ -153,12 +178,18 @@ static inline __u64 sm_conn_id(const struct sm_key *k)
  * redirected bytes first, so stack -> redirect would reorder.
  */
 #define SM_SF_STACK (1U << 0)
+/*
+ * SM_SF_BULK: this direction is a small-write stream; it moves to the stack
+ * at its first message that finds the receiver's redirected queue empty.
+ */
+#define SM_SF_BULK (1U << 2)
 /* SM_SF_LEFT: this socket has left sm_sockhash (it is plain TCP again). */
 #define SM_SF_LEFT (1U << 1)
 
 /* Value of sm_ctl (one entry): switches set by sockmeshd and the CLI. */
 struct sm_ctl {
-	__u32 flags; /* SM_CTL_* */
+	__u32 flags;	  /* SM_CTL_* */
+	__u32 policy_gen; /* 0 or 1: which policy maps sock_ops reads */
 };
 
 /*
@@ -205,6 +236,29 @@ struct sm_counters {
 #define SM_COUNTER_FIELD(name) __u64 name;
 	SM_COUNTERS(SM_COUNTER_FIELD)
 #undef SM_COUNTER_FIELD
+};
+
+/*
+ * Per-cgroup counters: the subset of SM_COUNTERS that sock_ops and sk_msg
+ * can attribute to the socket's accelerated cgroup (its sm_sock_state
+ * cg_slot). One struct sm_cg_counters per slot and CPU in sm_cgcounters.
+ */
+#define SM_CG_COUNTERS(X)   \
+	X(sockets_added)    \
+	X(msgs_redirected)  \
+	X(bytes_redirected) \
+	X(msgs_passed)      \
+	X(bytes_passed)
+
+enum sm_cg_counter {
+#define SM_CG_ENUM(name) SM_CG_##name,
+	SM_CG_COUNTERS(SM_CG_ENUM)
+#undef SM_CG_ENUM
+		SM_CG_NR,
+};
+
+struct sm_cg_counters {
+	__u64 v[SM_CG_NR]; /* indexed by enum sm_cg_counter */
 };
 
 /* IPv4 address (network byte order) -> IPv4-mapped IPv6 words. */

@@ -3,7 +3,9 @@
 # 0.2 s) per mode and transport against a private sockmeshd. Each must
 # complete with ops > 0 and its data verified; each accel run must have grown
 # bytes_redirected, each tcp and uds run must have left the counters alone.
-# Also: a bad option exits 2, accel without sockmesh exits 3 ("not loaded").
+# The same for stream-rw with --rw-poll (64 KiB) and rr at 256 KiB. Also: a
+# bad option exits 2, stream-rw -n 2 exits 2, accel without sockmesh exits 3
+# ("not loaded").
 # No timing assertions. Needs root. Last line: "bench: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -43,6 +45,15 @@ else
 	not_ok "bad option: exit $rc, expected 2: $out"
 fi
 
+# stream-rw is one blocking connection: -n 2 is a usage error
+out=$("$bench" -m stream-rw -n 2 2>&1)
+rc=$?
+if [ "$rc" -eq 2 ] && echo "$out" | grep -q "one connection only"; then
+	ok "stream-rw -n 2: exit 2: $(echo "$out" | head -1)"
+else
+	not_ok "stream-rw -n 2: exit $rc, expected 2: $out"
+fi
+
 # accel without a daemon on that pin_dir: not loaded, exit 3
 mkdir -p "/tmp/sockmesh-bench-st-$$"
 cat >"/tmp/sockmesh-bench-st-$$/none.ini" <<EOC
@@ -68,20 +79,33 @@ if ! sm_daemon_start "$build" "sockmesh-bench-st-$$"; then
 fi
 
 json=$sm_run/runs.json
-"$bench" -c "$sm_conf" -m rr,crr,stream -T tcp,accel,uds -s 1K -t 0.2 \
+"$bench" -c "$sm_conf" -m rr,crr,stream,stream-rw -T tcp,accel,uds -s 1K -t 0.2 \
 	-w 0.05 --json >"$json" 2>"$sm_run/bench.err"
 rc=$?
 [ "$rc" -eq 0 ] || not_ok "sockmesh-bench exit $rc: $(cat "$sm_run/bench.err")"
+# stream-rw with the reader poll()ing first (--rw-poll), and a 256 KiB rr
+"$bench" -c "$sm_conf" -m stream-rw -T tcp,accel -s 64K -t 0.2 -w 0.05 \
+	--rw-poll --json >"$sm_run/poll.json" 2>"$sm_run/bench.err"
+rc=$?
+[ "$rc" -eq 0 ] || not_ok "sockmesh-bench --rw-poll exit $rc: $(cat "$sm_run/bench.err")"
+"$bench" -c "$sm_conf" -m rr -T tcp,accel,uds -s 256K -t 0.2 -w 0.05 \
+	--json >"$sm_run/rr256.json" 2>"$sm_run/bench.err"
+rc=$?
+[ "$rc" -eq 0 ] || not_ok "sockmesh-bench rr 256K exit $rc: $(cat "$sm_run/bench.err")"
 
 # the value of "KEY": in one run object (one line of the JSON array)
 field() {
 	printf '%s\n' "$1" | sed -n "s/.*\"$2\": \"\{0,1\}\([^\",}]*\).*/\1/p"
 }
 
-for mode in rr crr stream; do
-	for tr in tcp accel uds; do
-		run=$(grep "\"mode\": \"$mode\", \"transport\": \"$tr\"" "$json")
-		name="$mode $tr 1 KiB"
+# check FILE MODE SIZE NAME TRANSPORTS...: each run there completed and was
+# verified; accel redirected, tcp and uds left the counters alone
+check() {
+	f=$1 mode=$2 size=$3 label=$4
+	shift 4
+	for tr in "$@"; do
+		run=$(grep "\"mode\": \"$mode\", \"transport\": \"$tr\", \"size\": $size," "$f")
+		name="$mode $tr $label"
 		if [ -z "$run" ]; then
 			not_ok "$name: no result"
 			continue
@@ -104,6 +128,15 @@ for mode in rr crr stream; do
 			ok "$name: $ops ops, verified, bytes_redirected +$red"
 		fi
 	done
+}
+
+for mode in rr crr stream stream-rw; do
+	check "$json" "$mode" 1024 "1 KiB" tcp accel uds
 done
+check "$sm_run/poll.json" stream-rw 65536 "64 KiB --rw-poll" tcp accel
+if [ "$(grep -c '"rw_poll": true' "$sm_run/poll.json")" -ne 2 ]; then
+	not_ok "stream-rw --rw-poll: the runs do not say rw_poll: true"
+fi
+check "$sm_run/rr256.json" rr 262144 "256 KiB" tcp accel uds
 
 summary

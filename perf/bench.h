@@ -26,11 +26,19 @@
 #include "sockmesh.h"
 
 enum bench_mode {
-	BENCH_RR,     /* ping-pong: size bytes, echoed back */
-	BENCH_CRR,    /* connect, one rr exchange, close */
-	BENCH_STREAM, /* size-byte writes one way, verified by the reader */
+	BENCH_RR,	 /* ping-pong: size bytes, echoed back */
+	BENCH_CRR,	 /* connect, one rr exchange, close */
+	BENCH_STREAM,	 /* size-byte writes one way, verified by the reader */
+	BENCH_STREAM_RW, /* the same with blocking write()/read(), no io_uring;
+			  * the reader checks the byte count and the last block */
 	BENCH_MODES,
 };
+
+/* Writes one way: stream and stream-rw. */
+static inline bool bench_is_stream(int mode)
+{
+	return mode == BENCH_STREAM || mode == BENCH_STREAM_RW;
+}
 
 enum bench_transport {
 	BENCH_TCP,   /* loopback TCP, in the cgroup the bench was started in */
@@ -78,6 +86,7 @@ struct bench_params {
 	int conns;   /* connections, or crr slots, in flight at once */
 	uint64_t warmup_ns;
 	uint64_t duration_ns;
+	bool rw_poll; /* stream-rw: poll() before every read(), as iperf3 */
 };
 
 /* Set by the client; the server samples its CPU time when it sees them. */
@@ -157,6 +166,7 @@ struct bench_matrix {
 	int conns;
 	int rounds;
 	double duration, warmup;    /* seconds, per run */
+	bool rw_poll;		    /* --rw-poll */
 	int cpu_server, cpu_client; /* -1: not pinned */
 	char cmdline[1024];
 };

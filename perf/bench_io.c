@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,7 @@ static int set_nodelay(const struct bench_params *p, int fd)
 {
 	int one = 1;
 
-	if (!is_tcp(p) || p->mode == BENCH_STREAM)
+	if (!is_tcp(p) || bench_is_stream(p->mode))
 		return 0;
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 		return -errno;
@@ -458,7 +459,7 @@ static int client_alloc(struct client *cl)
 		return side_fail(cl->side, -ENOMEM, "out of memory");
 	for (int i = 0; i < p->conns; i++)
 		cl->c[i].fd = -1;
-	if (p->mode == BENCH_STREAM) {
+	if (bench_is_stream(p->mode)) {
 		cl->pat = pattern_new(PAT_PERIOD + p->size);
 		if (!cl->pat)
 			return side_fail(cl->side, -ENOMEM, "out of memory");
@@ -488,10 +489,9 @@ static void client_free(struct client *cl)
 }
 
 /* Phase changes, at the boundaries of completion batches. */
-static void client_clock(struct client *cl, uint64_t warm_end, uint64_t end,
-			 uint64_t *win0, uint64_t *cpu0)
+static void client_clock(struct client *cl, uint64_t t, uint64_t warm_end,
+			 uint64_t end, uint64_t *win0, uint64_t *cpu0)
 {
-	uint64_t t = bench_now_ns();
 
 	if (!cl->measuring && t >= warm_end) {
 		cl->measuring = true;
@@ -511,6 +511,53 @@ static void client_clock(struct client *cl, uint64_t warm_end, uint64_t end,
 	}
 }
 
+/*
+ * stream-rw: blocking write() of size bytes of the pattern, one connection,
+ * no io_uring; one clock read per write (its end is the next one's start).
+ */
+static int client_rw(struct client *cl)
+{
+	const struct bench_params *p = cl->p;
+	uint64_t warm_end, end, win0 = 0, cpu0 = 0, t0, t1;
+	struct cconn *c = &cl->c[0];
+	ssize_t n;
+	int ret;
+
+	ret = client_connect_all(cl);
+	if (ret)
+		return ret;
+	t0 = bench_now_ns();
+	warm_end = t0 + p->warmup_ns;
+	end = warm_end + p->duration_ns;
+	for (;;) {
+		client_clock(cl, t0, warm_end, end, &win0, &cpu0);
+		if (cl->stopping)
+			break;
+		for (c->sent = 0; c->sent < p->size; c->sent += (size_t)n) {
+			n = write(c->fd,
+				  cl->pat + (c->off + c->sent) % PAT_PERIOD,
+				  p->size - c->sent);
+			if (n < 0 && errno == EINTR) {
+				n = 0;
+				continue;
+			}
+			if (n < 0)
+				return side_fail(cl->side, -errno, "write: %s",
+						 strerror(errno));
+		}
+		t1 = bench_now_ns();
+		if (cl->measuring) {
+			bench_hist_add(&cl->sh->hist, t1 - t0);
+			cl->side->ops++;
+		}
+		cl->side->ops_total++;
+		cl->side->bytes_total += p->size;
+		c->off += p->size;
+		t0 = t1;
+	}
+	return 0;
+}
+
 int bench_client(const struct bench_params *p, struct bench_shared *sh)
 {
 	struct client cl = {.p = p, .sh = sh, .side = &sh->client};
@@ -522,6 +569,10 @@ int bench_client(const struct bench_params *p, struct bench_shared *sh)
 	ret = client_alloc(&cl);
 	if (ret)
 		goto out_free;
+	if (p->mode == BENCH_STREAM_RW) {
+		ret = client_rw(&cl);
+		goto out_free;
+	}
 	ret = ring_init(&cl.ring, ring_entries(p->conns));
 	if (ret) {
 		side_fail(cl.side, ret, "io_uring_queue_init: %s",
@@ -542,7 +593,7 @@ int bench_client(const struct bench_params *p, struct bench_shared *sh)
 		cl.active++;
 	}
 	for (;;) {
-		client_clock(&cl, warm_end, end, &win0, &cpu0);
+		client_clock(&cl, bench_now_ns(), warm_end, end, &win0, &cpu0);
 		if (cl.stopping && !cl.active)
 			break;
 		ret = io_uring_submit_and_wait(&cl.ring, 1);
@@ -848,6 +899,92 @@ static void server_free(struct server *sv)
 	free(sv->pat);
 }
 
+/*
+ * stream-rw: one connection, blocking read() of up to size bytes at a time
+ * (as iperf3 reads -l bytes) into a ring of 4 x size bytes, so that the last
+ * size bytes of the stream are still there at EOF: those are compared with
+ * the pattern, and the parent compares the byte counts. No check per read.
+ * --rw-poll: poll() before every read(), as iperf3's select() loop does.
+ */
+static int server_rw(struct server *sv)
+{
+	size_t size = sv->p->size, ring_len = 4 * size, pos = 0, len, k;
+	struct pollfd pfd[2] = {
+		{.fd = sv->lfd, .events = POLLIN},
+		{.fd = sv->ctl_fd, .events = POLLIN},
+	};
+	struct pollfd rfd = {.fd = -1, .events = POLLIN};
+	unsigned char *ring = NULL, *pat = NULL;
+	uint64_t total = 0, o;
+	int fd = -1, ret = 0;
+	ssize_t n;
+
+	ring = buf_new(ring_len);
+	pat = pattern_new(PAT_PERIOD);
+	if (!ring || !pat) {
+		ret = side_fail(sv->side, -ENOMEM, "out of memory");
+		goto out_free;
+	}
+	/* the connection, or the parent's EOF: the client gave up */
+	while (poll(pfd, 2, -1) < 0)
+		if (errno != EINTR) {
+			ret = side_fail(sv->side, -errno, "poll: %s",
+					strerror(errno));
+			goto out_free;
+		}
+	if (!(pfd[0].revents & POLLIN)) {
+		ret = side_fail(sv->side, -ENOTCONN,
+				"the client finished without connecting");
+		goto out_free;
+	}
+	fd = accept4(sv->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		ret = side_fail(sv->side, -errno, "accept: %s",
+				strerror(errno));
+		goto out_free;
+	}
+	__atomic_store_n(&sv->side->conns, 1, __ATOMIC_RELEASE);
+	rfd.fd = fd;
+	for (;;) {
+		if (sv->p->rw_poll && poll(&rfd, 1, -1) < 0 && errno != EINTR) {
+			ret = side_fail(sv->side, -errno, "poll: %s",
+					strerror(errno));
+			goto out_close;
+		}
+		len = ring_len - pos < size ? ring_len - pos : size;
+		n = read(fd, ring + pos, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = side_fail(sv->side, -errno, "read: %s",
+					strerror(errno));
+			goto out_close;
+		}
+		if (!n)
+			break;
+		total += (uint64_t)n;
+		pos = (pos + (size_t)n) % ring_len;
+		server_clock(sv);
+	}
+	sv->side->bytes_total = total;
+	k = total < size ? (size_t)total : size;
+	for (o = total - k; o < total; o++) {
+		if (ring[o % ring_len] != pat[o % PAT_PERIOD]) {
+			ret = side_fail(
+				sv->side, -EBADMSG,
+				"stream data differs from what was written at byte %llu (of the last block)",
+				(unsigned long long)o);
+			goto out_close;
+		}
+	}
+out_close:
+	close(fd);
+out_free:
+	free(ring);
+	free(pat);
+	return ret;
+}
+
 int bench_server(const struct bench_params *p, struct bench_shared *sh, int lfd,
 		 int ctl_fd)
 {
@@ -862,6 +999,11 @@ int bench_server(const struct bench_params *p, struct bench_shared *sh, int lfd,
 	unsigned int head, n;
 	int ret;
 
+	if (p->mode == BENCH_STREAM_RW) {
+		ret = server_rw(&sv);
+		server_clock(&sv);
+		return ret;
+	}
 	ret = server_alloc(&sv);
 	if (ret)
 		goto out_free;

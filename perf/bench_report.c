@@ -12,11 +12,13 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "json.h"
 
 const char *const bench_mode_names[BENCH_MODES] = {
 	[BENCH_RR] = "rr",
 	[BENCH_CRR] = "crr",
 	[BENCH_STREAM] = "stream",
+	[BENCH_STREAM_RW] = "stream-rw",
 };
 
 const char *const bench_transport_names[BENCH_TRANSPORTS] = {
@@ -39,7 +41,7 @@ double bench_bytes_per_s(const struct bench_result *r)
 {
 	double per_op = (double)r->p.size;
 
-	if (r->p.mode != BENCH_STREAM)
+	if (!bench_is_stream(r->p.mode))
 		per_op *= 2; /* the request and its echo */
 	return bench_ops_per_s(r) * per_op;
 }
@@ -152,7 +154,7 @@ void bench_print_table(FILE *out, const struct bench_matrix *m,
 	int n = bench_nresults(m), failed = 0;
 
 	fprintf(out,
-		"%-6s %-5s %7s %5s %9s %9s %8s %8s %8s %8s %8s %11s %11s  %s\n",
+		"%-9s %-5s %7s %5s %9s %9s %8s %8s %8s %8s %8s %11s %11s  %s\n",
 		"mode", "trans", "size", "conns", "ops/s", "MB/s", "p50", "p90",
 		"p99", "p99.9", "cpu/op", "redir.bytes", "passed.msgs",
 		"check");
@@ -176,7 +178,7 @@ void bench_print_table(FILE *out, const struct bench_matrix *m,
 			strcpy(pass, "-");
 		}
 		fprintf(out,
-			"%-6s %-5s %7s %5d %9s %9s %8s %8s %8s %8s %8s %11s %11s  %s\n",
+			"%-9s %-5s %7s %5d %9s %9s %8s %8s %8s %8s %8s %11s %11s  %s\n",
 			bench_mode_names[r->p.mode],
 			bench_transport_names[r->p.transport], size, r->p.conns,
 			ops, mbs, lat[0], lat[1], lat[2], lat[3], cpu, red,
@@ -199,16 +201,7 @@ void bench_print_table(FILE *out, const struct bench_matrix *m,
 
 static void json_str(FILE *out, const char *s)
 {
-	fputc('"', out);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(out, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(out, "\\u%04x", *s);
-		else
-			fputc(*s, out);
-	}
-	fputc('"', out);
+	sm_json_quote(out, s); /* the one escaper (cgroupd/json.c) */
 }
 
 static void json_run(FILE *out, const struct bench_matrix *m,
@@ -243,6 +236,9 @@ static void json_run(FILE *out, const struct bench_matrix *m,
 		"\"cpu_ns_per_op\": %.0f, \"cpu_ns\": {\"client\": %llu, \"server\": %llu}, ",
 		bench_cpu_ns_per_op(r), (unsigned long long)r->cpu_client_ns,
 		(unsigned long long)r->cpu_server_ns);
+	if (r->p.mode == BENCH_STREAM_RW)
+		fprintf(out, "\"rw_poll\": %s, ",
+			r->p.rw_poll ? "true" : "false");
 	fprintf(out, "\"verified\": %s, \"check\": \"%s\", ",
 		ok(r) && r->verified ? "true" : "false", check(r));
 	if (r->have_counters) {
@@ -323,6 +319,10 @@ static const struct md_mode md_modes[BENCH_MODES] = {
 	[BENCH_STREAM] =
 		{"stream: throughput (MB/s, 10^6 bytes/s)",
 		 "SIZE-byte writes one way, every byte verified by the reader. Higher is better: accel/tcp above 1 means accel is faster.",
+		 "CPU µs/write"},
+	[BENCH_STREAM_RW] =
+		{"stream-rw: throughput with blocking write()/read() (MB/s)",
+		 "SIZE-byte blocking write()s one way, the reader read()s up to SIZE bytes at a time (as iperf3 does) and checks the byte count and the last block. Higher is better.",
 		 "CPU µs/write"},
 };
 
@@ -576,6 +576,9 @@ void bench_print_markdown(FILE *out, const struct bench_matrix *m,
 		fprintf(out, "%s%s", ti ? ", " : "",
 			bench_transport_names[m->transports[ti]]);
 	fprintf(out, ")\n\n");
+	if (m->rw_poll)
+		fprintf(out,
+			"- stream-rw: the reader poll()ed before every read() (--rw-poll)\n\n");
 	for (int mi = 0; mi < m->n_modes; mi++)
 		md_summary(out, m, res, mi);
 	md_notes(out, m, res);

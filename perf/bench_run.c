@@ -199,13 +199,13 @@ static void check_totals(const struct bench_params *p,
 	if (!c->ops)
 		snprintf(err, len,
 			 "no operation completed in the measured time");
-	else if (p->mode == BENCH_STREAM && s->bytes_total != c->bytes_total)
+	else if (bench_is_stream(p->mode) && s->bytes_total != c->bytes_total)
 		snprintf(
 			err, len,
 			"the server verified %llu bytes, the client wrote %llu",
 			(unsigned long long)s->bytes_total,
 			(unsigned long long)c->bytes_total);
-	else if (p->mode != BENCH_STREAM && s->ops_total != c->ops_total)
+	else if (!bench_is_stream(p->mode) && s->ops_total != c->ops_total)
 		snprintf(
 			err, len,
 			"the server echoed %llu requests, the client completed %llu",

@@ -24,12 +24,27 @@ $(BUILD)/sockmesh-bench: $(BENCH_OBJS) $(BUILD)/libsmcore.a
 		-luring -o $@
 
 # The matrix (rr, stream, crr x 64 B..1 MiB x tcp, accel, uds) against a
-# private daemon; writes perf/results/ and the table in perf/README.md.
-.PHONY: bench bench-check
-bench: deps
+# private daemon, then the real clients (iperf3, sockperf, redis, nginx +
+# wrk; plain vs accel); each writes perf/results/ and its table in
+# perf/README.md. `make bench-clients` runs only the real clients,
+# `make bench-quick` a 2-minute round of them (for development).
+.PHONY: bench bench-clients bench-quick bench-check deps-bench
+deps-bench:
+	$(Q)scripts/setup.sh --bench
+
+bench: deps-bench
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)perf/run-bench.sh $(BUILD)
-	$(Q)perf/mesh-bench.sh $(BUILD)
+	$(Q)rc=0; perf/run-bench.sh $(BUILD) || rc=$$?; \
+		perf/real-clients.sh $(BUILD) || rc=$$?; \
+		perf/mesh-bench.sh $(BUILD) || rc=$$?; exit $$rc
+
+bench-clients: deps-bench
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)perf/real-clients.sh $(BUILD)
+
+bench-quick: deps-bench
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)perf/real-clients.sh --quick $(BUILD)
 
 # `make check` covers perf/ too: formatting and cppcheck (its -Werror build
 # of `all` includes sockmesh-bench already).

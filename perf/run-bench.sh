@@ -1,17 +1,17 @@
 #!/bin/sh
 # run-bench.sh [BUILD] - `make bench`: the sockmesh-bench matrix (rr, stream,
-# crr x 64 B .. 1 MiB x tcp, accel, uds, interleaved) against a private
+# stream-rw, crr x 64 B .. 1 MiB x tcp, accel, uds, interleaved) against a private
 # sockmeshd. Writes perf/results/latest.json, latest.md, latency.svg,
 # throughput.svg and crr.svg, puts the report in perf/README.md and prints
 # it. Uses a private cgroup, pin dir and run dir; removes them whatever
 # happens. Needs root and gnuplot (gnuplot-nox).
 #
-# Environment (the defaults take 3 to 4 minutes on 2 CPUs):
+# Environment (the defaults take about 5 minutes on 2 CPUs):
 #   BENCH_TIME=1.2           seconds measured per run
 #   BENCH_ROUNDS=3           rounds of the whole matrix; each figure merges them
 #   BENCH_WARMUP=0.2         unmeasured seconds before each run
-#   BENCH_MODES=rr,stream,crr
-#   BENCH_SIZES=64,1K,16K,64K,1M
+#   BENCH_MODES=rr,stream,stream-rw,crr
+#   BENCH_SIZES=64,1K,16K,64K,256K,1M
 #   BENCH_CPUS=none          or SERVER,CLIENT: pin them (e.g. 1,0)
 #   BENCH_ARGS=              more sockmesh-bench options (e.g. -n 4)
 set -eu
@@ -22,8 +22,8 @@ out=perf/results
 time_s=${BENCH_TIME:-1.2}
 rounds=${BENCH_ROUNDS:-3}
 warmup=${BENCH_WARMUP:-0.2}
-modes=${BENCH_MODES:-rr,stream,crr}
-sizes=${BENCH_SIZES:-64,1K,16K,64K,1M}
+modes=${BENCH_MODES:-rr,stream,stream-rw,crr}
+sizes=${BENCH_SIZES:-64,1K,16K,64K,256K,1M}
 
 die() {
 	echo "run-bench.sh: $*" >&2
@@ -83,8 +83,8 @@ lines() {
 		accel) c="#d62728" ;;
 		uds) c="#2ca02c" ;;
 		esac
-		printf '%s"%s" using 3:(%s) with linespoints lw 2 pt 7 lc rgb "%s" title "%s%s"' \
-			"$sep" "$f" "$1" "$c" "$t" "$2"
+		printf '%s"%s" using 3:(%s) with linespoints %s lc rgb "%s" title "%s%s"' \
+			"$sep" "$f" "$1" "${style:-lw 2 pt 7}" "$c" "$t" "$2"
 		sep=", "
 		if [ $# -ge 4 ]; then
 			printf ', "%s" using 3:(%s) with linespoints lw 1 dt 2 pt 6 lc rgb "%s" title "%s%s"' \
@@ -99,6 +99,11 @@ plot_block() {
 	printf 'set output "%s/%s"\nset title "%s"\nset xlabel "%s"\nset ylabel "%s"\nplot %s\n\n' \
 		"$run" "$1" "$2" "$3" "$4" "$5"
 }
+
+# stream (io_uring, solid) and stream-rw (blocking, dashed) in one plot
+tp=$(lines stream '$5/1e6' ' io_uring')
+rw=$(style="lw 1 dt 2 pt 6" lines stream-rw '$5/1e6' ' blocking (stream-rw)')
+tp_clauses=$tp${tp:+${rw:+, }}$rw
 
 {
 	cat <<EOG
@@ -116,8 +121,8 @@ EOG
 		"message size" "latency (µs)" \
 		"$(lines rr '$6/1e3' ' p50' '$8/1e3' ' p99')"
 	plot_block throughput.svg \
-		"stream throughput by write size (higher is better)" \
-		"write size" "throughput (MB/s)" "$(lines stream '$5/1e6' '')"
+		"stream throughput by write size: io_uring, verified (solid), blocking read/write (dashed); higher is better" \
+		"write size" "throughput (MB/s)" "$tp_clauses"
 	plot_block crr.svg \
 		"crr: connect, one exchange, close (higher is better)" \
 		"message size" "connections/s" "$(lines crr '$4' '')"

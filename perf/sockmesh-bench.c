@@ -70,6 +70,11 @@ static void usage(FILE *out)
 		"                            stream  the client writes SIZE-byte writes as fast\n"
 		"                                    as it can; the server reads (256 KiB\n"
 		"                                    buffer) and verifies every byte\n"
+		"                            stream-rw  the same with blocking write() and\n"
+		"                                    read() (up to SIZE bytes at a time, as\n"
+		"                                    iperf3), no io_uring; one connection; the\n"
+		"                                    reader checks the byte count and the\n"
+		"                                    last SIZE bytes only\n"
 		"  -T, --transport LIST    comma-separated, default tcp:\n"
 		"                            tcp     loopback TCP, in the bench's own cgroup\n"
 		"                            accel   loopback TCP in the first cgroup of the\n"
@@ -92,6 +97,8 @@ static void usage(FILE *out)
 		"  -a, --addr ADDR         address for tcp and accel (default 127.0.0.1; ::1)\n"
 		"      --cpu-server N      pin the server process to CPU N\n"
 		"      --cpu-client N      pin the client process to CPU N\n"
+		"      --rw-poll           stream-rw: the reader poll()s before every read(), as\n"
+		"                          iperf3's select() loop does (to compare with it)\n"
 		"      --json              print a JSON array of runs instead of the table\n"
 		"      --save PREFIX       also write PREFIX.json, PREFIX.md (a markdown report\n"
 		"                          with the accel/tcp and uds/tcp ratios) and PREFIX.tsv\n"
@@ -208,7 +215,9 @@ static void add_mode(struct bench_matrix *m, const char *s)
 	int v = lookup(s, bench_mode_names, BENCH_MODES);
 
 	if (v < 0)
-		bad_usage("--mode: unknown mode '%s' (rr, crr, stream)", s);
+		bad_usage(
+			"--mode: unknown mode '%s' (rr, crr, stream, stream-rw)",
+			s);
 	for (int i = 0; i < m->n_modes; i++)
 		if (m->modes[i] == (enum bench_mode)v)
 			bad_usage("--mode: '%s' listed twice", s);
@@ -275,6 +284,7 @@ enum {
 	OPT_CPU_CLIENT,
 	OPT_JSON,
 	OPT_SAVE,
+	OPT_RW_POLL,
 };
 
 static void parse_opts(struct ctx *x, int argc, char **argv)
@@ -293,6 +303,7 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 		{"cpu-client", required_argument, NULL, OPT_CPU_CLIENT},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"save", required_argument, NULL, OPT_SAVE},
+		{"rw-poll", no_argument, NULL, OPT_RW_POLL},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -351,6 +362,9 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 		case OPT_CPU_CLIENT:
 			m->cpu_client = parse_cpu("--cpu-client", optarg);
 			break;
+		case OPT_RW_POLL:
+			m->rw_poll = true;
+			break;
 		case OPT_JSON:
 			x->json = true;
 			break;
@@ -383,6 +397,11 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 		add_transport(m, "tcp");
 	if (!m->n_sizes)
 		add_size(m, "64");
+	for (int i = 0; i < m->n_modes && m->conns > 1; i++)
+		if (m->modes[i] == BENCH_STREAM_RW)
+			bad_usage(
+				"--mode stream-rw: one connection only (it blocks in write() and read()); --conns %d",
+				m->conns);
 	for (int i = 0; i < m->n_sizes; i++) {
 		size_t per =
 			m->sizes[i] > 256 * 1024 ? m->sizes[i] : 256 * 1024;
@@ -537,7 +556,7 @@ static void progress(const struct ctx *x, int done, int total,
 	if (!x->verbose)
 		return;
 	bench_fmt_size(size, sizeof(size), r->p.size);
-	fprintf(stderr, "[%d/%d] %-6s %-5s %7s: ", done, total,
+	fprintf(stderr, "[%d/%d] %-9s %-5s %7s: ", done, total,
 		bench_mode_names[r->p.mode],
 		bench_transport_names[r->p.transport], size);
 	if (ret)
@@ -565,6 +584,7 @@ static void init_results(const struct bench_matrix *m, struct bench_result *res)
 				r->p.warmup_ns = (uint64_t)(m->warmup * 1e9);
 				r->p.duration_ns =
 					(uint64_t)(m->duration * 1e9);
+				r->p.rw_poll = m->rw_poll;
 				r->verified = true;
 			}
 }

@@ -1,6 +1,7 @@
 # private-daemon.sh - a private sockmeshd for scripts (sourced): its own pin
 # dir under /sys/fs/bpf, run dir under /tmp and cgroup, on_exit = detach.
-# Used by scripts/compare.sh, perf/run-bench.sh, perf/bench-selftest.sh.
+# Used by perf/real-clients.sh (and scripts/compare.sh through it),
+# perf/run-bench.sh, perf/bench-selftest.sh.
 #
 #   sm_daemon_start BUILD TAG   sets sm_run (the run dir, for temp files too),
 #                               sm_conf, sm_pid; 0, or 1 with a message

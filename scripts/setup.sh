@@ -2,12 +2,26 @@
 # setup.sh - install the Debian packages sockmesh needs to build, run and
 # test. Idempotent: it installs only what is missing, and is quick when
 # nothing is. Run as root (make run / make test call it).
+#   scripts/setup.sh --bench   also the clients and servers of the real-client
+#                              benchmark (make bench, perf/real-clients.sh); the
+#                              redis-server and nginx-light packages start their
+#                              system services, which the benchmark does not use
+#                              (it runs its own in a private network namespace)
 set -eu
 
 PKGS="clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcgroup-dev
 liburing-dev libinih-dev libcmocka-dev pkg-config make gcc iproute2
-clang-format cppcheck gnuplot-nox libclang-rt-dev valgrind
-haproxy redis-server redis-tools nginx-light wrk curl iptables jq"
+clang-format cppcheck gnuplot-nox libclang-rt-dev valgrind prometheus
+iptables haproxy redis-server redis-tools nginx-light wrk curl jq"
+BENCH_PKGS="iperf3 sockperf redis-server redis-tools nginx-light wrk jq util-linux"
+[ "${1:-}" = --bench ] && PKGS="$PKGS $BENCH_PKGS"
+
+# the node service's checks (tests/run-deploy.sh): capsh, systemd-analyze,
+# strace, man --warnings, yamllint
+PKGS="$PKGS libcap2-bin systemd strace man-db groff-base yamllint"
+# `setup.sh --deploy` (make test-deploy): also what builds and runs the
+# container image
+[ "${1:-}" = --deploy ] && PKGS="$PKGS podman runc debootstrap"
 
 missing=""
 for p in $PKGS; do

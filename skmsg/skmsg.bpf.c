@@ -38,11 +38,32 @@ static __always_inline int sm_peer_behind(struct sock *peer)
 	return queued > SM_RCVBUF_FLOOR;
 }
 
+/*
+ * A stack verdict: tell the peer, which leaves the map once this direction
+ * has no redirect in flight. That holds when no other sendmsg() of this
+ * socket holds its psock (only the map's reference and this call's), since
+ * every earlier redirect verdict of this direction came before this one.
+ */
+static __always_inline void sm_mark_stack(struct sm_flow *flow,
+					  const struct sm_sock_state *st,
+					  struct sk_msg *kmsg)
+{
+	struct sk_psock *psock;
+
+	if (!flow || flow->done[st->dir & 1])
+		return;
+	flow->stack[st->dir & 1] = 1;
+	psock = kmsg->sk ? sm_psock_of(kmsg->sk) : NULL;
+	if (psock && BPF_CORE_READ(psock, refcnt.refs.counter) <= 2)
+		flow->done[st->dir & 1] = 1;
+}
+
 SEC("sk_msg")
 int sm_skmsg(struct sk_msg_md *msg)
 {
 	struct sm_counters *c = sm_counters_get();
-	struct sm_sock_state *st;
+	struct sm_sock_state *st = NULL;
+	struct sm_key self;
 	struct sm_flow *flow;
 	struct sm_ctl *ctl;
 	struct sk_msg *kmsg;
@@ -71,38 +92,59 @@ int sm_skmsg(struct sk_msg_md *msg)
 		c->redirect_errors++;
 		goto pass;
 	}
+	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
+	if (flow && flow->conn != st->conn)
+		flow = NULL; /* the slot is another connection's */
 	if (st->flags & SM_SF_STACK)
-		goto pass;
+		goto stack;
 	/*
-	 * Every message, redirected or not, ends the other direction's run;
-	 * so does a pause longer than SM_BULK_GAP_NS or a large message.
+	 * Every message ends the other direction's run; so does a pause
+	 * longer than SM_BULK_GAP_NS or a large message.
 	 */
 	now = bpf_ktime_get_ns();
-	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
-	if (flow && flow->conn == st->conn) {
+	if (flow) {
 		if (flow->last_dir != st->dir || size >= SM_BULK_MSG_MAX ||
 		    now - flow->last_ns > SM_BULK_GAP_NS) {
 			flow->last_dir = st->dir;
 			flow->run = 1; /* this message starts a run */
 		} else if (++flow->run >= SM_BULK_RUN) {
-			flow->last_ns = now;
-			st->flags |= SM_SF_STACK;
-			c->bulk_fallbacks++;
-			goto pass;
+			st->flags |= SM_SF_BULK;
 		}
 		flow->last_ns = now;
-	} else {
-		flow = NULL;
 	}
 	if (bpf_msg_redirect_hash(msg, &sm_sockhash, &st->peer,
 				  BPF_F_INGRESS) != SK_PASS) {
 		/* peer absent: this direction has used the stack for good */
 		st->flags |= SM_SF_STACK;
 		c->peer_misses++;
-		goto pass;
+		goto stack;
+	}
+	kmsg = bpf_cast_to_kern_ctx(msg);
+	if (kmsg->sk_redir && (st->flags & SM_SF_BULK) &&
+	    !kmsg->sk_redir->sk_backlog.rmem_alloc.counter) {
+		/*
+		 * A small-write stream whose receiver has read everything
+		 * redirected: switch now, so that no stack byte ever waits
+		 * behind a redirected one (the receiver then leaves the map
+		 * at once, and FIONREAD never misses a byte). This message
+		 * goes out of our own socket: redirected to its egress, that
+		 * is through the stack, as a pass would.
+		 */
+		sm_key_peer(&self, &st->peer);
+		if (bpf_msg_redirect_hash(msg, &sm_sockhash, &self, 0) ==
+		    SK_PASS) {
+			st->flags |= SM_SF_STACK;
+			c->bulk_fallbacks++;
+			sm_mark_stack(flow, st, kmsg);
+			goto pass;
+		}
+		/* not found (cannot be: this program runs for sockets in the
+		 * map): the message still goes to the peer, as redirected */
 	}
 	c->msgs_redirected++;
+	sm_cg_count(st, SM_CG_msgs_redirected, 1);
 	c->bytes_redirected += size;
+	sm_cg_count(st, SM_CG_bytes_redirected, size);
 	if (flow)
 		flow->redir_ns[st->dir & 1] = now;
 	/*
@@ -111,15 +153,18 @@ int sm_skmsg(struct sk_msg_md *msg)
 	 * what a receiver that does not read holds is its limit plus one
 	 * message (at most 17 x 32 KiB per verdict).
 	 */
-	kmsg = bpf_cast_to_kern_ctx(msg);
 	if (kmsg->sk_redir && sm_peer_behind(kmsg->sk_redir)) {
 		st->flags |= SM_SF_STACK;
 		c->rcvbuf_fallbacks++;
 	}
 	return SK_PASS;
+stack:
+	sm_mark_stack(flow, st, bpf_cast_to_kern_ctx(msg));
 pass:
 	c->msgs_passed++;
+	sm_cg_count(st, SM_CG_msgs_passed, 1);
 	c->bytes_passed += size;
+	sm_cg_count(st, SM_CG_bytes_passed, size);
 	return SK_PASS;
 }
 

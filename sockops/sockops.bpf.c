@@ -21,9 +21,6 @@
 /* sock_ops programs return 1; the value is not a verdict for these ops. */
 #define SM_SOCKOPS_DONE 1
 
-/* sk_user_data of a socket in a sockmap is its psock, with flag bits. */
-#define SM_SK_USER_DATA_PTRMASK (~7UL)
-
 /*
  * The callbacks a socket in the map asks for, so that it notices when it can
  * leave: every received packet (PARSE_ALL_HDR_OPT) and every sent one
@@ -34,8 +31,6 @@
 #define SM_CB_FLAGS                                                            \
 	(BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG |                              \
 	 BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG)
-
-extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /* Fill @v from the socket's own view; 0 if it is not IPv4 or IPv6. */
 static __always_inline int sm_view_build(struct bpf_sock_ops *skops,
@@ -68,17 +63,27 @@ static __always_inline int sm_view_build(struct bpf_sock_ops *skops,
 	return 1;
 }
 
-static __always_inline int sm_addr_in(void *lpm, const __u32 addr[4])
+/*
+ * Policy lookups read generation @gen, the one sockmeshd flipped last
+ * (struct sm_ctl), read once per connection: reload fills the idle
+ * generation completely, then flips, so no connection sees half a policy.
+ */
+static __always_inline int sm_addr_in(void *lpm, const __u32 addr[4],
+				      __u32 gen)
 {
 	struct sm_lpm_key k = {.prefixlen = 128};
 
+	if (gen)
+		lpm = lpm == (void *)&sm_cidrs ? (void *)&sm_cidrs1
+					       : (void *)&sm_unique1;
 	__builtin_memcpy(k.addr, addr, sizeof(k.addr));
 	return bpf_map_lookup_elem(lpm, &k) != NULL;
 }
 
-static __always_inline __u8 sm_port_flags(__u32 port)
+static __always_inline __u8 sm_port_flags(__u32 port, __u32 gen)
 {
-	__u8 *flags = bpf_map_lookup_elem(&sm_ports, &port);
+	__u8 *flags = bpf_map_lookup_elem(
+		gen ? (void *)&sm_ports1 : (void *)&sm_ports, &port);
 
 	return flags ? *flags : 0;
 }
@@ -102,28 +107,33 @@ static __always_inline __u32 sm_redirected_unread(struct bpf_sock *bsk)
 {
 	struct tcp_sock *tp = bpf_skc_to_tcp_sock(bsk);
 	struct sk_psock *psock;
-	unsigned long ud;
 
 	if (!tp)
 		return ~0U;
-	ud = (unsigned long)tp->inet_conn.icsk_inet.sk.sk_user_data;
-	if (!(ud & SM_SK_USER_DATA_PTRMASK))
-		return 0; /* no psock: not in a sockmap any more */
-	psock = bpf_rdonly_cast((void *)(ud & SM_SK_USER_DATA_PTRMASK),
-				bpf_core_type_id_kernel(struct sk_psock));
-	return psock->msg_tot_len;
+	psock = sm_psock_of(&tp->inet_conn.icsk_inet.sk);
+	return psock ? BPF_CORE_READ(psock, msg_tot_len) : 0;
 }
 
 /*
- * Has data come in through the stack since establishment? rcv_nxt counts
- * it; a FIN moves it by one more, and a half-closed peer still reads our
- * redirected bytes, so the FIN alone is not a reason to leave.
+ * Has data come in through the stack? In PARSE_HDR_OPT_CB, this segment's
+ * payload (the callback runs before the segment is queued, so a socket that
+ * leaves here never shows its reader a stack byte while in the map); on any
+ * callback, rcv_nxt past its value at establishment. A FIN moves rcv_nxt by
+ * one more, and a half-closed peer still reads our redirected bytes, so the
+ * FIN alone is not a reason to leave.
  */
 static __always_inline int sm_stack_bytes_in(struct bpf_sock_ops *skops,
 					     const struct sm_sock_state *st)
 {
 	__u32 moved = skops->rcv_nxt - st->rcv_nxt0;
+	struct tcphdr *th;
 
+	if (skops->op == BPF_SOCK_OPS_PARSE_HDR_OPT_CB) {
+		th = (struct tcphdr *)(long)skops->skb_data;
+		if ((void *)(th + 1) <= (void *)(long)skops->skb_data_end &&
+		    skops->skb_len > th->doff * 4U)
+			return 1;
+	}
 	switch (skops->state) {
 	case BPF_TCP_CLOSE_WAIT:
 	case BPF_TCP_LAST_ACK:
@@ -138,12 +148,13 @@ static __always_inline int sm_stack_bytes_in(struct bpf_sock_ops *skops,
 /*
  * On any packet callback of a socket in the map: leave it once nothing more
  * can be redirected to this socket and nothing redirected waits in it.
- * "Nothing more": bytes arrived through the stack (rcv_nxt moved; the peer
- * only sends through the stack once its direction has moved there for good,
- * or it is not in the map at all) or the peer has left, and the peer has
- * not redirected for SM_LEAVE_GUARD_NS. Deleting a socket frees its unread
- * redirected bytes, hence the empty queue; the guard covers a redirect that
- * another thread of the peer still has in flight.
+ * "Nothing more": the peer's direction is on the stack for good (its SK_MSG
+ * program said so in sm_flows, or bytes came in through the stack, or the
+ * peer left) and none of its redirects can still be in flight (it never
+ * redirected, or its SK_MSG program saw a stack verdict that no other
+ * sendmsg() overlapped, or SM_LEAVE_GUARD_NS passed since its last
+ * redirect). Deleting a socket frees its unread redirected bytes, hence the
+ * empty queue.
  */
 static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 					   struct sm_counters *c)
@@ -152,7 +163,7 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 	struct sm_sock_state *st;
 	struct sm_flow *flow;
 	struct sm_key self;
-	__u32 peer_dir;
+	__u32 peer;
 
 	if (!sk)
 		return;
@@ -162,10 +173,12 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
 	if (!flow || flow->conn != st->conn)
 		return; /* no shared view of the peer: stay (always safe) */
-	peer_dir = !st->dir;
-	if (!flow->left[peer_dir] && !sm_stack_bytes_in(skops, st))
+	peer = !st->dir;
+	if (!flow->stack[peer] && !flow->left[peer] &&
+	    !sm_stack_bytes_in(skops, st))
 		return;
-	if (bpf_ktime_get_ns() - flow->redir_ns[peer_dir] < SM_LEAVE_GUARD_NS)
+	if (flow->redir_ns[peer] && !flow->done[peer] &&
+	    bpf_ktime_get_ns() - flow->redir_ns[peer] < SM_LEAVE_GUARD_NS)
 		return;
 	if (sm_redirected_unread(sk))
 		return;
@@ -173,7 +186,9 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 	if (bpf_map_delete_elem(&sm_sockhash, &self))
 		return;
 	st->flags |= SM_SF_LEFT | SM_SF_STACK;
-	flow->left[st->dir & 1] = 1; /* each end writes only its own byte */
+	/* each end writes only its own bytes */
+	flow->stack[st->dir & 1] = 1;
+	flow->left[st->dir & 1] = 1;
 	/* ours only: another sock_ops program may want its own */
 	bpf_sock_ops_cb_flags_set(skops,
 				  skops->bpf_sock_ops_cb_flags & ~st->cb_flags);
@@ -220,6 +235,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 {
 	struct sm_view v = {};
 	struct sm_key key = {};
+	__u32 gen;
 	struct sm_sock_state *st;
 	struct sm_counters *c;
 	struct sm_flow *flow;
@@ -243,11 +259,12 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	if (!sk)
 		return SM_SOCKOPS_DONE;
 
+	gen = sm_policy_gen();
 	if (!sm_view_build(skops, &v) ||
-	    !sm_ports_select(sm_port_flags(v.local_port),
-			     sm_port_flags(v.remote_port)) ||
-	    !sm_addr_in(&sm_cidrs, v.local_ip) ||
-	    !sm_addr_in(&sm_cidrs, v.remote_ip) || sm_sk_unsuitable(sk)) {
+	    !sm_ports_select(sm_port_flags(v.local_port, gen),
+			     sm_port_flags(v.remote_port, gen)) ||
+	    !sm_addr_in(&sm_cidrs, v.local_ip, gen) ||
+	    !sm_addr_in(&sm_cidrs, v.remote_ip, gen) || sm_sk_unsuitable(sk)) {
 		c->sockets_skipped++;
 		return SM_SOCKOPS_DONE;
 	}
@@ -257,7 +274,8 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	 * addresses repeated in every namespace) only inside this namespace.
 	 */
 	sm_key_make(&key, &v,
-		    sm_addr_in(&sm_unique, v.passive ? v.remote_ip : v.local_ip)
+		    sm_addr_in(&sm_unique, v.passive ? v.remote_ip : v.local_ip,
+			       gen)
 			    ? 0
 			    : bpf_get_netns_cookie(skops));
 
@@ -281,6 +299,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	}
 	st->dir = v.passive;
 	st->rcv_nxt0 = skops->rcv_nxt;
+	st->cg_slot = sm_cg_slot(sk);
 	st->conn = sm_conn_id(&key);
 	st->flow = (__u32)st->conn & (SM_FLOWS - 1);
 	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
@@ -293,6 +312,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		return SM_SOCKOPS_DONE;
 	}
 	c->sockets_added++;
+	sm_cg_count(st, SM_CG_sockets_added, 1);
 	st->cb_flags = SM_CB_FLAGS & ~skops->bpf_sock_ops_cb_flags;
 	bpf_sock_ops_cb_flags_set(skops,
 				  skops->bpf_sock_ops_cb_flags | SM_CB_FLAGS);

@@ -22,6 +22,7 @@ stage tests/run-unit.sh "$build"/tests/test_*
 stage "$build"/tests/integration --build "$build"
 [ -x "$build"/tests/conformance ] && stage "$build"/tests/conformance --build "$build"
 [ -x perf/bench-selftest.sh ] && stage perf/bench-selftest.sh "$build"
+[ -x tests/run-deploy.sh ] && stage tests/run-deploy.sh "$build"
 [ -x tests/mesh/run.sh ] && stage tests/mesh/run.sh "$build"
 [ -x tests/run-extra.sh ] && stage tests/run-extra.sh "$build"
 

@@ -4,18 +4,24 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/sockios.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <bpf/bpf.h>
 
 #include "conform.h"
 
@@ -282,6 +288,26 @@ static void print_table(const char *what, const struct result *p,
 		p->eagain_gap, a->eagain_gap);
 }
 
+/* Every counter that moved, so that a new one shows without an edit. */
+static void print_counters(const struct sm_counters *c)
+{
+	static const char *const names[] = {
+#define NAME(name) #name,
+		SM_COUNTERS(NAME)
+#undef NAME
+	};
+	__u64 v[sizeof(names) / sizeof(names[0])];
+
+	_Static_assert(sizeof(v) == sizeof(*c), "sm_counters: all __u64");
+	memcpy(v, c, sizeof(v));
+	fprintf(stderr, "      counters (accelerated run):");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (v[i])
+			fprintf(stderr, " %s %llu", names[i],
+				(unsigned long long)v[i]);
+	fputc('\n', stderr);
+}
+
 void diff_check_bytes(struct env *e, const struct diff *d,
 		      unsigned long long total)
 {
@@ -312,14 +338,14 @@ int diff_run(struct env *e, const char *what, scenario_fn fn, void *arg,
 	}
 	ASSERT_GE(fd, 0, "open the pinned counters");
 
-	read_counters(fd, &before);
-	run_one(e, 0, fn, arg, &res[0], o, &tp);
-	read_counters(fd, &after);
-	counters_sub(&dp, &after, &before);
-	read_counters(fd, &before);
-	run_one(e, 1, fn, arg, &res[1], o, &ta);
-	read_counters(fd, &after);
-	counters_sub(&da, &after, &before);
+	for (int k = 0; k < 2; k++) {
+		int accel = o && o->accel_first ? !k : k;
+
+		read_counters(fd, &before);
+		run_one(e, accel, fn, arg, &res[accel], o, accel ? &ta : &tp);
+		read_counters(fd, &after);
+		counters_sub(accel ? &da : &dp, &after, &before);
+	}
 	if (fd >= 0)
 		close(fd);
 
@@ -383,19 +409,8 @@ int diff_run(struct env *e, const char *what, scenario_fn fn, void *arg,
 		      (unsigned long long)da.redirect_errors);
 	if (bad || show)
 		print_table(what, &res[0], &res[1], tp, ta);
-	if (show || bad) {
-		fprintf(stderr,
-			"      counters (accelerated run): added %llu, add_failed %llu, redirected %llu msgs / %llu B, passed %llu msgs / %llu B, misses %llu, bulk %llu, drained %llu\n",
-			(unsigned long long)da.sockets_added,
-			(unsigned long long)da.sockets_add_failed,
-			(unsigned long long)da.msgs_redirected,
-			(unsigned long long)da.bytes_redirected,
-			(unsigned long long)da.msgs_passed,
-			(unsigned long long)da.bytes_passed,
-			(unsigned long long)da.peer_misses,
-			(unsigned long long)da.bulk_fallbacks,
-			(unsigned long long)da.msgs_drained);
-	}
+	if (show || bad)
+		print_counters(&da);
 	if (d) {
 		d->plain = res[0];
 		d->accel = res[1];
@@ -416,6 +431,50 @@ int conf_start(struct env *e, const char *accel_extra)
 	return 0;
 }
 
+int env_map_walk(struct env *e,
+		 void (*fn)(const struct sm_key *k, int lost, void *arg),
+		 void *arg)
+{
+	char path[PATH_MAX + 64];
+	struct sm_key key, next;
+	struct sm_flow flow;
+	int map, flows, n = 0, ret;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", e->pin_dir, SM_PIN_LAYOUT,
+		 SM_MAP_SOCKHASH);
+	map = bpf_obj_get(path);
+	if (map < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/%s/%s", e->pin_dir, SM_PIN_LAYOUT,
+		 SM_MAP_FLOWS);
+	flows = bpf_obj_get(path);
+	if (flows < 0) {
+		ret = -errno;
+		close(map);
+		return ret;
+	}
+	for (ret = bpf_map_get_next_key(map, NULL, &next); !ret;
+	     ret = bpf_map_get_next_key(map, &key, &next)) {
+		/* sm_conn_id() reads __u32 words: give it __u32 objects
+		 * (reading a struct that way breaks strict aliasing) */
+		_Alignas(struct sm_key) __u32 w[sizeof(next) / sizeof(__u32)];
+		__u64 id;
+		__u32 slot;
+
+		memcpy(w, &next, sizeof(next));
+		id = sm_conn_id((const struct sm_key *)w);
+		slot = (__u32)id & (SM_FLOWS - 1);
+		if (bpf_map_lookup_elem(flows, &slot, &flow))
+			memset(&flow, 0, sizeof(flow));
+		fn(&next, flow.conn != id, arg);
+		key = next;
+		n++;
+	}
+	close(flows);
+	close(map);
+	return n;
+}
+
 long env_sockets(struct env *e)
 {
 	struct sm_counters c;
@@ -427,6 +486,82 @@ long env_sockets(struct env *e)
 }
 
 /* --- sockets ----------------------------------------------------------- */
+
+int sock_inq(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, FIONREAD, &n) ? -errno : n;
+}
+
+int wait_sent(int fd, int ms)
+{
+	double end = now_s() + ms / 1000.0;
+	int n = 0;
+
+	while (!ioctl(fd, SIOCOUTQ, &n) && n > 0) {
+		if (now_s() > end)
+			return -ETIMEDOUT;
+		sleep_ms(1);
+	}
+	return 0;
+}
+
+/* The cgroup2 path of @pid ("0::/path" in /proc/PID/cgroup). */
+static int cgroup_of(pid_t pid, char *out, size_t len)
+{
+	char path[64], line[600];
+	FILE *f;
+	int ret = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(out, len, "%s", line + 3);
+		ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+static int cgroup_enter(const char *cg_mnt, const char *rel)
+{
+	char path[PATH_MAX + 600];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s%s/cgroup.procs", cg_mnt, rel);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (dprintf(fd, "%d", (int)getpid()) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int cgroup_step_out(const char *cg_mnt, struct cg_hop *h)
+{
+	int ret = cgroup_of(getpid(), h->here, sizeof(h->here));
+
+	if (!ret)
+		ret = cgroup_of(getppid(), h->there, sizeof(h->there));
+	if (ret || !strcmp(h->here, h->there))
+		return ret;
+	return cgroup_enter(cg_mnt, h->there);
+}
+
+int cgroup_step_back(const char *cg_mnt, const struct cg_hop *h)
+{
+	if (!strcmp(h->here, h->there))
+		return 0;
+	return cgroup_enter(cg_mnt, h->here);
+}
 
 double now_s(void)
 {
@@ -492,6 +627,9 @@ int tcp_listener(const struct pair_opt *o)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	set_bufs(fd, o->bufsize); /* accepted sockets inherit them */
+	if (o->rcvbuf_force > 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &o->rcvbuf_force,
+			   sizeof(o->rcvbuf_force));
 	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 4096)) {
 		int err = -errno;
 
@@ -664,8 +802,13 @@ static void *reader_main(void *p)
 		rd->err = ENOMEM;
 		return NULL;
 	}
-	for (;;) {
-		ssize_t n = recv(rd->fd, buf, chunk, 0);
+	if (rd->start_ms)
+		sleep_ms(rd->start_ms);
+	while (!rd->want || rd->got < rd->want) {
+		size_t ask = rd->want && rd->want - rd->got < chunk
+				     ? rd->want - rd->got
+				     : chunk;
+		ssize_t n = recv(rd->fd, buf, ask, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -62,6 +62,10 @@ struct diff_opts {
 	void (*at_checkpoint)(struct env *e, int accel, int n, void *arg);
 	void *cp_arg;
 	int rlimit_nofile; /* > 0: raise RLIMIT_NOFILE in the scenario */
+	/* Run the accelerated run first: the scenario may then learn from it
+	 * (through shared memory its checkpoints fill) where the redirected
+	 * bytes end, and the plain run repeats the same reads. */
+	int accel_first;
 };
 
 struct diff {
@@ -104,15 +108,27 @@ int conf_start(struct env *e, const char *accel_extra);
 /* sockmesh status --json: the number of sockets in the map, -1 on error. */
 long env_sockets(struct env *e);
 
+/*
+ * Every socket in the pinned sockhash, through @fn with its key and whether
+ * its connection lost its sm_flows slot to a later one (@lost: it then has
+ * no small-write rule and cannot leave the map, datapath.md). Returns the
+ * number of sockets walked or -errno.
+ */
+int env_map_walk(struct env *e,
+		 void (*fn)(const struct sm_key *k, int lost, void *arg),
+		 void *arg);
+
 /* --- sockets ----------------------------------------------------------- */
 
 struct pair_opt {
 	int family; /* AF_INET (0) or AF_INET6 */
 	int port;   /* fixed server port, 0: any */
 	int client_port;
-	int bufsize;  /* > 0: SO_SNDBUF and SO_RCVBUF on both ends */
-	int nonblock; /* both ends O_NONBLOCK */
-	int zerocopy; /* SO_ZEROCOPY on the client before connect() */
+	int bufsize;	  /* > 0: SO_SNDBUF and SO_RCVBUF on both ends */
+	int nonblock;	  /* both ends O_NONBLOCK */
+	int zerocopy;	  /* SO_ZEROCOPY on the client before connect() */
+	int rcvbuf_force; /* > 0: SO_RCVBUFFORCE on the listener (so the
+			   * accepted end) before listen() */
 };
 
 /* A listener on loopback; its fd or -errno. */
@@ -125,6 +141,26 @@ int tcp_pair(int *c, int *s, const struct pair_opt *o);
 /* tcp_pair() in a scenario (@o may be NULL): on failure the result says
  * why (res_broken); 0 or -errno. */
 int scen_pair(struct result *r, int *c, int *s, const struct pair_opt *o);
+
+/* FIONREAD of @fd, or -errno. */
+int sock_inq(int fd);
+/* Wait up to @ms until everything @fd sent was acknowledged (SIOCOUTQ 0):
+ * the bytes are in the receiver's queue. 0 or -ETIMEDOUT. */
+int wait_sent(int fd, int ms);
+
+/*
+ * Sockets belong to the cgroup their creator was in when socket() ran.
+ * cgroup_step_out() moves the calling (single-threaded) process into the
+ * cgroup of its parent process (outside the accelerated one, in the
+ * accelerated run) and saves where it was; cgroup_step_back() returns it.
+ * Both are no-ops when the two cgroups are the same (the plain run).
+ */
+struct cg_hop {
+	char here[512];	 /* the cgroup it came from, relative path */
+	char there[512]; /* the parent's */
+};
+int cgroup_step_out(const char *cg_mnt, struct cg_hop *h);
+int cgroup_step_back(const char *cg_mnt, const struct cg_hop *h);
 
 double now_s(void);
 void sleep_ms(int ms);
@@ -160,6 +196,8 @@ struct reader {
 	unsigned seed;
 	size_t chunk;	  /* recv() size, 0: 64 KiB */
 	int delay_us;	  /* sleep between reads (a slow receiver) */
+	int start_ms;	  /* sleep before the first read (a late receiver) */
+	size_t want;	  /* > 0: stop after this many bytes, not at EOF */
 	size_t got;	  /* out: bytes, all checked */
 	int err;	  /* out: errno of the error that ended it, 0 at EOF */
 	long bad_at;	  /* out: first wrong byte, -1 */

@@ -23,8 +23,8 @@
 #define ERR_LEN	 512
 
 static const char *const names[] = {
-	"help",	     "--help", "-h",	 "version",
-	"--version", "run",    "status", "unload",
+	"help", "--help", "-h",	    "version", "--version",
+	"run",	"status", "unload", "reload",  "top",
 };
 
 static void __attribute__((noreturn))
@@ -73,11 +73,13 @@ static const char *check(int ret, const struct sm_cli_args *a, const char *err,
 	}
 	if (argc < 2 || !known(argv[1]))
 		return "success without a known command";
-	if (a->cmd < SM_CLI_HELP || a->cmd > SM_CLI_UNLOAD)
+	if (a->cmd < SM_CLI_HELP || a->cmd >= SM_CLI_NR)
 		return "cmd out of range";
 	if ((a->cmd == SM_CLI_RUN && strcmp(argv[1], "run")) ||
 	    (a->cmd == SM_CLI_STATUS && strcmp(argv[1], "status")) ||
-	    (a->cmd == SM_CLI_UNLOAD && strcmp(argv[1], "unload")))
+	    (a->cmd == SM_CLI_UNLOAD && strcmp(argv[1], "unload")) ||
+	    (a->cmd == SM_CLI_RELOAD && strcmp(argv[1], "reload")) ||
+	    (a->cmd == SM_CLI_TOP && strcmp(argv[1], "top")))
 		return "not the command that was named";
 	if (a->first < 2 || a->first > argc)
 		return "first operand out of range";

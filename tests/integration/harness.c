@@ -2,6 +2,7 @@
 /* harness.c - the runner, the private environment of a test, traffic. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -25,6 +26,7 @@
 #include <bpf/libbpf.h>
 
 #include "cgroup.h"
+#include "common.h"
 #include "core.h"
 #include "harness.h"
 
@@ -105,7 +107,7 @@ static pid_t read_pid_file(const struct env *e)
 	int pid = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/sockmeshd.pid", e->run_dir);
+	snprintf(path, sizeof(path), "%s/%s", e->run_dir, SM_PID_FILE);
 	f = fopen(path, "r");
 	if (!f)
 		return 0;
@@ -198,7 +200,7 @@ int env_run(char *out, size_t len, char *const argv[])
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static long long json_num(const char *json, const char *key)
+long long env_json_num(const char *json, const char *key)
 {
 	char pat[64];
 	const char *p;
@@ -218,11 +220,11 @@ int env_counters(struct env *e, struct sm_counters *c, long *sockets)
 		fprintf(stderr, "    sockmesh status failed: %s\n", out);
 		return -1;
 	}
-#define GET(name) c->name = json_num(out, #name);
+#define GET(name) c->name = env_json_num(out, #name);
 	SM_COUNTERS(GET)
 #undef GET
 	if (sockets)
-		*sockets = json_num(out, "sockets");
+		*sockets = env_json_num(out, "sockets");
 	return 0;
 }
 
@@ -240,6 +242,11 @@ int env_cli(struct env *e, char *out, size_t len, const char *cmd, ...)
 	va_end(ap);
 	argv[n] = NULL;
 	return env_run(out, len, argv);
+}
+
+int env_ctl(struct env *e, const char *req, char *out, size_t len)
+{
+	return sm_ctl_request(e->run_dir, req, out, len);
 }
 
 int env_counters_fd(struct env *e)
@@ -299,6 +306,42 @@ int env_join_cgroup(struct env *e)
 	ret = write(fd, buf, n) == n ? 0 : -errno;
 	close(fd);
 	return ret;
+}
+
+static int join_cgroup_at(const char *cg)
+{
+	char path[PATH_MAX + 16], buf[32];
+	int fd, n, ret;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%d\n", getpid());
+	ret = write(fd, buf, n) == n ? 0 : -errno;
+	close(fd);
+	return ret;
+}
+
+pid_t env_spawn_at(struct env *e, const char *cg, int flags, int (*fn)(void *),
+		   void *arg)
+{
+	pid_t pid = fork();
+
+	(void)e;
+	if (pid)
+		return pid;
+	if (join_cgroup_at(cg)) {
+		perror("    join cgroup");
+		_exit(100);
+	}
+	if (flags & NEW_NETNS) {
+		if (unshare(CLONE_NEWNET) || lo_up()) {
+			perror("    new netns");
+			_exit(101);
+		}
+	}
+	_exit(fn(arg));
 }
 
 pid_t env_spawn(struct env *e, int flags, int (*fn)(void *), void *arg)
@@ -675,6 +718,30 @@ static void cleanup(struct env *e)
 	if (access(e->conf, F_OK) == 0)
 		env_run(out, sizeof(out), argv);
 	rmdir(e->pin_dir);
+	/* cgroups a test made below its own (one level) */
+	snprintf(path, sizeof(path), "%s", e->cg_path);
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char sub[PATH_MAX + 300];
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s/cgroup.kill", e->cg_path,
+			 de->d_name);
+		fd = open(sub, O_WRONLY);
+		if (fd >= 0) {
+			if (write(fd, "1", 1) != 1)
+				perror("cgroup.kill");
+			close(fd);
+		}
+		snprintf(sub, sizeof(sub), "%s/%s", e->cg_path, de->d_name);
+		for (int i = 0; i < 100 && rmdir(sub) && errno == EBUSY; i++)
+			usleep(10000);
+	}
+	if (d)
+		closedir(d);
 	for (int i = 0; i < 100 && rmdir(e->cg_path) && errno == EBUSY; i++)
 		usleep(10000);
 	snprintf(path, sizeof(path), "rm -rf '%s'", e->run_dir);

@@ -95,6 +95,12 @@ int env_run(char *out, size_t len, char *const argv[]);
 /* build/sockmesh status --json: the counters and the socket count. */
 int env_counters(struct env *e, struct sm_counters *c, long *sockets);
 
+/* The first "@key": N in @json; -1 if absent. */
+long long env_json_num(const char *json, const char *key);
+/* Ask the running daemon over its control socket (sm_ctl_request): 0 on
+ * "ok", -EREMOTEIO on "error" (the reason in @out), else -errno. */
+int env_ctl(struct env *e, const char *req, char *out, size_t len);
+
 /* --- processes in the test's cgroup and namespaces --------------------- */
 
 #define IN_CGROUP 1 /* join the accelerated cgroup */
@@ -105,6 +111,9 @@ int env_join_cgroup(struct env *e);
 /* Fork; the child joins what @flags say, runs @fn(@arg) and exits with its
  * return value. */
 pid_t env_spawn(struct env *e, int flags, int (*fn)(void *), void *arg);
+/* The same, into the cgroup at the absolute path @cg (IN_CGROUP ignored). */
+pid_t env_spawn_at(struct env *e, const char *cg, int flags, int (*fn)(void *),
+		   void *arg);
 /* Wait for @pid; its exit status, or 128+signal; -1 after @timeout_s. */
 int env_wait(pid_t pid, int timeout_s);
 

@@ -156,9 +156,6 @@ TEST(second_instance_refused)
 	ASSERT_EQ(env_run(out, sizeof(out), argv), 1, "second instance exits");
 	ASSERT_STR_HAS(out, "another sockmeshd is running", "it says why");
 	ASSERT_EQ(env_sockops_attached(e), 1, "still one attachment");
-	ASSERT_EQ(env_cli(e, out, sizeof(out), "unload", (char *)NULL), 1,
-		  "unload refused while the daemon runs");
-	ASSERT_STR_HAS(out, "stop it first", "unload says why");
 }
 
 TEST(cli_run_and_status)

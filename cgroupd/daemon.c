@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* daemon.c - see daemon.h. sockmeshd's own code: it logs. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "common.h"
+#include "daemon.h"
+
+#define errf(...) snprintf(err, errlen, __VA_ARGS__)
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void daemon_init(struct sm_daemon *d)
+{
+	memset(d, 0, sizeof(*d));
+	for (int i = 0; i < SM_CGROUPS_MAX; i++)
+		d->cg_fds[i] = -1;
+	d->metrics_fd = -1;
+	d->ctl_fd = -1;
+	sm_core_init(&d->core, "");
+}
+
+/* A listening TCP socket on "ADDR:PORT" or "[ADDR6]:PORT". */
+static int metrics_listen(const char *spec, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss = {};
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	char host[64];
+	const char *colon = strrchr(spec, ':');
+	socklen_t len;
+	int fd, one = 1, port;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
+		errf("metrics = %s: not ADDRESS:PORT", spec);
+		return -EINVAL;
+	}
+	memcpy(host, spec, colon - spec);
+	host[colon - spec] = '\0';
+	port = atoi(colon + 1);
+	if (host[0] == '[') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		inet_pton(AF_INET6, host, &sin6->sin6_addr);
+		len = sizeof(*sin6);
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		inet_pton(AF_INET, host, &sin->sin_addr);
+		len = sizeof(*sin);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    0);
+	if (fd < 0) {
+		errf("metrics = %s: %s", spec, strerror(errno));
+		return -errno;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 16)) {
+		int ret = -errno;
+
+		errf("metrics = %s: cannot listen: %s", spec, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* The control socket: AF_UNIX in run_dir, mode 0600. */
+static int ctl_listen(struct sm_daemon *d)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, ret;
+
+	ret = sm_run_path(d->ctl_path, sizeof(d->ctl_path), d->cfg.run_dir,
+			  SM_CTL_SOCK);
+	if (!ret && strlen(d->ctl_path) >= sizeof(sa.sun_path))
+		ret = -ENAMETOOLONG;
+	if (ret)
+		return ret;
+	strcpy(sa.sun_path, d->ctl_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(d->ctl_path); /* a stale one: we hold the pin_dir lock */
+	if (fchmod(fd, 0600) || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    chmod(d->ctl_path, 0600) || listen(fd, 16)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	d->ctl_fd = fd;
+	return 0;
+}
+
+static int write_pid_file(struct sm_daemon *d)
+{
+	char tmp[PATH_MAX + 16];
+	FILE *f;
+	int ret;
+
+	ret = sm_run_path(d->pid_file, sizeof(d->pid_file), d->cfg.run_dir,
+			  SM_PID_FILE);
+	if (ret)
+		return ret;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d->pid_file);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", getpid());
+	if (fclose(f) || rename(tmp, d->pid_file))
+		return -errno;
+	return 0;
+}
+
+static int load_or_adopt(struct sm_daemon *d, const struct sm_config *cfg)
+{
+	__u32 max;
+	int ret;
+
+	ret = sm_core_open(&d->core);
+	if (!ret) {
+		if (!sm_core_max_sockets(&d->core, &max) &&
+		    max != cfg->max_sockets)
+			pr_warn("max_sockets = %u, but the pinned map holds %u: "
+				"keeping %u (run `sockmesh unload` to resize)",
+				cfg->max_sockets, max, max);
+		pr_info("adopted the datapath pinned in %s", d->core.dir);
+		return 0;
+	}
+	if (ret != -ENOENT) {
+		pr_err("cannot open the pins in %s: %s", d->core.dir,
+		       strerror(-ret));
+		return ret;
+	}
+	ret = sm_core_load(&d->core, cfg->max_sockets);
+	if (ret == -EEXIST) {
+		pr_err("%s holds pins that are incomplete or of another version: "
+		       "run `sockmesh unload -c %s` first",
+		       d->core.dir, cfg->path);
+		return ret;
+	}
+	if (ret) {
+		pr_err("cannot load the BPF programs: %s", strerror(-ret));
+		return ret;
+	}
+	d->loaded = 1;
+	pr_info("loaded the datapath and pinned it in %s (max_sockets %u)",
+		d->core.dir, cfg->max_sockets);
+	return 0;
+}
+
+int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
+{
+	char err[SM_ERR_LEN];
+	int ret;
+
+	sm_core_init(&d->core, cfg->pin_dir);
+	ret = sm_private_dir(cfg->run_dir);
+	if (ret) {
+		pr_err(ret == -EPERM
+			       ? "run_dir %s is a shared directory (sticky or writable by others): give sockmeshd one of its own"
+			       : "run_dir %s: %s",
+		       cfg->run_dir, strerror(-ret));
+		return ret;
+	}
+	ret = sm_core_prepare_dir(&d->core);
+	if (!ret)
+		ret = sm_private_dir(cfg->pin_dir);
+	if (ret) {
+		pr_err(ret == -EXDEV ? "pin_dir %s is not on a bpf filesystem"
+		       : ret == -EPERM
+			       ? "pin_dir %s is a shared directory (sticky or writable by others): give sockmeshd one of its own"
+			       : "pin_dir %s: %s",
+		       cfg->pin_dir, strerror(-ret));
+		return ret;
+	}
+	ret = sm_core_lock(&d->core);
+	if (ret) {
+		pr_err(ret == -EBUSY
+			       ? "another sockmeshd is running on pin_dir %s"
+			       : "cannot lock pin_dir %s: %s",
+		       cfg->pin_dir, strerror(-ret));
+		return ret;
+	}
+	ret = sm_cgroup2_mount(d->cg_mnt, sizeof(d->cg_mnt));
+	if (ret) {
+		pr_err("no cgroup2 hierarchy is mounted: %s", strerror(-ret));
+		return ret;
+	}
+	ret = load_or_adopt(d, cfg);
+	if (ret)
+		return ret;
+	ret = daemon_apply(d, cfg, err, sizeof(err));
+	if (ret) {
+		pr_err("%s", err);
+		goto err_unload;
+	}
+	ret = ctl_listen(d);
+	if (ret) {
+		pr_err("cannot listen on %s/%s: %s", cfg->run_dir, SM_CTL_SOCK,
+		       strerror(-ret));
+		goto err_unload;
+	}
+	ret = write_pid_file(d);
+	if (ret) {
+		pr_err("cannot write the pid file in %s: %s", cfg->run_dir,
+		       strerror(-ret));
+		goto err_unload;
+	}
+	return 0;
+err_unload:
+	if (d->loaded)
+		sm_core_unload(&d->core);
+	return ret;
+}
+
+/* Is @id among the first @n of @ids? */
+static int has_id(const __u64 *ids, int n, __u64 id)
+{
+	for (int i = 0; i < n; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/* Running index of cgroup @name, or -1. */
+static int running_index(const struct sm_daemon *d, const char *name)
+{
+	for (int i = 0; d->applied && i < d->n_cg; i++)
+		if (!strcmp(d->cfg.cgroups[i], name))
+			return i;
+	return -1;
+}
+
+/* Is cgroup @a below @b (or @b itself)? Both relative to the mount. */
+static int nested(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+
+	return !strncmp(a, b, n) && (a[n] == '/' || !a[n]);
+}
+
+int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
+		 size_t errlen)
+{
+	int fds[SM_CGROUPS_MAX], opened[SM_CGROUPS_MAX] = {0};
+	__u64 ids[SM_CGROUPS_MAX], created[SM_CGROUPS_MAX], links[SM_LINKS_MAX];
+	int n = cfg->n_cgroups, n_created = 0, n_links, is_new, ret = 0;
+	int metrics_fd = -1;
+	__u32 max = 0;
+
+	for (int i = 0; i < n; i++)
+		fds[i] = -1;
+	/* what only a restart can change */
+	if (d->applied && strcmp(cfg->pin_dir, d->cfg.pin_dir)) {
+		errf("%s: pin_dir changed (%s -> %s): that needs a restart of sockmeshd; the running config is kept",
+		     cfg->path, d->cfg.pin_dir, cfg->pin_dir);
+		return -EINVAL;
+	}
+	if (d->applied && strcmp(cfg->run_dir, d->cfg.run_dir)) {
+		errf("%s: run_dir changed (%s -> %s): that needs a restart of sockmeshd; the running config is kept",
+		     cfg->path, d->cfg.run_dir, cfg->run_dir);
+		return -EINVAL;
+	}
+	if (d->applied && cfg->max_sockets != d->cfg.max_sockets &&
+	    !sm_core_max_sockets(&d->core, &max) && max != cfg->max_sockets) {
+		errf("%s: max_sockets changed (%u -> %u): the socket map is sized at load; that needs `sockmesh unload` and a restart; the running config is kept",
+		     cfg->path, d->cfg.max_sockets, cfg->max_sockets);
+		return -EINVAL;
+	}
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < n; k++)
+			if (i != k &&
+			    nested(cfg->cgroups[i], cfg->cgroups[k])) {
+				errf("%s: cgroups: /%s is inside /%s: a socket there would be recorded twice; list only one of them",
+				     cfg->path, cfg->cgroups[i],
+				     cfg->cgroups[k]);
+				return -EINVAL;
+			}
+
+	/* open (create) the cgroups: kept ones are reused as they are */
+	for (int i = 0; i < n; i++) {
+		int r = running_index(d, cfg->cgroups[i]);
+
+		if (r >= 0) {
+			fds[i] = d->cg_fds[r];
+			ids[i] = d->cg_ids[r];
+			continue;
+		}
+		ret = sm_cgroup_open(d->cg_mnt, cfg->cgroups[i], 1);
+		if (ret < 0) {
+			errf("cgroup %s/%s: %s", d->cg_mnt, cfg->cgroups[i],
+			     strerror(-ret));
+			goto err_close;
+		}
+		fds[i] = ret;
+		opened[i] = 1;
+		ret = sm_cgroup_id(fds[i], &ids[i]);
+		if (ret) {
+			errf("cgroup /%s: cannot read its id: %s",
+			     cfg->cgroups[i], strerror(-ret));
+			goto err_close;
+		}
+	}
+	if (cfg->metrics[0] &&
+	    (!d->applied || strcmp(cfg->metrics, d->cfg.metrics))) {
+		metrics_fd = metrics_listen(cfg->metrics, err, errlen);
+		if (metrics_fd < 0) {
+			ret = metrics_fd;
+			goto err_close;
+		}
+	}
+
+	/* counter slots first: a socket of a new cgroup finds its slot */
+	ret = sm_core_cg_slots_sync(&d->core, ids, n, 0);
+	if (ret) {
+		errf("cannot assign per-cgroup counter slots: %s",
+		     strerror(-ret));
+		goto err_close;
+	}
+	/* attach what is new; kept cgroups stay attached throughout */
+	for (int i = 0; i < n; i++) {
+		ret = sm_core_attach(&d->core, fds[i], ids[i], &is_new);
+		if (ret) {
+			errf("cannot attach to cgroup /%s: %s", cfg->cgroups[i],
+			     strerror(-ret));
+			goto err_detach;
+		}
+		if (is_new)
+			created[n_created++] = ids[i];
+	}
+	ret = sm_core_apply_policy(&d->core, cfg);
+	if (ret) {
+		errf("cannot fill the policy maps: %s", strerror(-ret));
+		goto err_detach;
+	}
+
+	/* committed: from here on nothing fails the reload */
+	for (int i = 0; i < n; i++)
+		pr_info("%s cgroup /%s (id %" PRIu64 ")",
+			has_id(created, n_created, ids[i])
+				? "attached to"
+				: "kept the attachment of",
+			cfg->cgroups[i], (uint64_t)ids[i]);
+	n_links = sm_core_links(&d->core, links, SM_LINKS_MAX);
+	for (int i = 0; i < n_links; i++) {
+		if (has_id(ids, n, links[i]))
+			continue;
+		ret = sm_core_detach(&d->core, links[i]);
+		if (ret)
+			pr_warn("cannot detach from cgroup id %" PRIu64 ": %s",
+				(uint64_t)links[i], strerror(-ret));
+		else
+			pr_info("detached from cgroup id %" PRIu64
+				" (no longer configured)",
+				(uint64_t)links[i]);
+	}
+	ret = sm_core_cg_slots_sync(&d->core, ids, n, 1);
+	if (ret)
+		pr_warn("cannot drop stale counter slots: %s", strerror(-ret));
+	for (int i = 0; d->applied && i < d->n_cg; i++)
+		if (!has_id(ids, n, d->cg_ids[i]))
+			close_fd(&d->cg_fds[i]);
+	for (int i = 0; i < SM_CGROUPS_MAX; i++) {
+		d->cg_fds[i] = i < n ? fds[i] : -1;
+		d->cg_ids[i] = i < n ? ids[i] : 0;
+	}
+	d->n_cg = n;
+	if (metrics_fd >= 0 || !cfg->metrics[0]) {
+		close_fd(&d->metrics_fd);
+		d->metrics_fd = metrics_fd;
+		if (metrics_fd >= 0)
+			pr_info("metrics on http://%s/metrics", cfg->metrics);
+	}
+	d->cfg = *cfg;
+	d->applied = 1;
+	sm_log_max = cfg->log_level;
+	return 0;
+
+err_detach:
+	while (n_created--)
+		sm_core_detach(&d->core, created[n_created]);
+	if (d->applied)
+		sm_core_cg_slots_sync(&d->core, d->cg_ids, d->n_cg, 1);
+err_close:
+	if (metrics_fd >= 0)
+		close(metrics_fd);
+	for (int i = 0; i < n; i++)
+		if (opened[i])
+			close_fd(&fds[i]);
+	return ret < 0 ? ret : -EINVAL;
+}
+
+int daemon_reload(struct sm_daemon *d, const char *path, char *msg, size_t len)
+{
+	static struct sm_config cfg; /* large: not on the stack */
+	char err[SM_ERR_LEN];
+	char file[PATH_MAX];
+	int ret;
+
+	snprintf(file, sizeof(file), "%s", path && *path ? path : d->cfg.path);
+	ret = sm_config_file_safe(file, err, sizeof(err));
+	if (!ret)
+		ret = sm_config_load(&cfg, file, err, sizeof(err));
+	if (!ret)
+		ret = daemon_apply(d, &cfg, err, sizeof(err));
+	if (ret) {
+		d->reload_failures++;
+		pr_err("reload refused, the running config (%s) stays in force: %s",
+		       d->cfg.path, err);
+		snprintf(
+			msg, len,
+			"reload refused, the running config (%s) stays in force: %s",
+			d->cfg.path, err);
+		return ret;
+	}
+	d->reloads++;
+	pr_info("reloaded %s: %d cgroup%s attached", file, d->n_cg,
+		d->n_cg == 1 ? "" : "s");
+	snprintf(msg, len, "reloaded %s: %d cgroup%s attached\n", file, d->n_cg,
+		 d->n_cg == 1 ? "" : "s");
+	return 0;
+}
+
+void daemon_stop(struct sm_daemon *d, int detach)
+{
+	if (d->pid_file[0])
+		unlink(d->pid_file);
+	if (d->ctl_path[0] && d->ctl_fd >= 0)
+		unlink(d->ctl_path);
+	close_fd(&d->ctl_fd);
+	close_fd(&d->metrics_fd);
+	if (detach) {
+		sm_core_unload(&d->core);
+		pr_info("detached and removed the pins in %s", d->core.dir);
+	} else {
+		pr_info("on_exit = keep: the datapath stays attached and pinned in %s",
+			d->core.dir);
+	}
+}
+
+void daemon_close(struct sm_daemon *d)
+{
+	for (int i = 0; i < SM_CGROUPS_MAX; i++)
+		close_fd(&d->cg_fds[i]);
+	close_fd(&d->ctl_fd);
+	close_fd(&d->metrics_fd);
+	sm_core_close(&d->core);
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * daemon.h - sockmeshd's state and the steps of its life: start (lock,
+ * load or adopt), apply a config all or nothing (at start and on every
+ * reload), stop. The event loop (sockmeshd.c) drives it.
+ */
+#ifndef SM_DAEMON_H
+#define SM_DAEMON_H
+
+#include <limits.h>
+
+#include "config.h"
+#include "core.h"
+
+struct sm_daemon {
+	struct sm_config cfg; /* the running config */
+	struct sm_core core;
+	char cg_mnt[PATH_MAX];
+	int n_cg; /* == cfg.n_cgroups once applied */
+	int cg_fds[SM_CGROUPS_MAX];
+	__u64 cg_ids[SM_CGROUPS_MAX];
+	int loaded;	/* this run loaded the programs */
+	int applied;	/* a config is in force */
+	int metrics_fd; /* listening socket of `metrics`, or -1 */
+	int ctl_fd;	/* control socket in run_dir, or -1 */
+	char pid_file[PATH_MAX];
+	char ctl_path[PATH_MAX];
+	unsigned long long reloads, reload_failures;
+};
+
+void daemon_init(struct sm_daemon *d);
+/* Everything up to a datapath attached as @cfg says, or nothing. */
+int daemon_start(struct sm_daemon *d, const struct sm_config *cfg);
+/*
+ * Make @cfg the running config, all or nothing: new cgroups are attached
+ * before removed ones are released (kept ones are never touched), the
+ * policy maps are swapped, the metrics listener rebound. On failure the
+ * running config stays in force and @err says why.
+ */
+int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
+		 size_t errlen);
+/* Read @path (NULL: the running config's file), check it, apply it.
+ * Counts reloads and failures; @msg says what happened. */
+int daemon_reload(struct sm_daemon *d, const char *path, char *msg, size_t len);
+/* Remove the pid file and control socket; with @detach, unload. */
+void daemon_stop(struct sm_daemon *d, int detach);
+/* Close what is left open. */
+void daemon_close(struct sm_daemon *d);
+
+#endif

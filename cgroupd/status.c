@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* status.c - see status.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "cgroup.h"
+#include "common.h"
+#include "json.h"
+#include "status.h"
+
+static const char *const cg_names[SM_CG_NR] = {
+#define SM_CG_NAME(name) [SM_CG_##name] = #name,
+	SM_CG_COUNTERS(SM_CG_NAME)
+#undef SM_CG_NAME
+};
+
+int sm_status_read(const struct sm_core *core, const char *run_dir,
+		   struct sm_status *st)
+{
+	__u64 ids[SM_LINKS_MAX];
+	char mnt[PATH_MAX] = "";
+	int n, ret;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(st->pin_dir, sizeof(st->pin_dir), "%s", core->pin_dir);
+	snprintf(st->dir, sizeof(st->dir), "%s", core->dir);
+	n = sm_core_links(core, ids, SM_LINKS_MAX);
+	if (n < 0)
+		return n;
+	ret = sm_core_counters(core, &st->c);
+	if (!ret)
+		ret = sm_core_count_sockets(core, &st->sockets);
+	if (!ret)
+		ret = sm_core_max_sockets(core, &st->max_sockets);
+	if (ret)
+		return ret;
+	sm_cgroup2_mount(mnt, sizeof(mnt));
+	for (int i = 0; i < n; i++) {
+		struct sm_status_cg *cg = &st->cg[i];
+
+		cg->id = ids[i];
+		if (!mnt[0] ||
+		    sm_cgroup_path(mnt, ids[i], cg->path, sizeof(cg->path)))
+			strcpy(cg->path, "(removed)");
+		if (sm_core_cg_slot(core, ids[i], &cg->slot))
+			cg->slot = 0;
+		if (cg->slot && sm_core_cg_counters(core, cg->slot, &cg->c))
+			cg->slot = 0;
+	}
+	st->n = n;
+	st->daemon_pid = sm_daemon_pid(core, run_dir);
+	return 0;
+}
+
+void sm_status_json(const struct sm_status *st, FILE *out)
+{
+	struct sm_json j;
+
+	sm_json_init(&j, out);
+	sm_json_begin_object(&j);
+	sm_json_kstring(&j, "version", SM_VERSION);
+	sm_json_kstring(&j, "pin_dir", st->pin_dir);
+	sm_json_kint(&j, "daemon_pid", st->daemon_pid > 0 ? st->daemon_pid : 0);
+	sm_json_key(&j, "attached");
+	sm_json_begin_array(&j);
+	for (int i = 0; i < st->n; i++) {
+		sm_json_begin_object(&j);
+		sm_json_kstring(&j, "cgroup", st->cg[i].path);
+		sm_json_ku64(&j, "cgroup_id", st->cg[i].id);
+		sm_json_end_object(&j);
+	}
+	sm_json_end_array(&j);
+	sm_json_ku64(&j, "sockets", st->sockets);
+	sm_json_ku64(&j, "max_sockets", st->max_sockets);
+	sm_json_key(&j, "counters");
+	sm_json_begin_object(&j);
+#define SM_JSON_COUNTER(name) sm_json_ku64(&j, #name, st->c.name);
+	SM_COUNTERS(SM_JSON_COUNTER)
+#undef SM_JSON_COUNTER
+	sm_json_end_object(&j);
+	/* per cgroup, after the node's counters (first match stays global) */
+	sm_json_key(&j, "cgroups");
+	sm_json_begin_array(&j);
+	for (int i = 0; i < st->n; i++) {
+		sm_json_begin_object(&j);
+		sm_json_kstring(&j, "cgroup", st->cg[i].path);
+		sm_json_ku64(&j, "cgroup_id", st->cg[i].id);
+		sm_json_key(&j, "counters");
+		sm_json_begin_object(&j);
+		for (int k = 0; k < SM_CG_NR; k++)
+			sm_json_ku64(&j, cg_names[k], st->cg[i].c.v[k]);
+		sm_json_end_object(&j);
+		sm_json_end_object(&j);
+	}
+	sm_json_end_array(&j);
+	sm_json_end_object(&j);
+}
+
+void sm_status_human(const struct sm_status *st, FILE *out)
+{
+	fprintf(out, "sockmesh %s\n", SM_VERSION);
+	fprintf(out, "pin_dir:  %s\n", st->dir);
+	if (st->daemon_pid > 0)
+		fprintf(out, "daemon:   running (pid %d)\n", st->daemon_pid);
+	else
+		fprintf(out, "daemon:   %s\n",
+			st->daemon_pid ? "running"
+				       : "not running (pins stay in effect)");
+	fprintf(out, "attached:%s\n", st->n ? "" : " nowhere");
+	for (int i = 0; i < st->n; i++)
+		fprintf(out, "  %-30s cgroup id %" PRIu64 "\n", st->cg[i].path,
+			(uint64_t)st->cg[i].id);
+	fprintf(out, "sockets:  %u of %u\n", st->sockets, st->max_sockets);
+	fprintf(out, "counters:\n");
+#define SM_HUMAN(name) \
+	fprintf(out, "  %-20s %llu\n", #name, (unsigned long long)st->c.name);
+	SM_COUNTERS(SM_HUMAN)
+#undef SM_HUMAN
+	if (!st->n)
+		return;
+	fprintf(out, "per cgroup:\n  %-30s", "cgroup");
+	for (int k = 0; k < SM_CG_NR; k++)
+		fprintf(out, " %16s", cg_names[k]);
+	fputc('\n', out);
+	for (int i = 0; i < st->n; i++) {
+		fprintf(out, "  %-30s", st->cg[i].path);
+		for (int k = 0; k < SM_CG_NR; k++)
+			fprintf(out, " %16llu",
+				(unsigned long long)st->cg[i].c.v[k]);
+		fputc('\n', out);
+	}
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void prom_label(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', out);
+		if (*s == '\n')
+			fputs("\\n", out);
+		else
+			fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static int cg_index(const char *name)
+{
+	for (int k = 0; k < SM_CG_NR; k++)
+		if (!strcmp(cg_names[k], name))
+			return k;
+	return -1;
+}
+
+/* HELP texts of the counters known today; a counter added to SM_COUNTERS
+ * later is exported all the same, with a generic text. */
+static const struct {
+	const char *name, *help;
+} helps[] = {
+	{"sockets_added", "sockets put into the socket map"},
+	{"sockets_add_failed", "sockets selected but refused by the map"},
+	{"sockets_skipped",
+	 "sockets in an attached cgroup policy did not select"},
+	{"msgs_redirected", "sendmsg() calls handed straight to the peer"},
+	{"bytes_redirected", "bytes handed straight to the peer"},
+	{"msgs_passed", "sendmsg() calls that went through the TCP/IP stack"},
+	{"bytes_passed", "bytes that went through the TCP/IP stack"},
+	{"early_data", "sockets that sent before establishment (TFO)"},
+	{"peer_misses", "directions switched to the stack: peer absent"},
+	{"bulk_fallbacks", "directions switched to the stack: small writes"},
+	{"msgs_drained", "sendmsg() calls passed because unload drained"},
+	{"redirect_errors", "sockets in the map whose state was lost"},
+};
+
+static const char *help_of(const char *name)
+{
+	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
+		if (!strcmp(helps[i].name, name))
+			return helps[i].help;
+	return "sockmesh datapath counter";
+}
+
+static void prom_counter(const struct sm_status *st, FILE *out,
+			 const char *name, __u64 v)
+{
+	int k = cg_index(name);
+
+	fprintf(out,
+		"# HELP sockmesh_%s_total %s (unlabelled: the node%s)\n"
+		"# TYPE sockmesh_%s_total counter\n"
+		"sockmesh_%s_total %" PRIu64 "\n",
+		name, help_of(name),
+		k >= 0 ? "; cgroup: per accelerated cgroup" : "", name, name,
+		(uint64_t)v);
+	for (int i = 0; k >= 0 && i < st->n; i++) {
+		fprintf(out, "sockmesh_%s_total{cgroup=", name);
+		prom_label(out, st->cg[i].path);
+		fprintf(out, "} %" PRIu64 "\n", (uint64_t)st->cg[i].c.v[k]);
+	}
+}
+
+void sm_status_prometheus(const struct sm_status *st,
+			  const struct sm_status_daemon *d, FILE *out)
+{
+#define SM_PROM(name) prom_counter(st, out, #name, st->c.name);
+	SM_COUNTERS(SM_PROM)
+#undef SM_PROM
+	fprintf(out,
+		"# HELP sockmesh_sockets sockets in the socket map now\n"
+		"# TYPE sockmesh_sockets gauge\n"
+		"sockmesh_sockets %u\n"
+		"# HELP sockmesh_max_sockets capacity of the socket map\n"
+		"# TYPE sockmesh_max_sockets gauge\n"
+		"sockmesh_max_sockets %u\n"
+		"# HELP sockmesh_attached_cgroups cgroups the datapath is attached to\n"
+		"# TYPE sockmesh_attached_cgroups gauge\n"
+		"sockmesh_attached_cgroups %d\n"
+		"# HELP sockmesh_build_info version of sockmeshd\n"
+		"# TYPE sockmesh_build_info gauge\n"
+		"sockmesh_build_info{version=\"%s\"} 1\n"
+		"# HELP sockmesh_reloads_total config reloads applied\n"
+		"# TYPE sockmesh_reloads_total counter\n"
+		"sockmesh_reloads_total %llu\n"
+		"# HELP sockmesh_reload_failures_total config reloads refused (running config kept)\n"
+		"# TYPE sockmesh_reload_failures_total counter\n"
+		"sockmesh_reload_failures_total %llu\n",
+		st->sockets, st->max_sockets, st->n, SM_VERSION,
+		d ? d->reloads : 0, d ? d->reload_failures : 0);
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * status.h - what `sockmesh status`, the daemon's control socket, `sockmesh
+ * top` and the Prometheus endpoint show, read once from the pins and
+ * rendered from the same numbers: human text, JSON, Prometheus text.
+ */
+#ifndef SM_STATUS_H
+#define SM_STATUS_H
+
+#include <limits.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "core.h"
+
+struct sm_status_cg {
+	char path[PATH_MAX]; /* relative to the cgroup2 mount, "/x" */
+	__u64 id;
+	__u32 slot;		 /* 0: no counter slot */
+	struct sm_cg_counters c; /* zero without a slot */
+};
+
+struct sm_status {
+	char pin_dir[PATH_MAX];
+	char dir[PATH_MAX];
+	pid_t daemon_pid; /* as sm_daemon_pid() */
+	int n;		  /* attached cgroups */
+	struct sm_status_cg cg[SM_LINKS_MAX];
+	__u32 sockets, max_sockets;
+	struct sm_counters c;
+};
+
+/* Read everything from @core (opened) into @st. */
+int sm_status_read(const struct sm_core *core, const char *run_dir,
+		   struct sm_status *st);
+void sm_status_json(const struct sm_status *st, FILE *out);
+void sm_status_human(const struct sm_status *st, FILE *out);
+
+/* What only the daemon knows, for the metrics. */
+struct sm_status_daemon {
+	unsigned long long reloads, reload_failures;
+};
+void sm_status_prometheus(const struct sm_status *st,
+			  const struct sm_status_daemon *d, FILE *out);
+
+#endif

@@ -1,0 +1,531 @@
+#!/bin/sh
+# test-image.sh [BUILD] - `make test-deploy`: build the container image of
+# deploy/Containerfile with podman and check, on this host, that it does
+# what the DaemonSet relies on:
+#
+#   image-build        the base image (deploy/base-image.sh), then podman build
+#   image-contents     the binaries run in the image, no library is missing,
+#                      the default config passes --check
+#   image-privileged   a privileged container with the host's bpffs and cgroup2
+#                      mount bind-mounted accelerates a connection made on the
+#                      host (private config, pin dir and cgroup): counters
+#                      exact; stopped, it detaches (on_exit = detach)
+#   image-caps         the same with the DaemonSet's securityContext instead of
+#                      privileged: only the unit's capabilities, no new
+#                      privileges, seccomp unconfined
+#   image-default-seccomp  and that podman's default seccomp profile refuses
+#                      bpf() without CAP_SYS_ADMIN (why the DaemonSet asks for
+#                      Unconfined)
+#   image-restart      a connection open across a container restart (on_exit =
+#                      keep, a new container adopts the pins) stays
+#                      accelerated: every byte of both halves redirected
+#   image-systemd      the unit as installed in the image, under a real
+#                      systemd (PID 1 of a privileged container): starts with
+#                      exactly the unit's capabilities, seccomp, NoNewPrivs;
+#                      a ping-pong under it is redirected; reload keeps it
+#                      up; SIGKILL restarts it (Restart=on-failure) and it
+#                      adopts the pins; stop is clean; a bad config is refused
+#                      by ExecStartPre= with file:line
+#
+# Last line "deploy-image: N passed, M failed". Needs root, podman, and the
+# binaries of BUILD for the host side (sockmesh run/status, pingpong).
+# word splitting of option and word lists is meant throughout
+# shellcheck disable=SC2086,SC2046
+set -u
+build=${1:-build}
+cd "$(dirname "$0")/.." || exit 1
+case $build in
+/*) top_build=$build ;;
+*) top_build=$(pwd)/$build ;;
+esac
+
+version=$(sed -n 's/^VERSION *:= *//p' Makefile)
+image=localhost/sockmesh:$version-test
+tag=sm-image-$$
+pins=/sys/fs/bpf/$tag
+dir=/tmp/$tag
+conf=$dir/sockmesh.ini
+passed=0
+failed=0
+ctrs=
+
+cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+for m in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+	if awk -v m="$m" '$2 == m && $3 == "cgroup2" { f = 1 } END { exit !f }' \
+		/proc/mounts; then
+		cgmnt=$m
+		break
+	fi
+done
+
+now() { date +%s; }
+start=$(now)
+ok() {
+	passed=$((passed + 1))
+	echo "ok   $1 ($(($(now) - $2)) s)"
+}
+fail() {
+	failed=$((failed + 1))
+	echo "FAIL $1: $2"
+}
+show() {
+	sed 's/^/    /' "$@"
+}
+
+cleanup() {
+	for c in $ctrs; do
+		podman rm -f -t 5 "$c" >/dev/null 2>&1
+	done
+	if [ -d "$pins" ]; then
+		"$build/sockmesh" unload -c "$conf" >/dev/null 2>&1
+		rm -rf "$pins"
+	fi
+	[ -n "$cgmnt" ] && [ -d "$cgmnt/$tag" ] && rmdir "$cgmnt/$tag"
+	podman rmi -f "$image" "localhost/sockmesh-systemd:$version-test" \
+		>/dev/null 2>&1
+	rm -rf "$dir"
+	# podman's parent cgroups, if our containers were the last in them
+	rmdir /sys/fs/cgroup/*/libpod_parent/conmon /sys/fs/cgroup/*/libpod_parent \
+		2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# This host mounts cgroup v1 with cgroup2 beside it (hybrid): crun refuses
+# to create containers there ("cgroups in hybrid mode not supported"), runc
+# does not. And without CAP_SYS_RESOURCE (this VM's root lacks it) podman's
+# default rlimits cannot be set: ask for ones below our hard limits.
+podman_opts=
+if [ "$cgmnt" != /sys/fs/cgroup ] && command -v runc >/dev/null; then
+	podman_opts="--runtime runc"
+fi
+run_opts="--network=none --cgroupns=host"
+if ! capsh --has-b=cap_sys_resource 2>/dev/null; then
+	run_opts="$run_opts --ulimit nofile=1024:1024 --ulimit nproc=4096:4096"
+fi
+# the host mounts the DaemonSet uses: bpffs, the cgroup2 mount at the same
+# path, and the private run dir (config, pid file, control socket)
+mounts="-v /sys/fs/bpf:/sys/fs/bpf -v $cgmnt:$cgmnt -v $dir:$dir"
+unit_caps=$(sed -n 's/^CapabilityBoundingSet=//p' conf/sockmeshd.service |
+	tr ' ' ',')
+
+mkdir -p "$dir/run"
+write_conf() {
+	cat >"$conf" <<-EOF
+	[daemon]
+	pin_dir = $pins
+	run_dir = $dir/run
+	metrics = off
+	on_exit = $1
+
+	[accelerate]
+	cgroups = $tag
+	EOF
+	chmod 0644 "$conf"
+}
+
+# start NAME OPTS...: a detached container of the image on $conf; 0 once its
+# daemon wrote the pid file, 1 (its log shown) if it did not in 30 s
+start() {
+	name=$1
+	shift
+	rm -f "$dir/run/sockmeshd.pid"
+	if ! podman $podman_opts run -d --name "$name" $run_opts $mounts "$@" \
+		"$image" -c "$conf" >"$dir/podman.log" 2>&1; then
+		show "$dir/podman.log"
+		return 1
+	fi
+	ctrs="$ctrs $name"
+	n=0
+	while [ ! -s "$dir/run/sockmeshd.pid" ] && [ "$n" -lt 300 ]; do
+		[ "$(podman inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" = true ] ||
+			break
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if [ ! -s "$dir/run/sockmeshd.pid" ]; then
+		podman logs "$name" 2>&1 | show
+		return 1
+	fi
+}
+
+# stop NAME: SIGTERM, the container exits 0
+stop() {
+	podman stop -t 20 "$1" >/dev/null 2>&1
+	code=$(podman inspect -f '{{.State.ExitCode}}' "$1" 2>/dev/null)
+	podman logs "$1" >"$dir/$1.log" 2>&1
+	podman rm -f "$1" >/dev/null 2>&1
+	ctrs=$(echo "$ctrs" | tr ' ' '\n' | grep -vx "$1" | paste -sd' ' -)
+	[ "$code" = 0 ]
+}
+
+counter() {
+	"$build/sockmesh" status --json -c "$conf" 2>/dev/null |
+		tr -d '\n' | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
+}
+
+# accelerated ROUNDS SIZE [PINGPONG OPTS]: a ping-pong on the host in the
+# daemon's cgroup grows the counters by exactly what it sent
+accelerated() {
+	r=$1
+	sz=$2
+	shift 2
+	m0=$(counter msgs_redirected)
+	b0=$(counter bytes_redirected)
+	p0=$(counter msgs_passed)
+	if [ -z "$m0" ]; then
+		why="no counters in sockmesh status --json"
+		return 1
+	fi
+	if ! "$build/sockmesh" run -c "$conf" -- "$build/tests/pingpong" "$@" \
+		"$r" "$sz" >"$dir/pingpong.log" 2>&1; then
+		show "$dir/pingpong.log"
+		why="the ping-pong failed"
+		return 1
+	fi
+	dm=$(($(counter msgs_redirected) - m0))
+	db=$(($(counter bytes_redirected) - b0))
+	dp=$(($(counter msgs_passed) - p0))
+	echo "    $(tail -n 1 "$dir/pingpong.log"): msgs_redirected +$dm," \
+		"bytes_redirected +$db, msgs_passed +$dp"
+	if [ "$dm" -ne $((2 * r)) ] || [ "$db" -ne $((2 * r * sz)) ] ||
+		[ "$dp" -ne 0 ]; then
+		why="expected +$((2 * r)) messages, +$((2 * r * sz)) bytes redirected, none passed"
+		return 1
+	fi
+}
+
+# pinned: something is pinned in the private pin_dir (whatever the layout)
+pinned() {
+	[ -n "$(ls -A "$pins" 2>/dev/null)" ]
+}
+
+gone() {
+	! pinned &&
+		! bpftool cgroup show "$cgmnt/$tag" 2>/dev/null | grep -q sock_ops
+}
+
+echo "== podman build -f deploy/Containerfile ($image)"
+t0=$(now)
+why=
+base=
+if ! command -v podman >/dev/null; then
+	why="podman is missing (scripts/setup.sh --deploy)"
+elif [ ! -x "$build/tests/pingpong" ]; then
+	why="$build/tests/pingpong is missing: make test-deploy builds it"
+elif ! base=$(deploy/base-image.sh); then
+	why="no base image"
+else
+	echo "    base image: $base; runtime: ${podman_opts:-the default}"
+	if ! podman $podman_opts build --layers=false --network=host -f deploy/Containerfile \
+		--build-arg BASE="$base" -t "$image" . >"$dir/build.log" 2>&1; then
+		tail -n 30 "$dir/build.log" | show
+		why="podman build failed"
+	fi
+fi
+if [ -z "$why" ]; then
+	echo "    $(podman image inspect -f '{{.Size}}' "$image" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
+	ok image-build "$t0"
+else
+	fail image-build "$why"
+	echo "deploy-image: $passed passed, $failed failed"
+	exit 1
+fi
+
+t0=$(now)
+why=
+inimg() {
+	entry=$1
+	shift
+	podman $podman_opts run --rm $run_opts --entrypoint "$entry" "$image" "$@"
+}
+ver=$(inimg /usr/sbin/sockmeshd --version 2>&1)
+if [ "$ver" != "sockmeshd $version" ]; then
+	why="sockmeshd --version in the image: $ver"
+elif missing=$(podman $podman_opts run --rm $run_opts --entrypoint /bin/sh \
+	"$image" -c 'ldd /usr/sbin/sockmeshd /usr/bin/sockmesh /usr/bin/sockmesh-bench' 2>&1 |
+	grep 'not found'); then
+	why="libraries missing in the image: $missing"
+elif ! out=$(inimg /usr/sbin/sockmeshd --check -c /etc/sockmesh/sockmesh.ini 2>&1); then
+	why="the image's config: $out"
+elif ! inimg /usr/bin/sockmesh --version >/dev/null 2>&1; then
+	why="sockmesh does not run in the image"
+elif inimg /bin/sh -c 'command -v clang cc gcc' >/dev/null 2>&1; then
+	why="a compiler is in the run stage"
+else
+	ok image-contents "$t0"
+fi
+[ -n "$why" ] && fail image-contents "$why"
+
+echo "== the image's sockmeshd accelerates a connection on this host"
+t0=$(now)
+why=
+write_conf detach
+if ! start "$tag-priv" --privileged; then
+	why="the privileged container did not start"
+elif ! accelerated 100 1000; then
+	:
+elif ! stop "$tag-priv"; then
+	show "$dir/$tag-priv.log"
+	why="the container did not exit 0 on SIGTERM"
+elif ! gone; then
+	why="on_exit = detach left pins or an attachment"
+else
+	ok image-privileged "$t0"
+fi
+[ -n "$why" ] && fail image-privileged "$why"
+[ -d "$cgmnt/$tag" ] && rmdir "$cgmnt/$tag"
+
+t0=$(now)
+why=
+if ! start "$tag-caps" --cap-drop=all --cap-add="$unit_caps" --read-only \
+	--security-opt no-new-privileges --security-opt seccomp=unconfined; then
+	why="the container with only $unit_caps did not start"
+elif ! accelerated 100 1000; then
+	:
+elif ! stop "$tag-caps"; then
+	why="the container did not exit 0 on SIGTERM"
+else
+	echo "    capabilities $unit_caps, no-new-privileges, seccomp unconfined, read-only root"
+	ok image-caps "$t0"
+fi
+[ -n "$why" ] && fail image-caps "$why"
+[ -d "$cgmnt/$tag" ] && rmdir "$cgmnt/$tag"
+
+t0=$(now)
+why=
+if start "$tag-seccomp" --cap-drop=all --cap-add="$unit_caps"; then
+	why="it started under the default seccomp profile: the DaemonSet's Unconfined is not needed"
+	stop "$tag-seccomp"
+elif podman logs "$tag-seccomp" 2>&1 |
+	grep -qiE "kernel (lacks|does not (have|support))"; then
+	why="it blames the kernel, but seccomp refused bpf() (EPERM)"
+elif ! podman logs "$tag-seccomp" 2>&1 | grep -q 'Operation not permitted'; then
+	podman logs "$tag-seccomp" 2>&1 | show
+	why="refused, but not with EPERM"
+else
+	echo "    $(podman logs "$tag-seccomp" 2>&1 | grep -m1 'error:')"
+	ok image-default-seccomp "$t0"
+fi
+[ -n "$why" ] && fail image-default-seccomp "$why"
+podman rm -f "$tag-seccomp" >/dev/null 2>&1
+rm -rf "$pins"
+[ -d "$cgmnt/$tag" ] && rmdir "$cgmnt/$tag"
+
+echo "== a connection open across a container restart (on_exit = keep)"
+t0=$(now)
+why=
+write_conf keep
+rm -f "$dir/go"
+if ! start "$tag-keep1" --privileged; then
+	why="the first container did not start"
+else
+	m0=$(counter msgs_redirected)
+	b0=$(counter bytes_redirected)
+	p0=$(counter msgs_passed)
+	"$build/sockmesh" run -c "$conf" -- "$build/tests/pingpong" \
+		-W "$dir/go" 200 1000 >"$dir/pingpong.log" 2>&1 &
+	pp=$!
+	n=0
+	while ! grep -q half "$dir/pingpong.log" && [ "$n" -lt 200 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if ! stop "$tag-keep1"; then
+		why="the first container did not exit 0"
+	elif ! bpftool cgroup show "$cgmnt/$tag" | grep -q sock_ops; then
+		why="on_exit = keep: the attachment went with the container"
+	elif ! start "$tag-keep2" --privileged; then
+		why="the second container did not start"
+	elif ! podman logs "$tag-keep2" 2>&1 | grep -q adopted; then
+		why="the second container did not adopt the pins"
+	fi
+	touch "$dir/go"
+	if ! wait "$pp"; then
+		show "$dir/pingpong.log"
+		why="the ping-pong across the restart failed"
+	fi
+	dm=$(($(counter msgs_redirected) - m0))
+	db=$(($(counter bytes_redirected) - b0))
+	dp=$(($(counter msgs_passed) - p0))
+	echo "    $(tail -n 1 "$dir/pingpong.log"), the daemon restarted halfway:" \
+		"msgs_redirected +$dm, bytes_redirected +$db, msgs_passed +$dp"
+	if [ -z "$why" ] && { [ "$dm" -ne 400 ] || [ "$db" -ne 400000 ] ||
+		[ "$dp" -ne 0 ]; }; then
+		why="expected +400 messages, +400000 bytes redirected, none passed"
+	fi
+	stop "$tag-keep2"
+fi
+if [ -z "$why" ]; then
+	ok image-restart "$t0"
+else
+	fail image-restart "$why"
+fi
+
+# --- the unit under a real systemd -----------------------------------------
+
+echo "== conf/sockmeshd.service under systemd (PID 1 of a container)"
+t0=$(now)
+why=
+sdimg=localhost/sockmesh-systemd:$version-test
+sd=$tag-systemd
+# the unit as `make install PREFIX=/usr` put it in the image
+unitdrop=$dir/sockmeshd.service.d
+mkdir -p "$unitdrop" "$dir/etc"
+# Type=notify needs READY=1 from the daemon: a build that does not speak
+# sd_notify yet is started as Type=exec (said so), everything else verbatim
+if grep -q NOTIFY_SOCKET "$build/sockmeshd"; then
+	notify=yes
+else
+	notify=no
+	printf '[Service]\nType=exec\n' >"$unitdrop/type.conf"
+fi
+cat >"$dir/etc/sockmesh.ini" <<EOF
+[daemon]
+pin_dir = $pins
+metrics = off
+on_exit = detach
+
+[accelerate]
+cgroups = $tag
+EOF
+chmod 0644 "$dir/etc/sockmesh.ini"
+sdc() {
+	podman exec "$sd" "$@"
+}
+sdcounter() {
+	sdc /usr/bin/sockmesh status --json -c /etc/sockmesh/sockmesh.ini |
+		tr -d '\n' | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
+}
+# procps: /bin/kill for ExecReload=, as on every standard Debian system
+if ! printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv procps >/dev/null && rm -rf /var/lib/apt/lists/*\n' \
+	"$image" | podman $podman_opts build --layers=false --network=host \
+	-t "$sdimg" -f - "$dir/etc" >"$dir/sdbuild.log" 2>&1; then
+	tail -n 20 "$dir/sdbuild.log" | show
+	why="cannot build an image with systemd"
+elif ! podman $podman_opts run -d --name "$sd" --systemd=always --privileged \
+	--network=none $(echo "$run_opts" | sed 's/--network=none//; s/--cgroupns=host//') \
+	-v /sys/fs/bpf:/sys/fs/bpf -v "$dir/etc:/etc/sockmesh:ro" \
+	-v "$unitdrop:/etc/systemd/system/sockmeshd.service.d:ro" \
+	-v "$top_build/tests/pingpong:/usr/local/bin/pingpong:ro" \
+	--entrypoint /lib/systemd/systemd "$sdimg" >"$dir/podman.log" 2>&1; then
+	show "$dir/podman.log"
+	why="cannot start systemd in a container"
+else
+	ctrs="$ctrs $sd"
+	n=0
+	until state=$(sdc systemctl is-system-running 2>/dev/null) &&
+		{ [ "$state" = running ] || [ "$state" = degraded ]; } ||
+		[ "$n" -ge 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	mainpid=
+	if ! sdc systemctl start sockmeshd >"$dir/sd.log" 2>&1; then
+		sdc journalctl -u sockmeshd --no-pager 2>&1 | tail -n 20 | show
+		why="systemctl start sockmeshd failed"
+	else
+		mainpid=$(sdc systemctl show -P MainPID sockmeshd)
+		st=$(sdc cat "/proc/$mainpid/status")
+		eff=$(capsh --decode="$(echo "$st" | awk '/^CapEff:/ { print $2 }')" |
+			sed 's/.*=//' | tr ',' '\n' | sort | paste -sd, -)
+		want=$(echo "$unit_caps" | tr '[:upper:]' '[:lower:]' | tr ',' '\n' | sort |
+			paste -sd, -)
+		echo "    started (Type=$([ $notify = yes ] && echo notify || echo 'exec: this sockmeshd does not speak sd_notify')):" \
+			"pid $mainpid, capabilities $eff," \
+			"NoNewPrivs $(echo "$st" | awk '/^NoNewPrivs:/ { print $2 }')," \
+			"Seccomp $(echo "$st" | awk '/^Seccomp:/ { print $2 }')"
+		if [ "$eff" != "$want" ]; then
+			why="its capabilities are $eff, not $want"
+		elif ! echo "$st" | grep -q '^Seccomp:[[:space:]]*2' ||
+			! echo "$st" | grep -q '^NoNewPrivs:[[:space:]]*1'; then
+			why="no seccomp filter or no NoNewPrivs"
+		fi
+	fi
+	if [ -z "$why" ]; then
+		m0=$(sdcounter msgs_redirected)
+		b0=$(sdcounter bytes_redirected)
+		if ! sdc /usr/bin/sockmesh run -c /etc/sockmesh/sockmesh.ini -- \
+			/usr/local/bin/pingpong 100 1000 >"$dir/pingpong.log" 2>&1; then
+			show "$dir/pingpong.log"
+			why="the ping-pong under the unit failed"
+		else
+			dm=$(($(sdcounter msgs_redirected) - m0))
+			db=$(($(sdcounter bytes_redirected) - b0))
+			echo "    $(cat "$dir/pingpong.log"): msgs_redirected +$dm, bytes_redirected +$db"
+			[ "$dm" -eq 200 ] && [ "$db" -eq 200000 ] ||
+				why="expected +200 messages and +200000 bytes redirected"
+		fi
+	fi
+	# reload: ExecReload= signals the daemon, which stays up
+	if [ -z "$why" ] && { ! sdc systemctl reload sockmeshd >"$dir/sd.log" 2>&1 ||
+		! sleep 1 || [ "$(sdc systemctl is-active sockmeshd)" != active ] ||
+		[ "$(sdc systemctl show -P MainPID sockmeshd)" != "$mainpid" ]; }; then
+		show "$dir/sd.log"
+		why="systemctl reload: the daemon did not stay up"
+	fi
+	# Restart=on-failure: killed, it is started again and adopts the pins
+	if [ -z "$why" ]; then
+		sdc systemctl kill -s KILL sockmeshd
+		n=0
+		until [ "$(sdc systemctl is-active sockmeshd)" = active ] &&
+			newpid=$(sdc systemctl show -P MainPID sockmeshd) &&
+			[ "$newpid" != "$mainpid" ] && [ "$newpid" != 0 ] ||
+			[ "$n" -ge 100 ]; do
+			sleep 0.1
+			n=$((n + 1))
+		done
+		sleep 0.5
+		if [ "$n" -ge 100 ]; then
+			why="SIGKILL: Restart=on-failure did not start it again"
+		elif ! sdc journalctl -u sockmeshd --no-pager | grep -q adopted; then
+			why="restarted, but did not adopt the pins"
+		else
+			echo "    SIGKILL: restarted as pid $newpid, adopted the pins"
+		fi
+	fi
+	# stop: clean exit, on_exit = detach took the pins
+	if [ -z "$why" ]; then
+		sdc systemctl stop sockmeshd
+		res=$(sdc systemctl show -P Result sockmeshd)
+		if [ "$res" != success ]; then
+			why="systemctl stop: Result=$res"
+		elif pinned; then
+			why="stopped, but the pins are still there"
+		fi
+	fi
+	# a bad file: ExecStartPre= --check refuses it, the daemon never runs
+	if [ -z "$why" ]; then
+		cp "$dir/etc/sockmesh.ini" "$dir/etc/good.ini"
+		echo 'max_sockets = many' >>"$dir/etc/sockmesh.ini"
+		if sdc systemctl start sockmeshd >/dev/null 2>&1; then
+			why="it started on a bad config"
+		elif ! sdc journalctl -u sockmeshd --no-pager |
+			grep -q 'sockmesh.ini:[0-9]*: max_sockets'; then
+			why="a bad config: no file:line in the journal"
+		elif pinned; then
+			why="a bad config: something was loaded"
+		else
+			echo "    bad config: $(sdc journalctl -u sockmeshd --no-pager |
+				grep -m1 -o 'sockmesh.ini:[0-9]*: max_sockets.*')"
+		fi
+		cp "$dir/etc/good.ini" "$dir/etc/sockmesh.ini"
+	fi
+	sdc systemctl stop sockmeshd >/dev/null 2>&1
+	# the daemon's cgroup is in the container's cgroup tree: empty it first
+	sdc sh -c "rmdir \$(awk '\$3 == \"cgroup2\" { print \$2; exit }' /proc/mounts)/$tag" \
+		2>/dev/null
+	podman rm -f -t 5 "$sd" >/dev/null 2>&1
+	ctrs=$(echo "$ctrs" | tr ' ' '\n' | grep -vx "$sd" | paste -sd' ' -)
+fi
+podman rmi -f "$sdimg" >/dev/null 2>&1
+rm -rf "$pins"
+if [ -z "$why" ]; then
+	ok image-systemd "$t0"
+else
+	fail image-systemd "$why"
+fi
+
+echo "    test-image.sh took $(($(now) - start)) s"
+echo "deploy-image: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

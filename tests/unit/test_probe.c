@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * test_probe.c - sm_probe_kernel (cgroupd/probe.c) on a kernel that lacks
+ * one feature or another. The libbpf probe functions and the BTF loader
+ * are defined here, so probe.o from build/libsmcore.a binds to them (as
+ * in test_core_errors.c): no root, no kernel needed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <cmocka.h>
+
+#include "probe.h"
+
+static int missing_map = -1, missing_prog = -1, missing_helper = -1;
+static int no_btf, btf_without_link;
+
+int libbpf_probe_bpf_map_type(enum bpf_map_type type, const void *opts)
+{
+	(void)opts;
+	return (int)type == missing_map ? 0 : 1;
+}
+
+int libbpf_probe_bpf_prog_type(enum bpf_prog_type type, const void *opts)
+{
+	(void)opts;
+	return (int)type == missing_prog ? 0 : 1;
+}
+
+int libbpf_probe_bpf_helper(enum bpf_prog_type type, enum bpf_func_id id,
+			    const void *opts)
+{
+	(void)type;
+	(void)opts;
+	return (int)id == missing_helper ? 0 : 1;
+}
+
+/* A BTF with struct sock { sk_cgrp_data } and, unless told, bpf_cgroup_link. */
+struct btf *btf__load_vmlinux_btf(void)
+{
+	struct btf *btf;
+	int int_id, sock;
+
+	if (no_btf) {
+		errno = ENOENT;
+		return NULL;
+	}
+	btf = btf__new_empty();
+	int_id = btf__add_int(btf, "int", 4, BTF_INT_SIGNED);
+	sock = btf__add_struct(btf, "sock", 4);
+	btf__add_field(btf, "sk_cgrp_data", int_id, 0, 0);
+	if (!btf_without_link) {
+		btf__add_struct(btf, "bpf_cgroup_link", 4);
+		btf__add_field(btf, "x", int_id, 0, 0);
+	}
+	(void)sock;
+	return btf;
+}
+
+static int reset(void **state)
+{
+	(void)state;
+	missing_map = missing_prog = missing_helper = -1;
+	no_btf = btf_without_link = 0;
+	return 0;
+}
+
+static void test_all_present(void **state)
+{
+	char msg[512];
+
+	(void)state;
+	assert_int_equal(sm_probe_kernel(msg, sizeof(msg)), 0);
+	assert_string_equal(msg, "");
+}
+
+static void expect_missing(const char *what)
+{
+	char msg[512];
+
+	assert_int_equal(sm_probe_kernel(msg, sizeof(msg)), -EOPNOTSUPP);
+	if (!strstr(msg, what))
+		fail_msg("'%s' not named in: %s", what, msg);
+}
+
+static void test_no_sockhash(void **state)
+{
+	(void)state;
+	missing_map = BPF_MAP_TYPE_SOCKHASH;
+	expect_missing("sockhash maps");
+}
+
+static void test_no_sk_msg(void **state)
+{
+	(void)state;
+	missing_prog = BPF_PROG_TYPE_SK_MSG;
+	expect_missing("sk_msg programs");
+}
+
+static void test_no_sock_ops(void **state)
+{
+	(void)state;
+	missing_prog = BPF_PROG_TYPE_SOCK_OPS;
+	expect_missing("sock_ops programs");
+}
+
+static void test_no_netns_cookie(void **state)
+{
+	(void)state;
+	missing_helper = BPF_FUNC_get_netns_cookie;
+	expect_missing("netns cookies");
+}
+
+static void test_no_btf_pointer_access(void **state)
+{
+	(void)state;
+	missing_helper = BPF_FUNC_skc_to_tcp_sock;
+	expect_missing("BTF pointer access");
+}
+
+static void test_no_cgroup_links(void **state)
+{
+	(void)state;
+	btf_without_link = 1;
+	expect_missing("cgroup BPF links");
+}
+
+static void test_no_btf_names_it_and_what_needs_it(void **state)
+{
+	(void)state;
+	no_btf = 1;
+	expect_missing("kernel BTF (/sys/kernel/btf/vmlinux)");
+	expect_missing("cgroup BPF links");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_all_present, reset),
+		cmocka_unit_test_setup(test_no_sockhash, reset),
+		cmocka_unit_test_setup(test_no_sk_msg, reset),
+		cmocka_unit_test_setup(test_no_sock_ops, reset),
+		cmocka_unit_test_setup(test_no_netns_cookie, reset),
+		cmocka_unit_test_setup(test_no_btf_pointer_access, reset),
+		cmocka_unit_test_setup(test_no_cgroup_links, reset),
+		cmocka_unit_test_setup(test_no_btf_names_it_and_what_needs_it,
+				       reset),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
