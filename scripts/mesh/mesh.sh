@@ -9,7 +9,7 @@
 #   mesh.sh [-n NAME] exec POD CMD...   run CMD in pod a, b or c (netns + cgroup)
 #   mesh.sh [-n NAME] accel on      start a private sockmeshd for the mesh
 #   mesh.sh [-n NAME] accel stop    SIGTERM it (on_exit = keep: acceleration stays)
-#   mesh.sh [-n NAME] accel off     `sockmesh unload`: acceleration gone, daemon too
+#   mesh.sh [-n NAME] accel off     `sockmesh unload` (a running daemon detaches and exits)
 #   mesh.sh [-n NAME] conf          print the path of the mesh's sockmesh config
 #
 # NAME defaults to $MESH_NAME or "demo". Everything is named after it:
@@ -234,13 +234,12 @@ accel_stop() {
 }
 
 accel_off() {
-	# this sockmesh refuses to unload under a running daemon: stop it first
-	# (on_exit = keep: acceleration stays until the unload)
-	stop_pids sockmeshd
 	if [ -d "$pins" ] && [ -f "$state/sockmesh.ini" ]; then
+		# a running daemon is asked (control socket) to detach and exit
 		"$build/sockmesh" unload -c "$state/sockmesh.ini" >/dev/null ||
 			log "sockmesh unload failed"
 	fi
+	stop_pids sockmeshd # gone already after the unload, or stopped here
 	[ ! -d "$pins" ] || rm -rf "$pins"
 }
 

@@ -288,7 +288,8 @@ fi
 # --- sockmesh started, stopped, unloaded under a running mesh --------------------
 # A client loop (new connection every 3 pairs) runs from pod A through both
 # sidecars while the daemon goes: stop (SIGTERM, on_exit = keep), start on
-# the kept pins, stop, `sockmesh unload`, start; then the loop is told to
+# the kept pins, `sockmesh unload` (the daemon running: it detaches and
+# exits), start, stop, `sockmesh unload` (no daemon), start; then the loop is told to
 # finish (a stop file: it ends after the pair in flight). No request may fail.
 pins=/sys/fs/bpf/sockmesh-mesh-$name
 $M exec a "$check" -t 60 -r 3 -m 65536 -s 4 -k life -f "$tmp/life.stop" "$B" 6379 >"$tmp/life.out" 2>&1 &
@@ -302,6 +303,18 @@ step() {
 }
 step stop
 [ -d "$pins" ] || why="$why on_exit = keep removed the pins;"
+step on
+sleep 1.2
+dpid=$("$build/sockmesh" status --json -c "$conf" | jq -r '.daemon_pid // empty')
+echo "at $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.3f", a - b }') s: sockmesh unload, daemon pid $dpid running" >>"$tmp/life.log"
+"$build/sockmesh" unload -c "$conf" >>"$tmp/life.log" 2>&1 || why="$why sockmesh unload (daemon running) failed;"
+i=0
+while [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+[ -n "$dpid" ] && ! kill -0 "$dpid" 2>/dev/null || why="$why the daemon (pid $dpid) did not exit on unload;"
+[ ! -d "$pins" ] || why="$why unload (daemon running) left $pins;"
 step on
 step stop
 step off
