@@ -236,6 +236,33 @@ else
 	fail outside-untouched "pod C's traffic failed"
 fi
 
+# --- a client outside the mesh, a server inside ---------------------------------
+# pod C -> pod B: B's PREROUTING sends it to proxy B, whose accepted socket
+# has no peer in the map (counted as peers_unpaired, not as a NAT miss); the
+# hop proxy B -> app B pairs as usual. Bytes exact.
+snap "$tmp/x0"
+hstat b "$tmp/xb0"
+if $M exec c "$check" -n 12 -m 65536 -r 4 -s 5 -k fromC "$B" 6379 >"$tmp/x.out" 2>&1; then
+	sleep 0.3
+	snap "$tmp/x1"
+	hstat b "$tmp/xb1"
+	set -- $(sed -n 's/^meshcheck: ok: \([0-9]*\) pairs, \([0-9]*\) connections, .*/\2/p' "$tmp/x.out")
+	xc=${1:-0}
+	hop3=$(($(hdelta "$tmp/xb0" "$tmp/xb1" local_app BACKEND bin) + $(hdelta "$tmp/xb0" "$tmp/xb1" local_app BACKEND bout)))
+	un=$(delta "$tmp/x0" "$tmp/x1" peers_unpaired)
+	nat=$(delta "$tmp/x0" "$tmp/x1" peers_paired_nat)
+	xbr=$(delta "$tmp/x0" "$tmp/x1" bytes_redirected)
+	if [ "$xc" -gt 0 ] && [ "$un" = "$xc" ] && [ "$nat" = 0 ] && [ "$xbr" = "$hop3" ]; then
+		ok outside-client-counted-apart
+		note "$(tail -n 1 "$tmp/x.out"); peers_unpaired +$un, bytes_redirected +$xbr (= hop proxy B -> app B)"
+	else
+		fail outside-client-counted-apart "$xc connections from pod C: peers_unpaired +$un (want $xc), peers_paired_nat +$nat (want 0), bytes_redirected +$xbr (want the $hop3 B of hop 3)"
+	fi
+else
+	sed 's/^/    /' "$tmp/x.out"
+	fail outside-client-counted-apart "pod C -> pod B through B's sidecar failed"
+fi
+
 # --- excluded ports are untouched --------------------------------------------
 # the proxy's admin port (loopback) and pod B's readiness port reached by
 # proxy A (uid 1337: no REDIRECT on either side)
