@@ -183,11 +183,18 @@ int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
 		return ret;
 	}
 	ret = sm_core_prepare_dir(&d->core);
-	if (!ret)
-		ret = sm_private_dir(cfg->pin_dir);
 	if (ret) {
+		/* -EPERM here: mounting the missing bpffs was not allowed */
 		pr_err(ret == -EXDEV ? "pin_dir %s is not on a bpf filesystem"
 		       : ret == -EPERM
+			       ? "pin_dir %s: no bpffs mounted, and mounting one: %s (CAP_SYS_ADMIN)"
+			       : "pin_dir %s: %s",
+		       cfg->pin_dir, strerror(-ret));
+		return ret;
+	}
+	ret = sm_private_dir(cfg->pin_dir);
+	if (ret) {
+		pr_err(ret == -EPERM
 			       ? "pin_dir %s is a shared directory (sticky or writable by others): give sockmeshd one of its own"
 			       : "pin_dir %s: %s",
 		       cfg->pin_dir, strerror(-ret));

@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -61,6 +64,54 @@ static int btf_has(const struct btf *btf, const char *st, const char *member)
 	return 0;
 }
 
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+/*
+ * The capabilities the datapath's bpf() calls need, as the kernel checks
+ * them (CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON). Without them
+ * the feature probes fail as if the kernel lacked the features, so they are
+ * checked first. 0, or -EPERM with the missing ones named in @msg.
+ */
+static int caps_check(char *msg, size_t len)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2] = {};
+	static const struct {
+		int cap, or_cap;
+		const char *name;
+	} need[] = {
+		{CAP_BPF, CAP_SYS_ADMIN, "CAP_BPF"},
+		{CAP_NET_ADMIN, -1, "CAP_NET_ADMIN"},
+		{CAP_PERFMON, CAP_SYS_ADMIN, "CAP_PERFMON"},
+	};
+	size_t used = 0;
+
+	if (syscall(SYS_capget, &hdr, data))
+		return 0; /* cannot tell: let the probes speak */
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		int c = need[i].cap, o = need[i].or_cap;
+
+		if (data[c / 32].effective & (1U << (c % 32)))
+			continue;
+		if (o >= 0 && (data[o / 32].effective & (1U << (o % 32))))
+			continue;
+		if (!used)
+			used = snprintf(msg, len,
+					"Operation not permitted: sockmeshd "
+					"needs CAP_BPF, CAP_NET_ADMIN and "
+					"CAP_PERFMON (sockmeshd(8)); missing:");
+		if (used < len)
+			used += snprintf(msg + used, len - used, " %s",
+					 need[i].name);
+	}
+	return used ? -EPERM : 0;
+}
+
 int sm_probe_kernel(char *missing, size_t len)
 {
 	struct btf *btf = btf__load_vmlinux_btf();
@@ -69,6 +120,10 @@ int sm_probe_kernel(char *missing, size_t len)
 
 	if (len)
 		missing[0] = '\0';
+	if (caps_check(missing, len)) {
+		btf__free(btf);
+		return -EPERM;
+	}
 	if (!btf) {
 		snprintf(missing, len, "kernel BTF (/sys/kernel/btf/vmlinux)");
 		n_missing++;
@@ -79,19 +134,27 @@ int sm_probe_kernel(char *missing, size_t len)
 
 		switch (f->kind) {
 		case P_MAP:
-			ok = libbpf_probe_bpf_map_type(f->type, NULL) == 1;
+			ok = libbpf_probe_bpf_map_type(f->type, NULL);
 			break;
 		case P_PROG:
-			ok = libbpf_probe_bpf_prog_type(f->type, NULL) == 1;
+			ok = libbpf_probe_bpf_prog_type(f->type, NULL);
 			break;
 		case P_HELPER:
-			ok = libbpf_probe_bpf_helper(f->type, f->helper,
-						     NULL) == 1;
+			ok = libbpf_probe_bpf_helper(f->type, f->helper, NULL);
 			break;
 		default:
 			ok = btf_has(btf, f->btf_struct, f->btf_member);
 		}
-		if (ok)
+		if (ok == -EPERM || ok == -EACCES) {
+			/* not the kernel: this process may not use bpf() */
+			snprintf(missing, len,
+				 "probing %s: %s: sockmeshd needs CAP_BPF, "
+				 "CAP_NET_ADMIN and CAP_PERFMON (sockmeshd(8))",
+				 f->name, strerror(-ok));
+			btf__free(btf);
+			return -EPERM;
+		}
+		if (ok == 1)
 			continue;
 		if (used < len)
 			used += snprintf(missing + used, len - used, "%s%s",

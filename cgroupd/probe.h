@@ -6,8 +6,10 @@
 #include <stddef.h>
 
 /*
- * Probe every kernel feature the datapath uses. 0 if all are there, else
- * -EOPNOTSUPP with the missing ones named in @missing (comma list).
+ * Probe every kernel feature the datapath uses. 0 if all are there,
+ * -EOPNOTSUPP with the missing ones named in @missing (comma list), or
+ * -EPERM when this process may not probe (a capability is missing), said
+ * in @missing.
  */
 int sm_probe_kernel(char *missing, size_t len);
 

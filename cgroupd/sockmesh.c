@@ -245,8 +245,14 @@ static int cmd_reload(struct common *c, int argc, char **argv)
 	ret = no_operands(c, argc, argv);
 	if (ret)
 		return ret;
-	if (c->args.config && realpath(c->args.config, abs))
-		snprintf(req, sizeof(req), "reload %s", abs);
+	/*
+	 * Absolute, but symlinks kept: a Kubernetes ConfigMap is a symlink
+	 * into a directory the kubelet replaces at each update, so the
+	 * daemon must go on reading the link, not today's target.
+	 */
+	if (c->args.config && c->args.config[0] != '/' &&
+	    getcwd(abs, sizeof(abs)))
+		snprintf(req, sizeof(req), "reload %s/%s", abs, c->args.config);
 	else if (c->args.config)
 		snprintf(req, sizeof(req), "reload %s", c->args.config);
 	else

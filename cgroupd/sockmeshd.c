@@ -611,7 +611,12 @@ int main(int argc, char **argv)
 	sm_log_max = cfg.log_level;
 	libbpf_set_print(libbpf_print);
 	pr_info("sockmeshd %s starting with %s", SM_VERSION, cfg.path);
-	if (sm_probe_kernel(err, sizeof(err))) {
+	ret = sm_probe_kernel(err, sizeof(err));
+	if (ret == -EPERM) {
+		pr_err("%s", err);
+		return SM_EXIT_FAILURE;
+	}
+	if (ret) {
 		pr_err("this kernel lacks what sockmesh needs: %s", err);
 		return SM_EXIT_FAILURE;
 	}

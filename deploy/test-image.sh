@@ -26,9 +26,16 @@
 #                      up; SIGKILL restarts it (Restart=on-failure) and it
 #                      adopts the pins; stop is clean; a bad config is refused
 #                      by ExecStartPre= with file:line
+#   image-config-watcher  the DaemonSet's config-watcher script (read from the
+#                      manifest) in a capability-less container beside the
+#                      daemon's: a ConfigMap-style update (symlink swap) with a
+#                      bad file is refused with file:line, a good one attaches
+#                      a second cgroup. Needs `sockmesh reload` (the runtime
+#                      branch): without it, reported as skipped, saying why
 #
-# Last line "deploy-image: N passed, M failed". Needs root, podman, and the
-# binaries of BUILD for the host side (sockmesh run/status, pingpong).
+# Last line "deploy-image: N passed, M failed, K skipped". Needs root,
+# podman, and the binaries of BUILD for the host side (sockmesh run/status,
+# pingpong).
 # word splitting of option and word lists is meant throughout
 # shellcheck disable=SC2086,SC2046
 set -u
@@ -47,6 +54,7 @@ dir=/tmp/$tag
 conf=$dir/sockmesh.ini
 passed=0
 failed=0
+skipped=0
 ctrs=
 
 cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
@@ -198,6 +206,11 @@ accelerated() {
 # pinned: something is pinned in the private pin_dir (whatever the layout)
 pinned() {
 	[ -n "$(ls -A "$pins" 2>/dev/null)" ]
+}
+
+# attached_to CGROUP: the sock_ops program is attached there
+attached_to() {
+	bpftool cgroup show "$cgmnt/$1" 2>/dev/null | grep -q sock_ops
 }
 
 gone() {
@@ -526,6 +539,166 @@ else
 	fail image-systemd "$why"
 fi
 
+# --- the DaemonSet's config watcher ----------------------------------------
+
+echo "== the DaemonSet's config-watcher beside the daemon (ConfigMap update)"
+t0=$(now)
+why=
+notrun=
+mkdir -p "$dir/manifest" "$dir/cm" "$dir/krun"
+if ! inimg /usr/bin/sockmesh help 2>/dev/null | grep -q '^  reload'; then
+	notrun="this sockmesh has no reload command (the runtime branch adds it)"
+elif ! /usr/bin/python3 tests/deploy/check-manifest.py \
+	deploy/sockmesh-daemonset.yaml conf/sockmeshd.service "$dir/manifest" \
+	>"$dir/manifest.log" 2>&1; then
+	show "$dir/manifest.log"
+	why="cannot read the watcher from the manifest"
+else
+	# the ConfigMap as the kubelet lays it out and updates it: the file is
+	# a symlink through ..data, itself a symlink to a timestamped directory;
+	# an update writes a new directory, renames a new ..data over the old
+	# and removes the old directory
+	cmv=0
+	cm() {
+		cmv=$((cmv + 1))
+		mkdir -p "$dir/cm/..v$cmv"
+		cat >"$dir/cm/..v$cmv/sockmesh.ini"
+		chmod 0644 "$dir/cm/..v$cmv/sockmesh.ini"
+		ln -sfn "..v$cmv" "$dir/cm/..data_tmp"
+		mv -T "$dir/cm/..data_tmp" "$dir/cm/..data"
+		[ -e "$dir/cm/sockmesh.ini" ] || ln -s ..data/sockmesh.ini "$dir/cm/sockmesh.ini"
+		rm -rf "$dir/cm/..v$((cmv - 1))"
+	}
+	cm <<-EOF
+	[daemon]
+	pin_dir = $pins
+	run_dir = /run/sockmesh
+	metrics = off
+	on_exit = detach
+
+	[accelerate]
+	cgroups = $tag
+	EOF
+	rm -f "$dir/krun/sockmeshd.pid"
+	if ! podman $podman_opts run -d --name "$tag-cmd" $run_opts \
+		--cap-drop=all --cap-add="$unit_caps" --read-only \
+		--security-opt no-new-privileges --security-opt seccomp=unconfined \
+		-v /sys/fs/bpf:/sys/fs/bpf -v "$cgmnt:$cgmnt" \
+		-v "$dir/krun:/run/sockmesh" -v "$dir/cm:/etc/sockmesh:ro" \
+		"$image" -c /etc/sockmesh/sockmesh.ini >"$dir/podman.log" 2>&1; then
+		show "$dir/podman.log"
+		why="the daemon container did not start"
+	fi
+	[ -z "$why" ] && ctrs="$ctrs $tag-cmd"
+	n=0
+	while [ -z "$why" ] && [ ! -s "$dir/krun/sockmeshd.pid" ] && [ "$n" -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if [ -z "$why" ] && [ ! -s "$dir/krun/sockmeshd.pid" ]; then
+		podman logs "$tag-cmd" 2>&1 | show
+		why="the daemon container is not ready"
+	fi
+	if [ -z "$why" ] && ! podman $podman_opts run -d --name "$tag-cmw" \
+		$run_opts --cap-drop=all --read-only --security-opt no-new-privileges \
+		-v /sys/fs/bpf:/sys/fs/bpf:ro -v "$dir/krun:/run/sockmesh" \
+		-v "$dir/cm:/etc/sockmesh:ro" --entrypoint /bin/sh "$image" \
+		-c "$(cat "$dir/manifest/watcher.sh")" >"$dir/podman.log" 2>&1; then
+		show "$dir/podman.log"
+		why="the watcher container did not start"
+	fi
+	[ -z "$why" ] && ctrs="$ctrs $tag-cmw"
+	# wait_log CONTAINER TEXT: until its log has TEXT, 40 s at most
+	wait_log() {
+		n=0
+		until podman logs "$1" 2>&1 | grep -q -- "$2" || [ "$n" -ge 400 ]; do
+			sleep 0.1
+			n=$((n + 1))
+		done
+		podman logs "$1" 2>&1 | grep -q -- "$2"
+	}
+	if [ -z "$why" ]; then
+		sleep 1 # the watcher has read the first version
+		# a bad version: refused with file:line, the old config stays
+		cm <<-EOF
+		[daemon]
+		pin_dir = $pins
+		run_dir = /run/sockmesh
+		metrics = off
+		on_exit = detach
+
+		[accelerate]
+		cgroups = $tag
+		max_sockets = many
+		EOF
+		if ! wait_log "$tag-cmw" 'sockmesh.ini:9:'; then
+			podman logs "$tag-cmw" 2>&1 | show
+			why="the watcher did not report the bad file with file:line"
+		elif ! attached_to "$tag"; then
+			why="after the refused file the cgroup is no longer attached"
+		else
+			echo "    bad file: $(podman logs "$tag-cmw" 2>&1 | grep -m1 -o 'sockmesh.ini:9:.*')"
+		fi
+	fi
+	if [ -z "$why" ]; then
+		# a good version: a second cgroup, attached by the reload
+		cm <<-EOF
+		[daemon]
+		pin_dir = $pins
+		run_dir = /run/sockmesh
+		metrics = off
+		on_exit = detach
+
+		[accelerate]
+		cgroups = $tag, $tag-b
+		EOF
+		if ! wait_log "$tag-cmd" 'reloaded /etc/sockmesh/.*: 2 cgroups'; then
+			podman logs "$tag-cmd" 2>&1 | show
+			podman logs "$tag-cmw" 2>&1 | show
+			why="the daemon did not reload the changed ConfigMap"
+		elif ! attached_to "$tag-b" || ! attached_to "$tag"; then
+			why="reloaded, but not attached to both cgroups"
+		else
+			echo "    good file: $(podman logs "$tag-cmd" 2>&1 | grep -m1 -o 'reloaded /etc/sockmesh/.*')"
+		fi
+	fi
+	if [ -z "$why" ]; then
+		# one more update, then SIGHUP (an operator's reload, or the
+		# alternative to the watcher): the daemon must find its config
+		# by the path it was started with, not by a directory the kubelet
+		# has since removed
+		cm <"$dir/cm/..data/sockmesh.ini"
+		before=$(podman logs "$tag-cmd" 2>&1 | grep -c 'reloaded /etc/sockmesh/')
+		podman kill -s HUP "$tag-cmd" >/dev/null
+		n=0
+		until [ "$(podman logs "$tag-cmd" 2>&1 | grep -c -e 'reloaded /etc/sockmesh/' -e 'reload refused')" -gt "$before" ] ||
+			[ "$n" -ge 100 ]; do
+			sleep 0.1
+			n=$((n + 1))
+		done
+		last=$(podman logs "$tag-cmd" 2>&1 | grep -e 'reloaded /etc/sockmesh/' -e 'reload refused' | tail -n 1)
+		case $last in
+		*reloaded*) echo "    SIGHUP after another update: $last" ;;
+		*) why="SIGHUP after the ConfigMap changed again: ${last:-no reload logged}" ;;
+		esac
+	fi
+	podman rm -f -t 2 "$tag-cmw" >/dev/null 2>&1
+	stop "$tag-cmd" || [ -n "$why" ] || why="the daemon container did not exit 0"
+	ctrs=$(echo "$ctrs" | tr ' ' '\n' | grep -vx "$tag-cmw" | paste -sd' ' -)
+fi
+rm -rf "$pins"
+for c in "$tag" "$tag-b"; do
+	[ -d "$cgmnt/$c" ] && rmdir "$cgmnt/$c"
+done
+if [ -n "$notrun" ]; then
+	skipped=$((skipped + 1))
+	echo "skip image-config-watcher: $notrun"
+elif [ -z "$why" ]; then
+	ok image-config-watcher "$t0"
+else
+	fail image-config-watcher "$why"
+fi
+
 echo "    test-image.sh took $(($(now) - start)) s"
-echo "deploy-image: $passed passed, $failed failed"
+echo "deploy-image: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -43,6 +43,7 @@
 
 #define SM_MAP_SOCKHASH "sm_sockhash"
 #define SM_MAP_COUNTERS "sm_counters"
+#define SM_MAP_FLOWS	"sm_flows" /* the tests read these three by name */
 
 #define SM_PORTS_MAX	   65536 /* one sm_ports entry per TCP port */
 #define SM_CIDRS_MAX	   1024	 /* prefixes per LPM map */
@@ -193,9 +194,11 @@ struct sm_ctl {
 };
 
 /*
- * SM_CTL_DRAIN: redirect nothing more; set by unload. Sockets cannot be
- * taken out of the map safely (the kernel frees their unread redirected
- * bytes), so they stay until they close, passing every message.
+ * SM_CTL_DRAIN: redirect nothing more; set by unload. Every direction then
+ * moves to the stack for good; an unloaded datapath has no sock_ops
+ * callbacks left, so its sockets stay in the orphaned map until they close,
+ * passing every message (a socket with unread redirected bytes cannot be
+ * deleted: the kernel would free them).
  */
 #define SM_CTL_DRAIN (1U << 0)
 

@@ -74,12 +74,6 @@ int sm_skmsg(struct sk_msg_md *msg)
 
 	if (!c)
 		return SK_PASS;
-	/* an array lookup, inlined by the verifier */
-	ctl = bpf_map_lookup_elem(&sm_ctl, &zero);
-	if (ctl && (ctl->flags & SM_CTL_DRAIN)) {
-		c->msgs_drained++;
-		goto pass;
-	}
 	/*
 	 * Only an open sending side redirects: after shutdown(SHUT_WR) or in
 	 * any closing state the stack must answer (EPIPE), as TCP does.
@@ -95,6 +89,14 @@ int sm_skmsg(struct sk_msg_md *msg)
 	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
 	if (flow && flow->conn != st->conn)
 		flow = NULL; /* the slot is another connection's */
+	/* an array lookup, inlined by the verifier */
+	ctl = bpf_map_lookup_elem(&sm_ctl, &zero);
+	if (ctl && (ctl->flags & SM_CTL_DRAIN)) {
+		/* for good, like any stack verdict: order */
+		st->flags |= SM_SF_STACK;
+		c->msgs_drained++;
+		goto stack;
+	}
 	if (st->flags & SM_SF_STACK)
 		goto stack;
 	/*

@@ -31,6 +31,8 @@
 #define SHORT_READ_GAP \
 	"short read at the end of the redirected bytes (compat.md)"
 #define AT_SPLIT_GAP "FIONREAD 0 until a packet after the split (compat.md)"
+#define UNLOADED_GAP \
+	"after unload no sock_ops callback runs: the socket stays in the map"
 
 /* Longer than SM_LEAVE_GUARD_NS: a socket leaves the map only once its
  * peer has not redirected for that long (datapath.md, "Leaving the map") */
@@ -372,7 +374,10 @@ static int mix_scen(struct result *r, void *arg)
 			res_broken(r, "send 1000 more: %s", strerror(errno));
 			goto out;
 		}
-		obs_inq(r, "more", s, NULL, 0);
+		/* unload detached sock_ops (its contract): a socket still in
+		 * the orphaned map cannot leave it any more */
+		obs_inq(r, "more", s, a->why == MIX_DRAIN ? UNLOADED_GAP : NULL,
+			0);
 		obs_ready(r, "more", s, ep);
 		obs_edge(r, "more", ept);
 		n = recv_exact(r, s, buf, 1000);

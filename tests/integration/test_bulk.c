@@ -21,7 +21,8 @@ struct oneway {
 	size_t total;
 	int rr; /* request/response instead of a stream */
 	int reader_delay_ms;
-	size_t pause_after; /* > 0: the writer pauses 50 ms after so many writes */
+	size_t sync_after; /* > 0: after so many writes the writer waits until
+			    * the reader has read all of them */
 };
 
 static int connect_pair(int *cfd, int *afd)
@@ -69,8 +70,9 @@ static int oneway_child(void *arg)
 {
 	struct oneway *o = arg;
 	static unsigned char buf[1 << 20];
-	int cfd, afd;
+	int cfd, afd, sync[2];
 	pid_t pid;
+	char c;
 
 	if (connect_pair(&cfd, &afd))
 		return 10;
@@ -92,13 +94,16 @@ static int oneway_child(void *arg)
 		}
 		return 0;
 	}
+	if (pipe(sync))
+		return 10;
 	pid = fork();
 	if (!pid) { /* the writer */
 		close(afd);
 		for (size_t off = 0; off < o->total; off += o->write_size) {
-			if (o->pause_after &&
-			    off == o->pause_after * o->write_size)
-				usleep(50000);
+			if (o->sync_after &&
+			    off == o->sync_after * o->write_size &&
+			    read(sync[0], &c, 1) != 1)
+				_exit(17);
 			for (size_t i = 0; i < o->write_size; i++)
 				buf[i] = pat(off + i);
 			for (size_t sent = 0; sent < o->write_size;) {
@@ -118,6 +123,10 @@ static int oneway_child(void *arg)
 		size_t want = o->total - off < sizeof(buf) ? o->total - off
 							   : sizeof(buf);
 
+		if (o->sync_after && off < o->sync_after * o->write_size &&
+		    want > o->sync_after * o->write_size - off)
+			want = o->sync_after * o->write_size - off;
+
 		if (recv_exact(afd, buf, want))
 			return 14;
 		for (size_t i = 0; i < want; i++) {
@@ -128,6 +137,9 @@ static int oneway_child(void *arg)
 			}
 		}
 		off += want;
+		if (o->sync_after && off == o->sync_after * o->write_size &&
+		    write(sync[1], "g", 1) != 1)
+			return 18;
 	}
 	return env_wait(pid, 60) ? 16 : 0;
 }
@@ -149,14 +161,14 @@ static int run(struct env *e, struct oneway *o)
 
 /*
  * A small-write stream moves to the stack at its first message after the
- * run that finds the receiver's redirected queue empty (the writer pauses
- * once, so the reader catches up): no stack byte ever waits behind a
- * redirected one, and both ends leave the map.
+ * run that finds the receiver's redirected queue empty (the writer waits
+ * once until the reader has read all it sent): no stack byte ever waits
+ * behind a redirected one, and both ends leave the map.
  */
 TEST(small_write_stream_moves_to_stack_in_order)
 {
 	struct oneway o = {
-		.write_size = 1024, .total = 8 << 20, .pause_after = 200};
+		.write_size = 1024, .total = 8 << 20, .sync_after = 200};
 	struct sm_counters c;
 
 	if (start(e))

@@ -20,7 +20,7 @@
 #include "probe.h"
 
 static int missing_map = -1, missing_prog = -1, missing_helper = -1;
-static int no_btf, btf_without_link;
+static int no_btf, btf_without_link, prog_errno;
 
 int libbpf_probe_bpf_map_type(enum bpf_map_type type, const void *opts)
 {
@@ -31,6 +31,8 @@ int libbpf_probe_bpf_map_type(enum bpf_map_type type, const void *opts)
 int libbpf_probe_bpf_prog_type(enum bpf_prog_type type, const void *opts)
 {
 	(void)opts;
+	if (prog_errno)
+		return -prog_errno;
 	return (int)type == missing_prog ? 0 : 1;
 }
 
@@ -68,7 +70,7 @@ static int reset(void **state)
 {
 	(void)state;
 	missing_map = missing_prog = missing_helper = -1;
-	no_btf = btf_without_link = 0;
+	no_btf = btf_without_link = prog_errno = 0;
 	return 0;
 }
 
@@ -140,6 +142,19 @@ static void test_no_btf_names_it_and_what_needs_it(void **state)
 	expect_missing("cgroup BPF links");
 }
 
+/* Without CAP_BPF the probes fail with EPERM: say so, do not blame the
+ * kernel. */
+static void test_no_permission_is_not_a_missing_feature(void **state)
+{
+	char msg[512];
+
+	(void)state;
+	prog_errno = EPERM;
+	assert_int_equal(sm_probe_kernel(msg, sizeof(msg)), -EPERM);
+	if (!strstr(msg, "Operation not permitted") || !strstr(msg, "CAP_BPF"))
+		fail_msg("the permission is not named in: %s", msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +167,8 @@ int main(void)
 		cmocka_unit_test_setup(test_no_cgroup_links, reset),
 		cmocka_unit_test_setup(test_no_btf_names_it_and_what_needs_it,
 				       reset),
+		cmocka_unit_test_setup(
+			test_no_permission_is_not_a_missing_feature, reset),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
