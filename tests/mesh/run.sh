@@ -115,6 +115,7 @@ state=$(dirname "$conf")
 attached=$("$build/sockmesh" status --json -c "$conf" | jq -r '[.attached[].cgroup] | join(",")')
 if [ "$attached" = "/sockmesh-mesh-$name/mesh" ]; then
 	ok mesh-up
+	note "sockmeshd attached to $attached before the pods' cgroups under it existed"
 else
 	fail mesh-up "sockmeshd attached to '$attached', not /sockmesh-mesh-$name/mesh"
 fi
