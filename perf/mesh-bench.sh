@@ -132,14 +132,15 @@ for r in $(seq "$rounds"); do
 			hop=$(($(hopbytes "$tmp/h1") - $(hopbytes "$tmp/h0")))
 			[ "$4" = 0 ] || failed=$((failed + 1))
 			# round mode workload rps p50 p99 errors hop_bytes + counter deltas
-			printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$r" "$mode" "$w" \
+			printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$r" "$mode" "$w" \
 				"$1" "$2" "$3" "$4" "$hop" \
 				"$(cdelta "$tmp/c0" "$tmp/c1" bytes_redirected)" \
 				"$(cdelta "$tmp/c0" "$tmp/c1" msgs_redirected)" \
 				"$(cdelta "$tmp/c0" "$tmp/c1" msgs_passed)" \
 				"$(cdelta "$tmp/c0" "$tmp/c1" peer_misses)" \
 				"$(cdelta "$tmp/c0" "$tmp/c1" peers_paired)" \
-				"$(cdelta "$tmp/c0" "$tmp/c1" peers_paired_nat)" >>"$tmp/runs"
+				"$(cdelta "$tmp/c0" "$tmp/c1" peers_paired_nat)" \
+				"$(cdelta "$tmp/c0" "$tmp/c1" peers_unpaired)" >>"$tmp/runs"
 			echo "  round $r $mode $w: $1 req/s, p50 $2 ms, p99 $3 ms" >&2
 		done
 	done
@@ -163,7 +164,7 @@ awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds"
 		k = $3 SUBSEP $2; n[k]++
 		rps[k, n[k]] = $4; p50[k, n[k]] = $5; p99[k, n[k]] = $6
 		err[k] += $7; hop[k] += $8; br[k] += $9; mr[k] += $10; mp[k] += $11
-		pm[k] += $12; pp[k] += $13; pn[k] += $14
+		pm[k] += $12; pp[k] += $13; pn[k] += $14; pu[k] += $15
 		if (!($3 in seen)) { seen[$3] = 1; order[++nw] = $3 }
 		runs[++nr] = $0
 	}
@@ -175,24 +176,24 @@ awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds"
 		md = md "- pod A app -> HAProxy A (15001) -> HAProxy B (15006) -> pod B app, istio-init iptables, both sidecars as uid 1337 (scripts/mesh/mesh.sh)\n"
 		md = md "- " conns " connections; redis-benchmark -t get -n " rn "; wrk -t 1 for " dur " s; median of " rounds " rounds, plain and accel interleaved in each round\n"
 		md = md "- hops redirected: bytes_redirected / the bytes the three hops carried (HAProxy stats), over the accel runs\n\n"
-		md = md "| workload | plain req/s | accel req/s | accel/plain | plain p50 ms | accel p50 ms | plain p99 ms | accel p99 ms | hops redirected | msgs redirected | msgs passed | peers paired (NAT) | errors |\n"
-		md = md "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+		md = md "| workload | plain req/s | accel req/s | accel/plain | plain p50 ms | accel p50 ms | plain p99 ms | accel p99 ms | hops redirected | msgs redirected | msgs passed | peers paired (NAT) | unpaired | errors |\n"
+		md = md "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
 		for (i = 1; i <= nw; i++) {
 			w = order[i]; kp = w SUBSEP "plain"; ka = w SUBSEP "accel"
 			rp = med(rps, kp); ra = med(rps, ka)
 			cov = hop[ka] > 0 ? 100 * br[ka] / hop[ka] : 0
-			md = md sprintf("| %s | %.0f | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %.1f %% | %.0f | %.0f | %.0f (%.0f) | %.0f |\n",
+			md = md sprintf("| %s | %.0f | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %.1f %% | %.0f | %.0f | %.0f (%.0f) | %.0f | %.0f |\n",
 				w, rp, ra, rp > 0 ? ra / rp : 0, med(p50, kp), med(p50, ka), med(p99, kp), med(p99, ka),
-				cov, mr[ka], mp[ka], pp[ka], pn[ka], err[kp] + err[ka])
-			js = js (i > 1 ? ", " : "") sprintf("{\"workload\": \"%s\", \"plain\": {\"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}, \"accel\": {\"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}, \"speedup\": %.3f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"hops_redirected\": %.4f, \"msgs_redirected\": %.0f, \"msgs_passed\": %.0f, \"peer_misses\": %.0f, \"peers_paired\": %.0f, \"peers_paired_nat\": %.0f, \"errors\": %.0f}",
+				cov, mr[ka], mp[ka], pp[ka], pn[ka], pu[ka], err[kp] + err[ka])
+			js = js (i > 1 ? ", " : "") sprintf("{\"workload\": \"%s\", \"plain\": {\"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}, \"accel\": {\"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}, \"speedup\": %.3f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"hops_redirected\": %.4f, \"msgs_redirected\": %.0f, \"msgs_passed\": %.0f, \"peer_misses\": %.0f, \"peers_paired\": %.0f, \"peers_paired_nat\": %.0f, \"peers_unpaired\": %.0f, \"errors\": %.0f}",
 				w, rp, med(p50, kp), med(p99, kp), ra, med(p50, ka), med(p99, ka), rp > 0 ? ra / rp : 0,
-				hop[ka], br[ka], cov / 100, mr[ka], mp[ka], pm[ka], pp[ka], pn[ka], err[kp] + err[ka])
+				hop[ka], br[ka], cov / 100, mr[ka], mp[ka], pm[ka], pp[ka], pn[ka], pu[ka], err[kp] + err[ka])
 		}
 		js = js "], \"runs\": ["
 		for (i = 1; i <= nr; i++) {
 			split(runs[i], f, " ")
-			js = js (i > 1 ? ", " : "") sprintf("{\"round\": %.0f, \"mode\": \"%s\", \"workload\": \"%s\", \"rps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"errors\": %.0f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"msgs_redirected\": %.0f, \"msgs_passed\": %.0f, \"peer_misses\": %.0f, \"peers_paired\": %.0f, \"peers_paired_nat\": %.0f}",
-				f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14])
+			js = js (i > 1 ? ", " : "") sprintf("{\"round\": %.0f, \"mode\": \"%s\", \"workload\": \"%s\", \"rps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"errors\": %.0f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"msgs_redirected\": %.0f, \"msgs_passed\": %.0f, \"peer_misses\": %.0f, \"peers_paired\": %.0f, \"peers_paired_nat\": %.0f, \"peers_unpaired\": %.0f}",
+				f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15])
 		}
 		print js "]}" > "/dev/stderr"
 		printf "%s", md

@@ -9,7 +9,7 @@
 #   mesh.sh [-n NAME] exec POD CMD...   run CMD in pod a, b or c (netns + cgroup)
 #   mesh.sh [-n NAME] accel on      start a private sockmeshd for the mesh
 #   mesh.sh [-n NAME] accel stop    SIGTERM it (on_exit = keep: acceleration stays)
-#   mesh.sh [-n NAME] accel off     `sockmesh unload`: acceleration gone, daemon too
+#   mesh.sh [-n NAME] accel off     `sockmesh unload` (a running daemon detaches and exits)
 #   mesh.sh [-n NAME] conf          print the path of the mesh's sockmesh config
 #
 # NAME defaults to $MESH_NAME or "demo". Everything is named after it:
@@ -234,13 +234,12 @@ accel_stop() {
 }
 
 accel_off() {
-	# this sockmesh refuses to unload under a running daemon: stop it first
-	# (on_exit = keep: acceleration stays until the unload)
-	stop_pids sockmeshd
 	if [ -d "$pins" ] && [ -f "$state/sockmesh.ini" ]; then
+		# a running daemon is asked (control socket) to detach and exit
 		"$build/sockmesh" unload -c "$state/sockmesh.ini" >/dev/null ||
 			log "sockmesh unload failed"
 	fi
+	stop_pids sockmeshd # gone already after the unload, or stopped here
 	[ ! -d "$pins" ] || rm -rf "$pins"
 }
 
@@ -378,7 +377,8 @@ up() {
 		[ "$pod" = node ] && ns=$(node_ns) || ns=$(pod_ns "$pod")
 		[ ! -e "/run/netns/$ns" ] || die "netns $ns exists: mesh.sh -n $name down"
 	done
-	trap 'rc=$?; trap - EXIT; if [ $rc != 0 ]; then log "up failed: tearing down"; down_all; fi; exit $rc' EXIT
+	trap 'up_rc=$?; trap - EXIT; if [ $up_rc != 0 ]; then log "up failed: tearing down"; down_all; fi; exit $up_rc' EXIT
+	trap 'exit 130' INT TERM HUP
 	mkdir -p "$state"
 	: >>"$state/pids"
 
@@ -433,7 +433,7 @@ up() {
 		for p in 15001 15006 15000 15021; do wait_port "$pod" $p haproxy; done
 	done
 	: >"$state/up"
-	trap - EXIT
+	trap - EXIT INT TERM HUP
 	log "mesh '$name' is up: pods a ($(pod_addr a)), b ($(pod_addr b)), c ($(pod_addr c), outside)"
 }
 

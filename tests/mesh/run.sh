@@ -115,6 +115,7 @@ state=$(dirname "$conf")
 attached=$("$build/sockmesh" status --json -c "$conf" | jq -r '[.attached[].cgroup] | join(",")')
 if [ "$attached" = "/sockmesh-mesh-$name/mesh" ]; then
 	ok mesh-up
+	note "sockmeshd attached to $attached before the pods' cgroups under it existed"
 else
 	fail mesh-up "sockmeshd attached to '$attached', not /sockmesh-mesh-$name/mesh"
 fi
@@ -236,6 +237,33 @@ else
 	fail outside-untouched "pod C's traffic failed"
 fi
 
+# --- a client outside the mesh, a server inside ---------------------------------
+# pod C -> pod B: B's PREROUTING sends it to proxy B, whose accepted socket
+# has no peer in the map (counted as peers_unpaired, not as a NAT miss); the
+# hop proxy B -> app B pairs as usual. Bytes exact.
+snap "$tmp/x0"
+hstat b "$tmp/xb0"
+if $M exec c "$check" -n 12 -m 65536 -r 4 -s 5 -k fromC "$B" 6379 >"$tmp/x.out" 2>&1; then
+	sleep 0.3
+	snap "$tmp/x1"
+	hstat b "$tmp/xb1"
+	set -- $(sed -n 's/^meshcheck: ok: \([0-9]*\) pairs, \([0-9]*\) connections, .*/\2/p' "$tmp/x.out")
+	xc=${1:-0}
+	hop3=$(($(hdelta "$tmp/xb0" "$tmp/xb1" local_app BACKEND bin) + $(hdelta "$tmp/xb0" "$tmp/xb1" local_app BACKEND bout)))
+	un=$(delta "$tmp/x0" "$tmp/x1" peers_unpaired)
+	nat=$(delta "$tmp/x0" "$tmp/x1" peers_paired_nat)
+	xbr=$(delta "$tmp/x0" "$tmp/x1" bytes_redirected)
+	if [ "$xc" -gt 0 ] && [ "$un" = "$xc" ] && [ "$nat" = 0 ] && [ "$xbr" = "$hop3" ]; then
+		ok outside-client-counted-apart
+		note "$(tail -n 1 "$tmp/x.out"); peers_unpaired +$un, bytes_redirected +$xbr (= hop proxy B -> app B)"
+	else
+		fail outside-client-counted-apart "$xc connections from pod C: peers_unpaired +$un (want $xc), peers_paired_nat +$nat (want 0), bytes_redirected +$xbr (want the $hop3 B of hop 3)"
+	fi
+else
+	sed 's/^/    /' "$tmp/x.out"
+	fail outside-client-counted-apart "pod C -> pod B through B's sidecar failed"
+fi
+
 # --- excluded ports are untouched --------------------------------------------
 # the proxy's admin port (loopback) and pod B's readiness port reached by
 # proxy A (uid 1337: no REDIRECT on either side)
@@ -288,7 +316,8 @@ fi
 # --- sockmesh started, stopped, unloaded under a running mesh --------------------
 # A client loop (new connection every 3 pairs) runs from pod A through both
 # sidecars while the daemon goes: stop (SIGTERM, on_exit = keep), start on
-# the kept pins, stop, `sockmesh unload`, start; then the loop is told to
+# the kept pins, `sockmesh unload` (the daemon running: it detaches and
+# exits), start, stop, `sockmesh unload` (no daemon), start; then the loop is told to
 # finish (a stop file: it ends after the pair in flight). No request may fail.
 pins=/sys/fs/bpf/sockmesh-mesh-$name
 $M exec a "$check" -t 60 -r 3 -m 65536 -s 4 -k life -f "$tmp/life.stop" "$B" 6379 >"$tmp/life.out" 2>&1 &
@@ -302,6 +331,18 @@ step() {
 }
 step stop
 [ -d "$pins" ] || why="$why on_exit = keep removed the pins;"
+step on
+sleep 1.2
+dpid=$("$build/sockmesh" status --json -c "$conf" | jq -r '.daemon_pid // empty')
+echo "at $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.3f", a - b }') s: sockmesh unload, daemon pid $dpid running" >>"$tmp/life.log"
+"$build/sockmesh" unload -c "$conf" >>"$tmp/life.log" 2>&1 || why="$why sockmesh unload (daemon running) failed;"
+i=0
+while [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+[ -n "$dpid" ] && ! kill -0 "$dpid" 2>/dev/null || why="$why the daemon (pid $dpid) did not exit on unload;"
+[ ! -d "$pins" ] || why="$why unload (daemon running) left $pins;"
 step on
 step stop
 step off
