@@ -196,38 +196,39 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 }
 
 /*
- * Take or join the connection's sm_flows slot. The active end is
- * established (and recorded) before the passive end's final ACK arrives, so
- * it takes the slot and leaves what it connected to; the passive end finds
- * it there (the connection is paired) and compares with where it was
- * reached (through NAT if they differ), or finds no trace of it (the client
- * is not in the map: outside the cgroups, or not selected).
+ * Take or join the connection's sm_flows slot; 0 if this end must stay out
+ * of the map. The active end is established (and recorded) before the
+ * passive end's final ACK arrives, so it takes the slot and leaves what it
+ * connected to; the passive end finds it there (the connection is paired)
+ * and compares with where it was reached (through NAT if they differ), or
+ * finds no trace of it: the client is not in the map (outside the cgroups,
+ * not selected) and never will be, so this end stays out too (design.md:
+ * nothing goes into the map that will not be redirected).
  */
-static __always_inline void sm_flow_join(struct sm_flow *flow,
-					 const struct sm_sock_state *st,
-					 const struct sm_view *v,
-					 struct sm_counters *c)
+static __always_inline int sm_flow_join(struct sm_flow *flow, __u64 conn,
+					const struct sm_view *v,
+					struct sm_counters *c)
 {
-	if (st->dir) {
-		if (flow->conn == st->conn) {
-			c->peers_paired++;
-			if (flow->dst_port != v->local_port ||
-			    flow->dst_ip[0] != v->local_ip[0] ||
-			    flow->dst_ip[1] != v->local_ip[1] ||
-			    flow->dst_ip[2] != v->local_ip[2] ||
-			    flow->dst_ip[3] != v->local_ip[3])
-				c->peers_paired_nat++;
-			return;
+	if (v->passive) {
+		if (flow->conn != conn) {
+			c->peers_unpaired++;
+			return 0;
 		}
-		c->peers_unpaired++;
+		c->peers_paired++;
+		if (flow->dst_port != v->local_port ||
+		    flow->dst_ip[0] != v->local_ip[0] ||
+		    flow->dst_ip[1] != v->local_ip[1] ||
+		    flow->dst_ip[2] != v->local_ip[2] ||
+		    flow->dst_ip[3] != v->local_ip[3])
+			c->peers_paired_nat++;
+		return 1;
 	}
 	/* a new connection takes the slot */
 	__builtin_memset(flow, 0, sizeof(*flow));
-	flow->conn = st->conn;
-	if (!st->dir) {
-		__builtin_memcpy(flow->dst_ip, v->remote_ip, sizeof(flow->dst_ip));
-		flow->dst_port = v->remote_port;
-	}
+	flow->conn = conn;
+	__builtin_memcpy(flow->dst_ip, v->remote_ip, sizeof(flow->dst_ip));
+	flow->dst_port = v->remote_port;
+	return 1;
 }
 
 SEC("sockops")
@@ -235,7 +236,8 @@ int sm_sockops(struct bpf_sock_ops *skops)
 {
 	struct sm_view v = {};
 	struct sm_key key = {};
-	__u32 gen;
+	__u32 gen, slot;
+	__u64 conn;
 	struct sm_sock_state *st;
 	struct sm_counters *c;
 	struct sm_flow *flow;
@@ -279,6 +281,12 @@ int sm_sockops(struct bpf_sock_ops *skops)
 			    ? 0
 			    : bpf_get_netns_cookie(skops));
 
+	conn = sm_conn_id(&key);
+	slot = (__u32)conn & (SM_FLOWS - 1);
+	flow = bpf_map_lookup_elem(&sm_flows, &slot);
+	if (!flow || !sm_flow_join(flow, conn, &v, c))
+		return SM_SOCKOPS_DONE;
+
 	/* state first: a socket in the map always has its peer key */
 	st = bpf_sk_storage_get(&sm_state, sk, NULL,
 				BPF_SK_STORAGE_GET_F_CREATE);
@@ -300,11 +308,8 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	st->dir = v.passive;
 	st->rcv_nxt0 = skops->rcv_nxt;
 	st->cg_slot = sm_cg_slot(sk);
-	st->conn = sm_conn_id(&key);
-	st->flow = (__u32)st->conn & (SM_FLOWS - 1);
-	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
-	if (flow)
-		sm_flow_join(flow, st, &v, c);
+	st->conn = conn;
+	st->flow = slot;
 
 	if (bpf_sock_hash_update(skops, &sm_sockhash, &key, BPF_NOEXIST)) {
 		bpf_sk_storage_delete(&sm_state, sk);

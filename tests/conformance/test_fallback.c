@@ -448,6 +448,9 @@ TEST(fallback_connections_leave_the_map_while_streaming)
 #define CH_BEHIND_WRITE 16384
 /* CH_BEHIND clients bind 127.0.0.2: the key's active_ip tells them */
 #define CH_BEHIND_SRC htonl(0x7f000002)
+/* CH_MISS clients go to another listener: their ports may repeat those of
+ * the first listener's clients, so their source address tells them apart */
+#define CH_MISS_SRC htonl(0x7f000003)
 
 enum ch_kind {
 	CH_RR,	 /* 100 B each way: redirected, stays in the map */
@@ -502,9 +505,9 @@ static int ch_exchange(struct result *r, int c, int s, enum ch_kind kind,
 	case CH_BULK:
 		return pump(c, s, 160 * 512, 512, 160 * 512, seed) &&
 		       exchange_exact(r, s, c, 100, ~seed);
-	case CH_MISS:
-		return exchange_exact(r, s, c, 100, ~seed) &&
-		       exchange_exact(r, c, s, 100, seed);
+	case CH_MISS: /* the client speaks first: its message misses */
+		return exchange_exact(r, c, s, 100, seed) &&
+		       exchange_exact(r, s, c, 100, ~seed);
 	case CH_BEHIND:
 		return pump(c, s, 2 * CH_BEHIND_WRITE, CH_BEHIND_WRITE,
 			    2 * CH_BEHIND_WRITE, seed) &&
@@ -544,20 +547,17 @@ err:
 	return err;
 }
 
-/* Connect the batch's @kind connections (from outside the cgroup for
- * CH_MISS); 0 or an errno. */
-static int ch_open(const struct ch_arg *a, const int *lfds, int *c, int *s,
-		   enum ch_kind kind)
+/* Connect the batch's @kind connections (to the listener outside the
+ * cgroup for CH_MISS); 0 or an errno. */
+static int ch_open(const int *lfds, int *c, int *s, enum ch_kind kind)
 {
 	struct pair_opt po = {0};
-	int lfd = lfds[kind == CH_BEHIND];
-	struct cg_hop hop;
-	int err = 0, ret;
+	int lfd = kind == CH_MISS ? lfds[2] : lfds[kind == CH_BEHIND];
+	int err = 0;
 
-	if (kind == CH_MISS && (ret = cgroup_step_out(a->cg_mnt, &hop)))
-		return -ret;
 	for (int i = kind; i < CH_BATCH && !err; i += CH_KINDS) {
 		c[i] = kind == CH_BEHIND ? connect_from(CH_BEHIND_SRC, lfd)
+		       : kind == CH_MISS ? connect_from(CH_MISS_SRC, lfd)
 					 : tcp_connect_to(lfd, &po);
 		s[i] = c[i] >= 0 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
 		if (c[i] < 0 || s[i] < 0)
@@ -567,8 +567,6 @@ static int ch_open(const struct ch_arg *a, const int *lfds, int *c, int *s,
 		set_nonblock(c[i], 1);
 		set_nonblock(s[i], 1);
 	}
-	if (kind == CH_MISS && (ret = cgroup_step_back(a->cg_mnt, &hop)))
-		err = err ? err : -ret;
 	return err;
 }
 
@@ -581,22 +579,38 @@ static int churn_fallbacks(struct result *r, void *arg)
 	 * ports, the key's active_port, are then unique among the open
 	 * connections, which tells the test their kind), one whose accepted
 	 * ends get a 4 KiB receive buffer for CH_BEHIND (clients bound to
-	 * CH_BEHIND_SRC: the key's active_ip tells them apart).
+	 * CH_BEHIND_SRC: the key's active_ip tells them apart), and one made
+	 * outside the cgroup for CH_MISS, whose accepted ends stay out (a
+	 * passive end whose client is not in the map is never recorded
+	 * either: the client's messages miss it).
 	 */
-	int lfd[2] = {tcp_listener(&(struct pair_opt){0}),
-		      tcp_listener(&(struct pair_opt){.bufsize = 4096})};
+	int lfd[3] = {tcp_listener(&(struct pair_opt){0}),
+		      tcp_listener(&(struct pair_opt){.bufsize = 4096}), -1};
 	int ok = 0, after = 0, err = 0;
+	struct cg_hop hop;
 
-	if (lfd[0] < 0 || lfd[1] < 0) {
+	if (!cgroup_step_out(a->cg_mnt, &hop)) {
+		lfd[2] = tcp_listener(&(struct pair_opt){0});
+		if (cgroup_step_back(a->cg_mnt, &hop)) {
+			close(lfd[2]);
+			lfd[2] = -1;
+		}
+	}
+	if (lfd[0] < 0 || lfd[1] < 0 || lfd[2] < 0) {
 		res_broken(r, "listen: %s",
-			   strerror(lfd[0] < 0 ? -lfd[0] : -lfd[1]));
+			   strerror(lfd[0] < 0	 ? -lfd[0]
+				    : lfd[1] < 0 ? -lfd[1]
+						 : EPERM));
+		for (int i = 0; i < 3; i++)
+			if (lfd[i] >= 0)
+				close(lfd[i]);
 		return 1;
 	}
 	for (int b = 0; b < CH_TOTAL / CH_BATCH && !err; b++) {
 		for (int i = 0; i < CH_BATCH; i++)
 			c[i] = s[i] = -1;
 		for (int k = 0; k < CH_KINDS && !err; k++)
-			err = ch_open(a, lfd, c, s, k);
+			err = ch_open(lfd, c, s, k);
 		/* tell the test which client port is which kind */
 		for (int i = 0; i < CH_BATCH && !err; i++) {
 			struct sockaddr_in l;
@@ -628,6 +642,7 @@ static int churn_fallbacks(struct result *r, void *arg)
 	}
 	close(lfd[0]);
 	close(lfd[1]);
+	close(lfd[2]);
 	res_same(r, "errno", err);
 	res_same(r, "connections_exact", ok);
 	res_same(r, "connections_exact_after", after);
@@ -648,8 +663,9 @@ struct ch_cp {
 static void churn_one(const struct sm_key *k, int lost, void *arg)
 {
 	struct ch_cp *cp = arg;
-	int kind = k->active_ip[3] == CH_BEHIND_SRC
-			   ? 1 + CH_BEHIND
+	int kind = k->active_ip[3] == CH_BEHIND_SRC ? 1 + CH_BEHIND
+		   : k->active_ip[3] == CH_MISS_SRC
+			   ? 1 + CH_MISS
 			   : cp->kind_of_port[k->active_port & 0xffff];
 
 	if (kind < 1 || kind > CH_KINDS)
@@ -710,12 +726,12 @@ TEST(fallback_churn_10000_connections_through_every_fallback)
 		  "every connection exact");
 	ASSERT_EQ(res_get(&d.accel, "connections_exact_after"), CH_TOTAL,
 		  "and again after the guard");
-	/* both ends of three kinds in four, the server end of the fourth */
+	/* both ends of three kinds in four, the client end of the fourth */
 	ASSERT_EQ(d.da.sockets_added, CH_TOTAL / CH_KINDS * 7,
 		  "every socket in the cgroup added");
 	ASSERT_EQ(d.da.sockets_add_failed, 0, "no add failure");
 	ASSERT_EQ(d.da.peer_misses, CH_TOTAL / CH_KINDS,
-		  "every server greeting missed its peer");
+		  "every client's first message missed its peer");
 	ASSERT_EQ(d.da.rcvbuf_fallbacks, CH_TOTAL / CH_KINDS,
 		  "every receiver-behind connection moved");
 	ASSERT_GT(d.da.bulk_fallbacks, 0, "small-write streams moved");
@@ -741,7 +757,7 @@ TEST(fallback_churn_10000_connections_through_every_fallback)
 		ASSERT_EQ(
 			m[CH_BULK][0] + m[CH_BULK][1], 2 * (per_kind - tripped),
 			"small writes: in the map only where the rule did not trip");
-		ASSERT_EQ(m[CH_MISS][0], 0, "peer miss: the server left");
+		ASSERT_EQ(m[CH_MISS][0], 0, "peer miss: the client left");
 		ASSERT_EQ(m[CH_BEHIND][0], 0, "receiver behind: both left");
 		stuck += m[CH_MISS][1] + m[CH_BEHIND][1];
 		prev = cp.bulk[b];

@@ -177,24 +177,28 @@ static int mix_connect(struct result *r, const struct mix_arg *a, int *c,
 
 	if (a->why != MIX_MISS)
 		return scen_pair(r, c, s, &po);
-	/* the server end is accelerated, the client's socket is made outside
-	 * the cgroup: the server's messages miss their peer */
+	/* the client end is accelerated, the listener is made outside the
+	 * cgroup (so is every socket it accepts): the client's messages miss
+	 * their peer. (The other way round the accepted end is never
+	 * recorded: its client is not in the map.) */
 	*c = *s = -1;
-	lfd = tcp_listener(&po);
-	if (lfd < 0) {
-		res_broken(r, "listen: %s", strerror(-lfd));
-		return -1;
-	}
 	ret = cgroup_step_out(a->cg_mnt, &hop);
 	if (ret) {
 		res_broken(r, "leave the cgroup: %s", strerror(-ret));
-		goto out;
+		return -1;
+	}
+	lfd = tcp_listener(&po);
+	ret = cgroup_step_back(a->cg_mnt, &hop);
+	if (ret || lfd < 0) {
+		res_broken(r, "listen outside: %s",
+			   strerror(ret ? -ret : -lfd));
+		if (lfd >= 0)
+			close(lfd);
+		return -1;
 	}
 	*c = tcp_connect_to(lfd, &po);
-	ret = cgroup_step_back(a->cg_mnt, &hop);
-	if (ret || *c < 0) {
-		res_broken(r, "connect from outside: %s",
-			   strerror(ret ? -ret : -*c));
+	if (*c < 0) {
+		res_broken(r, "connect: %s", strerror(-*c));
 		goto out;
 	}
 	*s = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -202,13 +206,13 @@ static int mix_connect(struct result *r, const struct mix_arg *a, int *c,
 		res_broken(r, "accept: %s", strerror(errno));
 		goto out;
 	}
-	/* the server speaks first: its message misses the peer */
-	ret = send_pat(*s, 1000, 0, MIX_SEED + 2);
+	/* the client speaks first: its message misses the peer */
+	ret = send_pat(*c, 1000, 0, MIX_SEED + 2);
 	if (!ret) {
 		unsigned char g[1000];
 
 		res_same(r, "greeting_exact",
-			 recv_exact(r, *c, g, sizeof(g)) == sizeof(g) &&
+			 recv_exact(r, *s, g, sizeof(g)) == sizeof(g) &&
 				 pat_check(g, sizeof(g), 0, MIX_SEED + 2) < 0);
 	}
 out:
@@ -453,11 +457,12 @@ static void mix_test(struct env *e, enum mix_reason why, int shut,
 		break;
 	case MIX_MISS:
 		ASSERT_EQ(d.da.sockets_added, 1,
-			  "only the server end recorded");
-		ASSERT_EQ(d.da.peer_misses, 1, "its greeting missed the peer");
-		ASSERT_EQ(sh->split, 0, "nothing redirected to the server");
+			  "only the client end recorded");
+		ASSERT_EQ(d.da.peer_misses, 1,
+			  "its first message missed the peer");
+		ASSERT_EQ(sh->split, 0, "nothing redirected");
 		ASSERT_EQ(d.da.sockets_left, 1,
-			  "the server left the map: plain TCP");
+			  "the client left the map: plain TCP");
 		break;
 	case MIX_BEHIND:
 		break;
@@ -492,7 +497,7 @@ TEST(mixed_drain_read_across_switch_then_shutdown)
 
 TEST(mixed_peer_miss_fionread_poll_peek_eof)
 {
-	mix_test(e, MIX_MISS, 0, "peer miss: server in the map, client not");
+	mix_test(e, MIX_MISS, 0, "peer miss: client in the map, server not");
 }
 
 TEST(mixed_peer_miss_read_then_shutdown)
