@@ -100,8 +100,10 @@ int sm_skmsg(struct sk_msg_md *msg)
 	if (st->flags & SM_SF_STACK)
 		goto stack;
 	/*
-	 * Every message ends the other direction's run; so does a pause
-	 * longer than SM_BULK_GAP_NS or a large message.
+	 * Every message of a redirected direction ends the other direction's
+	 * run; so does a pause longer than SM_BULK_GAP_NS or a large message.
+	 * (A direction on the stack no longer counts: its connection is
+	 * leaving the map.)
 	 */
 	now = bpf_ktime_get_ns();
 	if (flow) {
