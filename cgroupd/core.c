@@ -423,18 +423,29 @@ int sm_core_cg_slot(const struct sm_core *core, __u64 id, __u32 *slot)
 	return 0;
 }
 
+/* A zeroed per-CPU value buffer of sm_cgcounters; NULL with *@ncpu set to
+ * -errno on failure. */
+static struct sm_cg_counters *cg_percpu_alloc(int *ncpu)
+{
+	struct sm_cg_counters *per;
+
+	*ncpu = libbpf_num_possible_cpus();
+	if (*ncpu < 0)
+		return NULL;
+	per = calloc(*ncpu, sizeof(*per));
+	if (!per)
+		*ncpu = -ENOMEM;
+	return per;
+}
+
 int sm_core_cg_counters(const struct sm_core *core, __u32 slot,
 			struct sm_cg_counters *sum)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct sm_cg_counters *per;
-	int ret = 0;
+	int ncpu, ret = 0;
+	struct sm_cg_counters *per = cg_percpu_alloc(&ncpu);
 
-	if (ncpu < 0)
-		return ncpu;
-	per = calloc(ncpu, sizeof(*per));
 	if (!per)
-		return -ENOMEM;
+		return ncpu;
 	memset(sum, 0, sizeof(*sum));
 	if (bpf_map_lookup_elem(core->map_fds[SM_M_CGCOUNTERS], &slot, per)) {
 		ret = -errno;
@@ -450,15 +461,11 @@ out:
 
 static int cg_counters_zero(const struct sm_core *core, __u32 slot)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct sm_cg_counters *per;
-	int ret = 0;
+	int ncpu, ret = 0;
+	struct sm_cg_counters *per = cg_percpu_alloc(&ncpu);
 
-	if (ncpu < 0)
-		return ncpu;
-	per = calloc(ncpu, sizeof(*per));
 	if (!per)
-		return -ENOMEM;
+		return ncpu;
 	if (bpf_map_update_elem(core->map_fds[SM_M_CGCOUNTERS], &slot, per,
 				BPF_ANY))
 		ret = -errno;

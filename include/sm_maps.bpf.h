@@ -189,6 +189,28 @@ static __always_inline void sm_cg_count(const struct sm_sock_state *st,
 		v->v[field] += n;
 }
 
+/*
+ * One message of @size bytes: counter @msgs and @bytes of the socket's
+ * cgroup, with one lookup (the per-message path).
+ */
+static __always_inline void sm_cg_count_msg(const struct sm_sock_state *st,
+					    enum sm_cg_counter msgs,
+					    enum sm_cg_counter bytes,
+					    __u64 size)
+{
+	struct sm_cg_counters *v;
+	__u32 slot;
+
+	if (!st || !st->cg_slot)
+		return;
+	slot = st->cg_slot;
+	v = bpf_map_lookup_elem(&sm_cgcounters, &slot);
+	if (v && msgs < SM_CG_NR && bytes < SM_CG_NR) {
+		v->v[msgs]++;
+		v->v[bytes] += size;
+	}
+}
+
 static __always_inline struct sm_counters *sm_counters_get(void)
 {
 	__u32 zero = 0;

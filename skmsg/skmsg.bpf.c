@@ -146,9 +146,9 @@ int sm_skmsg(struct sk_msg_md *msg)
 		 * map): the message still goes to the peer, as redirected */
 	}
 	c->msgs_redirected++;
-	sm_cg_count(st, SM_CG_msgs_redirected, 1);
 	c->bytes_redirected += size;
-	sm_cg_count(st, SM_CG_bytes_redirected, size);
+	sm_cg_count_msg(st, SM_CG_msgs_redirected, SM_CG_bytes_redirected,
+			size);
 	if (flow)
 		flow->redir_ns[st->dir & 1] = now;
 	/*
@@ -166,9 +166,8 @@ stack:
 	sm_mark_stack(flow, st, bpf_cast_to_kern_ctx(msg));
 pass:
 	c->msgs_passed++;
-	sm_cg_count(st, SM_CG_msgs_passed, 1);
 	c->bytes_passed += size;
-	sm_cg_count(st, SM_CG_bytes_passed, size);
+	sm_cg_count_msg(st, SM_CG_msgs_passed, SM_CG_bytes_passed, size);
 	return SK_PASS;
 }
 
