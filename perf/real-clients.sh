@@ -6,7 +6,7 @@
 #
 #   perf/real-clients.sh [OPTIONS] [BUILD]
 #     --quick          1 round of 2 s per run (about 2 minutes): for development
-#     --rounds N       rounds (default 3); every figure is the median
+#     --rounds N       rounds (default 5); every figure is the median
 #     --time S         seconds per run, an integer (default 3)
 #     --only LIST      groups: iperf3,sockperf,redis,http (default: all)
 #     --out PREFIX     write PREFIX.json, PREFIX.md, PREFIX.svg; default
@@ -38,7 +38,7 @@ usage() {
 
 args="$*"
 from=""
-rounds=3
+rounds=5
 time_s=3
 only=iperf3,sockperf,redis,http
 out=""
@@ -121,6 +121,7 @@ redis-c50-P16|redis|-c 50 -P 16|plain,accel,uds|redis GET -c 50 -P 16|rps|req/s|
 http-100|http|100|plain,accel|HTTP keep-alive, 100 B|rps|req/s|higher|main
 http-64K|http|65536|plain,accel|HTTP keep-alive, 64 KiB|rps|req/s|higher|main
 http-256K|http|262144|plain,accel|HTTP keep-alive, 256 KiB|rps|req/s|higher|main
+http-100-1w|http|1w/100|plain,accel|HTTP keep-alive, 100 B, one write (sendfile off)|rps|req/s|higher|main
 EOW
 }
 
@@ -493,7 +494,8 @@ if wanted http; then
 	mkdir -p "$run/www"
 	while IFS='|' read -r _ g param _; do
 		[ "$g" = http ] || continue
-		head -c "$param" /dev/zero | tr '\0' 'x' >"$run/www/$param"
+		# PARAM is the path; its last part is the size in bytes
+		head -c "${param##*/}" /dev/zero | tr '\0' 'x' >"$run/www/${param##*/}"
 	done <"$run/workloads.txt"
 	for port in 8080 8081; do
 		mkdir -p "$run/nginx-$port"
@@ -523,6 +525,14 @@ http {
 	server {
 		listen 127.0.0.1:$port;
 		root $run/www;
+		# the same files, with header and body in one writev(): without
+		# sendfile nginx does not split a response in two writes (and
+		# TCP_CORK, which TCP coalesces and sockmap does not: perf/README.md)
+		location /1w/ {
+			alias $run/www/;
+			sendfile off;
+			tcp_nopush off;
+		}
 	}
 }
 EON
