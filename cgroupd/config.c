@@ -510,6 +510,13 @@ static const struct key_def keys[] = {
 	 .off = offsetof(struct sm_config, max_sockets),
 	 .min = 1,
 	 .max = 1 << 24},
+	{.section = "accelerate",
+	 .name = "short_conn_msgs",
+	 .defval = "16",
+	 .parse = parse_u32,
+	 .off = offsetof(struct sm_config, short_conn_msgs),
+	 .min = 0,
+	 .max = SM_SHORT_MSGS_MAX},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

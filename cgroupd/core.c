@@ -398,6 +398,7 @@ int sm_core_apply_policy(const struct sm_core *core,
 		return ret;
 	/* only this process writes sm_ctl while it holds the pin_dir lock */
 	ctl.policy_gen = idle;
+	ctl.short_msgs = cfg->short_conn_msgs;
 	if (bpf_map_update_elem(core->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
 		return -errno;
 	/*

@@ -139,6 +139,15 @@ SM_MAP struct {
 	__type(value, struct sm_cg_counters);
 } sm_cgcounters SEC(".maps");
 
+/* server port and netns -> struct sm_portstat (sockmesh.h, "Short
+ * connections"; sm_portstat_slot() in sockops.bpf.c). */
+SM_MAP struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SM_PORTS_MAX);
+	__type(key, __u32);
+	__type(value, struct sm_portstat);
+} sm_portstats SEC(".maps");
+
 /* The policy generation sock_ops reads: 0 or 1 (see struct sm_ctl). */
 static __always_inline __u32 sm_policy_gen(void)
 {

@@ -89,6 +89,9 @@ int sm_skmsg(struct sk_msg_md *msg)
 	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
 	if (flow && flow->conn != st->conn)
 		flow = NULL; /* the slot is another connection's */
+	/* the connection's length, for the short-connection rule */
+	if (flow && flow->msgs < SM_SHORT_MSGS_MAX)
+		flow->msgs++;
 	/* an array lookup, inlined by the verifier */
 	ctl = bpf_map_lookup_elem(&sm_ctl, &zero);
 	if (ctl && (ctl->flags & SM_CTL_DRAIN)) {

@@ -28,9 +28,90 @@
  * fully redirected connection sends and receives almost no packets, so
  * these cost nothing until a direction has moved to the stack.
  */
-#define SM_CB_FLAGS                                                            \
-	(BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG |                              \
+#define SM_CB_FLAGS                               \
+	(BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG | \
 	 BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG)
+/*
+ * And at the connecting end, while the short-connection rule is on, its
+ * state changes (STATE_CB): at TCP_CLOSE it adds the connection to its
+ * port's sm_portstat. Kept after the socket left the map.
+ */
+#define SM_CB_FLAGS_ACTIVE (SM_CB_FLAGS | BPF_SOCK_OPS_STATE_CB_FLAG)
+
+static __always_inline __u32 sm_short_msgs(void)
+{
+	__u32 zero = 0;
+	struct sm_ctl *ctl = bpf_map_lookup_elem(&sm_ctl, &zero);
+
+	return ctl ? ctl->short_msgs : 0;
+}
+
+/*
+ * Is @port, which a connection is being made to, a short-connection port
+ * (sockmesh.h, "Short connections")? One in SM_SHORT_PROBE of its
+ * connections is accelerated anyway: the others are not, and so are not
+ * counted. The counts are shared by all CPUs, updated without locks: they
+ * are estimates, and a lost update costs one misjudged connection.
+ */
+/*
+ * Slot of @port in the connecting end's network namespace: a port number
+ * means one service per namespace (pods), so each namespace has its own
+ * figure (two may share a slot: they then share the figure).
+ */
+static __always_inline __u32 sm_portstat_slot(struct bpf_sock_ops *skops,
+					      __u32 port)
+{
+	__u64 ns = bpf_get_netns_cookie(skops) * 0x9e3779b97f4a7c15ULL;
+
+	return (port + (__u32)(ns >> 48)) & (SM_PORTS_MAX - 1);
+}
+
+static __always_inline int sm_short_port(struct bpf_sock_ops *skops, __u32 port,
+					 __u32 short_msgs)
+{
+	struct sm_portstat *ps;
+	__u32 n;
+
+	if (!short_msgs)
+		return 0;
+	n = sm_portstat_slot(skops, port);
+	ps = bpf_map_lookup_elem(&sm_portstats, &n);
+	if (!ps || ps->closed < SM_SHORT_SAMPLES ||
+	    (__u64)ps->short_conns * 8 < (__u64)ps->closed * 7)
+		return 0;
+	n = ps->skips++;
+	return (n & (SM_SHORT_PROBE - 1)) != 0;
+}
+
+/* The connecting end closed: count its connection in its port's figure. */
+static __always_inline void sm_short_count(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct sm_sock_state *st;
+	struct sm_portstat *ps;
+	struct sm_flow *flow;
+	__u32 short_msgs = sm_short_msgs(), port;
+
+	if (!sk || !short_msgs)
+		return;
+	st = bpf_sk_storage_get(&sm_state, sk, NULL, 0);
+	if (!st || st->dir)
+		return;
+	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
+	if (!flow || flow->conn != st->conn)
+		return; /* its slot was taken: no count */
+	port = sm_portstat_slot(skops, flow->dst_port);
+	ps = bpf_map_lookup_elem(&sm_portstats, &port);
+	if (!ps)
+		return;
+	__sync_fetch_and_add(&ps->closed, 1);
+	if (flow->msgs < short_msgs)
+		__sync_fetch_and_add(&ps->short_conns, 1);
+	if (ps->closed >= SM_SHORT_WINDOW) {
+		ps->closed >>= 1;
+		ps->short_conns >>= 1;
+	}
+}
 
 /* Fill @v from the socket's own view; 0 if it is not IPv4 or IPv6. */
 static __always_inline int sm_view_build(struct bpf_sock_ops *skops,
@@ -68,8 +149,7 @@ static __always_inline int sm_view_build(struct bpf_sock_ops *skops,
  * (struct sm_ctl), read once per connection: reload fills the idle
  * generation completely, then flips, so no connection sees half a policy.
  */
-static __always_inline int sm_addr_in(void *lpm, const __u32 addr[4],
-				      __u32 gen)
+static __always_inline int sm_addr_in(void *lpm, const __u32 addr[4], __u32 gen)
 {
 	struct sm_lpm_key k = {.prefixlen = 128};
 
@@ -190,8 +270,8 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 	flow->stack[st->dir & 1] = 1;
 	flow->left[st->dir & 1] = 1;
 	/* ours only: another sock_ops program may want its own */
-	bpf_sock_ops_cb_flags_set(skops,
-				  skops->bpf_sock_ops_cb_flags & ~st->cb_flags);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags &
+						 ~(st->cb_flags & SM_CB_FLAGS));
 	c->sockets_left++;
 }
 
@@ -206,7 +286,7 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
  * nothing goes into the map that will not be redirected).
  */
 static __always_inline int sm_flow_join(struct sm_flow *flow, __u64 conn,
-					const struct sm_view *v,
+					const struct sm_view *v, int skip,
 					struct sm_counters *c)
 {
 	if (v->passive) {
@@ -214,6 +294,8 @@ static __always_inline int sm_flow_join(struct sm_flow *flow, __u64 conn,
 			c->peers_unpaired++;
 			return 0;
 		}
+		if (flow->skip)
+			return 0; /* counted in short_skipped, at the other end */
 		c->peers_paired++;
 		if (flow->dst_port != v->local_port ||
 		    flow->dst_ip[0] != v->local_ip[0] ||
@@ -228,6 +310,11 @@ static __always_inline int sm_flow_join(struct sm_flow *flow, __u64 conn,
 	flow->conn = conn;
 	__builtin_memcpy(flow->dst_ip, v->remote_ip, sizeof(flow->dst_ip));
 	flow->dst_port = v->remote_port;
+	if (skip) {
+		flow->skip = 1;
+		c->short_skipped++;
+		return 0;
+	}
 	return 1;
 }
 
@@ -236,13 +323,24 @@ int sm_sockops(struct bpf_sock_ops *skops)
 {
 	struct sm_view v = {};
 	struct sm_key key = {};
-	__u32 gen, slot;
+	__u32 gen, slot, short_msgs, cb;
 	__u64 conn;
 	struct sm_sock_state *st;
 	struct sm_counters *c;
 	struct sm_flow *flow;
 	struct bpf_sock *sk;
 
+	/* most callbacks of a connection are none of ours: return first */
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+	case BPF_SOCK_OPS_STATE_CB:
+		break;
+	default:
+		return SM_SOCKOPS_DONE;
+	}
 	c = sm_counters_get();
 	if (!c)
 		return SM_SOCKOPS_DONE;
@@ -253,6 +351,10 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
 		sm_maybe_leave(skops, c);
+		return SM_SOCKOPS_DONE;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			sm_short_count(skops);
 		return SM_SOCKOPS_DONE;
 	default:
 		return SM_SOCKOPS_DONE;
@@ -284,7 +386,12 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	conn = sm_conn_id(&key);
 	slot = (__u32)conn & (SM_FLOWS - 1);
 	flow = bpf_map_lookup_elem(&sm_flows, &slot);
-	if (!flow || !sm_flow_join(flow, conn, &v, c))
+	short_msgs = sm_short_msgs();
+	if (!flow ||
+	    !sm_flow_join(flow, conn, &v,
+			  !v.passive && sm_short_port(skops, v.remote_port,
+						      short_msgs),
+			  c))
 		return SM_SOCKOPS_DONE;
 
 	/* state first: a socket in the map always has its peer key */
@@ -318,9 +425,9 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	}
 	c->sockets_added++;
 	sm_cg_count(st, SM_CG_sockets_added, 1);
-	st->cb_flags = SM_CB_FLAGS & ~skops->bpf_sock_ops_cb_flags;
-	bpf_sock_ops_cb_flags_set(skops,
-				  skops->bpf_sock_ops_cb_flags | SM_CB_FLAGS);
+	cb = !v.passive && short_msgs ? SM_CB_FLAGS_ACTIVE : SM_CB_FLAGS;
+	st->cb_flags = cb & ~skops->bpf_sock_ops_cb_flags;
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | cb);
 	return SM_SOCKOPS_DONE;
 }
 
