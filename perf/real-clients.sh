@@ -122,6 +122,7 @@ http-100|http|100|plain,accel|HTTP keep-alive, 100 B|rps|req/s|higher|main
 http-64K|http|65536|plain,accel|HTTP keep-alive, 64 KiB|rps|req/s|higher|main
 http-256K|http|262144|plain,accel|HTTP keep-alive, 256 KiB|rps|req/s|higher|main
 http-100-1w|http|1w/100|plain,accel|HTTP keep-alive, 100 B, one write (sendfile off)|rps|req/s|higher|main
+http-100-close|http|close/100|plain,accel|HTTP, 100 B, a connection per request|rps|req/s|higher|main
 EOW
 }
 
@@ -369,11 +370,19 @@ redis_client() { # TR ARGS N
 		END { exit !ok }'
 }
 
-http_client() { # TR SIZE
+http_client() { # TR PATH
 	port=8080
 	[ "$1" = accel ] && port=8081
-	run_in "$1" wrk -t 1 -c "$http_conns" -d "${time_s}s" --latency \
-		"http://127.0.0.1:$port/$2" >"$run/client.out" 2>&1 || true
+	# close/...: one request per connection (wrk reconnects after each)
+	case $2 in
+	close/*) set -- "$1" "$2" -H "Connection: close" ;;
+	*) set -- "$1" "$2" ;;
+	esac
+	p=$2
+	tr=$1
+	shift 2
+	run_in "$tr" wrk -t 1 -c "$http_conns" -d "${time_s}s" --latency "$@" \
+		"http://127.0.0.1:$port/$p" >"$run/client.out" 2>&1 || true
 	awk '
 		function us(v) {
 			if (v ~ /us$/) return v + 0
@@ -532,6 +541,9 @@ http {
 			alias $run/www/;
 			sendfile off;
 			tcp_nopush off;
+		}
+		location /close/ {
+			alias $run/www/;
 		}
 	}
 }
