@@ -83,6 +83,19 @@ static __always_inline int sm_short_port(struct bpf_sock_ops *skops, __u32 port,
 	return (n & (SM_SHORT_PROBE - 1)) != 0;
 }
 
+/*
+ * A server starts listening on a port: a new service, with a figure of its
+ * own (and a port the kernel picked, once some other's, starts clean).
+ */
+static __always_inline void sm_short_reset(struct bpf_sock_ops *skops)
+{
+	__u32 slot = sm_portstat_slot(skops, skops->local_port);
+	struct sm_portstat *ps = bpf_map_lookup_elem(&sm_portstats, &slot);
+
+	if (ps)
+		__builtin_memset(ps, 0, sizeof(*ps));
+}
+
 /* The connecting end closed: count its connection in its port's figure. */
 static __always_inline void sm_short_count(struct bpf_sock_ops *skops)
 {
@@ -338,6 +351,9 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
 	case BPF_SOCK_OPS_STATE_CB:
 		break;
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		sm_short_reset(skops);
+		return SM_SOCKOPS_DONE;
 	default:
 		return SM_SOCKOPS_DONE;
 	}

@@ -245,3 +245,38 @@ out:
 	if (pid > 0)
 		env_wait(pid, 60);
 }
+
+TEST(short_port_figure_resets_with_a_new_listener)
+{
+	int rp[2], gp[2];
+	struct plan pl = {.ph = {{7463, 72, 1}, {7463, 16, 1}}, .nph = 2};
+	struct sm_counters c0, c1;
+	pid_t pid;
+
+	if (start(e, "") || !ASSERT_EQ(pipe(rp) || pipe(gp), 0, "pipes"))
+		return;
+	pl.ready = rp[1];
+	pl.go = gp[0];
+	pid = env_spawn(e, IN_CGROUP | NEW_NETNS, plan_child, &pl);
+	close(rp[1]);
+	close(gp[0]);
+	if (!ASSERT_EQ(phase_done(pid, rp[0]), 0, "72 short connections exact"))
+		goto out;
+	ASSERT_EQ(env_counters(e, &c0, NULL), 0, "read counters");
+	ASSERT_GE(c0.short_skipped, 28, "the port's connections skipped");
+	/* the same port and namespace, a new listening socket */
+	if (!ASSERT_EQ(write(gp[1], "g", 1), 1, "go"))
+		goto out;
+	ASSERT_EQ(env_wait(pid, 60), 0, "16 more on a new listener, exact");
+	pid = -1;
+	ASSERT_EQ(env_counters(e, &c1, NULL), 0, "read counters");
+	ASSERT_EQ(c1.short_skipped, c0.short_skipped,
+		  "a new server on the port starts with a clean figure");
+	ASSERT_EQ(c1.sockets_added - c0.sockets_added, 2 * 16,
+		  "all 16 accelerated");
+out:
+	close(gp[1]);
+	close(rp[0]);
+	if (pid > 0)
+		env_wait(pid, 60);
+}
