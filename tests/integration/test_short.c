@@ -192,7 +192,7 @@ TEST(short_connections_stop_being_accelerated)
 
 TEST(short_conn_msgs_0_and_reload)
 {
-	int rp[2], gp[2];
+	int rp[2] = {-1, -1}, gp[2] = {-1, -1};
 	struct plan pl = {.ph = {{7462, 72, 1}, {7462, 72, 1}, {7462, 16, 1}},
 			  .nph = 3};
 	struct sm_counters c0, c1, c2;
@@ -248,7 +248,7 @@ out:
 
 TEST(short_port_figure_resets_with_a_new_listener)
 {
-	int rp[2], gp[2];
+	int rp[2] = {-1, -1}, gp[2] = {-1, -1};
 	struct plan pl = {.ph = {{7463, 72, 1}, {7463, 16, 1}}, .nph = 2};
 	struct sm_counters c0, c1;
 	pid_t pid;
