@@ -2,6 +2,8 @@
 /* daemon.c - see daemon.h. sockmeshd's own code: it logs. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -131,11 +133,44 @@ static int write_pid_file(struct sm_daemon *d)
 	return 0;
 }
 
+/*
+ * Another release's datapath (pin_dir/vN, N not ours) left attached, as
+ * on_exit = keep does: both sock_ops programs then run, and a socket goes
+ * into whichever map comes first (the other counts sockets_add_failed).
+ * Say so; its own `sockmesh unload` removes it.
+ */
+static void warn_other_layouts(const struct sm_config *cfg)
+{
+	DIR *dir = opendir(cfg->pin_dir);
+	struct dirent *de;
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		const char *n = de->d_name;
+		size_t i = 1;
+
+		if (n[0] != 'v' || !n[1] || !strcmp(n, SM_PIN_LAYOUT))
+			continue;
+		while (isdigit((unsigned char)n[i]))
+			i++;
+		if (n[i])
+			continue;
+		pr_warn("%s/%s holds the datapath of another sockmesh release "
+			"(pin layout %s; this one is %s): while it is attached, "
+			"sockets go to either; remove it with that release's "
+			"`sockmesh unload`",
+			cfg->pin_dir, n, n, SM_PIN_LAYOUT);
+	}
+	closedir(dir);
+}
+
 static int load_or_adopt(struct sm_daemon *d, const struct sm_config *cfg)
 {
 	__u32 max;
 	int ret;
 
+	warn_other_layouts(cfg);
 	ret = sm_core_open(&d->core);
 	if (!ret) {
 		if (!sm_core_max_sockets(&d->core, &max) &&

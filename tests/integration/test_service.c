@@ -1059,3 +1059,24 @@ TEST(reload_refuses_restart_keys_and_nested_cgroups)
 	ASSERT_STR_HAS(out, "sockmesh_reloads_total 1", "one applied");
 	ASSERT_EQ(env_sockops_attached(e), 1, "attached throughout");
 }
+
+TEST(another_release_pin_layout_reported)
+{
+	char other[PATH_MAX + 8], log[8192];
+
+	/* what an older release that exited with on_exit = keep leaves */
+	snprintf(other, sizeof(other), "%s/v2", e->pin_dir);
+	if (!ASSERT_EQ(mkdir(e->pin_dir, 0700), 0, "mkdir pin_dir") ||
+	    !ASSERT_EQ(mkdir(other, 0700), 0, "mkdir pin_dir/v2"))
+		goto out;
+	if (!ASSERT_EQ(env_write_config(e, "", ""), 0, "config") ||
+	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		goto out;
+	read_file(e->log, log, sizeof(log));
+	ASSERT_STR_HAS(log, "another sockmesh release", "a warning");
+	ASSERT_STR_HAS(log, other, "naming the directory");
+	ASSERT_STR_HAS(log, "sockmesh unload", "and what removes it");
+	ASSERT_EQ(xfer_in(e, NULL, 7003, 1000), 0, "and it runs: a transfer exact");
+out:
+	rmdir(other);
+}
