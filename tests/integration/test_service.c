@@ -1076,7 +1076,8 @@ TEST(another_release_pin_layout_reported)
 	ASSERT_STR_HAS(log, "another sockmesh release", "a warning");
 	ASSERT_STR_HAS(log, other, "naming the directory");
 	ASSERT_STR_HAS(log, "sockmesh unload", "and what removes it");
-	ASSERT_EQ(xfer_in(e, NULL, 7003, 1000), 0, "and it runs: a transfer exact");
+	ASSERT_EQ(xfer_in(e, NULL, 7003, 1000), 0,
+		  "and it runs: a transfer exact");
 out:
 	rmdir(other);
 }
