@@ -640,6 +640,37 @@ int sm_core_counters(const struct sm_core *core, struct sm_counters *sum)
 	return sm_counters_read(core->map_fds[SM_M_COUNTERS], sum);
 }
 
+int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
+			int max)
+{
+	enum { CHUNK = 4096 };
+	static struct sm_portstat v[CHUNK];
+	static __u32 keys[CHUNK];
+	int fd = core->map_fds[SM_M_PORTSTATS], n = 0;
+	__u32 batch = 0, count;
+	void *in = NULL;
+
+	for (;;) {
+		int ret;
+
+		count = CHUNK;
+		ret = bpf_map_lookup_batch(fd, in, &batch, keys, v, &count,
+					   NULL);
+		if (ret && errno != ENOENT)
+			return -errno;
+		for (__u32 i = 0; i < count; i++) {
+			if (!sm_portstat_short(&v[i]))
+				continue;
+			if (n < max)
+				out[n] = v[i];
+			n++;
+		}
+		if (ret) /* ENOENT: that was the last batch */
+			return n;
+		in = &batch;
+	}
+}
+
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
 {
 	struct sm_key key, next;

@@ -34,6 +34,11 @@ int sm_status_read(const struct sm_core *core, const char *run_dir,
 		ret = sm_core_count_sockets(core, &st->sockets);
 	if (!ret)
 		ret = sm_core_max_sockets(core, &st->max_sockets);
+	if (!ret) {
+		st->n_short = sm_core_short_ports(core, st->short_ports,
+						  SM_STATUS_SHORT);
+		ret = st->n_short < 0 ? st->n_short : 0;
+	}
 	if (ret)
 		return ret;
 	sm_cgroup2_mount(mnt, sizeof(mnt));
@@ -95,6 +100,18 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 		sm_json_end_object(&j);
 	}
 	sm_json_end_array(&j);
+	/* ports whose connections are not accelerated (1 in 8 aside) */
+	sm_json_ku64(&j, "short_ports_total", st->n_short);
+	sm_json_key(&j, "short_ports");
+	sm_json_begin_array(&j);
+	for (int i = 0; i < st->n_short && i < SM_STATUS_SHORT; i++) {
+		sm_json_begin_object(&j);
+		sm_json_ku64(&j, "port", st->short_ports[i].port);
+		sm_json_ku64(&j, "closed", st->short_ports[i].closed);
+		sm_json_ku64(&j, "short", st->short_ports[i].short_conns);
+		sm_json_end_object(&j);
+	}
+	sm_json_end_array(&j);
 	sm_json_end_object(&j);
 }
 
@@ -118,6 +135,21 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 	fprintf(out, "  %-20s %llu\n", #name, (unsigned long long)st->c.name);
 	SM_COUNTERS(SM_HUMAN)
 #undef SM_HUMAN
+	if (st->n_short) {
+		fprintf(out,
+			"short-connection ports (not accelerated, 1 in %d "
+			"connections aside; short_conn_msgs):\n",
+			SM_SHORT_PROBE);
+		for (int i = 0; i < st->n_short && i < SM_STATUS_SHORT; i++)
+			fprintf(out,
+				"  port %u: %u of the last %u closed were short\n",
+				st->short_ports[i].port,
+				st->short_ports[i].short_conns,
+				st->short_ports[i].closed);
+		if (st->n_short > SM_STATUS_SHORT)
+			fprintf(out, "  (and %d more)\n",
+				st->n_short - SM_STATUS_SHORT);
+	}
 	if (!st->n)
 		return;
 	fprintf(out, "per cgroup:\n  %-30s", "cgroup");

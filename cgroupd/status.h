@@ -20,6 +20,8 @@ struct sm_status_cg {
 	struct sm_cg_counters c; /* zero without a slot */
 };
 
+#define SM_STATUS_SHORT 16
+
 struct sm_status {
 	char pin_dir[PATH_MAX];
 	char dir[PATH_MAX];
@@ -28,6 +30,8 @@ struct sm_status {
 	struct sm_status_cg cg[SM_LINKS_MAX];
 	__u32 sockets, max_sockets;
 	struct sm_counters c;
+	int n_short; /* short-connection ports; the first SM_STATUS_SHORT: */
+	struct sm_portstat short_ports[SM_STATUS_SHORT];
 };
 
 /* Read everything from @core (opened) into @st. */

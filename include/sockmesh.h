@@ -219,7 +219,7 @@ struct sm_portstat {
 	__u32 closed;	   /* accelerated connections closed (decayed) */
 	__u32 short_conns; /* ... with fewer than short_msgs messages */
 	__u32 skips;	   /* connections not accelerated, for the probes */
-	__u32 pad;
+	__u32 port; /* the port, for `sockmesh status` (0: never counted) */
 };
 
 #define SM_SHORT_DEFAULT  16 /* short_conn_msgs default */
@@ -227,6 +227,13 @@ struct sm_portstat {
 #define SM_SHORT_SAMPLES  32
 #define SM_SHORT_WINDOW	  128
 #define SM_SHORT_PROBE	  8 /* a power of two */
+
+/* Is the port of @ps a short-connection port now? */
+static inline int sm_portstat_short(const struct sm_portstat *ps)
+{
+	return ps->closed >= SM_SHORT_SAMPLES &&
+	       (__u64)ps->short_conns * 8 >= (__u64)ps->closed * 7;
+}
 
 /*
  * SM_CTL_DRAIN: redirect nothing more; set by unload. Every direction then

@@ -76,8 +76,7 @@ static __always_inline int sm_short_port(struct bpf_sock_ops *skops, __u32 port,
 		return 0;
 	n = sm_portstat_slot(skops, port);
 	ps = bpf_map_lookup_elem(&sm_portstats, &n);
-	if (!ps || ps->closed < SM_SHORT_SAMPLES ||
-	    (__u64)ps->short_conns * 8 < (__u64)ps->closed * 7)
+	if (!ps || !sm_portstat_short(ps))
 		return 0;
 	n = ps->skips++;
 	return (n & (SM_SHORT_PROBE - 1)) != 0;
@@ -117,6 +116,7 @@ static __always_inline void sm_short_count(struct bpf_sock_ops *skops)
 	ps = bpf_map_lookup_elem(&sm_portstats, &port);
 	if (!ps)
 		return;
+	ps->port = flow->dst_port;
 	__sync_fetch_and_add(&ps->closed, 1);
 	if (flow->msgs < short_msgs)
 		__sync_fetch_and_add(&ps->short_conns, 1);

@@ -159,6 +159,7 @@ TEST(short_connections_stop_being_accelerated)
 	struct plan pl = {.ph = {{7460, 48, 40}, {7461, 72, 1}}, .nph = 1};
 	const long total = 48 + 72;
 	struct sm_counters c0, c1;
+	char out[8192];
 
 	if (start(e, ""))
 		return;
@@ -184,6 +185,17 @@ TEST(short_connections_stop_being_accelerated)
 		  "a skipped connection is not counted as unpaired");
 	ASSERT_EQ(c1.sockets_skipped, 0, "nor as skipped by policy");
 	ASSERT_EQ(c1.sockets_add_failed, 0, "no add failure");
+	/* sockmesh status names the port */
+	ASSERT_EQ(
+		env_cli(e, out, sizeof(out), "status", "--json", (char *)NULL),
+		0, "sockmesh status --json");
+	ASSERT_EQ(env_json_num(out, "short_ports_total"), 1,
+		  "one short-connection port");
+	ASSERT_EQ(env_json_num(out, "port"), 7461, "the short one, 7461");
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", (char *)NULL), 0,
+		  "sockmesh status");
+	ASSERT_STR_HAS(out, "short-connection ports", "a section");
+	ASSERT_STR_HAS(out, "  port 7461: ", "listing the port");
 	fprintf(stderr,
 		"    short port: %llu of 72 skipped, %llu sockets added\n",
 		(unsigned long long)c1.short_skipped,
