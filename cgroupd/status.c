@@ -266,7 +266,10 @@ void sm_status_prometheus(const struct sm_status *st,
 		"sockmesh_reloads_total %llu\n"
 		"# HELP sockmesh_reload_failures_total config reloads refused (running config kept)\n"
 		"# TYPE sockmesh_reload_failures_total counter\n"
-		"sockmesh_reload_failures_total %llu\n",
+		"sockmesh_reload_failures_total %llu\n"
+		"# HELP sockmesh_short_ports server ports whose connections are not accelerated now (short_conn_msgs)\n"
+		"# TYPE sockmesh_short_ports gauge\n"
+		"sockmesh_short_ports %d\n",
 		st->sockets, st->max_sockets, st->n, SM_VERSION,
-		d ? d->reloads : 0, d ? d->reload_failures : 0);
+		d ? d->reloads : 0, d ? d->reload_failures : 0, st->n_short);
 }
