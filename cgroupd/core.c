@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
 #include <sys/syscall.h>
 #include <linux/membarrier.h>
@@ -641,14 +642,19 @@ int sm_core_counters(const struct sm_core *core, struct sm_counters *sum)
 }
 
 int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
-			int max)
+			int *skipping, int max)
 {
 	enum { CHUNK = 4096 };
 	static struct sm_portstat v[CHUNK];
 	static __u32 keys[CHUNK];
 	int fd = core->map_fds[SM_M_PORTSTATS], n = 0;
 	__u32 batch = 0, count;
+	struct timespec ts;
 	void *in = NULL;
+	__u64 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
+	now = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 
 	for (;;) {
 		int ret;
@@ -659,10 +665,12 @@ int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
 		if (ret && errno != ENOENT)
 			return -errno;
 		for (__u32 i = 0; i < count; i++) {
-			if (!sm_portstat_short(&v[i]))
+			if (!sm_portstat_mostly_short(&v[i]))
 				continue;
-			if (n < max)
+			if (n < max) {
 				out[n] = v[i];
+				skipping[n] = sm_portstat_short(&v[i], now);
+			}
 			n++;
 		}
 		if (ret) /* ENOENT: that was the last batch */

@@ -100,11 +100,13 @@ int sm_core_attached(const struct sm_core *core, __u64 id);
 
 int sm_core_counters(const struct sm_core *core, struct sm_counters *sum);
 /*
- * The ports sm_portstats now calls short (sm_portstat_short()): up to @max
- * of them into @out, in slot order; their number, or -errno.
+ * The ports whose last connections were mostly short
+ * (sm_portstat_mostly_short()): up to @max of them into @out, in slot
+ * order, each with @skipping[i] set while new ones are not accelerated
+ * (sm_portstat_short()); their number, or -errno.
  */
 int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
-			int max);
+			int *skipping, int max);
 /* Sum the per-CPU values of an sm_counters map @fd (pinned or not). */
 int sm_counters_read(int fd, struct sm_counters *sum);
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n);

@@ -116,6 +116,18 @@ void sm_json_int(struct sm_json *j, long long v)
 	fprintf(j->out, "%lld", v);
 }
 
+void sm_json_bool(struct sm_json *j, int v)
+{
+	sep(j);
+	fputs(v ? "true" : "false", j->out);
+}
+
+void sm_json_kbool(struct sm_json *j, const char *key, int v)
+{
+	sm_json_key(j, key);
+	sm_json_bool(j, v);
+}
+
 void sm_json_kstring(struct sm_json *j, const char *key, const char *s)
 {
 	sm_json_key(j, key);

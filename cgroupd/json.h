@@ -28,10 +28,12 @@ void sm_json_key(struct sm_json *j, const char *key);
 void sm_json_string(struct sm_json *j, const char *s);
 void sm_json_u64(struct sm_json *j, __u64 v);
 void sm_json_int(struct sm_json *j, long long v);
+void sm_json_bool(struct sm_json *j, int v);
 /* "key": value in one call. */
 void sm_json_kstring(struct sm_json *j, const char *key, const char *s);
 void sm_json_ku64(struct sm_json *j, const char *key, __u64 v);
 void sm_json_kint(struct sm_json *j, const char *key, long long v);
+void sm_json_kbool(struct sm_json *j, const char *key, int v);
 /* @s as a quoted JSON string, alone. */
 void sm_json_quote(FILE *out, const char *s);
 

@@ -36,6 +36,7 @@ int sm_status_read(const struct sm_core *core, const char *run_dir,
 		ret = sm_core_max_sockets(core, &st->max_sockets);
 	if (!ret) {
 		st->n_short = sm_core_short_ports(core, st->short_ports,
+						  st->short_skipping,
 						  SM_STATUS_SHORT);
 		ret = st->n_short < 0 ? st->n_short : 0;
 	}
@@ -109,6 +110,7 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 		sm_json_ku64(&j, "port", st->short_ports[i].port);
 		sm_json_ku64(&j, "closed", st->short_ports[i].closed);
 		sm_json_ku64(&j, "short", st->short_ports[i].short_conns);
+		sm_json_kbool(&j, "skipping", st->short_skipping[i]);
 		sm_json_end_object(&j);
 	}
 	sm_json_end_array(&j);
@@ -137,15 +139,20 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 #undef SM_HUMAN
 	if (st->n_short) {
 		fprintf(out,
-			"short-connection ports (not accelerated, 1 in %d "
-			"connections aside; short_conn_msgs):\n",
+			"short-connection ports (short_conn_msgs; while short "
+			"ones keep closing, new connections are not "
+			"accelerated, 1 in %d aside):\n",
 			SM_SHORT_PROBE);
 		for (int i = 0; i < st->n_short && i < SM_STATUS_SHORT; i++)
 			fprintf(out,
-				"  port %u: %u of the last %u closed were short\n",
+				"  port %u: %u of the last %u closed were short"
+				"%s\n",
 				st->short_ports[i].port,
 				st->short_ports[i].short_conns,
-				st->short_ports[i].closed);
+				st->short_ports[i].closed,
+				st->short_skipping[i]
+					? ", skipping"
+					: "; idle: accelerated again");
 		if (st->n_short > SM_STATUS_SHORT)
 			fprintf(out, "  (and %d more)\n",
 				st->n_short - SM_STATUS_SHORT);

@@ -32,6 +32,7 @@ struct sm_status {
 	struct sm_counters c;
 	int n_short; /* short-connection ports; the first SM_STATUS_SHORT: */
 	struct sm_portstat short_ports[SM_STATUS_SHORT];
+	int short_skipping[SM_STATUS_SHORT]; /* new connections skipped now */
 };
 
 /* Read everything from @core (opened) into @st. */

@@ -214,12 +214,17 @@ struct sm_ctl {
  * least 7 in 8 were short, new connections to that port are not
  * accelerated (short_skipped), except one in SM_SHORT_PROBE, whose count
  * keeps the figure current; the counts halve at SM_SHORT_WINDOW closed.
+ * Only while short connections keep closing, though: SM_SHORT_FRESH_NS
+ * after the last one the port is accelerated again (a keep-alive client
+ * that follows a run of short ones, or occasional short ones such as
+ * health checks, are not held back).
  */
 struct sm_portstat {
 	__u32 closed;	   /* accelerated connections closed (decayed) */
 	__u32 short_conns; /* ... with fewer than short_msgs messages */
 	__u32 skips;	   /* connections not accelerated, for the probes */
 	__u32 port; /* the port, for `sockmesh status` (0: never counted) */
+	__u64 last_short_ns; /* bpf_ktime_get_ns() of the last short close */
 };
 
 #define SM_SHORT_DEFAULT  16 /* short_conn_msgs default */
@@ -227,12 +232,21 @@ struct sm_portstat {
 #define SM_SHORT_SAMPLES  32
 #define SM_SHORT_WINDOW	  128
 #define SM_SHORT_PROBE	  8 /* a power of two */
+#define SM_SHORT_FRESH_NS (100 * 1000 * 1000ULL)
 
 /* Is the port of @ps a short-connection port now? */
-static inline int sm_portstat_short(const struct sm_portstat *ps)
+/* Were 7 in 8 of the last connections to the port of @ps short? */
+static inline int sm_portstat_mostly_short(const struct sm_portstat *ps)
 {
 	return ps->closed >= SM_SHORT_SAMPLES &&
 	       (__u64)ps->short_conns * 8 >= (__u64)ps->closed * 7;
+}
+
+/* ... and do they still close, at @now (CLOCK_MONOTONIC)? */
+static inline int sm_portstat_short(const struct sm_portstat *ps, __u64 now)
+{
+	return sm_portstat_mostly_short(ps) &&
+	       now - ps->last_short_ns < SM_SHORT_FRESH_NS;
 }
 
 /*

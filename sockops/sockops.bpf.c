@@ -76,7 +76,7 @@ static __always_inline int sm_short_port(struct bpf_sock_ops *skops, __u32 port,
 		return 0;
 	n = sm_portstat_slot(skops, port);
 	ps = bpf_map_lookup_elem(&sm_portstats, &n);
-	if (!ps || !sm_portstat_short(ps))
+	if (!ps || !sm_portstat_short(ps, bpf_ktime_get_ns()))
 		return 0;
 	n = ps->skips++;
 	return (n & (SM_SHORT_PROBE - 1)) != 0;
@@ -118,8 +118,10 @@ static __always_inline void sm_short_count(struct bpf_sock_ops *skops)
 		return;
 	ps->port = flow->dst_port;
 	__sync_fetch_and_add(&ps->closed, 1);
-	if (flow->msgs < short_msgs)
+	if (flow->msgs < short_msgs) {
 		__sync_fetch_and_add(&ps->short_conns, 1);
+		ps->last_short_ns = bpf_ktime_get_ns();
+	}
 	if (ps->closed >= SM_SHORT_WINDOW) {
 		ps->closed >>= 1;
 		ps->short_conns >>= 1;
