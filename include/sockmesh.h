@@ -214,17 +214,20 @@ struct sm_ctl {
  * least 7 in 8 were short, new connections to that port are not
  * accelerated (short_skipped), except one in SM_SHORT_PROBE, whose count
  * keeps the figure current; the counts halve at SM_SHORT_WINDOW closed.
- * Only while short connections keep closing, though: SM_SHORT_FRESH_NS
- * after the last one the port is accelerated again (a keep-alive client
- * that follows a run of short ones, or occasional short ones such as
- * health checks, are not held back).
+ * Only while short connections keep closing, though: SM_SHORT_BURST of
+ * them within the last SM_SHORT_FRESH_NS or so, so that a keep-alive
+ * client that follows a run of short ones, or occasional short ones (a
+ * health check, a client's connect() to test the address, as wrk does),
+ * do not hold back the connections after them.
  */
 struct sm_portstat {
 	__u32 closed;	   /* accelerated connections closed (decayed) */
 	__u32 short_conns; /* ... with fewer than short_msgs messages */
 	__u32 skips;	   /* connections not accelerated, for the probes */
-	__u32 port; /* the port, for `sockmesh status` (0: never counted) */
-	__u64 last_short_ns; /* bpf_ktime_get_ns() of the last short close */
+	__u32 port;	/* the port, for `sockmesh status` (0: never counted) */
+	__u64 epoch_ns; /* start of the current SM_SHORT_FRESH_NS epoch */
+	__u32 epoch_short; /* short connections closed in it */
+	__u32 prev_short;  /* ... in the one before, if it just ended */
 };
 
 #define SM_SHORT_DEFAULT  16 /* short_conn_msgs default */
@@ -233,6 +236,7 @@ struct sm_portstat {
 #define SM_SHORT_WINDOW	  128
 #define SM_SHORT_PROBE	  8 /* a power of two */
 #define SM_SHORT_FRESH_NS (100 * 1000 * 1000ULL)
+#define SM_SHORT_BURST	  4
 
 /* Is the port of @ps a short-connection port now? */
 /* Were 7 in 8 of the last connections to the port of @ps short? */
@@ -246,7 +250,22 @@ static inline int sm_portstat_mostly_short(const struct sm_portstat *ps)
 static inline int sm_portstat_short(const struct sm_portstat *ps, __u64 now)
 {
 	return sm_portstat_mostly_short(ps) &&
-	       now - ps->last_short_ns < SM_SHORT_FRESH_NS;
+	       now - ps->epoch_ns < SM_SHORT_FRESH_NS &&
+	       ps->epoch_short + ps->prev_short >= SM_SHORT_BURST;
+}
+
+/* A short connection to the port of @ps closed at @now. */
+static inline void sm_portstat_short_closed(struct sm_portstat *ps, __u64 now)
+{
+	__u64 age = now - ps->epoch_ns;
+
+	if (age >= SM_SHORT_FRESH_NS) {
+		ps->prev_short =
+			age < 2 * SM_SHORT_FRESH_NS ? ps->epoch_short : 0;
+		ps->epoch_short = 0;
+		ps->epoch_ns = now;
+	}
+	ps->epoch_short++;
 }
 
 /*

@@ -120,7 +120,7 @@ static __always_inline void sm_short_count(struct bpf_sock_ops *skops)
 	__sync_fetch_and_add(&ps->closed, 1);
 	if (flow->msgs < short_msgs) {
 		__sync_fetch_and_add(&ps->short_conns, 1);
-		ps->last_short_ns = bpf_ktime_get_ns();
+		sm_portstat_short_closed(ps, bpf_ktime_get_ns());
 	}
 	if (ps->closed >= SM_SHORT_WINDOW) {
 		ps->closed >>= 1;

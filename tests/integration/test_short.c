@@ -332,3 +332,24 @@ TEST(short_port_accelerated_again_after_a_pause)
 	/* keep-alive-like connections 300 ms after the last short one */
 	after_short(e, &(struct phase){7464, 16, 40, .pause_ms = 300}, 0);
 }
+
+TEST(short_port_one_short_connection_is_no_burst)
+{
+	/*
+	 * After a pause, one connection that only connects and closes (as
+	 * wrk does to test the address), then keep-alive-like ones: they
+	 * are accelerated, a single short close does not make a burst.
+	 */
+	struct plan pl = {.ph = {{7465, 72, 1},
+				 {7465, 1, 0, .pause_ms = 300},
+				 {7465, 16, 40, .pause_ms = 0}},
+			  .nph = 3};
+	struct sm_counters c;
+
+	if (start(e, "") || run_plan(e, &pl, &c))
+		return;
+	ASSERT_GE(c.short_skipped, 28, "the short ones skipped");
+	ASSERT_GE(35, c.short_skipped, "none of the 17 after the pause");
+	ASSERT_EQ(c.sockets_added + 2 * c.short_skipped, 2 * (72 + 1 + 16),
+		  "every other connection accelerated at both ends");
+}
