@@ -167,8 +167,15 @@ static int run(struct env *e, struct oneway *o)
  */
 TEST(small_write_stream_moves_to_stack_in_order)
 {
-	struct oneway o = {
-		.write_size = 1024, .total = 8 << 20, .sync_after = 200};
+	/*
+	 * The reader sleeps through the first 200 writes, so the receiver's
+	 * queue is never empty before the writer waits (a reader that kept
+	 * up could empty it earlier: 149 redirected once, under ASan).
+	 */
+	struct oneway o = {.write_size = 1024,
+			   .total = 8 << 20,
+			   .sync_after = 200,
+			   .reader_delay_ms = 50};
 	struct sm_counters c;
 
 	if (start(e))
