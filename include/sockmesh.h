@@ -23,22 +23,21 @@
  * The *1 policy maps are generation 1 (sm_ctl.policy_gen) of the maps
  * without the suffix (generation 0): reload fills the idle one and flips.
  */
-#define SM_MAPS(X)                                                             \
-	X(SOCKHASH, sm_sockhash) /* struct sm_key -> socket */                 \
-	X(STATE, sm_state)	 /* socket -> struct sm_sock_state */          \
-	X(COUNTERS, sm_counters) /* 0 -> struct sm_counters per CPU */         \
-	X(PORTS, sm_ports)	 /* port -> SM_PORT_* (generation 0) */        \
-	X(CIDRS, sm_cidrs)	 /* prefix -> 1: cidrs (generation 0) */       \
-	X(UNIQUE, sm_unique)	 /* prefix -> 1: node_unique (gen. 0) */       \
-	X(CTL, sm_ctl)		 /* 0 -> struct sm_ctl */                      \
-	X(FLOWS, sm_flows)	 /* slot -> struct sm_flow */                  \
-	X(PORTS1, sm_ports1)	 /* sm_ports, generation 1 */                  \
-	X(CIDRS1, sm_cidrs1)	 /* sm_cidrs, generation 1 */                  \
-	X(UNIQUE1, sm_unique1)	 /* sm_unique, generation 1 */                 \
-	X(CGSLOTS, sm_cgslots)	 /* cgroup id -> slot in sm_cgcounters */      \
-	X(CGCOUNTERS,                                                          \
-	  sm_cgcounters)	   /* slot -> struct sm_cg_counters per CPU */ \
-	X(PORTSTATS, sm_portstats) /* port -> struct sm_portstat */
+#define SM_MAPS(X)                                                            \
+	X(SOCKHASH, sm_sockhash)     /* struct sm_key -> socket */            \
+	X(STATE, sm_state)	     /* socket -> struct sm_sock_state */     \
+	X(COUNTERS, sm_counters)     /* 0 -> struct sm_counters per CPU */    \
+	X(PORTS, sm_ports)	     /* port -> SM_PORT_* (generation 0) */   \
+	X(CIDRS, sm_cidrs)	     /* prefix -> 1: cidrs (generation 0) */  \
+	X(UNIQUE, sm_unique)	     /* prefix -> 1: node_unique (gen. 0) */  \
+	X(CTL, sm_ctl)		     /* 0 -> struct sm_ctl */                 \
+	X(FLOWS, sm_flows)	     /* slot -> struct sm_flow */             \
+	X(PORTS1, sm_ports1)	     /* sm_ports, generation 1 */             \
+	X(CIDRS1, sm_cidrs1)	     /* sm_cidrs, generation 1 */             \
+	X(UNIQUE1, sm_unique1)	     /* sm_unique, generation 1 */            \
+	X(CGSLOTS, sm_cgslots)	     /* cgroup id -> slot in sm_cgcounters */ \
+	X(CGCOUNTERS, sm_cgcounters) /* slot -> sm_cg_counters per CPU */     \
+	X(PORTSTATS, sm_portstats)   /* port, netns -> sm_portstat */
 #define SM_PROGS(X)                                                     \
 	X(SOCKOPS, sm_sockops) /* cgroup sock_ops: select and record */ \
 	X(SKMSG, sm_skmsg)     /* sk_msg on sm_sockhash: redirect */
@@ -238,7 +237,6 @@ struct sm_portstat {
 #define SM_SHORT_FRESH_NS (100 * 1000 * 1000ULL)
 #define SM_SHORT_BURST	  4
 
-/* Is the port of @ps a short-connection port now? */
 /* Were 7 in 8 of the last connections to the port of @ps short? */
 static inline int sm_portstat_mostly_short(const struct sm_portstat *ps)
 {
@@ -306,8 +304,8 @@ struct sm_lpm_key {
 	X(peer_misses) /* directions switched to the stack: peer absent */           \
 	X(bulk_fallbacks) /* directions switched to the stack: small-write stream */ \
 	X(rcvbuf_fallbacks) /* directions switched to the stack: receiver behind */  \
-	X(sockets_left) /* sockets that left the map: plain TCP again */             \
-	X(short_skipped) /* connections not accelerated: their port's are short */   \
+	X(sockets_left)	   /* sockets that left the map: plain TCP again */          \
+	X(short_skipped)   /* connections not accelerated: short port */             \
 	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \
 	X(redirect_errors) /* socket in the map but its state lost */
 

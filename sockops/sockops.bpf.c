@@ -47,13 +47,6 @@ static __always_inline __u32 sm_short_msgs(void)
 }
 
 /*
- * Is @port, which a connection is being made to, a short-connection port
- * (sockmesh.h, "Short connections")? One in SM_SHORT_PROBE of its
- * connections is accelerated anyway: the others are not, and so are not
- * counted. The counts are shared by all CPUs, updated without locks: they
- * are estimates, and a lost update costs one misjudged connection.
- */
-/*
  * Slot of @port in the connecting end's network namespace: a port number
  * means one service per namespace (pods), so each namespace has its own
  * figure (two may share a slot: they then share the figure).
@@ -66,6 +59,13 @@ static __always_inline __u32 sm_portstat_slot(struct bpf_sock_ops *skops,
 	return (port + (__u32)(ns >> 48)) & (SM_PORTS_MAX - 1);
 }
 
+/*
+ * Is @port, which a connection is being made to, a short-connection port
+ * (sockmesh.h, "Short connections")? One in SM_SHORT_PROBE of its
+ * connections is accelerated anyway: the others are not, and so are not
+ * counted. The counts are shared by all CPUs, updated without locks: they
+ * are estimates, and a lost update costs one misjudged connection.
+ */
 static __always_inline int sm_short_port(struct bpf_sock_ops *skops, __u32 port,
 					 __u32 short_msgs)
 {
@@ -349,10 +349,17 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		break;
 	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		c = sm_counters_get();
+		if (c)
+			sm_maybe_leave(skops, c);
+		return SM_SOCKOPS_DONE;
 	case BPF_SOCK_OPS_STATE_CB:
-		break;
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			sm_short_count(skops);
+		return SM_SOCKOPS_DONE;
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
 		sm_short_reset(skops);
 		return SM_SOCKOPS_DONE;
@@ -362,21 +369,6 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	c = sm_counters_get();
 	if (!c)
 		return SM_SOCKOPS_DONE;
-	switch (skops->op) {
-	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		break;
-	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
-	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
-		sm_maybe_leave(skops, c);
-		return SM_SOCKOPS_DONE;
-	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[1] == BPF_TCP_CLOSE)
-			sm_short_count(skops);
-		return SM_SOCKOPS_DONE;
-	default:
-		return SM_SOCKOPS_DONE;
-	}
 	sk = skops->sk;
 	if (!sk)
 		return SM_SOCKOPS_DONE;
