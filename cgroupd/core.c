@@ -227,8 +227,10 @@ static int dup_fd(int fd, int *out)
 	return *out < 0 ? -errno : 0;
 }
 
-int sm_core_load(struct sm_core *core, __u32 max_sockets)
+int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 feat)
 {
+	struct sm_ctl ctl = {};
+	__u32 zero = 0;
 	struct sockmesh_bpf *skel;
 	struct bpf_map *maps[SM_M_NR];
 	struct bpf_program *progs[SM_P_NR];
@@ -249,12 +251,31 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets)
 #define SM_PROG_SKEL(idx, name) progs[SM_P_##idx] = skel->progs.name;
 	SM_PROGS(SM_PROG_SKEL)
 #undef SM_PROG_SKEL
-	ret = bpf_map__set_max_entries(maps[SM_M_SOCKHASH], max_sockets);
+	/* the kernel's variant (probe.h): the SK_MSG program it can run, and
+	 * sm_feat for the paths of sock_ops */
+	skel->rodata->sm_feat = feat;
+	if (!(feat & SM_FEAT_KERN_CTX))
+		progs[SM_P_SKMSG] = skel->progs.sm_skmsg_win;
+	ret = bpf_program__set_autoload(skel->progs.sm_skmsg,
+					!!(feat & SM_FEAT_KERN_CTX));
+	if (!ret)
+		ret = bpf_program__set_autoload(skel->progs.sm_skmsg_win,
+						!(feat & SM_FEAT_KERN_CTX));
+	if (!ret)
+		ret = bpf_map__set_max_entries(maps[SM_M_SOCKHASH],
+					       max_sockets);
 	if (ret)
 		goto err_destroy;
 	ret = sockmesh_bpf__load(skel);
 	if (ret)
 		goto err_destroy;
+	/* what the datapath was loaded with, for `sockmesh status` */
+	ctl.feat = feat | SM_FEAT_SET;
+	if (bpf_map_update_elem(bpf_map__fd(maps[SM_M_CTL]), &zero, &ctl,
+				BPF_ANY)) {
+		ret = -errno;
+		goto err_destroy;
+	}
 	/* SK_MSG belongs to the map: it runs for every socket put in it */
 	if (bpf_prog_attach(bpf_program__fd(progs[SM_P_SKMSG]),
 			    bpf_map__fd(maps[SM_M_SOCKHASH]),
@@ -694,11 +715,24 @@ int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
 	return errno == ENOENT ? 0 : -errno;
 }
 
+int sm_core_feat(const struct sm_core *core, __u32 *feat)
+{
+	struct sm_ctl ctl;
+	int ret = ctl_read(core, &ctl);
+
+	if (!ret)
+		*feat = ctl.feat;
+	return ret;
+}
+
 int sm_core_set_drain(const struct sm_core *core)
 {
 	struct sm_ctl ctl = {.flags = SM_CTL_DRAIN};
 	__u32 zero = 0;
 
+	/* keep what it was loaded with: status still shows it */
+	if (!ctl_read(core, &ctl))
+		ctl.flags |= SM_CTL_DRAIN;
 	if (bpf_map_update_elem(core->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
 		return -errno;
 	return 0;

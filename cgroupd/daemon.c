@@ -186,7 +186,7 @@ static int load_or_adopt(struct sm_daemon *d, const struct sm_config *cfg)
 		       strerror(-ret));
 		return ret;
 	}
-	ret = sm_core_load(&d->core, cfg->max_sockets);
+	ret = sm_core_load(&d->core, cfg->max_sockets, d->feat);
 	if (ret == -EEXIST) {
 		pr_err("%s holds pins that are incomplete or of another version: "
 		       "run `sockmesh unload -c %s` first",
@@ -194,7 +194,14 @@ static int load_or_adopt(struct sm_daemon *d, const struct sm_config *cfg)
 		return ret;
 	}
 	if (ret) {
-		pr_err("cannot load the BPF programs: %s", strerror(-ret));
+		if (*sm_libbpf_failure())
+			pr_err("cannot load the BPF programs: %s (a sockmesh "
+			       "bug on a kernel that passed its probe: please "
+			       "report it with the output of log_level = debug)",
+			       sm_libbpf_failure());
+		else
+			pr_err("cannot load the BPF programs: %s",
+			       strerror(-ret));
 		return ret;
 	}
 	d->loaded = 1;

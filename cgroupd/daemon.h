@@ -19,6 +19,7 @@ struct sm_daemon {
 	int n_cg; /* == cfg.n_cgroups once applied */
 	int cg_fds[SM_CGROUPS_MAX];
 	__u64 cg_ids[SM_CGROUPS_MAX];
+	__u32 feat;	/* SM_FEAT_* of this kernel (probe.h) */
 	int loaded;	/* this run loaded the programs */
 	int applied;	/* a config is in force */
 	int metrics_fd; /* listening socket of `metrics`, or -1 */

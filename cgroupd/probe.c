@@ -16,37 +16,88 @@
 
 #include "probe.h"
 
-enum { P_MAP, P_PROG, P_HELPER, P_BTF_TYPE, P_BTF_MEMBER };
+enum { P_MAP, P_PROG, P_HELPER, P_BTF_TYPE, P_BTF_MEMBER, P_BTF_FUNC };
 
-/* Every feature once: what is probed and how it is named to the user. */
+/*
+ * Every feature once: what is probed, how it is named to the user (with the
+ * upstream release that added it: distributions backport, so the probe
+ * decides, never the version), and for those the datapath can do without,
+ * its SM_FEAT_* bit (SM_DATAPATH_RULES in probe.h says what then differs).
+ */
 static const struct feature {
 	int kind;
 	int type;   /* map or program type */
 	int helper; /* for P_HELPER */
 	const char *btf_struct, *btf_member;
 	const char *name;
+	__u32 feat; /* 0: required */
 } features[] = {
-	{P_MAP, BPF_MAP_TYPE_SOCKHASH, 0, NULL, NULL, "sockhash maps"},
+	{P_MAP, BPF_MAP_TYPE_SOCKHASH, 0, NULL, NULL, "sockhash maps (4.18)",
+	 0},
 	{P_MAP, BPF_MAP_TYPE_SK_STORAGE, 0, NULL, NULL,
-	 "socket storage (sk_storage) maps"},
-	{P_MAP, BPF_MAP_TYPE_LPM_TRIE, 0, NULL, NULL, "LPM trie maps"},
-	{P_PROG, BPF_PROG_TYPE_SK_MSG, 0, NULL, NULL, "sk_msg programs"},
-	{P_PROG, BPF_PROG_TYPE_SOCK_OPS, 0, NULL, NULL, "sock_ops programs"},
+	 "socket storage (sk_storage) maps (5.2)", 0},
+	{P_MAP, BPF_MAP_TYPE_LPM_TRIE, 0, NULL, NULL, "LPM trie maps", 0},
+	{P_PROG, BPF_PROG_TYPE_SK_MSG, 0, NULL, NULL, "sk_msg programs", 0},
+	{P_PROG, BPF_PROG_TYPE_SOCK_OPS, 0, NULL, NULL, "sock_ops programs", 0},
 	{P_HELPER, BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, NULL, NULL,
-	 "bpf_msg_redirect_hash()"},
-	{P_HELPER, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, NULL,
-	 NULL, "netns cookies in sock_ops (bpf_get_netns_cookie)"},
+	 "bpf_msg_redirect_hash()", 0},
+	{P_HELPER, BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, NULL, NULL,
+	 "socket storage in sk_msg (bpf_sk_storage_get)", 0},
+	{P_HELPER, BPF_PROG_TYPE_SK_MSG, BPF_FUNC_skc_to_tcp_sock, NULL, NULL,
+	 "BTF pointer access to TCP sockets in sk_msg (bpf_skc_to_tcp_sock, "
+	 "5.9)",
+	 0},
+	{P_BTF_MEMBER, 0, 0, "sk_msg_md", "sk",
+	 "the socket in sk_msg (sk_msg_md.sk)", 0},
+	{P_HELPER, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, NULL, NULL,
+	 "socket storage in sock_ops (bpf_sk_storage_get)", 0},
+	{P_HELPER, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update, NULL,
+	 NULL, "bpf_sock_hash_update()", 0},
 	{P_HELPER, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_skc_to_tcp_sock, NULL, NULL,
-	 "BTF pointer access to TCP sockets (bpf_skc_to_tcp_sock)"},
-	{P_BTF_TYPE, 0, 0, "bpf_cgroup_link", NULL, "cgroup BPF links"},
-	{P_BTF_MEMBER, 0, 0, "sock", "sk_cgrp_data",
-	 "the socket's cgroup in BTF (struct sock.sk_cgrp_data)"},
+	 "BTF pointer access to TCP sockets (bpf_skc_to_tcp_sock, 5.9)", 0},
+	{P_BTF_MEMBER, 0, 0, "bpf_sock_ops", "skb_data",
+	 "TCP header-option callbacks in sock_ops (5.10)", 0},
+	{P_BTF_MEMBER, 0, 0, "sk_psock", "msg_tot_len",
+	 "the psock in BTF (struct sk_psock.msg_tot_len)", 0},
+	{P_BTF_TYPE, 0, 0, "bpf_cgroup_link", NULL, "cgroup BPF links (5.7)",
+	 0},
+	{P_HELPER, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie, NULL,
+	 NULL, "netns cookies in sock_ops (bpf_get_netns_cookie, 5.15)",
+	 SM_FEAT_NETNS_COOKIE},
+	{P_BTF_FUNC, 0, 0, "bpf_cast_to_kern_ctx", NULL,
+	 "the kfunc bpf_cast_to_kern_ctx (6.2)", SM_FEAT_KERN_CTX},
+	{P_BTF_MEMBER, 0, 0, "sock_cgroup_data", "cgroup",
+	 "the socket's cgroup in BTF (struct sock_cgroup_data.cgroup, 5.15)",
+	 SM_FEAT_CG_BTF},
 };
+
+/* Has struct or union @t a member @name, at its top or in an anonymous
+ * member (as __bpf_md_ptr() makes them)? */
+static int btf_member_in(const struct btf *btf, const struct btf_type *t,
+			 const char *name, int depth)
+{
+	const struct btf_member *m = btf_members(t);
+	const struct btf_type *mt;
+
+	for (int i = 0; i < btf_vlen(t); i++) {
+		const char *n = btf__name_by_offset(btf, m[i].name_off);
+
+		if (n && !strcmp(n, name))
+			return 1;
+		if (n && *n)
+			continue;
+		mt = btf__type_by_id(btf, m[i].type);
+		while (mt && (btf_is_mod(mt) || btf_is_typedef(mt)))
+			mt = btf__type_by_id(btf, mt->type);
+		if (mt && btf_is_composite(mt) && depth < 4 &&
+		    btf_member_in(btf, mt, name, depth + 1))
+			return 1;
+	}
+	return 0;
+}
 
 static int btf_has(const struct btf *btf, const char *st, const char *member)
 {
-	const struct btf_type *t;
-	const struct btf_member *m;
 	int id;
 
 	if (!btf)
@@ -54,14 +105,8 @@ static int btf_has(const struct btf *btf, const char *st, const char *member)
 	id = btf__find_by_name_kind(btf, st, BTF_KIND_STRUCT);
 	if (id < 0)
 		return 0;
-	if (!member)
-		return 1;
-	t = btf__type_by_id(btf, id);
-	m = btf_members(t);
-	for (int i = 0; i < btf_vlen(t); i++)
-		if (!strcmp(btf__name_by_offset(btf, m[i].name_off), member))
-			return 1;
-	return 0;
+	return !member ||
+	       btf_member_in(btf, btf__type_by_id(btf, id), member, 0);
 }
 
 #ifndef CAP_PERFMON
@@ -112,12 +157,18 @@ static int caps_check(char *msg, size_t len)
 	return used ? -EPERM : 0;
 }
 
-int sm_probe_kernel(char *missing, size_t len)
+const char *sm_probe_skmsg(__u32 feat)
+{
+	return feat & SM_FEAT_KERN_CTX ? "sm_skmsg" : "sm_skmsg_win";
+}
+
+int sm_probe_kernel(__u32 *feat, char *missing, size_t len)
 {
 	struct btf *btf = btf__load_vmlinux_btf();
 	size_t used = 0;
 	int ok, n_missing = 0;
 
+	*feat = SM_FEAT_ALL;
 	if (len)
 		missing[0] = '\0';
 	if (caps_check(missing, len)) {
@@ -142,6 +193,10 @@ int sm_probe_kernel(char *missing, size_t len)
 		case P_HELPER:
 			ok = libbpf_probe_bpf_helper(f->type, f->helper, NULL);
 			break;
+		case P_BTF_FUNC: /* a kfunc is a function in the kernel's BTF */
+			ok = btf && btf__find_by_name_kind(btf, f->btf_struct,
+							   BTF_KIND_FUNC) > 0;
+			break;
 		default:
 			ok = btf_has(btf, f->btf_struct, f->btf_member);
 		}
@@ -156,6 +211,10 @@ int sm_probe_kernel(char *missing, size_t len)
 		}
 		if (ok == 1)
 			continue;
+		if (f->feat) {
+			*feat &= ~f->feat;
+			continue;
+		}
 		if (used < len)
 			used += snprintf(missing + used, len - used, "%s%s",
 					 n_missing ? ", " : "", f->name);

@@ -57,14 +57,60 @@ static void usage(FILE *out)
 }
 
 /* libbpf's own messages: its warnings always, its debug output on debug. */
-static int libbpf_print(enum libbpf_print_level level, const char *fmt,
-			va_list ap)
+/*
+ * SOCKMESH_DATAPATH_WITHOUT=netns_cookie,kern_ctx,cg_btf: run the variant
+ * of a kernel that lacks those features (sockmeshd(8)), so that every
+ * variant can be tested on one kernel. 0, or -EINVAL on an unknown name.
+ */
+static int feat_without(__u32 *feat, const char *list)
 {
-	if (level == LIBBPF_DEBUG && sm_log_max < SM_LOG_DEBUG)
-		return 0;
-	if (level == LIBBPF_INFO && sm_log_max < SM_LOG_INFO)
-		return 0;
-	return vfprintf(stderr, fmt, ap);
+	static const struct {
+		const char *name;
+		__u32 feat;
+	} names[] = {
+		{"netns_cookie", SM_FEAT_NETNS_COOKIE},
+		{"kern_ctx", SM_FEAT_KERN_CTX},
+		{"cg_btf", SM_FEAT_CG_BTF},
+	};
+	const char *p = list;
+
+	while (p && *p) {
+		size_t n = strcspn(p, ", "), i;
+
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (n == strlen(names[i].name) &&
+			    !strncmp(p, names[i].name, n))
+				break;
+		if (n && i == sizeof(names) / sizeof(names[0]))
+			return -EINVAL;
+		if (n)
+			*feat &= ~names[i].feat;
+		p += n;
+		p += strspn(p, ", ");
+	}
+	return 0;
+}
+
+/*
+ * Say which datapath this kernel gets, and each rule that works otherwise
+ * than on a kernel that has every feature (probe.h, SM_DATAPATH_RULES).
+ */
+static void log_datapath(__u32 feat)
+{
+	int n = 0;
+
+#define SM_RULE_LOG(f, rule, with, without, needs)                          \
+	if (!(feat & (f))) {                                                \
+		pr_warn("this kernel lacks %s: %s is \"%s\" (not \"%s\"), " \
+			"see docs/datapath.md, \"Kernels\"",                \
+			needs, rule, without, with);                        \
+		n++;                                                        \
+	}
+	SM_DATAPATH_RULES(SM_RULE_LOG)
+#undef SM_RULE_LOG
+	pr_info("datapath: %s, %s", sm_probe_skmsg(feat),
+		n ? "with the rules above for this kernel"
+		  : "every rule as on current kernels");
 }
 
 /* --- the event loop ----------------------------------------------------- */
@@ -567,6 +613,7 @@ int main(int argc, char **argv)
 	static struct loop l = {.sfd = -1, .unload_fd = -1};
 	const char *path = NULL;
 	char err[SM_ERR_LEN], reply[PATH_MAX + 64];
+	__u32 feat;
 	int check = 0, opt, ret;
 	sigset_t set;
 
@@ -609,9 +656,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	sm_log_max = cfg.log_level;
-	libbpf_set_print(libbpf_print);
+	libbpf_set_print(sm_libbpf_print);
 	pr_info("sockmeshd %s starting with %s", SM_VERSION, cfg.path);
-	ret = sm_probe_kernel(err, sizeof(err));
+	ret = sm_probe_kernel(&feat, err, sizeof(err));
 	if (ret == -EPERM) {
 		pr_err("%s", err);
 		return SM_EXIT_FAILURE;
@@ -620,6 +667,14 @@ int main(int argc, char **argv)
 		pr_err("this kernel lacks what sockmesh needs: %s", err);
 		return SM_EXIT_FAILURE;
 	}
+	ret = feat_without(&feat, getenv("SOCKMESH_DATAPATH_WITHOUT"));
+	if (ret) {
+		pr_err("SOCKMESH_DATAPATH_WITHOUT: unknown feature '%s' "
+		       "(known: netns_cookie, kern_ctx, cg_btf)",
+		       getenv("SOCKMESH_DATAPATH_WITHOUT"));
+		return SM_EXIT_USAGE;
+	}
+	log_datapath(feat);
 
 	/* signals are read from a signalfd by the loop */
 	sigemptyset(&set);
@@ -645,6 +700,7 @@ int main(int argc, char **argv)
 
 	/* apply */
 	daemon_init(&d);
+	d.feat = feat;
 	l.d = &d;
 	ret = daemon_start(&d, &cfg);
 	if (ret)

@@ -8,6 +8,7 @@
 #include "cgroup.h"
 #include "common.h"
 #include "json.h"
+#include "probe.h"
 #include "status.h"
 
 static const char *const cg_names[SM_CG_NR] = {
@@ -34,6 +35,8 @@ int sm_status_read(const struct sm_core *core, const char *run_dir,
 		ret = sm_core_count_sockets(core, &st->sockets);
 	if (!ret)
 		ret = sm_core_max_sockets(core, &st->max_sockets);
+	if (!ret && !sm_core_feat(core, &st->feat) && !(st->feat & SM_FEAT_SET))
+		st->feat = 0;
 	if (!ret) {
 		st->n_short = sm_core_short_ports(core, st->short_ports,
 						  st->short_skipping,
@@ -80,6 +83,33 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 	sm_json_end_array(&j);
 	sm_json_ku64(&j, "sockets", st->sockets);
 	sm_json_ku64(&j, "max_sockets", st->max_sockets);
+	if (st->feat) {
+		/* the kernel's variant: its SK_MSG program, each rule's way */
+		sm_json_key(&j, "datapath");
+		sm_json_begin_object(&j);
+		sm_json_kstring(&j, "program", sm_probe_skmsg(st->feat));
+		sm_json_key(&j, "rules");
+		sm_json_begin_object(&j);
+#define SM_RULE_JSON(f, rule, with, without, needs) \
+	sm_json_kstring(&j, rule, st->feat &(f) ? with : without);
+		SM_DATAPATH_RULES(SM_RULE_JSON)
+#undef SM_RULE_JSON
+		sm_json_end_object(&j);
+		sm_json_key(&j, "kernel_lacks");
+		sm_json_begin_array(&j);
+		{
+			__u32 named = 0;
+#define SM_RULE_LACKS(f, rule, with, without, needs) \
+	if (!(st->feat & (f)) && !(named & (f))) {   \
+		sm_json_string(&j, needs);           \
+		named |= (f);                        \
+	}
+			SM_DATAPATH_RULES(SM_RULE_LACKS)
+#undef SM_RULE_LACKS
+		}
+		sm_json_end_array(&j);
+		sm_json_end_object(&j);
+	}
 	sm_json_key(&j, "counters");
 	sm_json_begin_object(&j);
 #define SM_JSON_COUNTER(name) sm_json_ku64(&j, #name, st->c.name);
@@ -132,6 +162,19 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 		fprintf(out, "  %-30s cgroup id %" PRIu64 "\n", st->cg[i].path,
 			(uint64_t)st->cg[i].id);
 	fprintf(out, "sockets:  %u of %u\n", st->sockets, st->max_sockets);
+	if (st->feat) {
+		int n = 0;
+
+		fprintf(out, "datapath: %s", sm_probe_skmsg(st->feat));
+#define SM_RULE_HUMAN(f, rule, with, without, needs)            \
+	if (!(st->feat & (f)))                                  \
+		fprintf(out, "%s %s: %s (the kernel lacks %s)", \
+			n++ ? "," : ";", rule, without, needs);
+		SM_DATAPATH_RULES(SM_RULE_HUMAN)
+#undef SM_RULE_HUMAN
+		fprintf(out, "%s\n",
+			n ? "" : ", every rule as on current kernels");
+	}
 	fprintf(out, "counters:\n");
 #define SM_HUMAN(name) \
 	fprintf(out, "  %-20s %llu\n", #name, (unsigned long long)st->c.name);
@@ -217,6 +260,8 @@ static const struct {
 	{"bulk_fallbacks", "directions switched to the stack: small writes"},
 	{"rcvbuf_fallbacks",
 	 "directions switched to the stack: receiver behind"},
+	{"slot_fallbacks",
+	 "directions switched to the stack: no flow slot to bound the receiver (kernels before 6.2)"},
 	{"sockets_left", "sockets that left the map: plain TCP again"},
 	{"msgs_drained", "sendmsg() calls passed because unload drained"},
 	{"redirect_errors", "sockets in the map whose state was lost"},
@@ -279,4 +324,17 @@ void sm_status_prometheus(const struct sm_status *st,
 		"sockmesh_short_ports %d\n",
 		st->sockets, st->max_sockets, st->n, SM_VERSION,
 		d ? d->reloads : 0, d ? d->reload_failures : 0, st->n_short);
+	if (!st->feat)
+		return;
+	fprintf(out,
+		"# HELP sockmesh_datapath_info the kernel's datapath variant: "
+		"its SK_MSG program and how each kernel-dependent rule works\n"
+		"# TYPE sockmesh_datapath_info gauge\n"
+		"sockmesh_datapath_info{program=\"%s\"",
+		sm_probe_skmsg(st->feat));
+#define SM_RULE_PROM(f, rule, with, without, needs) \
+	fprintf(out, ",%s=\"%s\"", rule, st->feat &(f) ? with : without);
+	SM_DATAPATH_RULES(SM_RULE_PROM)
+#undef SM_RULE_PROM
+	fprintf(out, "} 1\n");
 }

@@ -30,6 +30,7 @@ struct sm_status {
 	struct sm_status_cg cg[SM_LINKS_MAX];
 	__u32 sockets, max_sockets;
 	struct sm_counters c;
+	__u32 feat;  /* SM_FEAT_* the datapath was loaded with; 0: unknown */
 	int n_short; /* short-connection ports; the first SM_STATUS_SHORT: */
 	struct sm_portstat short_ports[SM_STATUS_SHORT];
 	int short_skipping[SM_STATUS_SHORT]; /* new connections skipped now */

@@ -88,6 +88,15 @@ SM_MAP struct {
 	__type(value, struct sm_flow);
 } sm_flows SEC(".maps");
 
+/* SM_FEAT_* of the kernel, set by sockmeshd (defined in sockops.bpf.c) */
+#ifdef SM_MAPS_DEFINE
+const volatile __u32 sm_feat = 0;
+#else
+extern const volatile __u32 sm_feat;
+#endif
+
+#define SOCK_RCVBUF_LOCK 2 /* sk_userlocks: SO_RCVBUF was set */
+
 /* sk_user_data of a socket in a sockmap is its psock, with flag bits. */
 #define SM_SK_USER_DATA_PTRMASK (~7UL)
 
@@ -170,7 +179,9 @@ static __always_inline __u16 sm_cg_slot(struct bpf_sock *sk)
 	__u16 *slot;
 	__u64 id;
 
-	if (!tp)
+	/* before 5.15 the socket's cgroup is not a pointer in BTF: none */
+	if (!tp || !(sm_feat & SM_FEAT_CG_BTF) ||
+	    !bpf_core_field_exists(struct sock_cgroup_data, cgroup))
 		return 0;
 	cg = tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup;
 	for (int i = 0; i < SM_CG_DEPTH && cg; i++) {

@@ -14,7 +14,7 @@
 #endif
 
 /* Layout version of everything under pin_dir; bump on any change below. */
-#define SM_PIN_LAYOUT "v3" /* bpffs names may not contain dots */
+#define SM_PIN_LAYOUT "v4" /* bpffs names may not contain dots */
 
 /*
  * Every pinned map and program, once: X(IDX, name). The names are the pin
@@ -126,6 +126,15 @@ struct sm_flow {
 	__u32 dst_ip[4]; /* what the active end connected to (before NAT) */
 	__u32 dst_port;	 /* ... and its port */
 	__u32 msgs;	 /* sendmsg()s of both ends, up to SM_SHORT_MSGS_MAX */
+	/*
+	 * The window variant of the receiver-behind bound (before 6.2, see
+	 * sm_win_report() in skmsg.bpf.c), per direction, wrapping: bytes
+	 * redirected, of those what the receiver had read at its last
+	 * report, and its SO_RCVBUF if the application set one (0: not).
+	 */
+	__u32 win_sent[2];
+	__u32 win_read[2];
+	__u32 win_limit[2];
 };
 
 /*
@@ -197,7 +206,7 @@ struct sm_ctl {
 	__u32 flags;	  /* SM_CTL_* */
 	__u32 policy_gen; /* 0 or 1: which policy maps sock_ops reads */
 	__u32 short_msgs; /* short_conn_msgs of the config; 0: rule off */
-	__u32 pad;
+	__u32 feat;	  /* SM_FEAT_* | SM_FEAT_SET it was loaded with */
 };
 
 /*
@@ -267,6 +276,18 @@ static inline void sm_portstat_short_closed(struct sm_portstat *ps, __u64 now)
 }
 
 /*
+ * Kernel features the datapath can do without (cgroupd/probe.c probes them;
+ * SM_DATAPATH_RULES in probe.h says what each rule does without them). Set
+ * in sockops.bpf.c's sm_feat before load, so the verifier drops the path a
+ * kernel cannot run; bpf_cast_to_kern_ctx chooses the SK_MSG program.
+ */
+#define SM_FEAT_NETNS_COOKIE (1U << 0) /* bpf_get_netns_cookie in sock_ops */
+#define SM_FEAT_KERN_CTX     (1U << 1) /* bpf_cast_to_kern_ctx: sm_skmsg */
+#define SM_FEAT_CG_BTF	     (1U << 2) /* sock_cgroup_data.cgroup in BTF */
+#define SM_FEAT_ALL	     (SM_FEAT_NETNS_COOKIE | SM_FEAT_KERN_CTX | SM_FEAT_CG_BTF)
+#define SM_FEAT_SET	     (1U << 31) /* in sm_ctl.feat: written at load */
+
+/*
  * SM_CTL_DRAIN: redirect nothing more; set by unload. Every direction then
  * moves to the stack for good; an unloaded datapath has no sock_ops
  * callbacks left, so its sockets stay in the orphaned map until they close,
@@ -304,6 +325,7 @@ struct sm_lpm_key {
 	X(peer_misses) /* directions switched to the stack: peer absent */           \
 	X(bulk_fallbacks) /* directions switched to the stack: small-write stream */ \
 	X(rcvbuf_fallbacks) /* directions switched to the stack: receiver behind */  \
+	X(slot_fallbacks) /* ... no flow slot to bound the receiver (before 6.2) */  \
 	X(sockets_left)	   /* sockets that left the map: plain TCP again */          \
 	X(short_skipped)   /* connections not accelerated: short port */             \
 	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \

@@ -12,9 +12,20 @@
 
 #include "sm_maps.bpf.h"
 
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+/*
+ * 6.2 and later. Weak: on older kernels libbpf leaves it unresolved, and
+ * sockmeshd loads sm_skmsg_win instead of sm_skmsg (the verifiers before
+ * 6.3 refuse even a dead call to a missing kfunc, so one program cannot
+ * carry both paths).
+ */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
 
-#define SOCK_RCVBUF_LOCK 2 /* sk_userlocks: SO_RCVBUF was set */
+
+/* sk_userlocks, a bitfield before 6.2 and a byte since: read either way */
+static __always_inline __u32 sm_userlocks(const struct sock *sk)
+{
+	return BPF_CORE_READ_BITFIELD(sk, sk_userlocks);
+}
 
 /*
  * Is @peer, which we just redirected to, behind by more than it may be?
@@ -33,9 +44,17 @@ static __always_inline int sm_peer_behind(struct sock *peer)
 
 	if (queued <= limit)
 		return 0;
-	if (peer->sk_userlocks & SOCK_RCVBUF_LOCK)
+	if (sm_userlocks(peer) & SOCK_RCVBUF_LOCK)
 		return 1;
 	return queued > SM_RCVBUF_FLOOR;
+}
+
+/* The psock of the socket this program runs for (its own, never the peer). */
+static __always_inline struct sk_psock *sm_own_psock(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
+
+	return tp ? sm_psock_of(&tp->inet_conn.icsk_inet.sk) : NULL;
 }
 
 /*
@@ -46,27 +65,74 @@ static __always_inline int sm_peer_behind(struct sock *peer)
  */
 static __always_inline void sm_mark_stack(struct sm_flow *flow,
 					  const struct sm_sock_state *st,
-					  struct sk_msg *kmsg)
+					  struct bpf_sock *sk)
 {
 	struct sk_psock *psock;
 
 	if (!flow || flow->done[st->dir & 1])
 		return;
 	flow->stack[st->dir & 1] = 1;
-	psock = kmsg->sk ? sm_psock_of(kmsg->sk) : NULL;
+	psock = sm_own_psock(sk);
 	if (psock && BPF_CORE_READ(psock, refcnt.refs.counter) <= 2)
 		flow->done[st->dir & 1] = 1;
 }
 
-SEC("sk_msg")
-int sm_skmsg(struct sk_msg_md *msg)
+/*
+ * The window variant (kernels without bpf_cast_to_kern_ctx, before 6.2):
+ * the program cannot see the socket it redirects to, only its own. So each
+ * end reports, at each of its own messages, what it has not read yet of
+ * what was redirected to it (its psock's msg_tot_len), and its SO_RCVBUF if
+ * the application set one; the sender bounds what it redirected past the
+ * last report (sm_win_behind). A receiver that never sends (a one-way
+ * stream) never reports: its sender redirects SM_RCVBUF_FLOOR bytes, then
+ * takes the stack, as a receiver that does not read would make it.
+ */
+static __always_inline void sm_win_report(struct sm_flow *flow,
+					  const struct sm_sock_state *st,
+					  struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	__u32 in = !st->dir, unread = 0, locked;
+	struct sk_psock *psock;
+
+	if (!tp)
+		return;
+	psock = sm_psock_of(&tp->inet_conn.icsk_inet.sk);
+	if (psock)
+		unread = BPF_CORE_READ(psock, msg_tot_len);
+	locked = sm_userlocks(&tp->inet_conn.icsk_inet.sk) & SOCK_RCVBUF_LOCK;
+	/* sent first: a redirect between the two reads only adds to unread,
+	 * so the figure errs towards "behind" */
+	flow->win_read[in] = flow->win_sent[in] - unread;
+	flow->win_limit[in] =
+		locked ? (__u32)tp->inet_conn.icsk_inet.sk.sk_rcvbuf : 0;
+}
+
+/* Window variant: @size more bytes went to the peer; is it behind now? */
+static __always_inline int sm_win_behind(struct sm_flow *flow, __u32 dir,
+					 __u64 size)
+{
+	__u32 queued, limit;
+
+	flow->win_sent[dir] += size;
+	queued = flow->win_sent[dir] - flow->win_read[dir];
+	limit = flow->win_limit[dir];
+	return queued > (limit ? limit : SM_RCVBUF_FLOOR);
+}
+
+/*
+ * The program, in two variants: @kctx, the receiver's own queue read
+ * through the kernel's context (6.2 and later), or its reported window.
+ * @kctx is a constant in each: the other path is compiled out.
+ */
+static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 {
 	struct sm_counters *c = sm_counters_get();
 	struct sm_sock_state *st = NULL;
 	struct sm_key self;
 	struct sm_flow *flow;
 	struct sm_ctl *ctl;
-	struct sk_msg *kmsg;
+	struct sk_msg *kmsg = NULL;
 	__u32 zero = 0;
 	struct bpf_sock *sk = msg->sk;
 	__u64 size = msg->size;
@@ -89,6 +155,8 @@ int sm_skmsg(struct sk_msg_md *msg)
 	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
 	if (flow && flow->conn != st->conn)
 		flow = NULL; /* the slot is another connection's */
+	if (!kctx && flow && !flow->stack[!st->dir])
+		sm_win_report(flow, st, sk);
 	/* the connection's length, for the short-connection rule */
 	if (flow && flow->msgs < SM_SHORT_MSGS_MAX)
 		flow->msgs++;
@@ -126,23 +194,28 @@ int sm_skmsg(struct sk_msg_md *msg)
 		c->peer_misses++;
 		goto stack;
 	}
-	kmsg = bpf_cast_to_kern_ctx(msg);
-	if (kmsg->sk_redir && (st->flags & SM_SF_BULK) &&
-	    !kmsg->sk_redir->sk_backlog.rmem_alloc.counter) {
-		/*
-		 * A small-write stream whose receiver has read everything
-		 * redirected: switch now, so that no stack byte ever waits
-		 * behind a redirected one (the receiver then leaves the map
-		 * at once, and FIONREAD never misses a byte). This message
-		 * goes out of our own socket: redirected to its egress, that
-		 * is through the stack, as a pass would.
-		 */
+	if (kctx)
+		kmsg = bpf_cast_to_kern_ctx(msg);
+	/*
+	 * A small-write stream switches once its receiver has read everything
+	 * redirected, so that no stack byte ever waits behind a redirected one
+	 * (the receiver then leaves the map at once, and FIONREAD never misses
+	 * a byte). The window variant cannot see that moment and switches at
+	 * once: order holds all the same (the receiver reads what was
+	 * redirected first), the receiver leaves the map once it has read it.
+	 * This message goes out of our own socket: redirected to its egress,
+	 * that is through the stack, as a pass would.
+	 */
+	if ((st->flags & SM_SF_BULK) &&
+	    (kctx ? kmsg->sk_redir &&
+			    !kmsg->sk_redir->sk_backlog.rmem_alloc.counter
+		  : 1)) {
 		sm_key_peer(&self, &st->peer);
 		if (bpf_msg_redirect_hash(msg, &sm_sockhash, &self, 0) ==
 		    SK_PASS) {
 			st->flags |= SM_SF_STACK;
 			c->bulk_fallbacks++;
-			sm_mark_stack(flow, st, kmsg);
+			sm_mark_stack(flow, st, sk);
 			goto pass;
 		}
 		/* not found (cannot be: this program runs for sockets in the
@@ -158,20 +231,40 @@ int sm_skmsg(struct sk_msg_md *msg)
 	 * This message goes to the peer (the verdict is taken), the next
 	 * ones through the stack if the peer has fallen behind: the bound on
 	 * what a receiver that does not read holds is its limit plus one
-	 * message (at most 17 x 32 KiB per verdict).
+	 * message (at most 17 x 32 KiB per verdict). Without a flow slot
+	 * (another connection took it) the window variant has no figure: it
+	 * takes the stack, which bounds the receiver as TCP does.
 	 */
-	if (kmsg->sk_redir && sm_peer_behind(kmsg->sk_redir)) {
+	if (kctx ? kmsg->sk_redir && sm_peer_behind(kmsg->sk_redir)
+		 : flow && sm_win_behind(flow, st->dir & 1, size)) {
 		st->flags |= SM_SF_STACK;
 		c->rcvbuf_fallbacks++;
+	} else if (!kctx && !flow) {
+		st->flags |= SM_SF_STACK;
+		c->slot_fallbacks++;
 	}
 	return SK_PASS;
 stack:
-	sm_mark_stack(flow, st, bpf_cast_to_kern_ctx(msg));
+	sm_mark_stack(flow, st, sk);
 pass:
 	c->msgs_passed++;
 	c->bytes_passed += size;
 	sm_cg_count_msg(st, SM_CG_msgs_passed, SM_CG_bytes_passed, size);
 	return SK_PASS;
+}
+
+/* 6.2 and later (bpf_cast_to_kern_ctx): what is measured in datapath.md */
+SEC("sk_msg")
+int sm_skmsg(struct sk_msg_md *msg)
+{
+	return sm_msg_run(msg, 1);
+}
+
+/* Before 6.2: the receiver-behind bound by reported window */
+SEC("sk_msg")
+int sm_skmsg_win(struct sk_msg_md *msg)
+{
+	return sm_msg_run(msg, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

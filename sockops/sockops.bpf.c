@@ -38,6 +38,28 @@
  */
 #define SM_CB_FLAGS_ACTIVE (SM_CB_FLAGS | BPF_SOCK_OPS_STATE_CB_FLAG)
 
+/*
+ * The network namespace of the socket, as the key's scope: its netns cookie
+ * (bpf_get_netns_cookie in sock_ops, 5.15), or before that the namespace's
+ * inode number read through BTF (unique among live namespaces, like the
+ * cookie; never 0, which means node-unique).
+ */
+static __always_inline __u64 sm_netns(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk;
+	struct tcp_sock *tp;
+
+	if (sm_feat & SM_FEAT_NETNS_COOKIE)
+		return bpf_get_netns_cookie(skops);
+	sk = skops->sk;
+	/* one load: each load of skops->sk is a new "maybe NULL" */
+	asm volatile("" : "+r"(sk));
+	tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
+	if (!tp)
+		return 0;
+	return tp->inet_conn.icsk_inet.sk.__sk_common.skc_net.net->ns.inum;
+}
+
 static __always_inline __u32 sm_short_msgs(void)
 {
 	__u32 zero = 0;
@@ -54,7 +76,7 @@ static __always_inline __u32 sm_short_msgs(void)
 static __always_inline __u32 sm_portstat_slot(struct bpf_sock_ops *skops,
 					      __u32 port)
 {
-	__u64 ns = bpf_get_netns_cookie(skops) * 0x9e3779b97f4a7c15ULL;
+	__u64 ns = sm_netns(skops) * 0x9e3779b97f4a7c15ULL;
 
 	return (port + (__u32)(ns >> 48)) & (SM_PORTS_MAX - 1);
 }
@@ -194,7 +216,7 @@ static __always_inline int sm_sk_unsuitable(struct bpf_sock *sk)
 
 	return !tp || tp->inet_conn.icsk_ulp_ops ||
 	       (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags &
-		(1UL << SOCK_ZEROCOPY));
+		(1UL << bpf_core_enum_value(enum sock_flags, SOCK_ZEROCOPY)));
 }
 
 /* Bytes redirected to this socket that its reader has not taken yet. */
@@ -333,6 +355,26 @@ static __always_inline int sm_flow_join(struct sm_flow *flow, __u64 conn,
 	return 1;
 }
 
+/*
+ * This end's SO_RCVBUF, if the application set one (before connect() or on
+ * the listener, as it must to shape the window): the window variant's
+ * bound on what may be redirected to it before it reports (skmsg.bpf.c).
+ */
+static __always_inline void sm_rcvbuf_report(struct sm_flow *flow,
+					     struct bpf_sock *sk, __u32 dir)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct sock *s;
+
+	if (!tp)
+		return;
+	s = &tp->inet_conn.icsk_inet.sk;
+	flow->win_limit[!dir] = (BPF_CORE_READ_BITFIELD(s, sk_userlocks) &
+				 SOCK_RCVBUF_LOCK)
+					? (__u32)s->sk_rcvbuf
+					: 0;
+}
+
 SEC("sockops")
 int sm_sockops(struct bpf_sock_ops *skops)
 {
@@ -391,7 +433,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		    sm_addr_in(&sm_unique, v.passive ? v.remote_ip : v.local_ip,
 			       gen)
 			    ? 0
-			    : bpf_get_netns_cookie(skops));
+			    : sm_netns(skops));
 
 	conn = sm_conn_id(&key);
 	slot = (__u32)conn & (SM_FLOWS - 1);
@@ -403,6 +445,8 @@ int sm_sockops(struct bpf_sock_ops *skops)
 						      short_msgs),
 			  c))
 		return SM_SOCKOPS_DONE;
+
+	sm_rcvbuf_report(flow, sk, v.passive);
 
 	/* state first: a socket in the map always has its peer key */
 	st = bpf_sk_storage_get(&sm_state, sk, NULL,

@@ -78,6 +78,15 @@ void env_skip(struct env *e, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+bool env_has_cg_counters(struct env *e)
+{
+	if (env_feat(e) & SM_FEAT_CG_BTF)
+		return true;
+	env_skip(e, "per-cgroup counters are off: the kernel lacks the "
+		    "socket's cgroup in BTF (sock_cgroup_data.cgroup, 5.15)");
+	return false;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -258,6 +267,23 @@ int env_counters_fd(struct env *e)
 	return bpf_obj_get(path);
 }
 
+__u32 env_feat(struct env *e)
+{
+	char path[PATH_MAX + 32];
+	struct sm_ctl ctl = {};
+	__u32 zero = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/sm_ctl", e->pin_dir, SM_PIN_LAYOUT);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (bpf_map_lookup_elem(fd, &zero, &ctl))
+		ctl.feat = 0;
+	close(fd);
+	return ctl.feat;
+}
+
 int env_read_counters_fd(int fd, struct sm_counters *c)
 {
 	return sm_counters_read(fd, c) ? -1 : 0;
@@ -399,6 +425,7 @@ struct pump {
 	long eagain; /* blocking recv() that returned EAGAIN (kernel gap) */
 	/* sender: the receiving pump, to stay within PUMP_WINDOW of it */
 	const struct pump *reader;
+	int window; /* receiver: send a window update every PUMP_WINDOW / 4 */
 };
 
 /*
@@ -412,10 +439,16 @@ struct pump {
 
 static void pump_wait_window(const struct pump *p)
 {
+	char upd[64];
+
 	while (p->reader && p->ok &&
 	       p->done - __atomic_load_n(&p->reader->done, __ATOMIC_ACQUIRE) >
 		       PUMP_WINDOW)
 		usleep(50);
+	/* the window updates, read as they come (never blocking) */
+	while (p->reader && p->reader->window &&
+	       recv(p->fd, upd, sizeof(upd), MSG_DONTWAIT) > 0)
+		;
 }
 
 static void *send_thread(void *arg)
@@ -468,10 +501,22 @@ static void *recv_thread(void *arg)
 	struct pump *p = arg;
 	unsigned char buf[65536];
 	uint64_t k = 0;
+	size_t updated = 0;
 
 	p->ok = 1;
 	for (;;) {
 		size_t want = 1 + (k++ * 104729) % sizeof(buf);
+
+		/*
+		 * A window update on the wire, as HTTP/2 and gRPC receivers
+		 * send them: without one, a kernel without
+		 * bpf_cast_to_kern_ctx cannot tell a reader that keeps up
+		 * from one that does not read (docs/datapath.md, "Kernels").
+		 */
+		if (p->window && p->done - updated >= PUMP_WINDOW / 4) {
+			send(p->fd, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+			updated = p->done;
+		}
 		ssize_t n = recv(p->fd, buf, want, 0);
 
 		if (n < 0 && errno == EINTR)
@@ -654,7 +699,8 @@ int stream_child(void *arg)
 			  .size = SIZE_MAX,
 			  .seed = st->seed,
 			  .stop_fd = st->stop_fd};
-	r = (struct pump){.fd = afd, .size = SIZE_MAX, .seed = st->seed};
+	r = (struct pump){
+		.fd = afd, .size = SIZE_MAX, .seed = st->seed, .window = 1};
 	s.reader = &r;
 	pthread_create(&ts, NULL, send_thread, &s);
 	pthread_create(&tr, NULL, recv_thread, &r);

@@ -68,6 +68,13 @@ void env_skip(struct env *e, const char *fmt, ...)
 		      "%s: %s = %lld, expected >= %s = %lld", what, #a, _a, \
 		      #b, _b);                                              \
 	})
+#define ASSERT_LT(a, b, what)                                                  \
+	({                                                                     \
+		long long _a = (long long)(a), _b = (long long)(b);            \
+		check(e, _a < _b, __FILE__, __LINE__,                          \
+		      "%s: %s = %lld, expected < %s = %lld", what, #a, _a, #b, \
+		      _b);                                                     \
+	})
 #define ASSERT_GT(a, b, what)                                                  \
 	({                                                                     \
 		long long _a = (long long)(a), _b = (long long)(b);            \
@@ -151,6 +158,12 @@ int stream_child(void *arg);
 
 /* fd of the pinned counters map (kept open, it outlives an unload). */
 int env_counters_fd(struct env *e);
+/* SM_FEAT_* the running datapath was loaded with (| SM_FEAT_SET), 0 if
+ * none is loaded: the kernel's variant (cgroupd/probe.h) */
+__u32 env_feat(struct env *e);
+/* Does the datapath keep per-cgroup counters? If not (a kernel before
+ * 5.15), the test is marked skipped with the missing feature named. */
+bool env_has_cg_counters(struct env *e);
 int env_read_counters_fd(int fd, struct sm_counters *c);
 /* Programs attached to the test's cgroup at the sock_ops hook. */
 int env_sockops_attached(struct env *e);

@@ -389,12 +389,16 @@ TEST(reload_adds_and_removes_cgroups_under_traffic)
 	ASSERT_EQ(env_counters(e, &c1, NULL), 0, "counters");
 	ASSERT_EQ(status_json(e, out, sizeof(out)), 0, "status");
 	a1 = cg_num(out, cga, "msgs_redirected");
-	ASSERT_GT(a1, a0, "the stream in a is still redirected");
-	ASSERT_EQ(cg_num(out, cgc, "sockets_added"), 2,
+	ASSERT_EQ(c1.sockets_added - c0.sockets_added, 2,
 		  "a connection in the new cgroup c is accelerated");
-	ASSERT_EQ(cg_num(out, cgc, "bytes_redirected") +
-			  cg_num(out, cgc, "bytes_passed"),
-		  200000, "c's bytes counted in c");
+	if (env_has_cg_counters(e)) {
+		ASSERT_GT(a1, a0, "the stream in a is still redirected");
+		ASSERT_EQ(cg_num(out, cgc, "sockets_added"), 2,
+			  "... and counted in c");
+		ASSERT_EQ(cg_num(out, cgc, "bytes_redirected") +
+				  cg_num(out, cgc, "bytes_passed"),
+			  200000, "c's bytes counted in c");
+	}
 	ASSERT_EQ(c1.peer_misses + c1.redirect_errors, 0,
 		  "nothing fell back or lost its state");
 	ASSERT_EQ(live_stop(&s), 0, "every byte of the stream arrived exact");
@@ -516,6 +520,8 @@ TEST(per_cgroup_counters_follow_the_socket)
 		  "client in a, server in b: bytes exact");
 	ASSERT_EQ(status_json(e, out, sizeof(out)), 0, "status");
 	ASSERT_EQ(env_counters(e, &c, NULL), 0, "counters");
+	if (!env_has_cg_counters(e))
+		return;
 	ASSERT_EQ(cg_num(out, cga, "sockets_added"), 1, "client end in a");
 	ASSERT_EQ(cg_num(out, cgb, "sockets_added"), 1,
 		  "server end in b (its callback ran in a's context)");
@@ -831,8 +837,11 @@ TEST(top_once)
 	ASSERT_TRUE(strstr(out, "\033[") == NULL,
 		    "no terminal control when not a terminal");
 	line = strstr(out, cg);
-	if (ASSERT_TRUE(line != NULL, "a line for the cgroup"))
+	if (ASSERT_TRUE(line != NULL, "a line for the cgroup") &&
+	    env_has_cg_counters(e))
 		sscanf(line + strlen(cg), " %*f %lf", &redirected);
+	else if ((line = strstr(out, "\n(node) ")))
+		sscanf(line + strlen("\n(node) "), " %*f %lf", &redirected);
 	ASSERT_GT(redirected, 0, "the stream's msgs_redirected/s");
 	ASSERT_EQ(env_cli(e, out, sizeof(out), "top", "-n", "x", (char *)NULL),
 		  2, "bad -n refused");

@@ -20,7 +20,7 @@
 #include "probe.h"
 
 static int missing_map = -1, missing_prog = -1, missing_helper = -1;
-static int no_btf, btf_without_link, prog_errno;
+static int no_btf, btf_without_link, btf_old_kernel, prog_errno;
 
 int libbpf_probe_bpf_map_type(enum bpf_map_type type, const void *opts)
 {
@@ -44,50 +44,79 @@ int libbpf_probe_bpf_helper(enum bpf_prog_type type, enum bpf_func_id id,
 	return (int)id == missing_helper ? 0 : 1;
 }
 
-/* A BTF with struct sock { sk_cgrp_data } and, unless told, bpf_cgroup_link. */
-struct btf *btf__load_vmlinux_btf(void)
+/*
+ * A BTF with what the datapath reads through BTF: sk_msg_md.sk and
+ * bpf_sock_ops.skb_data inside anonymous unions (as __bpf_md_ptr() makes
+ * them), sk_psock.msg_tot_len, bpf_cgroup_link unless told, and the
+ * optional sock_cgroup_data.cgroup and kfunc bpf_cast_to_kern_ctx unless
+ * told.
+ */
+static struct btf *fake_btf(void)
 {
-	struct btf *btf;
-	int int_id, sock;
+	struct btf *btf = btf__new_empty();
+	int int_id = btf__add_int(btf, "int", 4, BTF_INT_SIGNED), u;
 
-	if (no_btf) {
-		errno = ENOENT;
-		return NULL;
-	}
-	btf = btf__new_empty();
-	int_id = btf__add_int(btf, "int", 4, BTF_INT_SIGNED);
-	sock = btf__add_struct(btf, "sock", 4);
-	btf__add_field(btf, "sk_cgrp_data", int_id, 0, 0);
+	u = btf__add_union(btf, NULL, 8);
+	btf__add_field(btf, "sk", int_id, 0, 0);
+	btf__add_struct(btf, "sk_msg_md", 8);
+	btf__add_field(btf, "size", int_id, 0, 0);
+	btf__add_field(btf, NULL, u, 64, 0);
+	u = btf__add_union(btf, NULL, 8);
+	btf__add_field(btf, "skb_data", int_id, 0, 0);
+	btf__add_struct(btf, "bpf_sock_ops", 8);
+	btf__add_field(btf, NULL, u, 0, 0);
+	btf__add_struct(btf, "sk_psock", 4);
+	btf__add_field(btf, "msg_tot_len", int_id, 0, 0);
 	if (!btf_without_link) {
 		btf__add_struct(btf, "bpf_cgroup_link", 4);
 		btf__add_field(btf, "x", int_id, 0, 0);
 	}
-	(void)sock;
+	btf__add_struct(btf, "sock_cgroup_data", 8);
+	if (btf_old_kernel) {
+		btf__add_field(btf, "val", int_id, 0, 0); /* 5.10 */
+	} else {
+		btf__add_field(btf, "cgroup", int_id, 0, 0);
+		btf__add_func(btf, "bpf_cast_to_kern_ctx", BTF_FUNC_GLOBAL,
+			      btf__add_func_proto(btf, int_id));
+	}
 	return btf;
+}
+
+struct btf *btf__load_vmlinux_btf(void)
+{
+	if (no_btf) {
+		errno = ENOENT;
+		return NULL;
+	}
+	return fake_btf();
 }
 
 static int reset(void **state)
 {
 	(void)state;
 	missing_map = missing_prog = missing_helper = -1;
-	no_btf = btf_without_link = prog_errno = 0;
+	no_btf = btf_without_link = btf_old_kernel = prog_errno = 0;
 	return 0;
 }
 
 static void test_all_present(void **state)
 {
 	char msg[512];
+	__u32 feat;
 
 	(void)state;
-	assert_int_equal(sm_probe_kernel(msg, sizeof(msg)), 0);
+	assert_int_equal(sm_probe_kernel(&feat, msg, sizeof(msg)), 0);
 	assert_string_equal(msg, "");
+	assert_int_equal(feat, SM_FEAT_ALL);
+	assert_string_equal(sm_probe_skmsg(feat), "sm_skmsg");
 }
 
 static void expect_missing(const char *what)
 {
 	char msg[512];
+	__u32 feat;
 
-	assert_int_equal(sm_probe_kernel(msg, sizeof(msg)), -EOPNOTSUPP);
+	assert_int_equal(sm_probe_kernel(&feat, msg, sizeof(msg)), -EOPNOTSUPP);
 	if (!strstr(msg, what))
 		fail_msg("'%s' not named in: %s", what, msg);
 }
@@ -113,11 +142,37 @@ static void test_no_sock_ops(void **state)
 	expect_missing("sock_ops programs");
 }
 
-static void test_no_netns_cookie(void **state)
+/* 5.10-5.14: no netns cookie in sock_ops; the variant reads the inode */
+static void test_no_netns_cookie_is_a_variant(void **state)
 {
+	char msg[512];
+	__u32 feat;
+
 	(void)state;
 	missing_helper = BPF_FUNC_get_netns_cookie;
-	expect_missing("netns cookies");
+	assert_int_equal(sm_probe_kernel(&feat, msg, sizeof(msg)), 0);
+	assert_int_equal(feat, SM_FEAT_ALL & ~SM_FEAT_NETNS_COOKIE);
+}
+
+/* before 6.2 / 5.15: no kfunc, no cgroup pointer; the window variant */
+static void test_old_kernel_gets_the_window_variant(void **state)
+{
+	char msg[512];
+	__u32 feat;
+
+	(void)state;
+	btf_old_kernel = 1;
+	assert_int_equal(sm_probe_kernel(&feat, msg, sizeof(msg)), 0);
+	assert_int_equal(feat, SM_FEAT_NETNS_COOKIE);
+	assert_string_equal(sm_probe_skmsg(feat), "sm_skmsg_win");
+}
+
+static void test_no_storage_in_sk_msg(void **state)
+{
+	(void)state;
+	missing_helper = BPF_FUNC_sk_storage_get;
+	expect_missing("socket storage in sk_msg");
+	expect_missing("socket storage in sock_ops");
 }
 
 static void test_no_btf_pointer_access(void **state)
@@ -150,7 +205,9 @@ static void test_no_permission_is_not_a_missing_feature(void **state)
 
 	(void)state;
 	prog_errno = EPERM;
-	assert_int_equal(sm_probe_kernel(msg, sizeof(msg)), -EPERM);
+	__u32 feat;
+
+	assert_int_equal(sm_probe_kernel(&feat, msg, sizeof(msg)), -EPERM);
 	if (!strstr(msg, "Operation not permitted") || !strstr(msg, "CAP_BPF"))
 		fail_msg("the permission is not named in: %s", msg);
 }
@@ -162,7 +219,11 @@ int main(void)
 		cmocka_unit_test_setup(test_no_sockhash, reset),
 		cmocka_unit_test_setup(test_no_sk_msg, reset),
 		cmocka_unit_test_setup(test_no_sock_ops, reset),
-		cmocka_unit_test_setup(test_no_netns_cookie, reset),
+		cmocka_unit_test_setup(test_no_netns_cookie_is_a_variant,
+				       reset),
+		cmocka_unit_test_setup(test_old_kernel_gets_the_window_variant,
+				       reset),
+		cmocka_unit_test_setup(test_no_storage_in_sk_msg, reset),
 		cmocka_unit_test_setup(test_no_btf_pointer_access, reset),
 		cmocka_unit_test_setup(test_no_cgroup_links, reset),
 		cmocka_unit_test_setup(test_no_btf_names_it_and_what_needs_it,
