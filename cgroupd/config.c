@@ -517,6 +517,13 @@ static const struct key_def keys[] = {
 	 .off = offsetof(struct sm_config, short_conn_msgs),
 	 .min = 0,
 	 .max = SM_SHORT_MSGS_MAX},
+	{.section = "accelerate",
+	 .name = "small_write_gap_us",
+	 .defval = "50",
+	 .parse = parse_u32,
+	 .off = offsetof(struct sm_config, small_write_gap_us),
+	 .min = 1,
+	 .max = 1000000},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

@@ -60,7 +60,8 @@ struct sm_config {
 	struct sm_cidr node_unique_cidrs[SM_CONF_CIDRS];
 	int n_node_unique_cidrs;
 	__u32 max_sockets;
-	__u32 short_conn_msgs; /* sm_ctl.short_msgs; 0: the rule is off */
+	__u32 short_conn_msgs;	  /* sm_ctl.short_msgs; 0: the rule is off */
+	__u32 small_write_gap_us; /* sm_ctl.bulk_gap_us */
 
 	/* canonical text of every key, for --check and status */
 	char text[SM_KEYS_MAX][1024];

@@ -227,14 +227,54 @@ static int dup_fd(int fd, int *out)
 	return *out < 0 ? -errno : 0;
 }
 
-int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 feat)
+/* The window variant's reader trace: loaded, attached and pinned with it. */
+#define SM_RECV_LINK "sm_recv_link"
+#define SM_WANT_TRACE(feat) \
+	(!((feat)&SM_FEAT_KERN_CTX) && ((feat)&SM_FEAT_RECV_TRACE))
+
+/* Open the object and load the variant of @feat into the kernel. */
+static struct sockmesh_bpf *skel_load(__u32 max_sockets, __u32 feat, int *err)
+{
+	struct sockmesh_bpf *skel = sockmesh_bpf__open();
+	int ret;
+
+	if (!skel) {
+		*err = -errno;
+		return NULL;
+	}
+	/* the kernel's variant (probe.h): the programs it can run, and
+	 * sm_feat for the paths inside them */
+	skel->rodata->sm_feat = feat;
+	ret = bpf_program__set_autoload(skel->progs.sm_skmsg,
+					!!(feat & SM_FEAT_KERN_CTX));
+	if (!ret)
+		ret = bpf_program__set_autoload(skel->progs.sm_skmsg_win,
+						!(feat & SM_FEAT_KERN_CTX));
+	if (!ret)
+		ret = bpf_program__set_autoload(skel->progs.sm_recv_win,
+						SM_WANT_TRACE(feat));
+	if (!ret)
+		ret = bpf_map__set_max_entries(skel->maps.sm_sockhash,
+					       max_sockets);
+	if (!ret)
+		ret = sockmesh_bpf__load(skel);
+	if (ret) {
+		sockmesh_bpf__destroy(skel);
+		*err = ret;
+		return NULL;
+	}
+	return skel;
+}
+
+int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 {
 	struct sm_ctl ctl = {};
-	__u32 zero = 0;
+	__u32 zero = 0, feat = *featp;
 	struct sockmesh_bpf *skel;
 	struct bpf_map *maps[SM_M_NR];
 	struct bpf_program *progs[SM_P_NR];
-	char tmp[PATH_MAX];
+	struct bpf_link *recv = NULL;
+	char tmp[PATH_MAX], path[PATH_MAX + 32];
 	int ret;
 
 	close_objects(core);
@@ -242,33 +282,25 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 feat)
 			     getpid()) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 
-	skel = sockmesh_bpf__open();
+	skel = skel_load(max_sockets, feat, &ret);
+	if (!skel && SM_WANT_TRACE(feat)) {
+		/* the probe found what the trace needs, the verifier said no:
+		 * the window as reported at the receiver's writes */
+		feat &= ~SM_FEAT_RECV_TRACE;
+		skel = skel_load(max_sockets, feat, &ret);
+		if (skel)
+			*featp = feat;
+	}
 	if (!skel)
-		return -errno;
+		return ret;
 #define SM_MAP_SKEL(idx, name) maps[SM_M_##idx] = skel->maps.name;
 	SM_MAPS(SM_MAP_SKEL)
 #undef SM_MAP_SKEL
 #define SM_PROG_SKEL(idx, name) progs[SM_P_##idx] = skel->progs.name;
 	SM_PROGS(SM_PROG_SKEL)
 #undef SM_PROG_SKEL
-	/* the kernel's variant (probe.h): the SK_MSG program it can run, and
-	 * sm_feat for the paths of sock_ops */
-	skel->rodata->sm_feat = feat;
 	if (!(feat & SM_FEAT_KERN_CTX))
 		progs[SM_P_SKMSG] = skel->progs.sm_skmsg_win;
-	ret = bpf_program__set_autoload(skel->progs.sm_skmsg,
-					!!(feat & SM_FEAT_KERN_CTX));
-	if (!ret)
-		ret = bpf_program__set_autoload(skel->progs.sm_skmsg_win,
-						!(feat & SM_FEAT_KERN_CTX));
-	if (!ret)
-		ret = bpf_map__set_max_entries(maps[SM_M_SOCKHASH],
-					       max_sockets);
-	if (ret)
-		goto err_destroy;
-	ret = sockmesh_bpf__load(skel);
-	if (ret)
-		goto err_destroy;
 	/* what the datapath was loaded with, for `sockmesh status` */
 	ctl.feat = feat | SM_FEAT_SET;
 	if (bpf_map_update_elem(bpf_map__fd(maps[SM_M_CTL]), &zero, &ctl,
@@ -300,6 +332,18 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 feat)
 		if (ret)
 			goto err_remove;
 	}
+	if (SM_WANT_TRACE(feat)) {
+		recv = bpf_program__attach_trace(skel->progs.sm_recv_win);
+		if (!recv) {
+			ret = -errno;
+			goto err_remove;
+		}
+		ret = pin_path(path, sizeof(path), tmp, SM_RECV_LINK);
+		if (!ret)
+			ret = bpf_link__pin(recv, path);
+		if (ret)
+			goto err_remove;
+	}
 	if (rename(tmp, core->dir)) {
 		ret = errno == ENOTEMPTY ? -EEXIST : -errno;
 		goto err_remove;
@@ -309,6 +353,7 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 feat)
 		ret = dup_fd(bpf_map__fd(maps[i]), &core->map_fds[i]);
 	for (int i = 0; i < SM_P_NR && !ret; i++)
 		ret = dup_fd(bpf_program__fd(progs[i]), &core->prog_fds[i]);
+	bpf_link__destroy(recv); /* the fd: the pin holds the link */
 	sockmesh_bpf__destroy(skel);
 	if (ret)
 		close_objects(core);
@@ -317,6 +362,7 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 feat)
 err_remove:
 	remove_dir(tmp);
 err_destroy:
+	bpf_link__destroy(recv);
 	sockmesh_bpf__destroy(skel);
 	return ret;
 }
@@ -421,6 +467,7 @@ int sm_core_apply_policy(const struct sm_core *core,
 	/* only this process writes sm_ctl while it holds the pin_dir lock */
 	ctl.policy_gen = idle;
 	ctl.short_msgs = cfg->short_conn_msgs;
+	ctl.bulk_gap_us = cfg->small_write_gap_us;
 	if (bpf_map_update_elem(core->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
 		return -errno;
 	/*

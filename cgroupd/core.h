@@ -55,7 +55,8 @@ int sm_core_locked(const struct sm_core *core);
 /* Open pinned objects; -ENOENT when nothing is pinned. */
 int sm_core_open(struct sm_core *core);
 /* Load the programs fresh, attach SK_MSG to the sockhash, pin atomically. */
-int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 feat);
+/* @feat: the kernel's SM_FEAT_*; cleared of what the kernel refused. */
+int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *feat);
 /* The SM_FEAT_* the pinned datapath was loaded with (| SM_FEAT_SET). */
 int sm_core_feat(const struct sm_core *core, __u32 *feat);
 /* max_entries of the pinned sockhash. */

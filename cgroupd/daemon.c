@@ -167,7 +167,7 @@ static void warn_other_layouts(const struct sm_config *cfg)
 
 static int load_or_adopt(struct sm_daemon *d, const struct sm_config *cfg)
 {
-	__u32 max;
+	__u32 max, feat;
 	int ret;
 
 	warn_other_layouts(cfg);
@@ -186,7 +186,13 @@ static int load_or_adopt(struct sm_daemon *d, const struct sm_config *cfg)
 		       strerror(-ret));
 		return ret;
 	}
-	ret = sm_core_load(&d->core, cfg->max_sockets, d->feat);
+	feat = d->feat;
+	ret = sm_core_load(&d->core, cfg->max_sockets, &d->feat);
+	if (!ret && d->feat != feat)
+		pr_warn("the kernel refused the reader trace (%s): "
+			"receiver_behind is the window reported at the "
+			"receiver's writes, see docs/datapath.md, \"Kernels\"",
+			sm_libbpf_failure());
 	if (ret == -EEXIST) {
 		pr_err("%s holds pins that are incomplete or of another version: "
 		       "run `sockmesh unload -c %s` first",

@@ -69,6 +69,16 @@ static const struct feature {
 	{P_BTF_MEMBER, 0, 0, "sock_cgroup_data", "cgroup",
 	 "the socket's cgroup in BTF (struct sock_cgroup_data.cgroup, 5.15)",
 	 SM_FEAT_CG_BTF},
+	/* the window variant's reader trace: an fexit program on the
+	 * receive path of sockmap sockets, with socket storage (5.11) */
+	{P_BTF_FUNC, 0, 0, "tcp_bpf_recvmsg", NULL, "tcp_bpf_recvmsg() in BTF",
+	 SM_FEAT_RECV_TRACE},
+	{P_BTF_FUNC, 0, 0, "bpf_sk_storage_get_tracing", NULL,
+	 "socket storage in fexit programs (5.11)", SM_FEAT_RECV_TRACE},
+	/* fexit needs trampolines (5.5); libbpf cannot probe the program
+	 * type without a target */
+	{P_BTF_TYPE, 0, 0, "bpf_trampoline", NULL, "BPF trampolines (5.5)",
+	 SM_FEAT_RECV_TRACE},
 };
 
 /* Has struct or union @t a member @name, at its top or in an anonymous
@@ -155,6 +165,39 @@ static int caps_check(char *msg, size_t len)
 					 need[i].name);
 	}
 	return used ? -EPERM : 0;
+}
+
+void sm_datapath_rules(__u32 feat, struct sm_rule r[SM_RULES_NR])
+{
+	static const char kctx[] = "bpf_cast_to_kern_ctx() (6.2)";
+	int k = !!(feat & SM_FEAT_KERN_CTX);
+
+	r[0].name = "receiver_behind";
+	if (k)
+		r[0] = (struct sm_rule){r[0].name, "receiver's queue", NULL};
+	else if (feat & SM_FEAT_RECV_TRACE)
+		r[0] = (struct sm_rule){r[0].name, "window, reads traced",
+					kctx};
+	else
+		r[0] = (struct sm_rule){
+			r[0].name, "window, reported at the receiver's writes",
+			"bpf_cast_to_kern_ctx() (6.2) and socket storage in "
+			"fexit programs (5.11)"};
+	r[1] = (struct sm_rule){"small_write_switch",
+				k ? "once the receiver has read" : "at once",
+				k ? NULL : kctx};
+	r[2] = (struct sm_rule){
+		"netns_scope",
+		feat & SM_FEAT_NETNS_COOKIE ? "netns cookie"
+					    : "netns inode number",
+		feat & SM_FEAT_NETNS_COOKIE
+			? NULL
+			: "bpf_get_netns_cookie() in sock_ops (5.15)"};
+	r[3] = (struct sm_rule){
+		"cgroup_counters", feat & SM_FEAT_CG_BTF ? "per cgroup" : "off",
+		feat & SM_FEAT_CG_BTF ? NULL
+				      : "the socket's cgroup in BTF, "
+					"sock_cgroup_data.cgroup (5.15)"};
 }
 
 const char *sm_probe_skmsg(__u32 feat)

@@ -9,22 +9,17 @@
 #include "sockmesh.h"
 
 /*
- * The rules whose way of working depends on the kernel: X(FEAT, RULE,
- * WITH, WITHOUT, NEEDS). RULE is the name status, --json and the metrics
- * show; WITH what it does when the kernel has SM_FEAT_* FEAT (NEEDS, with
- * the release that added it upstream), WITHOUT what it does instead.
- * docs/datapath.md, "Kernels", says the same at length.
+ * The rules whose way of working depends on the kernel, and how each works
+ * with the SM_FEAT_* @feat: @name as status, --json and the metrics show
+ * it, @way what it does, @lacks the feature it does without (with the
+ * release that added it upstream), NULL when it works as on current
+ * kernels. docs/datapath.md, "Kernels", says the same at length.
  */
-#define SM_DATAPATH_RULES(X)                                                 \
-	X(SM_FEAT_KERN_CTX, "receiver_behind", "receiver's queue",           \
-	  "reported window", "bpf_cast_to_kern_ctx() (6.2)")                 \
-	X(SM_FEAT_KERN_CTX, "small_write_switch",                            \
-	  "once the receiver has read", "at once",                           \
-	  "bpf_cast_to_kern_ctx() (6.2)")                                    \
-	X(SM_FEAT_NETNS_COOKIE, "netns_scope", "netns cookie",               \
-	  "netns inode number", "bpf_get_netns_cookie() in sock_ops (5.15)") \
-	X(SM_FEAT_CG_BTF, "cgroup_counters", "per cgroup", "off",            \
-	  "the socket's cgroup in BTF, sock_cgroup_data.cgroup (5.15)")
+struct sm_rule {
+	const char *name, *way, *lacks;
+};
+#define SM_RULES_NR 4
+void sm_datapath_rules(__u32 feat, struct sm_rule r[SM_RULES_NR]);
 
 /*
  * Probe every kernel feature the datapath uses. 0 if all it cannot do

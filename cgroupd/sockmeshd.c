@@ -58,7 +58,7 @@ static void usage(FILE *out)
 
 /* libbpf's own messages: its warnings always, its debug output on debug. */
 /*
- * SOCKMESH_DATAPATH_WITHOUT=netns_cookie,kern_ctx,cg_btf: run the variant
+ * SOCKMESH_DATAPATH_WITHOUT=netns_cookie,kern_ctx,cg_btf,recv_trace: the variant
  * of a kernel that lacks those features (sockmeshd(8)), so that every
  * variant can be tested on one kernel. 0, or -EINVAL on an unknown name.
  */
@@ -71,6 +71,7 @@ static int feat_without(__u32 *feat, const char *list)
 		{"netns_cookie", SM_FEAT_NETNS_COOKIE},
 		{"kern_ctx", SM_FEAT_KERN_CTX},
 		{"cg_btf", SM_FEAT_CG_BTF},
+		{"recv_trace", SM_FEAT_RECV_TRACE},
 	};
 	const char *p = list;
 
@@ -97,17 +98,17 @@ static int feat_without(__u32 *feat, const char *list)
  */
 static void log_datapath(__u32 feat)
 {
+	struct sm_rule r[SM_RULES_NR];
 	int n = 0;
 
-#define SM_RULE_LOG(f, rule, with, without, needs)                          \
-	if (!(feat & (f))) {                                                \
-		pr_warn("this kernel lacks %s: %s is \"%s\" (not \"%s\"), " \
-			"see docs/datapath.md, \"Kernels\"",                \
-			needs, rule, without, with);                        \
-		n++;                                                        \
-	}
-	SM_DATAPATH_RULES(SM_RULE_LOG)
-#undef SM_RULE_LOG
+	sm_datapath_rules(feat, r);
+	for (int i = 0; i < SM_RULES_NR; i++)
+		if (r[i].lacks) {
+			pr_warn("this kernel lacks %s: %s is \"%s\", see "
+				"docs/datapath.md, \"Kernels\"",
+				r[i].lacks, r[i].name, r[i].way);
+			n++;
+		}
 	pr_info("datapath: %s, %s", sm_probe_skmsg(feat),
 		n ? "with the rules above for this kernel"
 		  : "every rule as on current kernels");
@@ -670,7 +671,7 @@ int main(int argc, char **argv)
 	ret = feat_without(&feat, getenv("SOCKMESH_DATAPATH_WITHOUT"));
 	if (ret) {
 		pr_err("SOCKMESH_DATAPATH_WITHOUT: unknown feature '%s' "
-		       "(known: netns_cookie, kern_ctx, cg_btf)",
+		       "(known: netns_cookie, kern_ctx, cg_btf, recv_trace)",
 		       getenv("SOCKMESH_DATAPATH_WITHOUT"));
 		return SM_EXIT_USAGE;
 	}

@@ -84,28 +84,28 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 	sm_json_ku64(&j, "sockets", st->sockets);
 	sm_json_ku64(&j, "max_sockets", st->max_sockets);
 	if (st->feat) {
+		struct sm_rule r[SM_RULES_NR];
+
 		/* the kernel's variant: its SK_MSG program, each rule's way */
+		sm_datapath_rules(st->feat, r);
 		sm_json_key(&j, "datapath");
 		sm_json_begin_object(&j);
 		sm_json_kstring(&j, "program", sm_probe_skmsg(st->feat));
 		sm_json_key(&j, "rules");
 		sm_json_begin_object(&j);
-#define SM_RULE_JSON(f, rule, with, without, needs) \
-	sm_json_kstring(&j, rule, st->feat &(f) ? with : without);
-		SM_DATAPATH_RULES(SM_RULE_JSON)
-#undef SM_RULE_JSON
+		for (int i = 0; i < SM_RULES_NR; i++)
+			sm_json_kstring(&j, r[i].name, r[i].way);
 		sm_json_end_object(&j);
 		sm_json_key(&j, "kernel_lacks");
 		sm_json_begin_array(&j);
-		{
-			__u32 named = 0;
-#define SM_RULE_LACKS(f, rule, with, without, needs) \
-	if (!(st->feat & (f)) && !(named & (f))) {   \
-		sm_json_string(&j, needs);           \
-		named |= (f);                        \
-	}
-			SM_DATAPATH_RULES(SM_RULE_LACKS)
-#undef SM_RULE_LACKS
+		for (int i = 0; i < SM_RULES_NR; i++) {
+			int seen = 0;
+
+			for (int k = 0; k < i; k++)
+				seen |= r[k].lacks && r[i].lacks &&
+					!strcmp(r[k].lacks, r[i].lacks);
+			if (r[i].lacks && !seen)
+				sm_json_string(&j, r[i].lacks);
 		}
 		sm_json_end_array(&j);
 		sm_json_end_object(&j);
@@ -163,15 +163,16 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 			(uint64_t)st->cg[i].id);
 	fprintf(out, "sockets:  %u of %u\n", st->sockets, st->max_sockets);
 	if (st->feat) {
+		struct sm_rule r[SM_RULES_NR];
 		int n = 0;
 
+		sm_datapath_rules(st->feat, r);
 		fprintf(out, "datapath: %s", sm_probe_skmsg(st->feat));
-#define SM_RULE_HUMAN(f, rule, with, without, needs)            \
-	if (!(st->feat & (f)))                                  \
-		fprintf(out, "%s %s: %s (the kernel lacks %s)", \
-			n++ ? "," : ";", rule, without, needs);
-		SM_DATAPATH_RULES(SM_RULE_HUMAN)
-#undef SM_RULE_HUMAN
+		for (int i = 0; i < SM_RULES_NR; i++)
+			if (r[i].lacks)
+				fprintf(out, "%s %s: %s (the kernel lacks %s)",
+					n++ ? "," : ";", r[i].name, r[i].way,
+					r[i].lacks);
 		fprintf(out, "%s\n",
 			n ? "" : ", every rule as on current kernels");
 	}
@@ -297,6 +298,8 @@ static void prom_counter(const struct sm_status *st, FILE *out,
 void sm_status_prometheus(const struct sm_status *st,
 			  const struct sm_status_daemon *d, FILE *out)
 {
+	struct sm_rule r[SM_RULES_NR];
+
 #define SM_PROM(name) prom_counter(st, out, #name, st->c.name);
 	SM_COUNTERS(SM_PROM)
 #undef SM_PROM
@@ -326,15 +329,14 @@ void sm_status_prometheus(const struct sm_status *st,
 		d ? d->reloads : 0, d ? d->reload_failures : 0, st->n_short);
 	if (!st->feat)
 		return;
+	sm_datapath_rules(st->feat, r);
 	fprintf(out,
 		"# HELP sockmesh_datapath_info the kernel's datapath variant: "
 		"its SK_MSG program and how each kernel-dependent rule works\n"
 		"# TYPE sockmesh_datapath_info gauge\n"
 		"sockmesh_datapath_info{program=\"%s\"",
 		sm_probe_skmsg(st->feat));
-#define SM_RULE_PROM(f, rule, with, without, needs) \
-	fprintf(out, ",%s=\"%s\"", rule, st->feat &(f) ? with : without);
-	SM_DATAPATH_RULES(SM_RULE_PROM)
-#undef SM_RULE_PROM
+	for (int i = 0; i < SM_RULES_NR; i++)
+		fprintf(out, ",%s=\"%s\"", r[i].name, r[i].way);
 	fprintf(out, "} 1\n");
 }

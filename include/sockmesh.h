@@ -154,7 +154,8 @@ struct sm_flow {
  * Only messages sent within SM_BULK_GAP_NS of the previous one count in the
  * run: a writer that outpaces the receiver's wake-ups. A low-rate push
  * (pub/sub, telemetry: 512 B every millisecond) is latency traffic and
- * stays redirected.
+ * stays redirected. small_write_gap_us sets it (sm_ctl.bulk_gap_us): a
+ * slower machine (emulated, or a busy one) writes further apart.
  */
 #define SM_BULK_GAP_NS (50 * 1000ULL)
 
@@ -203,10 +204,12 @@ static inline __u64 sm_conn_id(const struct sm_key *k)
 
 /* Value of sm_ctl (one entry): switches set by sockmeshd and the CLI. */
 struct sm_ctl {
-	__u32 flags;	  /* SM_CTL_* */
-	__u32 policy_gen; /* 0 or 1: which policy maps sock_ops reads */
-	__u32 short_msgs; /* short_conn_msgs of the config; 0: rule off */
-	__u32 feat;	  /* SM_FEAT_* | SM_FEAT_SET it was loaded with */
+	__u32 flags;	   /* SM_CTL_* */
+	__u32 policy_gen;  /* 0 or 1: which policy maps sock_ops reads */
+	__u32 short_msgs;  /* short_conn_msgs of the config; 0: rule off */
+	__u32 feat;	   /* SM_FEAT_* | SM_FEAT_SET it was loaded with */
+	__u32 bulk_gap_us; /* small_write_gap_us; 0: SM_BULK_GAP_NS */
+	__u32 pad;
 };
 
 /*
@@ -284,8 +287,11 @@ static inline void sm_portstat_short_closed(struct sm_portstat *ps, __u64 now)
 #define SM_FEAT_NETNS_COOKIE (1U << 0) /* bpf_get_netns_cookie in sock_ops */
 #define SM_FEAT_KERN_CTX     (1U << 1) /* bpf_cast_to_kern_ctx: sm_skmsg */
 #define SM_FEAT_CG_BTF	     (1U << 2) /* sock_cgroup_data.cgroup in BTF */
-#define SM_FEAT_ALL	     (SM_FEAT_NETNS_COOKIE | SM_FEAT_KERN_CTX | SM_FEAT_CG_BTF)
-#define SM_FEAT_SET	     (1U << 31) /* in sm_ctl.feat: written at load */
+#define SM_FEAT_RECV_TRACE   (1U << 3) /* fexit/tcp_bpf_recvmsg + storage */
+#define SM_FEAT_ALL                                                 \
+	(SM_FEAT_NETNS_COOKIE | SM_FEAT_KERN_CTX | SM_FEAT_CG_BTF | \
+	 SM_FEAT_RECV_TRACE)
+#define SM_FEAT_SET (1U << 31) /* in sm_ctl.feat: written at load */
 
 /*
  * SM_CTL_DRAIN: redirect nothing more; set by unload. Every direction then

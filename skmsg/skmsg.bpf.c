@@ -9,6 +9,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 #include "sm_maps.bpf.h"
 
@@ -178,8 +179,11 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	 */
 	now = bpf_ktime_get_ns();
 	if (flow) {
+		__u64 gap = ctl && ctl->bulk_gap_us ? ctl->bulk_gap_us * 1000ULL
+						    : SM_BULK_GAP_NS;
+
 		if (flow->last_dir != st->dir || size >= SM_BULK_MSG_MAX ||
-		    now - flow->last_ns > SM_BULK_GAP_NS) {
+		    now - flow->last_ns > gap) {
 			flow->last_dir = st->dir;
 			flow->run = 1; /* this message starts a run */
 		} else if (++flow->run >= SM_BULK_RUN) {
@@ -265,6 +269,36 @@ SEC("sk_msg")
 int sm_skmsg_win(struct sk_msg_md *msg)
 {
 	return sm_msg_run(msg, 0);
+}
+
+/*
+ * The window variant's reader trace (SM_FEAT_RECV_TRACE: 5.11 and later,
+ * loaded with sm_skmsg_win only): after each read of a socket in the map,
+ * what it has not read yet of what was redirected to it, as its own
+ * sendmsg() would report it (sm_win_report), so that the sender of a
+ * one-way stream sees its reader keep up. tcp_bpf_recvmsg() is the receive
+ * path of every TCP socket in a sockmap; only ours have sm_state.
+ */
+SEC("fexit/tcp_bpf_recvmsg")
+int BPF_PROG(sm_recv_win, struct sock *sk)
+{
+	struct sm_sock_state *st = bpf_sk_storage_get(&sm_state, sk, NULL, 0);
+	struct sk_psock *psock;
+	struct sm_flow *flow;
+	__u32 in, unread = 0;
+
+	if (!st)
+		return 0;
+	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
+	if (!flow || flow->conn != st->conn)
+		return 0;
+	in = !st->dir;
+	psock = sm_psock_of(sk);
+	if (psock)
+		unread = BPF_CORE_READ(psock, msg_tot_len);
+	/* sent first, as in sm_win_report: errs towards "behind" */
+	flow->win_read[in] = flow->win_sent[in] - unread;
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

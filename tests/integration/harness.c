@@ -87,6 +87,11 @@ bool env_has_cg_counters(struct env *e)
 	return false;
 }
 
+bool env_window_at_writes(struct env *e)
+{
+	return !(env_feat(e) & (SM_FEAT_KERN_CTX | SM_FEAT_RECV_TRACE));
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -96,6 +101,16 @@ static double now(void)
 }
 
 /* --- config and daemon ------------------------------------------------- */
+
+/*
+ * The tests' small-write gap (small_write_gap_us), unless a test sets its
+ * own: a small-write stream is what the scenario writes in a loop, and a
+ * loop under emulation, or on a busy CI machine, writes 1 KiB a few hundred
+ * microseconds apart, past the default 50. The rule is the same at any
+ * gap; what a test that wants it to trip must control is that its writes
+ * come closer together than the gap, and 2 ms holds on any machine.
+ */
+#define TEST_SMALL_WRITE_GAP_US 2000
 
 int env_write_config(struct env *e, const char *daemon_extra, const char *extra)
 {
@@ -107,6 +122,9 @@ int env_write_config(struct env *e, const char *daemon_extra, const char *extra)
 		"[daemon]\npin_dir = %s\nrun_dir = %s\nmetrics = off\n%s\n"
 		"[accelerate]\ncgroups = %s\n%s\n",
 		e->pin_dir, e->run_dir, daemon_extra, e->cg_rel, extra);
+	if (!strstr(extra, "small_write_gap_us"))
+		fprintf(f, "small_write_gap_us = %d\n",
+			TEST_SMALL_WRITE_GAP_US);
 	return fclose(f) ? -errno : 0;
 }
 

@@ -164,6 +164,11 @@ __u32 env_feat(struct env *e);
 /* Does the datapath keep per-cgroup counters? If not (a kernel before
  * 5.15), the test is marked skipped with the missing feature named. */
 bool env_has_cg_counters(struct env *e);
+/* Is the receiver-behind rule the window reported at the receiver's own
+ * writes (before 6.2, without the reader trace)? Then a direction whose
+ * receiver does not write redirects SM_RCVBUF_FLOOR bytes, then takes the
+ * stack (docs/datapath.md, "Kernels"). */
+bool env_window_at_writes(struct env *e);
 int env_read_counters_fd(int fd, struct sm_counters *c);
 /* Programs attached to the test's cgroup at the sock_ops hook. */
 int env_sockops_attached(struct env *e);

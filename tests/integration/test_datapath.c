@@ -40,6 +40,15 @@ TEST(bytes_exact_both_ways_1B_to_64MiB)
 		/* both directions of this connection were redirected in full */
 		ASSERT_EQ(after.sockets_added - before.sockets_added, 2,
 			  "both sockets recorded");
+		if (env_window_at_writes(e) && sizes[i] > SM_RCVBUF_FLOOR) {
+			/* a direction whose receiver has stopped writing (its
+			 * own direction is done) is bounded by the floor */
+			ASSERT_GE(after.bytes_redirected -
+					  before.bytes_redirected,
+				  2 * SM_RCVBUF_FLOOR,
+				  "redirected up to the floor at least");
+			continue;
+		}
 		ASSERT_EQ(after.bytes_redirected - before.bytes_redirected,
 			  2 * sizes[i], "every byte redirected");
 		ASSERT_EQ(after.msgs_passed - before.msgs_passed, 0,

@@ -48,8 +48,8 @@ int libbpf_probe_bpf_helper(enum bpf_prog_type type, enum bpf_func_id id,
  * A BTF with what the datapath reads through BTF: sk_msg_md.sk and
  * bpf_sock_ops.skb_data inside anonymous unions (as __bpf_md_ptr() makes
  * them), sk_psock.msg_tot_len, bpf_cgroup_link unless told, and the
- * optional sock_cgroup_data.cgroup and kfunc bpf_cast_to_kern_ctx unless
- * told.
+ * optional sock_cgroup_data.cgroup, kfunc bpf_cast_to_kern_ctx and what
+ * the reader trace needs unless told (btf_old_kernel: 5.10).
  */
 static struct btf *fake_btf(void)
 {
@@ -71,11 +71,22 @@ static struct btf *fake_btf(void)
 		btf__add_struct(btf, "bpf_cgroup_link", 4);
 		btf__add_field(btf, "x", int_id, 0, 0);
 	}
+	if (!btf_old_kernel) {
+		/* the reader trace: trampolines, the function, 5.11 storage */
+		btf__add_struct(btf, "bpf_trampoline", 4);
+		btf__add_field(btf, "x", int_id, 0, 0);
+		btf__add_func(btf, "tcp_bpf_recvmsg", BTF_FUNC_STATIC,
+			      btf__add_func_proto(btf, int_id));
+		btf__add_func(btf, "bpf_sk_storage_get_tracing",
+			      BTF_FUNC_STATIC,
+			      btf__add_func_proto(btf, int_id));
+	}
 	btf__add_struct(btf, "sock_cgroup_data", 8);
 	if (btf_old_kernel) {
 		btf__add_field(btf, "val", int_id, 0, 0); /* 5.10 */
 	} else {
 		btf__add_field(btf, "cgroup", int_id, 0, 0);
+		/* a function's proto comes after: fields above are done */
 		btf__add_func(btf, "bpf_cast_to_kern_ctx", BTF_FUNC_GLOBAL,
 			      btf__add_func_proto(btf, int_id));
 	}
