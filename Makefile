@@ -45,7 +45,7 @@ TEST_BINS :=
 -include tests/deploy/deploy.mk
 -include tests/mesh/mesh.mk
 
-.PHONY: all run test test-unit test-integration check install uninstall clean help deps
+.PHONY: all run test test-unit test-integration test-kernels check install uninstall clean help deps
 .DELETE_ON_ERROR:
 
 all: $(BINS) $(EXTRA_BINS)
@@ -62,6 +62,7 @@ help:
 	@echo 'make install    install to $$(DESTDIR)$$(PREFIX) (PREFIX=/usr/local), config in /etc/sockmesh'
 	@echo 'make uninstall  remove what make install installed (not a changed config)'
 	@echo 'make test-deploy  build the container image with podman, check it accelerates (root)'
+	@echo 'make test-kernels integration + conformance under Debian 11, 12, 13 and backports kernels in qemu: docs/kernels.md (root)'
 	@echo 'make clean      remove build/'
 	@echo 'V=1             show the commands'
 
@@ -125,6 +126,11 @@ test-integration: all $(INTEG_BIN)
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(INTEG_BIN) $(TEST_BINS)
 	$(Q)tests/run-all.sh $(BUILD)
+
+# Debian's own kernels under qemu (scripts/kernels/): the suites, a table.
+test-kernels: deps
+	$(Q)$(MAKE) --no-print-directory all $(INTEG_BIN) $(TEST_BINS)
+	$(Q)scripts/kernels/test-kernels.sh -b $(BUILD) -o docs/kernels.md $(KERNELS)
 
 check: $(BUILD)/vmlinux.h
 	$(Q)clang-format --dry-run --Werror cgroupd/*.c cgroupd/*.h include/*.h \

@@ -108,6 +108,37 @@ static __always_inline struct sk_psock *sm_psock_of(struct sock *sk)
 	return (struct sk_psock *)(ud & SM_SK_USER_DATA_PTRMASK);
 }
 
+/*
+ * Bytes redirected to the socket of @psock that its reader has not taken:
+ * psock->msg_tot_len where the kernel keeps it (6.9 and later, for
+ * FIONREAD); before, the sum over its queue of redirected messages, walked
+ * up to SM_PSOCK_WALK of them (more: reported as ~0, "far behind").
+ */
+#define SM_PSOCK_WALK 32
+static __always_inline __u32 sm_psock_unread(struct sk_psock *psock)
+{
+	struct list_head *head, *pos;
+	struct sk_msg *m;
+	__u32 sum = 0;
+
+	if (!psock)
+		return 0;
+	if (bpf_core_field_exists(psock->msg_tot_len))
+		return BPF_CORE_READ(psock, msg_tot_len);
+	head = &psock->ingress_msg;
+	pos = BPF_CORE_READ(psock, ingress_msg.next);
+	for (int i = 0; i < SM_PSOCK_WALK; i++) {
+		if (!pos || pos == head)
+			return sum;
+		m = (struct sk_msg *)((char *)pos -
+				      bpf_core_field_offset(struct sk_msg,
+							    list));
+		sum += BPF_CORE_READ(m, sg.size);
+		pos = BPF_CORE_READ(pos, next);
+	}
+	return ~0U;
+}
+
 /* Generation 1 of the policy maps (sm_ctl.policy_gen = 1 selects them). */
 SM_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

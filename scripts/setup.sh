@@ -19,6 +19,8 @@ BENCH_PKGS="iperf3 sockperf redis-server redis-tools nginx-light wrk jq util-lin
 # the node service's checks (tests/run-deploy.sh): capsh, systemd-analyze,
 # strace, man --warnings, yamllint
 PKGS="$PKGS libcap2-bin systemd strace man-db groff-base yamllint"
+# Debian's own kernels under qemu (tests/run-vm.sh, make test-kernels)
+PKGS="$PKGS qemu-system-x86 busybox-static kmod debian-archive-keyring"
 # `setup.sh --deploy` (make test-deploy): also what builds and runs the
 # container image
 [ "${1:-}" = --deploy ] && PKGS="$PKGS podman runc debootstrap"

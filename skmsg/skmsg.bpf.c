@@ -99,8 +99,7 @@ static __always_inline void sm_win_report(struct sm_flow *flow,
 	if (!tp)
 		return;
 	psock = sm_psock_of(&tp->inet_conn.icsk_inet.sk);
-	if (psock)
-		unread = BPF_CORE_READ(psock, msg_tot_len);
+	unread = sm_psock_unread(psock);
 	locked = sm_userlocks(&tp->inet_conn.icsk_inet.sk) & SOCK_RCVBUF_LOCK;
 	/* sent first: a redirect between the two reads only adds to unread,
 	 * so the figure errs towards "behind" */
@@ -294,8 +293,7 @@ int BPF_PROG(sm_recv_win, struct sock *sk)
 		return 0;
 	in = !st->dir;
 	psock = sm_psock_of(sk);
-	if (psock)
-		unread = BPF_CORE_READ(psock, msg_tot_len);
+	unread = sm_psock_unread(psock);
 	/* sent first, as in sm_win_report: errs towards "behind" */
 	flow->win_read[in] = flow->win_sent[in] - unread;
 	return 0;

@@ -228,7 +228,7 @@ static __always_inline __u32 sm_redirected_unread(struct bpf_sock *bsk)
 	if (!tp)
 		return ~0U;
 	psock = sm_psock_of(&tp->inet_conn.icsk_inet.sk);
-	return psock ? BPF_CORE_READ(psock, msg_tot_len) : 0;
+	return sm_psock_unread(psock);
 }
 
 /*

@@ -25,6 +25,7 @@ stage "$build"/tests/integration --build "$build"
 [ -x tests/run-deploy.sh ] && stage tests/run-deploy.sh "$build"
 [ -x tests/mesh/run.sh ] && stage tests/mesh/run.sh "$build"
 [ -x tests/run-extra.sh ] && stage tests/run-extra.sh "$build"
+[ -x tests/run-vm.sh ] && stage tests/run-vm.sh "$build"
 
 awk -v st=$status -v stages=$stages '
 	/^[a-z-]+: [0-9]+ passed, [0-9]+ failed/ {

@@ -66,7 +66,7 @@ static struct btf *fake_btf(void)
 	btf__add_struct(btf, "bpf_sock_ops", 8);
 	btf__add_field(btf, NULL, u, 0, 0);
 	btf__add_struct(btf, "sk_psock", 4);
-	btf__add_field(btf, "msg_tot_len", int_id, 0, 0);
+	btf__add_field(btf, "ingress_msg", int_id, 0, 0);
 	if (!btf_without_link) {
 		btf__add_struct(btf, "bpf_cgroup_link", 4);
 		btf__add_field(btf, "x", int_id, 0, 0);
