@@ -21,7 +21,6 @@
  */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
 
-
 /* sk_userlocks, a bitfield before 6.2 and a byte since: read either way */
 static __always_inline __u32 sm_userlocks(const struct sock *sk)
 {
@@ -173,16 +172,20 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	/*
 	 * Every message of a redirected direction ends the other direction's
 	 * run; so does a pause longer than SM_BULK_GAP_NS or a large message.
-	 * (A direction on the stack no longer counts: its connection is
-	 * leaving the map.)
+	 * So does a message with no bytes in line: before 6.5, sendfile() and
+	 * splice() come here a page at a time through tcp_bpf_sendpage(),
+	 * whose pages the program cannot read (data == data_end), pieces of
+	 * one large write, not small writes. (A direction on the stack no
+	 * longer counts: its connection is leaving the map.)
 	 */
 	now = bpf_ktime_get_ns();
 	if (flow) {
 		__u64 gap = ctl && ctl->bulk_gap_us ? ctl->bulk_gap_us * 1000ULL
 						    : SM_BULK_GAP_NS;
+		void *data = msg->data, *data_end = msg->data_end;
 
 		if (flow->last_dir != st->dir || size >= SM_BULK_MSG_MAX ||
-		    now - flow->last_ns > gap) {
+		    data + 1 > data_end || now - flow->last_ns > gap) {
 			flow->last_dir = st->dir;
 			flow->run = 1; /* this message starts a run */
 		} else if (++flow->run >= SM_BULK_RUN) {
@@ -211,7 +214,7 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	 */
 	if ((st->flags & SM_SF_BULK) &&
 	    (kctx ? kmsg->sk_redir &&
-			    !kmsg->sk_redir->sk_backlog.rmem_alloc.counter
+			     !kmsg->sk_redir->sk_backlog.rmem_alloc.counter
 		  : 1)) {
 		sm_key_peer(&self, &st->peer);
 		if (bpf_msg_redirect_hash(msg, &sm_sockhash, &self, 0) ==
