@@ -79,6 +79,10 @@ static const struct feature {
 	 * type without a target */
 	{P_BTF_TYPE, 0, 0, "bpf_trampoline", NULL, "BPF trampolines (5.5)",
 	 SM_FEAT_RECV_TRACE},
+	/* not the datapath's: what FIONREAD of an accelerated socket counts */
+	{P_BTF_FUNC, 0, 0, "tcp_bpf_ioctl", NULL,
+	 "tcp_bpf_ioctl(): FIONREAD of sockets in a sockmap (6.8)",
+	 SM_FEAT_SIOCINQ},
 };
 
 /* Has struct or union @t a member @name, at its top or in an anonymous
@@ -198,6 +202,15 @@ void sm_datapath_rules(__u32 feat, struct sm_rule r[SM_RULES_NR])
 		feat & SM_FEAT_CG_BTF ? NULL
 				      : "the socket's cgroup in BTF, "
 					"sock_cgroup_data.cgroup (5.15)"};
+	/* the kernel's, not a rule of ours: docs/compat.md says what an
+	 * application sees */
+	r[4] = (struct sm_rule){
+		"fionread",
+		feat & SM_FEAT_SIOCINQ ? "counts redirected bytes"
+				       : "misses redirected bytes",
+		feat & SM_FEAT_SIOCINQ ? NULL
+				       : "tcp_bpf_ioctl(), FIONREAD of "
+					 "sockets in a sockmap (6.8)"};
 }
 
 const char *sm_probe_skmsg(__u32 feat)

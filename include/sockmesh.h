@@ -288,9 +288,10 @@ static inline void sm_portstat_short_closed(struct sm_portstat *ps, __u64 now)
 #define SM_FEAT_KERN_CTX     (1U << 1) /* bpf_cast_to_kern_ctx: sm_skmsg */
 #define SM_FEAT_CG_BTF	     (1U << 2) /* sock_cgroup_data.cgroup in BTF */
 #define SM_FEAT_RECV_TRACE   (1U << 3) /* fexit/tcp_bpf_recvmsg + storage */
+#define SM_FEAT_SIOCINQ	     (1U << 4) /* tcp_bpf_ioctl: FIONREAD sees psock */
 #define SM_FEAT_ALL                                                 \
 	(SM_FEAT_NETNS_COOKIE | SM_FEAT_KERN_CTX | SM_FEAT_CG_BTF | \
-	 SM_FEAT_RECV_TRACE)
+	 SM_FEAT_RECV_TRACE | SM_FEAT_SIOCINQ)
 #define SM_FEAT_SET (1U << 31) /* in sm_ctl.feat: written at load */
 
 /*

@@ -48,8 +48,9 @@ int libbpf_probe_bpf_helper(enum bpf_prog_type type, enum bpf_func_id id,
  * A BTF with what the datapath reads through BTF: sk_msg_md.sk and
  * bpf_sock_ops.skb_data inside anonymous unions (as __bpf_md_ptr() makes
  * them), sk_psock.msg_tot_len, bpf_cgroup_link unless told, and the
- * optional sock_cgroup_data.cgroup, kfunc bpf_cast_to_kern_ctx and what
- * the reader trace needs unless told (btf_old_kernel: 5.10).
+ * optional sock_cgroup_data.cgroup, kfunc bpf_cast_to_kern_ctx,
+ * tcp_bpf_ioctl and what the reader trace needs unless told
+ * (btf_old_kernel: 5.10).
  */
 static struct btf *fake_btf(void)
 {
@@ -88,6 +89,8 @@ static struct btf *fake_btf(void)
 		btf__add_field(btf, "cgroup", int_id, 0, 0);
 		/* a function's proto comes after: fields above are done */
 		btf__add_func(btf, "bpf_cast_to_kern_ctx", BTF_FUNC_GLOBAL,
+			      btf__add_func_proto(btf, int_id));
+		btf__add_func(btf, "tcp_bpf_ioctl", BTF_FUNC_STATIC,
 			      btf__add_func_proto(btf, int_id));
 	}
 	return btf;
@@ -168,6 +171,7 @@ static void test_no_netns_cookie_is_a_variant(void **state)
 /* before 6.2 / 5.15: no kfunc, no cgroup pointer; the window variant */
 static void test_old_kernel_gets_the_window_variant(void **state)
 {
+	struct sm_rule r[SM_RULES_NR];
 	char msg[512];
 	__u32 feat;
 
@@ -176,6 +180,16 @@ static void test_old_kernel_gets_the_window_variant(void **state)
 	assert_int_equal(sm_probe_kernel(&feat, msg, sizeof(msg)), 0);
 	assert_int_equal(feat, SM_FEAT_NETNS_COOKIE);
 	assert_string_equal(sm_probe_skmsg(feat), "sm_skmsg_win");
+	/* every rule but netns scope differs, and FIONREAD is named */
+	sm_datapath_rules(feat, r);
+	for (int i = 0; i < SM_RULES_NR; i++)
+		if (strcmp(r[i].name, "netns_scope"))
+			assert_non_null(r[i].lacks);
+	assert_string_equal(r[4].name, "fionread");
+	assert_non_null(strstr(r[4].lacks, "tcp_bpf_ioctl()"));
+	sm_datapath_rules(SM_FEAT_ALL, r);
+	for (int i = 0; i < SM_RULES_NR; i++)
+		assert_null(r[i].lacks);
 }
 
 static void test_no_storage_in_sk_msg(void **state)
