@@ -66,6 +66,8 @@ static const struct feature {
 	 SM_FEAT_NETNS_COOKIE},
 	{P_BTF_FUNC, 0, 0, "bpf_cast_to_kern_ctx", NULL,
 	 "the kfunc bpf_cast_to_kern_ctx (6.2)", SM_FEAT_KERN_CTX},
+	{P_BTF_FUNC, 0, 0, "bpf_rdonly_cast", NULL,
+	 "the kfunc bpf_rdonly_cast (6.2)", SM_FEAT_KERN_CTX},
 	{P_BTF_MEMBER, 0, 0, "sock_cgroup_data", "cgroup",
 	 "the socket's cgroup in BTF (struct sock_cgroup_data.cgroup, 5.15)",
 	 SM_FEAT_CG_BTF},

@@ -263,6 +263,8 @@ static const struct {
 	 "directions switched to the stack: receiver behind"},
 	{"slot_fallbacks",
 	 "directions switched to the stack: no flow slot to bound the receiver (kernels before 6.2)"},
+	{"ulp_fallbacks",
+	 "directions switched to the stack: the socket or its peer set an upper-layer protocol (kTLS)"},
 	{"sockets_left", "sockets that left the map: plain TCP again"},
 	{"msgs_drained", "sendmsg() calls passed because unload drained"},
 	{"redirect_errors", "sockets in the map whose state was lost"},

@@ -122,7 +122,7 @@ struct sm_flow {
 	__u8 done[2];	   /* [dir]: ... and none of its redirects in flight */
 	__u8 left[2];	   /* [dir]: that end has left sm_sockhash */
 	__u8 skip;	   /* the active end was not accelerated: short port */
-	__u8 pad;
+	__u8 ulp;	 /* an end set TCP_ULP (kTLS): both ways on the stack */
 	__u32 dst_ip[4]; /* what the active end connected to (before NAT) */
 	__u32 dst_port;	 /* ... and its port */
 	__u32 msgs;	 /* sendmsg()s of both ends, up to SM_SHORT_MSGS_MAX */
@@ -333,6 +333,7 @@ struct sm_lpm_key {
 	X(bulk_fallbacks) /* directions switched to the stack: small-write stream */ \
 	X(rcvbuf_fallbacks) /* directions switched to the stack: receiver behind */  \
 	X(slot_fallbacks) /* ... no flow slot to bound the receiver (before 6.2) */  \
+	X(ulp_fallbacks) /* ... the socket or its peer set an upper layer (kTLS) */  \
 	X(sockets_left)	   /* sockets that left the map: plain TCP again */          \
 	X(short_skipped)   /* connections not accelerated: short port */             \
 	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \

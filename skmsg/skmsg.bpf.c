@@ -20,6 +20,8 @@
  * carry both paths).
  */
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+/* 6.2 and later too: a read-only view of the peer as another type */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
 /* sk_userlocks, a bitfield before 6.2 and a byte since: read either way */
 static __always_inline __u32 sm_userlocks(const struct sock *sk)
@@ -47,6 +49,32 @@ static __always_inline int sm_peer_behind(struct sock *peer)
 	if (sm_userlocks(peer) & SOCK_RCVBUF_LOCK)
 		return 1;
 	return queued > SM_RCVBUF_FLOOR;
+}
+
+/*
+ * Has @sk (our own socket) an upper-layer protocol (TCP_ULP: kTLS), set
+ * after it joined the map? With kTLS TX this program sees each record's plaintext before it is
+ * encrypted, and a redirect would hand the peer plaintext instead of
+ * records; with kTLS RX the peer must get records through TCP. Kernels
+ * with "tls: reject the combination of TLS and sockmap" refuse the keys
+ * (EINVAL) to a socket in a map, those before accept them: the connection
+ * then takes the stack, both ways, before any record.
+ */
+static __always_inline int sm_has_ulp(struct sock *sk)
+{
+	struct tcp_sock *tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
+
+	return tp && tp->inet_conn.icsk_ulp_ops;
+}
+
+/* The same for the peer, seen through the kernel's context (6.2 and later:
+ * sk_redir is not a pointer the socket helpers take) */
+static __always_inline int sm_peer_has_ulp(struct sock *peer)
+{
+	struct inet_connection_sock *icsk = bpf_rdonly_cast(
+		peer, bpf_core_type_id_kernel(struct inet_connection_sock));
+
+	return icsk && icsk->icsk_ulp_ops;
 }
 
 /* The psock of the socket this program runs for (its own, never the peer). */
@@ -135,6 +163,7 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	__u32 zero = 0;
 	struct bpf_sock *sk = msg->sk;
 	__u64 size = msg->size;
+	int ulp_peer;
 	__u64 now;
 
 	if (!c)
@@ -169,6 +198,14 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	}
 	if (st->flags & SM_SF_STACK)
 		goto stack;
+	if ((flow && flow->ulp) || sm_has_ulp((struct sock *)sk)) {
+		/* for good, both ways: the peer's next message sees flow->ulp */
+		if (flow)
+			flow->ulp = 1;
+		st->flags |= SM_SF_STACK;
+		c->ulp_fallbacks++;
+		goto stack;
+	}
 	/*
 	 * Every message of a redirected direction ends the other direction's
 	 * run; so does a pause longer than SM_BULK_GAP_NS or a large message.
@@ -212,15 +249,23 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	 * This message goes out of our own socket: redirected to its egress,
 	 * that is through the stack, as a pass would.
 	 */
-	if ((st->flags & SM_SF_BULK) &&
-	    (kctx ? kmsg->sk_redir &&
-			     !kmsg->sk_redir->sk_backlog.rmem_alloc.counter
-		  : 1)) {
+	/* the peer set kTLS (RX) since its last message: records go by TCP */
+	ulp_peer = kctx && kmsg->sk_redir && sm_peer_has_ulp(kmsg->sk_redir);
+	if (ulp_peer ||
+	    ((st->flags & SM_SF_BULK) &&
+	     (kctx ? kmsg->sk_redir &&
+			      !kmsg->sk_redir->sk_backlog.rmem_alloc.counter
+		   : 1))) {
 		sm_key_peer(&self, &st->peer);
 		if (bpf_msg_redirect_hash(msg, &sm_sockhash, &self, 0) ==
 		    SK_PASS) {
 			st->flags |= SM_SF_STACK;
-			c->bulk_fallbacks++;
+			if (ulp_peer && flow)
+				flow->ulp = 1;
+			if (ulp_peer)
+				c->ulp_fallbacks++;
+			else
+				c->bulk_fallbacks++;
 			sm_mark_stack(flow, st, sk);
 			goto pass;
 		}

@@ -148,7 +148,10 @@ TEST(gap_splice_reader_blocking_then_eof)
  * and TLS_RX on a socket that has a psock; the TCP_ULP before it succeeds.
  * sockmesh cannot take the socket out of the map at that setsockopt(): the
  * verifier allows sockhash deletes from sock_ops and packet programs only
- * (98e948fb60d4), and a cgroup/setsockopt program is neither.
+ * (98e948fb60d4), and a cgroup/setsockopt program is neither. Before that
+ * kernel change the keys are accepted, and the connection must take the
+ * stack (ulp_fallbacks), or the reader would get the plaintext that the
+ * SK_MSG program sees before encryption.
  */
 #define KNOWN_KTLS                                                    \
 	"known: kTLS keys refused (EINVAL) on a socket in a sockmap " \
@@ -255,6 +258,15 @@ static void ktls_case(struct env *e, const char *what, struct ktls_arg *a)
 	ASSERT_TRUE(res_get(&d.accel, "tls_tx_errno") == 0 ||
 			    res_get(&d.accel, "tls_tx_errno") == EINVAL,
 		    "TLS_TX accepted, or refused as docs/compat.md says");
+	if (!a->rx && !res_get(&d.accel, "tls_tx_errno")) {
+		/* keys accepted (kernels before the rejection): the records,
+		 * as on TCP, never the plaintext the program saw */
+		ASSERT_EQ(res_get(&d.accel, "rx_wire_hash_low32"),
+			  res_get(&d.plain, "rx_wire_hash_low32"),
+			  "kTLS accepted: the reader gets the same records");
+	}
+	/* either way the connection left the redirect before any record */
+	ASSERT_GE(d.da.ulp_fallbacks, 1, "ulp_fallbacks counts the switch");
 	if (!a->rx && res_get(&d.accel, "tls_tx_errno") == EINVAL) {
 		/* the sender's records went out as plaintext: exact */
 		ASSERT_EQ(res_get(&d.accel, "rx_wire_bytes"),

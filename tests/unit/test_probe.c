@@ -48,9 +48,9 @@ int libbpf_probe_bpf_helper(enum bpf_prog_type type, enum bpf_func_id id,
  * A BTF with what the datapath reads through BTF: sk_msg_md.sk and
  * bpf_sock_ops.skb_data inside anonymous unions (as __bpf_md_ptr() makes
  * them), sk_psock.msg_tot_len, bpf_cgroup_link unless told, and the
- * optional sock_cgroup_data.cgroup, kfunc bpf_cast_to_kern_ctx,
- * tcp_bpf_ioctl and what the reader trace needs unless told
- * (btf_old_kernel: 5.10).
+ * optional sock_cgroup_data.cgroup, kfuncs bpf_cast_to_kern_ctx and
+ * bpf_rdonly_cast, tcp_bpf_ioctl and what the reader trace needs unless
+ * told (btf_old_kernel: 5.10).
  */
 static struct btf *fake_btf(void)
 {
@@ -89,6 +89,8 @@ static struct btf *fake_btf(void)
 		btf__add_field(btf, "cgroup", int_id, 0, 0);
 		/* a function's proto comes after: fields above are done */
 		btf__add_func(btf, "bpf_cast_to_kern_ctx", BTF_FUNC_GLOBAL,
+			      btf__add_func_proto(btf, int_id));
+		btf__add_func(btf, "bpf_rdonly_cast", BTF_FUNC_GLOBAL,
 			      btf__add_func_proto(btf, int_id));
 		btf__add_func(btf, "tcp_bpf_ioctl", BTF_FUNC_STATIC,
 			      btf__add_func_proto(btf, int_id));
