@@ -2,9 +2,12 @@
 /* common.c - see common.h. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -19,25 +22,62 @@ int sm_run_path(char *buf, size_t len, const char *run_dir, const char *name)
 	return 0;
 }
 
+int sm_run_lock_holder(const char *run_dir, pid_t *pid, char *cfg, size_t len)
+{
+	char path[PATH_MAX], buf[2 * PATH_MAX + 32];
+	char *conf = NULL, *pin = NULL, *end;
+	ssize_t n;
+	int fd, ret;
+
+	*pid = 0;
+	if (cfg && len)
+		cfg[0] = '\0';
+	ret = sm_run_path(path, sizeof(path), run_dir, SM_RUN_LOCK);
+	if (ret)
+		return ret;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!flock(fd, LOCK_SH | LOCK_NB)) {
+		close(fd); /* nobody holds it: no daemon */
+		return 0;
+	}
+	if (errno != EWOULDBLOCK) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (n < 0)
+		return 1; /* held, unreadable: a daemon all the same */
+	buf[n] = '\0';
+	conf = strchr(buf, '\n');
+	if (conf) {
+		*conf++ = '\0';
+		pin = strchr(conf, '\n');
+	}
+	if (pin) {
+		*pin++ = '\0';
+		if ((end = strchr(pin, '\n')))
+			*end = '\0';
+	}
+	*pid = atoi(buf) > 0 ? atoi(buf) : 0;
+	if (cfg && len && conf && *conf)
+		snprintf(cfg, len, "%s, pin_dir %s", conf,
+			 pin && *pin ? pin : "?");
+	return 1;
+}
+
 pid_t sm_daemon_pid(const struct sm_core *core, const char *run_dir)
 {
-	char path[PATH_MAX];
-	int pid = 0;
-	FILE *f;
+	pid_t pid;
 
 	if (core->lock_fd >= 0) /* we are the daemon */
 		return getpid();
-	if (!sm_core_locked(core))
-		return 0;
-	if (sm_run_path(path, sizeof(path), run_dir, SM_PID_FILE))
-		return -1;
-	f = fopen(path, "r");
-	if (f) {
-		if (fscanf(f, "%d", &pid) != 1)
-			pid = 0;
-		fclose(f);
-	}
-	return pid > 0 ? pid : -1;
+	if (sm_run_lock_holder(run_dir, &pid, NULL, 0) == 1)
+		return pid > 0 ? pid : -1;
+	return sm_core_locked(core) ? -1 : 0;
 }
 
 int sm_ctl_request(const char *run_dir, const char *request, char *out,

@@ -15,6 +15,8 @@
 /* In run_dir (mode 0700): */
 #define SM_PID_FILE "sockmeshd.pid"  /* the daemon's pid, written when ready */
 #define SM_CTL_SOCK "sockmeshd.sock" /* control socket, AF_UNIX, mode 0600 */
+/* held (flock) by the run_dir's daemon for its life: "PID\nCONFIG\nPIN_DIR\n" */
+#define SM_RUN_LOCK "sockmeshd.lock"
 
 /* Exit codes of sockmeshd and sockmesh. */
 enum sm_exit {
@@ -22,6 +24,8 @@ enum sm_exit {
 	SM_EXIT_FAILURE = 1,
 	SM_EXIT_USAGE = 2,	/* bad usage or config */
 	SM_EXIT_NOT_LOADED = 3, /* nothing pinned, or no daemon to ask */
+	SM_EXIT_BUSY = 4,	/* a daemon runs but did not answer */
+	SM_EXIT_REFUSED = 5,	/* the daemon answered no (not a config) */
 };
 
 /*
@@ -36,8 +40,18 @@ enum sm_exit {
 
 /* @run_dir/@name into @buf; -ENAMETOOLONG if it does not fit. */
 int sm_run_path(char *buf, size_t len, const char *run_dir, const char *name);
-/* The running daemon of @core's pin_dir: its pid, -1 if it runs but its
- * pid file is unreadable, 0 if none runs. */
+/*
+ * Who holds @run_dir's SM_RUN_LOCK: 1 with its @pid (0 while it starts)
+ * and, if @cfg, its config path and pin_dir ("CONFIG, pin_dir DIR"); 0 if
+ * no daemon holds it; -errno if it cannot be read.
+ */
+int sm_run_lock_holder(const char *run_dir, pid_t *pid, char *cfg, size_t len);
+/*
+ * The running daemon of @run_dir (or, failing that, of @core's pin_dir):
+ * its pid, -1 if one runs whose pid is not known (it is starting, or it
+ * holds pin_dir with another run_dir), 0 if none runs. Never a pid from a
+ * file a dead daemon left: the lock says who is alive.
+ */
 pid_t sm_daemon_pid(const struct sm_core *core, const char *run_dir);
 /*
  * Ask the daemon at @run_dir: send @request, put the reply's text in @out.

@@ -5,11 +5,13 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -35,6 +37,7 @@ void daemon_init(struct sm_daemon *d)
 		d->cg_fds[i] = -1;
 	d->metrics_fd = -1;
 	d->ctl_fd = -1;
+	d->run_lock_fd = -1;
 	sm_core_init(&d->core, "");
 }
 
@@ -102,7 +105,7 @@ static int ctl_listen(struct sm_daemon *d)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	unlink(d->ctl_path); /* a stale one: we hold the pin_dir lock */
+	unlink(d->ctl_path); /* a stale one: we hold the run_dir lock */
 	if (fchmod(fd, 0600) || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
 	    chmod(d->ctl_path, 0600) || listen(fd, 16)) {
 		ret = -errno;
@@ -110,6 +113,55 @@ static int ctl_listen(struct sm_daemon *d)
 		return ret;
 	}
 	d->ctl_fd = fd;
+	return 0;
+}
+
+/*
+ * One daemon per run_dir, as per pin_dir: its control socket and pid file
+ * are the daemon's that holds SM_RUN_LOCK, written with its pid, config and
+ * pin_dir the moment it holds it (so that status never shows a dead pid),
+ * and kept (unlinking a lock file races with the next daemon's open).
+ */
+static int run_dir_lock(struct sm_daemon *d, const struct sm_config *cfg)
+{
+	char path[PATH_MAX], who[2 * PATH_MAX + 16];
+	pid_t pid;
+	int fd, ret;
+
+	ret = sm_run_path(path, sizeof(path), cfg->run_dir, SM_RUN_LOCK);
+	if (ret)
+		return ret;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		pr_err("run_dir %s: cannot open %s: %s", cfg->run_dir, path,
+		       strerror(errno));
+		return ret;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		if (ret != -EBUSY) {
+			pr_err("cannot lock %s: %s", path, strerror(-ret));
+			return ret;
+		}
+		if (sm_run_lock_holder(cfg->run_dir, &pid, who, sizeof(who)) !=
+			    1 ||
+		    !who[0])
+			snprintf(who, sizeof(who), "config unknown");
+		pr_err("another sockmeshd is running with run_dir %s (pid %d, "
+		       "config %s): give each daemon a run_dir of its own",
+		       cfg->run_dir, (int)pid, who);
+		return ret;
+	}
+	if (ftruncate(fd, 0) || dprintf(fd, "%d\n%s\n%s\n", (int)getpid(),
+					cfg->path, cfg->pin_dir) < 0) {
+		ret = -errno;
+		pr_err("cannot write %s: %s", path, strerror(errno));
+		close(fd);
+		return ret;
+	}
+	d->run_lock_fd = fd;
 	return 0;
 }
 
@@ -230,6 +282,9 @@ int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
 		       cfg->run_dir, strerror(-ret));
 		return ret;
 	}
+	ret = run_dir_lock(d, cfg);
+	if (ret)
+		return ret;
 	ret = sm_core_prepare_dir(&d->core);
 	if (ret) {
 		/* -EPERM here: mounting the missing bpffs was not allowed */
@@ -520,4 +575,5 @@ void daemon_close(struct sm_daemon *d)
 	close_fd(&d->ctl_fd);
 	close_fd(&d->metrics_fd);
 	sm_core_close(&d->core);
+	close_fd(&d->run_lock_fd); /* last: the run_dir is free */
 }

@@ -19,11 +19,12 @@ struct sm_daemon {
 	int n_cg; /* == cfg.n_cgroups once applied */
 	int cg_fds[SM_CGROUPS_MAX];
 	__u64 cg_ids[SM_CGROUPS_MAX];
-	__u32 feat;	/* SM_FEAT_* of this kernel (probe.h) */
-	int loaded;	/* this run loaded the programs */
-	int applied;	/* a config is in force */
-	int metrics_fd; /* listening socket of `metrics`, or -1 */
-	int ctl_fd;	/* control socket in run_dir, or -1 */
+	__u32 feat;	 /* SM_FEAT_* of this kernel (probe.h) */
+	int loaded;	 /* this run loaded the programs */
+	int applied;	 /* a config is in force */
+	int metrics_fd;	 /* listening socket of `metrics`, or -1 */
+	int ctl_fd;	 /* control socket in run_dir, or -1 */
+	int run_lock_fd; /* SM_RUN_LOCK, held for the daemon's life */
 	char pid_file[PATH_MAX];
 	char ctl_path[PATH_MAX];
 	unsigned long long reloads, reload_failures;

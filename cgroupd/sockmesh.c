@@ -91,6 +91,30 @@ static int open_pins(struct common *c)
 	return 0;
 }
 
+/*
+ * @what got no answer from the control socket (@err): no daemon runs
+ * (SM_EXIT_NOT_LOADED), or one runs and did not answer (SM_EXIT_BUSY).
+ */
+static int no_answer(struct common *c, const char *what, int err)
+{
+	pid_t pid = sm_daemon_pid(&c->core, c->cfg.run_dir);
+	char who[32] = "pid unknown";
+
+	if (!pid) {
+		fail("no sockmeshd runs with run_dir %s (%s/%s: %s): start "
+		     "it (make run, or systemctl start sockmeshd)",
+		     c->cfg.run_dir, c->cfg.run_dir, SM_CTL_SOCK,
+		     strerror(-err));
+		return SM_EXIT_NOT_LOADED;
+	}
+	if (pid > 0)
+		snprintf(who, sizeof(who), "pid %d", (int)pid);
+	fail("sockmeshd (%s) runs but did not answer %s on %s/%s: %s: it is "
+	     "busy (all its client slots taken?); try again",
+	     who, what, c->cfg.run_dir, SM_CTL_SOCK, strerror(-err));
+	return SM_EXIT_BUSY;
+}
+
 static int no_operands(struct common *c, int argc, char **argv)
 {
 	if (c->args.first < argc) {
@@ -204,14 +228,10 @@ static int cmd_unload(struct common *c, int argc, char **argv)
 				     sizeof(reply));
 		if (ret == -EREMOTEIO) {
 			fail("sockmeshd refused to unload: %s", reply);
-			return SM_EXIT_FAILURE;
+			return SM_EXIT_REFUSED;
 		}
-		if (ret) {
-			fail("sockmeshd (pid %d) runs on %s but cannot be asked to unload (%s/%s: %s)",
-			     pid, c->cfg.pin_dir, c->cfg.run_dir, SM_CTL_SOCK,
-			     strerror(-ret));
-			return SM_EXIT_FAILURE;
-		}
+		if (ret)
+			return no_answer(c, "unload", ret);
 		if (wait_daemon_gone(c, 10)) {
 			fail("sockmeshd (pid %d) detached but did not exit within 10 s",
 			     pid);
@@ -262,14 +282,13 @@ static int cmd_reload(struct common *c, int argc, char **argv)
 		fail("%s", reply);
 		return SM_EXIT_USAGE;
 	}
-	if (ret) {
-		if (c->cfg_err[0]) /* no daemon to ask: say what is wrong */
-			fail("%s", c->cfg_err);
-		else
-			fail("no sockmeshd answers on %s/%s: %s",
-			     c->cfg.run_dir, SM_CTL_SOCK, strerror(-ret));
-		return c->cfg_err[0] ? SM_EXIT_USAGE : SM_EXIT_NOT_LOADED;
+	if (ret && c->cfg_err[0] && !sm_daemon_pid(&c->core, c->cfg.run_dir)) {
+		fail("%s",
+		     c->cfg_err); /* no daemon to ask: say what is wrong */
+		return SM_EXIT_USAGE;
 	}
+	if (ret)
+		return no_answer(c, "reload", ret);
 	fputs(reply, stdout);
 	return 0;
 }
@@ -396,7 +415,8 @@ static void usage(FILE *out)
 		"\n"
 		"-c FILE is the config sockmeshd runs with (default %s,\n"
 		"built-in defaults if that file does not exist).\n"
-		"Exit status: 0 ok, 1 failure, 2 usage or config error, 3 not loaded.\n",
+		"Exit status: 0 ok, 1 failure, 2 usage or config error, 3 not loaded,\n"
+		"4 daemon busy, 5 refused by the daemon.\n",
 		SM_CONF_DEFAULT);
 }
 

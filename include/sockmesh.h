@@ -319,7 +319,7 @@ struct sm_lpm_key {
  */
 #define SM_COUNTERS(X)                                                               \
 	X(sockets_added)      /* sockets put into sm_sockhash */                     \
-	X(sockets_add_failed) /* selected, but the map refused them (full...) */     \
+	X(sockets_add_failed) /* sockets selected, the map refused them (full) */    \
 	X(sockets_skipped) /* established in an attached cgroup, not selected */     \
 	X(peers_paired) /* accepted ends whose connecting end was in the map */      \
 	X(peers_paired_nat) /* ... through NAT: the two ends saw other tuples */     \

@@ -633,8 +633,17 @@ while IFS= read -r line; do
 done <"$tmp/defaults"
 sed -n '/^\.EX/,/^\.EE/p' man/sockmesh.ini.5 | sed '1d;$d' >"$tmp/example.ini"
 chmod 0644 "$tmp/example.ini"
+# the pin layout version, from the header, wherever the docs name it
+layout=$(sed -n 's/^#define SM_PIN_LAYOUT "\(v[0-9]*\)".*/\1/p' include/sockmesh.h)
+stale=$(grep -HnoE '(/sys/fs/bpf/sockmesh/v[0-9]+|^\.IR v[0-9]+ \)|this release: v[0-9]+)' \
+	man/sockmesh.8 man/sockmeshd.8 man/sockmesh.ini.5 docs/deploy.md |
+	grep -v "[/ ]$layout\b" || true)
 if [ "$n" -lt 5 ]; then
 	why="sockmeshd --check printed no keys"
+elif [ -z "$layout" ]; then
+	why="no SM_PIN_LAYOUT in include/sockmesh.h"
+elif [ -n "$stale" ]; then
+	why="a pin layout other than $layout named: $stale"
 elif [ -n "$missing" ]; then
 	why="no entry with the right default for:$missing"
 elif ! "$build/sockmeshd" --check -c "$tmp/example.ini" >"$tmp/check.log" 2>&1; then

@@ -5,7 +5,10 @@
  * change nothing; the CLI works without the daemon.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -13,6 +16,8 @@
 #include <linux/magic.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -156,6 +161,173 @@ TEST(second_instance_refused)
 	ASSERT_EQ(env_run(out, sizeof(out), argv), 1, "second instance exits");
 	ASSERT_STR_HAS(out, "another sockmeshd is running", "it says why");
 	ASSERT_EQ(env_sockops_attached(e), 1, "still one attachment");
+}
+
+/* The "pid N" of `sockmesh status --json`'s daemon_pid, or -1. */
+static int status_pid(struct env *e)
+{
+	char out[8192], *p;
+
+	if (env_cli(e, out, sizeof(out), "status", "--json", (char *)NULL))
+		return -1;
+	p = strstr(out, "\"daemon_pid\": ");
+	return p ? atoi(p + strlen("\"daemon_pid\": ")) : -1;
+}
+
+/*
+ * Two daemons, two pin_dirs, one run_dir: the second is refused before it
+ * touches anything, and names the first; the first keeps its control
+ * socket and pid file. After a kill -9 status never shows the dead pid.
+ */
+TEST(second_daemon_on_the_same_run_dir_refused)
+{
+	char bin[PATH_MAX], out[4096], conf2[PATH_MAX + 8], pin2[PATH_MAX + 8];
+	char want[PATH_MAX + 64];
+	/* bounded, and on_exit = detach: a second daemon that wrongly
+	 * starts is stopped and leaves nothing */
+	char *argv[] = {"/usr/bin/timeout", "20", bin, "-c", conf2, NULL};
+	struct stat st;
+	pid_t first, dead;
+	FILE *f;
+
+	snprintf(bin, sizeof(bin), "%s/sockmeshd", e->build);
+	snprintf(conf2, sizeof(conf2), "%s.2", e->conf);
+	snprintf(pin2, sizeof(pin2), "%s-2", e->pin_dir);
+	if (!ASSERT_EQ(env_write_config(e, "", ""), 0, "config") ||
+	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		return;
+	first = e->daemon;
+	f = fopen(conf2, "w");
+	if (!ASSERT_TRUE(f != NULL, "second config"))
+		return;
+	fprintf(f,
+		"[daemon]\npin_dir = %s\nrun_dir = %s\nmetrics = off\n"
+		"on_exit = detach\n[accelerate]\ncgroups = %s\n",
+		pin2, e->run_dir, e->cg_rel);
+	fclose(f);
+	ASSERT_EQ(env_run(out, sizeof(out), argv), 1, "the second exits 1");
+	snprintf(want, sizeof(want),
+		 "another sockmeshd is running with run_dir %s (pid %d, config "
+		 "%s, pin_dir %s)",
+		 e->run_dir, (int)first, e->conf, e->pin_dir);
+	ASSERT_STR_HAS(out, want, "and names the first, its config, pin_dir");
+	ASSERT_TRUE(stat(pin2, &st) && errno == ENOENT,
+		    "the second made no pin_dir");
+	rmdir(pin2);
+	unlink(conf2);
+	ASSERT_EQ(status_pid(e), first, "status: the first's pid");
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "reload", (char *)NULL), 0,
+		  "reload reaches the first");
+	ASSERT_EQ(kill(first, 0), 0, "the first still runs");
+	ASSERT_EQ(env_sockops_attached(e), 1, "one attachment");
+
+	/* kill -9: no daemon, whatever the pid file says; then the new one */
+	dead = first;
+	kill(dead, SIGKILL);
+	waitpid(dead, NULL, 0);
+	e->daemon = 0;
+	ASSERT_EQ(status_pid(e), 0, "after kill -9: no daemon in status");
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "reload", (char *)NULL), 3,
+		  "reload: no daemon, exit 3");
+	ASSERT_STR_HAS(out, "no sockmeshd runs with run_dir", "says so");
+	if (!ASSERT_EQ(env_start_daemon(e), 0, "restart on the same dirs"))
+		return;
+	ASSERT_TRUE(e->daemon != dead, "a new pid");
+	ASSERT_EQ(status_pid(e), e->daemon, "status: the new pid only");
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", (char *)NULL), 0,
+		  "human status");
+	snprintf(want, sizeof(want), "pid %d)", (int)dead);
+	ASSERT_TRUE(!strstr(out, want), "never the dead pid");
+}
+
+#define HOLD_N 80 /* more than the daemon's 64 client slots */
+
+/* @n control-socket clients that send nothing; how many connected. */
+static int hold_clients(struct env *e, int *fds, int n)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int connected = 0;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/sockmeshd.sock",
+		 e->run_dir);
+	for (int i = 0; i < n; i++) {
+		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		/* the backlog is full until the daemon accepts: wait */
+		for (int k = 0; fds[i] >= 0 && k < 10000; k++) {
+			if (!connect(fds[i], (struct sockaddr *)&sa,
+				     sizeof(sa))) {
+				connected++;
+				break;
+			}
+			if (errno != EAGAIN)
+				break;
+			usleep(1000);
+		}
+	}
+	return connected;
+}
+
+/* Of @n held clients, how many the daemon closed (EOF) and how many it
+ * holds open. */
+static void held_count(const int *fds, int n, int *closed, int *open)
+{
+	char b;
+
+	*closed = *open = 0;
+	for (int i = 0; i < n; i++) {
+		if (fds[i] < 0)
+			continue;
+		if (recv(fds[i], &b, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN)
+			(*open)++;
+		else
+			(*closed)++;
+	}
+}
+
+/*
+ * A daemon whose client table is full did not answer: "busy", exit 4, not
+ * 3 (not loaded). The table is full once the daemon has closed the
+ * clients past its slots; the CLI runs then, and the held ones are counted
+ * after it: if the daemon let them go meanwhile (a slow machine), the step
+ * is repeated.
+ */
+TEST(cli_busy_daemon_is_not_no_daemon)
+{
+	int fds[HOLD_N], rc = -1, held = 0, closed, open, n;
+	char out[4096];
+
+	if (!ASSERT_EQ(env_write_config(e, "", ""), 0, "config") ||
+	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		return;
+	for (int try = 0; try < 5 && !held; try++) {
+		n = hold_clients(e, fds, HOLD_N);
+		closed = open = 0;
+		for (int k = 0; n == HOLD_N && k < 3000 && closed < HOLD_N - 64;
+		     k++) {
+			usleep(10000);
+			held_count(fds, HOLD_N, &closed, &open);
+		}
+		if (closed == HOLD_N - 64) {
+			rc = env_cli(e, out, sizeof(out), "reload",
+				     (char *)NULL);
+			held_count(fds, HOLD_N, &closed, &open);
+			held = open == 64;
+		}
+		for (int i = 0; i < HOLD_N; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
+	if (!ASSERT_TRUE(held, "64 clients held while the CLI ran"))
+		return;
+	ASSERT_EQ(rc, 4, "reload to a full daemon: exit 4");
+	ASSERT_STR_HAS(out, "runs but did not answer reload", "says busy");
+	/* the daemon frees the slots as it reads the EOFs */
+	for (int k = 0; k < 300 && rc; k++) {
+		rc = env_cli(e, out, sizeof(out), "reload", (char *)NULL);
+		if (rc)
+			usleep(100000);
+	}
+	ASSERT_EQ(rc, 0, "once they are gone, reload answers");
 }
 
 TEST(cli_run_and_status)
