@@ -7,7 +7,8 @@
 #   ID       kernels of scripts/kernels/kernels.list (default: every one)
 #   -b BUILD the build directory (default build), already built (make test-kernels)
 #   -s LIST  suites, comma list of integration, conformance (default both)
-#   -o FILE  also write the table, in Markdown, to FILE
+#   -o FILE  also write the table, in Markdown, to FILE: between its
+#            <!-- test-kernels --> markers if it has them, else all of it
 # Exit status: 0 when every suite of every kernel passed, 1 otherwise. The
 # last line reads "kernels: N passed, M failed[, K skipped]" (tests summed).
 # Each suite's output is kept in BUILD/kernels/ID-SUITE.log.
@@ -35,7 +36,7 @@ done
 mkdir -p "$build/kernels"
 "$here/fetch.sh" -q "${ids[@]}" >"$build/kernels/versions" || exit 1
 table=$(mktemp)
-trap 'rm -f "$table"' EXIT
+trap 'rm -f "$table" "$table.run"' EXIT
 status=0 tp=0 tf=0 tk=0
 printf '| kernel | Debian package version | suite | passed | failed | skipped | time |\n| --- | --- | --- | --- | --- | --- | --- |\n' >"$table"
 for id in "${ids[@]}"; do
@@ -64,15 +65,34 @@ for id in "${ids[@]}"; do
 done
 cat "$table"
 if [ -n "$out" ]; then
+	# the run's part: between the markers of FILE, whose other text (what
+	# the rows mean, written by people) is kept; the whole file if it has
+	# no markers
+	run="$table.run"
 	{
-		echo "# make test-kernels: $(date -u +%Y-%m-%d), sockmesh $(git -C "$root" describe --always --dirty 2>/dev/null)"
-		echo
-		echo "Each kernel is Debian's own package, booted under qemu (TCG) by"
-		echo "scripts/kernels/vm-run.sh on this machine's root; the suites are"
-		echo "the same binaries as on the host. Logs: build/kernels/ID-SUITE.log."
+		echo "<!-- test-kernels: written by scripts/kernels/test-kernels.sh -->"
+		echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'), sockmesh $(git -C "$root" describe --always --dirty 2>/dev/null):"
 		echo
 		cat "$table"
-	} >"$out"
+		echo "<!-- /test-kernels -->"
+	} >"$run"
+	if [ -f "$out" ] && grep -q '^<!-- test-kernels' "$out" &&
+		grep -q '^<!-- /test-kernels -->' "$out"; then
+		awk -v run="$run" '
+			/^<!-- test-kernels/ { while ((getline l < run) > 0) print l; skip = 1; next }
+			/^<!-- \/test-kernels -->/ { skip = 0; next }
+			!skip' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
+	else
+		{
+			echo "# Kernels: the suites under Debian's own kernels"
+			echo
+			echo "Each kernel is Debian's own package, booted under qemu (TCG) by"
+			echo "scripts/kernels/vm-run.sh on this machine's root; the suites are"
+			echo "the same binaries as on the host. Logs: build/kernels/ID-SUITE.log."
+			echo
+			cat "$run"
+		} >"$out"
+	fi
 fi
 printf 'kernels: %d passed, %d failed' "$tp" "$tf"
 [ "$tk" = 0 ] || printf ', %d skipped' "$tk"
