@@ -271,6 +271,118 @@ TEST(fault_unload_under_load)
 	ASSERT_EQ(d.da.peer_misses, 0, "no miss");
 }
 
+/* --- unload while blocking streams run ----------------------------------- */
+
+#define UB_CONNS 32
+#define UB_BYTES (2 << 20) /* each way */
+
+struct ub_writer {
+	int fd;
+	unsigned seed;
+	int err;
+	pthread_barrier_t *bar;
+	pthread_t tid;
+};
+
+/* Half the stream, wait for the unload, the other half, then EOF. */
+static void *ub_write(void *arg)
+{
+	struct ub_writer *w = arg;
+
+	w->err = send_pat(w->fd, UB_BYTES / 2, 0, w->seed);
+	pthread_barrier_wait(w->bar); /* the first halves are written */
+	pthread_barrier_wait(w->bar); /* the unload is done */
+	if (!w->err)
+		w->err = send_pat(w->fd, UB_BYTES / 2, UB_BYTES / 2, w->seed);
+	shutdown(w->fd, SHUT_WR);
+	return NULL;
+}
+
+/*
+ * UB_CONNS connections stream UB_BYTES each way through blocking sockets
+ * (a writer and a blocking reader thread per direction); halfway, the
+ * test runs `sockmesh unload`. Every direction must arrive exact; a
+ * blocking recv() that returns EAGAIN is the known gap (retried, counted).
+ */
+static int unload_blocking(struct result *r, void *arg)
+{
+	static int c[UB_CONNS], s[UB_CONNS];
+	static struct reader rd[2 * UB_CONNS];
+	static struct ub_writer w[2 * UB_CONNS];
+	pthread_barrier_t bar;
+	int exact = 0, err = 0;
+
+	(void)arg;
+	for (int i = 0; i < UB_CONNS; i++) {
+		if (scen_pair(r, &c[i], &s[i], NULL))
+			return 1;
+	}
+	pthread_barrier_init(&bar, NULL, 2 * UB_CONNS + 1);
+	for (int i = 0; i < 2 * UB_CONNS; i++) {
+		int from = i & 1 ? s[i / 2] : c[i / 2];
+		int to = i & 1 ? c[i / 2] : s[i / 2];
+
+		rd[i] = (struct reader){.fd = to, .seed = 300 + i, .r = r};
+		w[i] = (struct ub_writer){
+			.fd = from, .seed = 300 + i, .bar = &bar};
+		reader_start(&rd[i]);
+		pthread_create(&w[i].tid, NULL, ub_write, &w[i]);
+	}
+	pthread_barrier_wait(&bar);
+	scen_checkpoint(1); /* the test unloads */
+	pthread_barrier_wait(&bar);
+	for (int i = 0; i < 2 * UB_CONNS; i++) {
+		pthread_join(w[i].tid, NULL);
+		reader_join(&rd[i]);
+		err = err ? err : w[i].err;
+		exact +=
+			rd[i].got == UB_BYTES && rd[i].bad_at < 0 && !rd[i].err;
+	}
+	pthread_barrier_destroy(&bar);
+	for (int i = 0; i < UB_CONNS; i++) {
+		close(c[i]);
+		close(s[i]);
+	}
+	res_same(r, "send_errno", -err);
+	res_same(r, "directions_exact", exact);
+	return 0;
+}
+
+struct ub_cp {
+	int unloaded;
+};
+
+static void ub_checkpoint(struct env *e, int accel, int n, void *arg)
+{
+	struct ub_cp *u = arg;
+	char out[4096];
+
+	if (!accel || n != 1)
+		return;
+	u->unloaded = env_cli(e, out, sizeof(out), "unload", (char *)NULL);
+	if (e->daemon > 0 && env_wait(e->daemon, 10) >= 0)
+		e->daemon = 0; /* it detached and exited */
+}
+
+TEST(fault_unload_under_blocking_streams)
+{
+	struct ub_cp u = {-1};
+	struct diff_opts o = {
+		.timeout_s = 600, .at_checkpoint = ub_checkpoint, .cp_arg = &u};
+	struct diff d;
+
+	if (conf_start(e, "") ||
+	    diff_run(e, "unload while 32 blocking streams run both ways",
+		     unload_blocking, NULL, &d, &o))
+		return;
+	ASSERT_EQ(u.unloaded, 0, "sockmesh unload mid-stream");
+	ASSERT_EQ(res_get(&d.accel, "directions_exact"), 2 * UB_CONNS,
+		  "every direction exact");
+	ASSERT_EQ(d.da.sockets_added, 2 * UB_CONNS, "all were accelerated");
+	ASSERT_GT(d.da.bytes_redirected, 0, "redirected before the unload");
+	ASSERT_GT(d.da.msgs_drained, 0, "drained after it");
+}
+
 /* --- a full socket map -------------------------------------------------- */
 
 #define FULL_MAX   64
