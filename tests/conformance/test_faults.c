@@ -210,7 +210,7 @@ static void kill9_checkpoint(struct env *e, int accel, int n, void *arg)
 TEST(fault_kill9_under_load_then_restart)
 {
 	struct kill9 k = {.restarted = 0};
-	struct diff_opts o = {.timeout_s = 60,
+	struct diff_opts o = {.timeout_s = 300,
 			      .at_checkpoint = kill9_checkpoint,
 			      .cp_arg = &k};
 	struct diff d;
@@ -252,7 +252,7 @@ static void unload_checkpoint(struct env *e, int accel, int n, void *arg)
 TEST(fault_unload_under_load)
 {
 	struct unload_cp u = {-1, -1, -1, -1};
-	struct diff_opts o = {.timeout_s = 60,
+	struct diff_opts o = {.timeout_s = 300,
 			      .at_checkpoint = unload_checkpoint,
 			      .cp_arg = &u};
 	struct diff d;
