@@ -6,7 +6,8 @@
 #   -k ID        kernel of scripts/kernels/kernels.list (default: its first)
 #   -t SECONDS   kill the VM after that long, boot included, and exit 124
 #                (default 3600; 0: no limit)
-#   -C DIR       run CMD in DIR (default: the current directory)
+#   -C DIR       run CMD in DIR (default: the current directory; below
+#                /tmp, /var/tmp, /run or /dev/shm it is shared as with -w)
 #   -e NAME=VAL  set an environment variable for CMD (repeatable)
 #   -w DIR       share the host's DIR read-write at the same path (repeatable;
 #                everything else the guest writes is thrown away)
@@ -81,6 +82,17 @@ for i in "${!shares[@]}"; do
 	case $p in *[[:space:]]* | /) die "-w: cannot share '$p'" ;; esac
 	shares[i]=$p
 done
+# the guest covers /tmp, /var/tmp, /run and /dev/shm with tmpfs: a -C
+# directory below them (a clone in /tmp) is shared into the guest as it is
+case $dir in
+/tmp/* | /var/tmp/* | /run/* | /dev/shm/*)
+	covered=0
+	for p in "${shares[@]}"; do
+		case $dir/ in "$p"/*) covered=1 ;; esac
+	done
+	[ "$covered" = 1 ] || shares+=("$dir")
+	;;
+esac
 
 # the kernel and its initramfs (quick when there)
 line=$("$here/fetch.sh" -q "$id" | tail -n 1) || die "fetch.sh $id failed"
