@@ -282,13 +282,14 @@ static int cmd_reload(struct common *c, int argc, char **argv)
 		fail("%s", reply);
 		return SM_EXIT_USAGE;
 	}
-	if (ret && c->cfg_err[0] && !sm_daemon_pid(&c->core, c->cfg.run_dir)) {
-		fail("%s",
-		     c->cfg_err); /* no daemon to ask: say what is wrong */
-		return SM_EXIT_USAGE;
-	}
-	if (ret)
+	if (ret) {
+		/* no daemon to ask, and the file is bad: say what is wrong */
+		if (c->cfg_err[0] && !sm_daemon_pid(&c->core, c->cfg.run_dir)) {
+			fail("%s", c->cfg_err);
+			return SM_EXIT_USAGE;
+		}
 		return no_answer(c, "reload", ret);
+	}
 	fputs(reply, stdout);
 	return 0;
 }

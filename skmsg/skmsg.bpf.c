@@ -52,18 +52,16 @@ static __always_inline int sm_peer_behind(struct sock *peer)
 }
 
 /*
- * Has @sk (our own socket) an upper-layer protocol (TCP_ULP: kTLS), set
- * after it joined the map? With kTLS TX this program sees each record's plaintext before it is
- * encrypted, and a redirect would hand the peer plaintext instead of
- * records; with kTLS RX the peer must get records through TCP. Kernels
- * with "tls: reject the combination of TLS and sockmap" refuse the keys
- * (EINVAL) to a socket in a map, those before accept them: the connection
- * then takes the stack, both ways, before any record.
+ * Has our own socket @tp an upper-layer protocol (TCP_ULP: kTLS), set after
+ * it joined the map? With kTLS TX this program sees each record's plaintext
+ * before it is encrypted, and a redirect would hand the peer plaintext
+ * instead of records; with kTLS RX the peer must get records through TCP.
+ * Kernels with "tls: reject the combination of TLS and sockmap" refuse the
+ * keys (EINVAL) to a socket in a map, those before accept them: the
+ * connection then takes the stack, both ways, before any record.
  */
-static __always_inline int sm_has_ulp(struct sock *sk)
+static __always_inline int sm_has_ulp(const struct tcp_sock *tp)
 {
-	struct tcp_sock *tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
-
 	return tp && tp->inet_conn.icsk_ulp_ops;
 }
 
@@ -78,10 +76,8 @@ static __always_inline int sm_peer_has_ulp(struct sock *peer)
 }
 
 /* The psock of the socket this program runs for (its own, never the peer). */
-static __always_inline struct sk_psock *sm_own_psock(struct bpf_sock *sk)
+static __always_inline struct sk_psock *sm_own_psock(struct tcp_sock *tp)
 {
-	struct tcp_sock *tp = sk ? bpf_skc_to_tcp_sock(sk) : NULL;
-
 	return tp ? sm_psock_of(&tp->inet_conn.icsk_inet.sk) : NULL;
 }
 
@@ -93,14 +89,14 @@ static __always_inline struct sk_psock *sm_own_psock(struct bpf_sock *sk)
  */
 static __always_inline void sm_mark_stack(struct sm_flow *flow,
 					  const struct sm_sock_state *st,
-					  struct bpf_sock *sk)
+					  struct tcp_sock *tp)
 {
 	struct sk_psock *psock;
 
 	if (!flow || flow->done[st->dir & 1])
 		return;
 	flow->stack[st->dir & 1] = 1;
-	psock = sm_own_psock(sk);
+	psock = sm_own_psock(tp);
 	if (psock && BPF_CORE_READ(psock, refcnt.refs.counter) <= 2)
 		flow->done[st->dir & 1] = 1;
 }
@@ -117,15 +113,14 @@ static __always_inline void sm_mark_stack(struct sm_flow *flow,
  */
 static __always_inline void sm_win_report(struct sm_flow *flow,
 					  const struct sm_sock_state *st,
-					  struct bpf_sock *sk)
+					  struct tcp_sock *tp)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 	__u32 in = !st->dir, unread = 0, locked;
 	struct sk_psock *psock;
 
 	if (!tp)
 		return;
-	psock = sm_psock_of(&tp->inet_conn.icsk_inet.sk);
+	psock = sm_own_psock(tp);
 	unread = sm_psock_unread(psock);
 	locked = sm_userlocks(&tp->inet_conn.icsk_inet.sk) & SOCK_RCVBUF_LOCK;
 	/* sent first: a redirect between the two reads only adds to unread,
@@ -162,6 +157,7 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	struct sk_msg *kmsg = NULL;
 	__u32 zero = 0;
 	struct bpf_sock *sk = msg->sk;
+	struct tcp_sock *tp; /* our own socket, read through BTF */
 	__u64 size = msg->size;
 	int ulp_peer;
 	__u64 now;
@@ -180,11 +176,12 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 		c->redirect_errors++;
 		goto pass;
 	}
+	tp = bpf_skc_to_tcp_sock(sk); /* once: every step below reads it */
 	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
 	if (flow && flow->conn != st->conn)
 		flow = NULL; /* the slot is another connection's */
 	if (!kctx && flow && !flow->stack[!st->dir])
-		sm_win_report(flow, st, sk);
+		sm_win_report(flow, st, tp);
 	/* the connection's length, for the short-connection rule */
 	if (flow && flow->msgs < SM_SHORT_MSGS_MAX)
 		flow->msgs++;
@@ -198,7 +195,7 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	}
 	if (st->flags & SM_SF_STACK)
 		goto stack;
-	if ((flow && flow->ulp) || sm_has_ulp((struct sock *)sk)) {
+	if ((flow && flow->ulp) || sm_has_ulp(tp)) {
 		/* for good, both ways: the peer's next message sees flow->ulp */
 		if (flow)
 			flow->ulp = 1;
@@ -260,13 +257,14 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 		if (bpf_msg_redirect_hash(msg, &sm_sockhash, &self, 0) ==
 		    SK_PASS) {
 			st->flags |= SM_SF_STACK;
-			if (ulp_peer && flow)
-				flow->ulp = 1;
-			if (ulp_peer)
-				c->ulp_fallbacks++;
-			else
+			if (!ulp_peer) {
 				c->bulk_fallbacks++;
-			sm_mark_stack(flow, st, sk);
+			} else {
+				if (flow)
+					flow->ulp = 1;
+				c->ulp_fallbacks++;
+			}
+			sm_mark_stack(flow, st, tp);
 			goto pass;
 		}
 		/* not found (cannot be: this program runs for sockets in the
@@ -296,7 +294,7 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	}
 	return SK_PASS;
 stack:
-	sm_mark_stack(flow, st, sk);
+	sm_mark_stack(flow, st, tp);
 pass:
 	c->msgs_passed++;
 	c->bytes_passed += size;
