@@ -468,6 +468,8 @@ int sm_core_apply_policy(const struct sm_core *core,
 	ctl.policy_gen = idle;
 	ctl.short_msgs = cfg->short_conn_msgs;
 	ctl.bulk_gap_us = cfg->small_write_gap_us;
+	ctl.flags = (ctl.flags & ~SM_CTL_FAST) |
+		    (cfg->compat_fast ? SM_CTL_FAST : 0);
 	if (bpf_map_update_elem(core->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
 		return -errno;
 	/*

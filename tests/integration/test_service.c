@@ -37,10 +37,12 @@ static int write_conf(struct env *e, const char *path, const char *cgroups,
 		return -errno;
 	fprintf(f,
 		"[daemon]\npin_dir = %s\nrun_dir = %s\n%s\n"
-		"[accelerate]\ncgroups = %s\n%s\n",
+		"[accelerate]\ncgroups = %s\n%s\n%s",
 		e->pin_dir, e->run_dir,
 		daemon_extra && *daemon_extra ? daemon_extra : "metrics = off",
-		cgroups, extra);
+		cgroups, extra,
+		/* blocking test traffic: as env_write_config() */
+		strstr(extra, "compat") ? "" : "compat = fast\n");
 	return fclose(f) ? -errno : 0;
 }
 
