@@ -711,20 +711,17 @@ int sm_core_counters(const struct sm_core *core, struct sm_counters *sum)
 	return sm_counters_read(core->map_fds[SM_M_COUNTERS], sum);
 }
 
-int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
-			int *skipping, int max)
+/* Every sm_portstats entry through @fn, in batches; 0 or -errno. */
+static int portstat_walk(const struct sm_core *core,
+			 void (*fn)(const struct sm_portstat *ps, void *arg),
+			 void *arg)
 {
 	enum { CHUNK = 4096 };
 	static struct sm_portstat v[CHUNK];
 	static __u32 keys[CHUNK];
-	int fd = core->map_fds[SM_M_PORTSTATS], n = 0;
+	int fd = core->map_fds[SM_M_PORTSTATS];
 	__u32 batch = 0, count;
-	struct timespec ts;
 	void *in = NULL;
-	__u64 now;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
-	now = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 
 	for (;;) {
 		int ret;
@@ -734,19 +731,68 @@ int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
 					   NULL);
 		if (ret && errno != ENOENT)
 			return -errno;
-		for (__u32 i = 0; i < count; i++) {
-			if (!sm_portstat_mostly_short(&v[i]))
-				continue;
-			if (n < max) {
-				out[n] = v[i];
-				skipping[n] = sm_portstat_short(&v[i], now);
-			}
-			n++;
-		}
+		for (__u32 i = 0; i < count; i++)
+			fn(&v[i], arg);
 		if (ret) /* ENOENT: that was the last batch */
-			return n;
+			return 0;
 		in = &batch;
 	}
+}
+
+struct short_walk {
+	struct sm_portstat *out;
+	int *skipping, max, n;
+	__u64 now;
+};
+
+static void short_one(const struct sm_portstat *ps, void *arg)
+{
+	struct short_walk *w = arg;
+
+	if (!sm_portstat_mostly_short(ps))
+		return;
+	if (w->n < w->max) {
+		w->out[w->n] = *ps;
+		w->skipping[w->n] = sm_portstat_short(ps, w->now);
+	}
+	w->n++;
+}
+
+int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
+			int *skipping, int max)
+{
+	struct short_walk w = {out, skipping, max, 0, 0};
+	struct timespec ts;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
+	w.now = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	ret = portstat_walk(core, short_one, &w);
+	return ret ? ret : w.n;
+}
+
+struct strict_walk {
+	__u32 *ports;
+	int max, n;
+};
+
+static void strict_one(const struct sm_portstat *ps, void *arg)
+{
+	struct strict_walk *w = arg;
+
+	if (!ps->blocking)
+		return;
+	if (w->n < w->max)
+		w->ports[w->n] = ps->port;
+	w->n++;
+}
+
+int sm_core_strict_ports(const struct sm_core *core, __u32 *ports, int max)
+{
+	struct strict_walk w = {ports, max, 0};
+	int ret = portstat_walk(core, strict_one, &w);
+
+	return ret ? ret : w.n;
 }
 
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
@@ -764,13 +810,16 @@ int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
 	return errno == ENOENT ? 0 : -errno;
 }
 
-int sm_core_feat(const struct sm_core *core, __u32 *feat)
+int sm_core_feat(const struct sm_core *core, __u32 *feat, __u32 *flags)
 {
 	struct sm_ctl ctl;
 	int ret = ctl_read(core, &ctl);
 
-	if (!ret)
+	if (!ret) {
 		*feat = ctl.feat;
+		if (flags)
+			*flags = ctl.flags;
+	}
 	return ret;
 }
 

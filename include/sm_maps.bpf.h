@@ -343,8 +343,10 @@ static __always_inline void sm_strict_mark(struct sm_flow *flow,
 		return;
 	slot = flow->ps_slot;
 	ps = bpf_map_lookup_elem(&sm_portstats, &slot);
-	if (ps)
+	if (ps) {
+		ps->port = flow->dst_port;
 		ps->blocking = 1;
+	}
 }
 
 #endif /* SM_MAPS_BPF_H */

@@ -566,10 +566,15 @@ static int port_scen(struct result *r, void *arg)
 
 TEST(strict_blocking_server_marks_its_port)
 {
+	char out[8192];
 	struct diff d;
 
 	strict_start(e, "blocking server, event-loop client, 3 connections",
 		     port_scen, NULL, &d);
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", (char *)NULL), 0,
+		  "status");
+	ASSERT_STR_HAS(out, "strict ports (their server accepted a blocking",
+		       "status names the port an operator may exclude");
 	ASSERT_EQ(d.da.sockets_added, 2, "only the first connection joined");
 	ASSERT_EQ(d.da.strict_blocking, PORT_CONNS,
 		  "strict_blocking: the first at a message, the others at "
