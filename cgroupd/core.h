@@ -112,7 +112,7 @@ int sm_core_counters(const struct sm_core *core, struct sm_counters *sum);
 int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
 			int *skipping, int max);
 /*
- * The ports whose server accepted a blocking socket under compat = strict
+ * The ports where compat = strict found a connection with a blocking end
  * (sm_portstat.blocking: new connections to them stay on TCP): up to @max
  * into @ports; their number, or -errno.
  */

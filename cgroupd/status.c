@@ -143,7 +143,7 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 		sm_json_end_object(&j);
 	}
 	sm_json_end_array(&j);
-	/* ports whose server accepted a blocking socket (strict) */
+	/* ports a connection with a blocking end marked (strict) */
 	sm_json_ku64(&j, "strict_ports_total", st->n_strict);
 	sm_json_key(&j, "strict_ports");
 	sm_json_begin_array(&j);
@@ -227,8 +227,9 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 				st->n_short - SM_STATUS_SHORT);
 	}
 	if (st->n_strict) {
-		fprintf(out, "strict ports (their server accepted a blocking "
-			     "socket: new connections stay on TCP):");
+		fprintf(out,
+			"strict ports (a connection to them had a blocking "
+			"end: new connections stay on TCP):");
 		for (int i = 0; i < st->n_strict && i < SM_STATUS_SHORT; i++)
 			fprintf(out, "%s %u", i ? "," : "",
 				st->strict_ports[i]);

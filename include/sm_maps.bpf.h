@@ -318,15 +318,16 @@ static __always_inline void sm_strict_count(struct sm_counters *c, __u8 rule)
 }
 
 /*
- * A connection takes the stack by strict @rule, seen at end @dir (0 the
- * active, 1 the passive): first sight counts it, and a blocking accepted
- * end marks its server's port, so that later connections to it stay on
- * TCP from the start (an accepted socket is blocking before anyone can
- * see it).
+ * A connection takes the stack by strict @rule: first sight counts it, and
+ * a blocking end marks the port (and the connecting end's namespace, the
+ * slot of sm_portstats), so that later connections to it stay on TCP from
+ * the start. Each end was in the map, blocking, before anyone could see
+ * it: an accepted socket has no file flags until accept() returns it, and
+ * a connecting one made blocking after a non-blocking connect() (iperf3,
+ * hiredis) looked non-blocking at establishment.
  */
 static __always_inline void sm_strict_mark(struct sm_flow *flow,
-					   struct sm_counters *c, __u8 rule,
-					   __u32 dir)
+					   struct sm_counters *c, __u8 rule)
 {
 	struct sm_portstat *ps;
 	__u32 slot;
@@ -339,7 +340,7 @@ static __always_inline void sm_strict_mark(struct sm_flow *flow,
 		return;
 	flow->strict = rule;
 	sm_strict_count(c, rule);
-	if (rule != SM_STRICT_BLOCKING || !dir)
+	if (rule != SM_STRICT_BLOCKING)
 		return;
 	slot = flow->ps_slot;
 	ps = bpf_map_lookup_elem(&sm_portstats, &slot);

@@ -153,9 +153,10 @@ struct sm_flow {
  *   end's establishment (a blocking connect(): never in the map), at every
  *   sendmsg() for its own socket and, 6.2 and later, for its peer, and
  *   after each read (the window variant's reader trace). An accepted end
- *   has no file before accept(): its first blocking socket marks the
- *   server's port (sm_portstat.blocking), and later connections to it are
- *   not accelerated.
+ *   has no file before accept(), and a connecting end may turn blocking
+ *   after a non-blocking connect(): the first such socket marks the port
+ *   (sm_portstat.blocking), and later connections to it are not
+ *   accelerated.
  * SM_STRICT_RCVLOWAT: SO_RCVLOWAT above 1, which tcp_bpf ignores.
  * SM_STRICT_PEEK_OFF: SO_PEEK_OFF set, which tcp_bpf ignores.
  */
@@ -268,7 +269,7 @@ struct sm_portstat {
 	__u64 epoch_ns; /* start of the current SM_SHORT_FRESH_NS epoch */
 	__u32 epoch_short; /* short connections closed in it */
 	__u32 prev_short;  /* ... in the one before, if it just ended */
-	__u32 blocking;	   /* its server accepted a blocking socket (strict) */
+	__u32 blocking;	   /* a connection to it had a blocking end (strict) */
 	__u32 pad;
 };
 

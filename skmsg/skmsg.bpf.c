@@ -214,7 +214,7 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	    ((flow && flow->strict) ||
 	     (tp && (rule = sm_strict_gap(&tp->inet_conn.icsk_inet.sk))))) {
 		if (rule)
-			sm_strict_mark(flow, c, rule, st->dir);
+			sm_strict_mark(flow, c, rule);
 		st->flags |= SM_SF_STACK;
 		goto stack;
 	}
@@ -280,7 +280,7 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 					flow->ulp = 1;
 				c->ulp_fallbacks++;
 			} else if (rule) {
-				sm_strict_mark(flow, c, rule, !st->dir);
+				sm_strict_mark(flow, c, rule);
 			} else {
 				c->bulk_fallbacks++;
 			}
@@ -369,7 +369,7 @@ int BPF_PROG(sm_recv_win, struct sock *sk)
 	 * takes the stack.
 	 */
 	if (!flow->strict && sm_strict_on() && (rule = sm_strict_gap(sk)))
-		sm_strict_mark(flow, sm_counters_get(), rule, st->dir);
+		sm_strict_mark(flow, sm_counters_get(), rule);
 	return 0;
 }
 

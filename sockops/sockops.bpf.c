@@ -105,8 +105,8 @@ static __always_inline int sm_short_port(__u32 slot, __u32 short_msgs)
 /*
  * compat = strict at the connecting end (sockmesh.h, SM_STRICT_*): the
  * rule its own socket falls under (a blocking connect(), SO_RCVLOWAT or
- * SO_PEEK_OFF set before it), or SM_STRICT_BLOCKING if the server of its
- * port (@slot) accepted a blocking socket before; 0: accelerate it.
+ * SO_PEEK_OFF set before it), or SM_STRICT_BLOCKING if a connection to its
+ * port (@slot) had a blocking end before; 0: accelerate it.
  */
 static __always_inline __u8 sm_strict_connect(struct bpf_sock *sk, __u32 slot)
 {

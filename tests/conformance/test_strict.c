@@ -26,19 +26,18 @@
 
 #define REQ 100 /* bytes of a request and of its answer */
 
-/* A pair made the way event loops make theirs: a non-blocking connect(),
- * accept4(SOCK_NONBLOCK). @blocking_after: then both made blocking (the
- * connect-with-a-timeout of iperf3 and hiredis). 0 or -errno. */
-static int nb_pair(int *c, int *s, int blocking_after)
+/* A pair made the way event loops make theirs, on listener @lfd: a
+ * non-blocking connect(), accept4(SOCK_NONBLOCK). @blocking_after: then
+ * both made blocking (the connect-with-a-timeout of iperf3 and hiredis).
+ * 0 or -errno. */
+static int nb_pair_on(int lfd, int *c, int *s, int blocking_after)
 {
-	struct pollfd p;
-	int lfd = tcp_listener(&(struct pair_opt){0}), ret = 0;
 	struct sockaddr_in a;
 	socklen_t alen = sizeof(a);
+	struct pollfd p;
+	int ret;
 
 	*c = *s = -1;
-	if (lfd < 0)
-		return lfd;
 	if (getsockname(lfd, (struct sockaddr *)&a, &alen))
 		goto fail;
 	*c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -56,15 +55,24 @@ static int nb_pair(int *c, int *s, int blocking_after)
 		set_nonblock(*c, 0);
 		set_nonblock(*s, 0);
 	}
-	close(lfd);
 	return 0;
 fail:
-	ret = -errno;
+	ret = errno ? -errno : -EIO;
 	if (*c >= 0)
 		close(*c);
 	*c = -1;
+	return ret;
+}
+
+static int nb_pair(int *c, int *s, int blocking_after)
+{
+	int lfd = tcp_listener(&(struct pair_opt){0}), ret;
+
+	if (lfd < 0)
+		return lfd;
+	ret = nb_pair_on(lfd, c, s, blocking_after);
 	close(lfd);
-	return ret ? ret : -EIO;
+	return ret;
 }
 
 /* Send all of @len pattern bytes from @off on a non-blocking @fd. */
@@ -135,7 +143,8 @@ static long blocking_read(int fd, size_t len, uint64_t off, unsigned seed,
 
 struct sig_arg {
 	int restart;	    /* SA_RESTART in the handler's flags */
-	int nb_connect;	    /* nb_pair(.., 1), else a blocking connect() */
+	int nb_connect;	    /* nb_pair_on(.., 1), else a blocking connect(),
+			     * after a first connection without the timer */
 	int s;		    /* the server's socket, for its thread */
 	int server_bad;	    /* the server thread's own verdict */
 	int server_eagain;  /* ... EAGAIN its blocking recv()s saw */
@@ -185,8 +194,27 @@ static int sig_scen(struct result *r, void *arg)
 		sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
-	ret = a->nb_connect ? nb_pair(&c, &s, 1)
-			    : tcp_pair(&c, &s, &(struct pair_opt){0});
+	if (a->nb_connect) {
+		int lfd = tcp_listener(&(struct pair_opt){0});
+
+		/* the first connection of such a program: its first message
+		 * (the answer's round trip) in the map, then its port known */
+		ret = lfd < 0 ? lfd : nb_pair_on(lfd, &c, &s, 1);
+		if (!ret) {
+			ret = send_pat(c, REQ, 0, 13) ||
+			      blocking_read(s, REQ, 0, 13, &eintr, &eagain) !=
+				      -1;
+			close(c);
+			close(s);
+			ret = ret ? -EIO : nb_pair_on(lfd, &c, &s, 1);
+		}
+		if (lfd >= 0)
+			close(lfd);
+		res_same(r, "first_connection_eagain", eagain);
+		eagain = 0;
+	} else {
+		ret = tcp_pair(&c, &s, &(struct pair_opt){0});
+	}
 	if (ret) {
 		res_broken(r, "pair: %s", strerror(-ret));
 		return 1;
@@ -253,8 +281,13 @@ TEST(strict_blocking_recv_signal_no_restart)
 	assert_kept_at_connect(e, &d, 1);
 }
 
-/* Made blocking after a non-blocking connect(): in the map until its first
- * message, which takes the connection to the stack, both ends out. */
+/*
+ * Made blocking after a non-blocking connect(): the first connection is in
+ * the map until its first message, which takes it to the stack (both ends
+ * leave) and marks the port; the next connection, under the timer, stays
+ * on TCP from its connect(). (The first connection's wait for its answer
+ * is the window docs/compat.md names: no timer there.)
+ */
 TEST(strict_blocking_after_nonblocking_connect_signal)
 {
 	struct sig_arg a = {.restart = 1, .nb_connect = 1};
@@ -262,8 +295,10 @@ TEST(strict_blocking_after_nonblocking_connect_signal)
 
 	strict_start(e, "made blocking after connect, SIGALRM", sig_scen, &a,
 		     &d);
-	ASSERT_EQ(d.da.sockets_added, 2, "both ends were in the map");
-	ASSERT_EQ(d.da.strict_blocking, 1, "one connection, strict_blocking");
+	ASSERT_EQ(d.da.sockets_added, 2, "the first connection was in the map");
+	ASSERT_EQ(d.da.strict_blocking, 2,
+		  "strict_blocking: the first at its message, the second at "
+		  "connect");
 	ASSERT_EQ(d.da.msgs_redirected, 0, "nothing redirected");
 	ASSERT_EQ(d.da.sockets_left, 2, "both ends left the map");
 }
@@ -573,7 +608,7 @@ TEST(strict_blocking_server_marks_its_port)
 		     port_scen, NULL, &d);
 	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", (char *)NULL), 0,
 		  "status");
-	ASSERT_STR_HAS(out, "strict ports (their server accepted a blocking",
+	ASSERT_STR_HAS(out, "strict ports (a connection to them had a blocking",
 		       "status names the port an operator may exclude");
 	ASSERT_EQ(d.da.sockets_added, 2, "only the first connection joined");
 	ASSERT_EQ(d.da.strict_blocking, PORT_CONNS,
