@@ -83,9 +83,9 @@ static __always_inline __u32 sm_portstat_slot(struct bpf_sock_ops *skops,
 
 /*
  * Is the port of @slot, which a connection is being made to, a
- * short-connection port (sockmesh.h, "Short connections")? One in SM_SHORT_PROBE of its
- * connections is accelerated anyway: the others are not, and so are not
- * counted. The counts are shared by all CPUs, updated without locks: they
+ * short-connection port (sockmesh.h, "Short connections")? One in
+ * SM_SHORT_PROBE of its connections is accelerated anyway: the others are
+ * not, and so are not counted. The counts are shared by all CPUs, updated without locks: they
  * are estimates, and a lost update costs one misjudged connection.
  */
 static __always_inline int sm_short_port(__u32 slot, __u32 short_msgs)
@@ -278,7 +278,9 @@ static __always_inline int sm_stack_bytes_in(struct bpf_sock_ops *skops,
  * redirected, or its SK_MSG program saw a stack verdict that no other
  * sendmsg() overlapped, or SM_LEAVE_GUARD_NS passed since its last
  * redirect). Deleting a socket frees its unread redirected bytes, hence the
- * empty queue.
+ * empty queue. A socket that leaves while only the map holds its psock
+ * has no redirect of its own in flight either: it says so (sm_flow.done),
+ * and its peer need not wait out the guard.
  */
 static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 					   struct sm_counters *c)
