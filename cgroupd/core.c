@@ -231,6 +231,9 @@ static int dup_fd(int fd, int *out)
 #define SM_RECV_LINK "sm_recv_link"
 #define SM_WANT_TRACE(feat) \
 	(!((feat)&SM_FEAT_KERN_CTX) && ((feat)&SM_FEAT_RECV_TRACE))
+/* The splice() reader trace, with either variant (skmsg.bpf.c, sm_splice). */
+#define SM_SPLICE_LINK "sm_splice_link"
+#define SM_WANT_SPLICE(feat) ((feat)&SM_FEAT_RECV_TRACE)
 
 /* Open the object and load the variant of @feat into the kernel. */
 static struct sockmesh_bpf *skel_load(__u32 max_sockets, __u32 feat, int *err)
@@ -254,6 +257,9 @@ static struct sockmesh_bpf *skel_load(__u32 max_sockets, __u32 feat, int *err)
 		ret = bpf_program__set_autoload(skel->progs.sm_recv_win,
 						SM_WANT_TRACE(feat));
 	if (!ret)
+		ret = bpf_program__set_autoload(skel->progs.sm_splice,
+						SM_WANT_SPLICE(feat));
+	if (!ret)
 		ret = bpf_map__set_max_entries(skel->maps.sm_sockhash,
 					       max_sockets);
 	if (!ret)
@@ -273,7 +279,7 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 	struct sockmesh_bpf *skel;
 	struct bpf_map *maps[SM_M_NR];
 	struct bpf_program *progs[SM_P_NR];
-	struct bpf_link *recv = NULL;
+	struct bpf_link *recv = NULL, *splice = NULL;
 	char tmp[PATH_MAX], path[PATH_MAX + 32];
 	int ret;
 
@@ -283,9 +289,10 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 		return -ENAMETOOLONG;
 
 	skel = skel_load(max_sockets, feat, &ret);
-	if (!skel && SM_WANT_TRACE(feat)) {
-		/* the probe found what the trace needs, the verifier said no:
-		 * the window as reported at the receiver's writes */
+	if (!skel && (feat & SM_FEAT_RECV_TRACE)) {
+		/* the probe found what the traces need, the verifier said no:
+		 * the window as reported at the receiver's writes, and no
+		 * splice() reader seen */
 		feat &= ~SM_FEAT_RECV_TRACE;
 		skel = skel_load(max_sockets, feat, &ret);
 		if (skel)
@@ -344,6 +351,18 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 		if (ret)
 			goto err_remove;
 	}
+	if (SM_WANT_SPLICE(feat)) {
+		splice = bpf_program__attach_trace(skel->progs.sm_splice);
+		if (!splice) {
+			ret = -errno;
+			goto err_remove;
+		}
+		ret = pin_path(path, sizeof(path), tmp, SM_SPLICE_LINK);
+		if (!ret)
+			ret = bpf_link__pin(splice, path);
+		if (ret)
+			goto err_remove;
+	}
 	if (rename(tmp, core->dir)) {
 		ret = errno == ENOTEMPTY ? -EEXIST : -errno;
 		goto err_remove;
@@ -353,7 +372,8 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 		ret = dup_fd(bpf_map__fd(maps[i]), &core->map_fds[i]);
 	for (int i = 0; i < SM_P_NR && !ret; i++)
 		ret = dup_fd(bpf_program__fd(progs[i]), &core->prog_fds[i]);
-	bpf_link__destroy(recv); /* the fd: the pin holds the link */
+	bpf_link__destroy(recv); /* the fds: the pins hold the links */
+	bpf_link__destroy(splice);
 	sockmesh_bpf__destroy(skel);
 	if (ret)
 		close_objects(core);
@@ -363,6 +383,7 @@ err_remove:
 	remove_dir(tmp);
 err_destroy:
 	bpf_link__destroy(recv);
+	bpf_link__destroy(splice);
 	sockmesh_bpf__destroy(skel);
 	return ret;
 }
@@ -772,7 +793,7 @@ int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
 }
 
 struct strict_walk {
-	__u32 *ports;
+	struct sm_portstat *out;
 	int max, n;
 };
 
@@ -780,16 +801,17 @@ static void strict_one(const struct sm_portstat *ps, void *arg)
 {
 	struct strict_walk *w = arg;
 
-	if (!ps->blocking)
+	if (!ps->strict)
 		return;
 	if (w->n < w->max)
-		w->ports[w->n] = ps->port;
+		w->out[w->n] = *ps;
 	w->n++;
 }
 
-int sm_core_strict_ports(const struct sm_core *core, __u32 *ports, int max)
+int sm_core_strict_ports(const struct sm_core *core, struct sm_portstat *out,
+			 int max)
 {
-	struct strict_walk w = {ports, max, 0};
+	struct strict_walk w = {out, max, 0};
 	int ret = portstat_walk(core, strict_one, &w);
 
 	return ret ? ret : w.n;

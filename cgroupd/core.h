@@ -112,11 +112,13 @@ int sm_core_counters(const struct sm_core *core, struct sm_counters *sum);
 int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
 			int *skipping, int max);
 /*
- * The ports where compat = strict found a connection with a blocking end
- * (sm_portstat.blocking: new connections to them stay on TCP): up to @max
- * into @ports; their number, or -errno.
+ * The ports where compat = strict found a connection with a blocking end or
+ * a splice() reader (sm_portstat.strict, SM_PS_*; under strict, new
+ * connections to them stay on TCP): up to @max into @out; their number, or
+ * -errno.
  */
-int sm_core_strict_ports(const struct sm_core *core, __u32 *ports, int max);
+int sm_core_strict_ports(const struct sm_core *core, struct sm_portstat *out,
+			 int max);
 /* Sum the per-CPU values of an sm_counters map @fd (pinned or not). */
 int sm_counters_read(int fd, struct sm_counters *sum);
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n);

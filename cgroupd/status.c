@@ -147,8 +147,15 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 	sm_json_ku64(&j, "strict_ports_total", st->n_strict);
 	sm_json_key(&j, "strict_ports");
 	sm_json_begin_array(&j);
-	for (int i = 0; i < st->n_strict && i < SM_STATUS_SHORT; i++)
-		sm_json_u64(&j, st->strict_ports[i]);
+	for (int i = 0; i < st->n_strict && i < SM_STATUS_SHORT; i++) {
+		sm_json_begin_object(&j);
+		sm_json_ku64(&j, "port", st->strict_ports[i].port);
+		sm_json_kbool(&j, "blocking",
+			      !!(st->strict_ports[i].strict & SM_PS_BLOCKING));
+		sm_json_kbool(&j, "splice",
+			      !!(st->strict_ports[i].strict & SM_PS_SPLICE));
+		sm_json_end_object(&j);
+	}
 	sm_json_end_array(&j);
 	/* ports whose connections are not accelerated (1 in 8 aside) */
 	sm_json_ku64(&j, "short_ports_total", st->n_short);
@@ -227,16 +234,22 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 				st->n_short - SM_STATUS_SHORT);
 	}
 	if (st->n_strict) {
-		fprintf(out,
-			"strict ports (a connection to them had a blocking "
-			"end: new connections stay on TCP):");
-		for (int i = 0; i < st->n_strict && i < SM_STATUS_SHORT; i++)
-			fprintf(out, "%s %u", i ? "," : "",
-				st->strict_ports[i]);
+		fprintf(out, "strict ports (a blocking end or a splice() reader "
+			     "was seen: %s):\n",
+			st->ctl_flags & SM_CTL_FAST
+				? "compat = strict would keep new connections "
+				  "on TCP"
+				: "new connections stay on TCP");
+		for (int i = 0; i < st->n_strict && i < SM_STATUS_SHORT; i++) {
+			const struct sm_portstat *ps = &st->strict_ports[i];
+
+			fprintf(out, "  port %u:%s%s\n", ps->port,
+				ps->strict & SM_PS_BLOCKING ? " blocking" : "",
+				ps->strict & SM_PS_SPLICE ? " splice" : "");
+		}
 		if (st->n_strict > SM_STATUS_SHORT)
-			fprintf(out, " (and %d more)",
+			fprintf(out, "  (and %d more)\n",
 				st->n_strict - SM_STATUS_SHORT);
-		fputc('\n', out);
 	}
 	if (!st->n)
 		return;
@@ -308,6 +321,10 @@ static const struct {
 	 "connections kept on TCP (compat = strict): an end set SO_RCVLOWAT"},
 	{"strict_peek_off",
 	 "connections kept on TCP (compat = strict): an end set SO_PEEK_OFF"},
+	{"strict_splice",
+	 "connections moved to TCP (compat = strict): their reader used splice()"},
+	{"splice_readers",
+	 "connections whose reader called splice(), which misses redirected bytes"},
 	{"sockets_left", "sockets that left the map: plain TCP again"},
 	{"msgs_drained", "sendmsg() calls passed because unload drained"},
 	{"redirect_errors", "sockets in the map whose state was lost"},

@@ -36,7 +36,7 @@ struct sm_status {
 	int short_skipping[SM_STATUS_SHORT]; /* new connections skipped now */
 	__u32 ctl_flags; /* SM_CTL_*: SM_CTL_FAST is compat = fast */
 	int n_strict;	 /* ports compat = strict keeps on TCP; the first: */
-	__u32 strict_ports[SM_STATUS_SHORT];
+	struct sm_portstat strict_ports[SM_STATUS_SHORT];
 };
 
 /* Read everything from @core (opened) into @st. */

@@ -315,23 +315,38 @@ static __always_inline void sm_strict_count(struct sm_counters *c, __u8 rule)
 		c->strict_rcvlowat++;
 	else if (rule == SM_STRICT_PEEK_OFF)
 		c->strict_peek_off++;
+	else if (rule == SM_STRICT_SPLICE)
+		c->strict_splice++;
+}
+
+/*
+ * Mark the port of @flow (and the connecting end's namespace: the slot of
+ * sm_portstats) with @bit (SM_PS_*): later connections to it stay on TCP
+ * from the start under strict (sockops.bpf.c, sm_strict_connect()).
+ */
+static __always_inline void sm_port_mark(const struct sm_flow *flow, __u32 bit)
+{
+	struct sm_portstat *ps;
+	__u32 slot = flow->ps_slot;
+
+	ps = bpf_map_lookup_elem(&sm_portstats, &slot);
+	if (ps) {
+		ps->port = flow->dst_port;
+		ps->strict |= bit;
+	}
 }
 
 /*
  * A connection takes the stack by strict @rule: first sight counts it, and
- * a blocking end marks the port (and the connecting end's namespace, the
- * slot of sm_portstats), so that later connections to it stay on TCP from
- * the start. Each end was in the map, blocking, before anyone could see
- * it: an accepted socket has no file flags until accept() returns it, and
- * a connecting one made blocking after a non-blocking connect() (iperf3,
- * hiredis) looked non-blocking at establishment.
+ * a blocking end marks the port. Each end was in the map, blocking, before
+ * anyone could see it: an accepted socket has no file flags until
+ * accept() returns it, and a connecting one made blocking after a
+ * non-blocking connect() (iperf3, hiredis) looked non-blocking at
+ * establishment.
  */
 static __always_inline void sm_strict_mark(struct sm_flow *flow,
 					   struct sm_counters *c, __u8 rule)
 {
-	struct sm_portstat *ps;
-	__u32 slot;
-
 	if (!flow) {
 		sm_strict_count(c, rule);
 		return;
@@ -340,14 +355,8 @@ static __always_inline void sm_strict_mark(struct sm_flow *flow,
 		return;
 	flow->strict = rule;
 	sm_strict_count(c, rule);
-	if (rule != SM_STRICT_BLOCKING)
-		return;
-	slot = flow->ps_slot;
-	ps = bpf_map_lookup_elem(&sm_portstats, &slot);
-	if (ps) {
-		ps->port = flow->dst_port;
-		ps->blocking = 1;
-	}
+	if (rule == SM_STRICT_BLOCKING)
+		sm_port_mark(flow, SM_PS_BLOCKING);
 }
 
 #endif /* SM_MAPS_BPF_H */

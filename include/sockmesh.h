@@ -137,7 +137,7 @@ struct sm_flow {
 	__u32 win_limit[2];
 	__u16 ps_slot; /* the active end's sm_portstats slot of its port */
 	__u8 strict;   /* SM_STRICT_* that took it to the stack, both ways */
-	__u8 pad;
+	__u8 splice;   /* its reader called splice() (counted once) */
 };
 
 /*
@@ -155,16 +155,27 @@ struct sm_flow {
  *   after each read (the window variant's reader trace). An accepted end
  *   has no file before accept(), and a connecting end may turn blocking
  *   after a non-blocking connect(): the first such socket marks the port
- *   (sm_portstat.blocking), and later connections to it are not
+ *   (sm_portstat.strict), and later connections to it are not
  *   accelerated.
  * SM_STRICT_RCVLOWAT: SO_RCVLOWAT above 1, which tcp_bpf ignores.
  * SM_STRICT_PEEK_OFF: SO_PEEK_OFF set, which tcp_bpf ignores.
+ * SM_STRICT_SPLICE: its reader called splice(): tcp_splice_read() reads
+ *   the TCP queue only, never redirected bytes. Seen at that call (the
+ *   splice trace, 5.11 and later), which cannot come before it: the
+ *   connection takes the stack then if nothing redirected waits unread
+ *   (else order forbids it, and that connection keeps the gap), and the
+ *   port is marked, so later connections stay on TCP from the start.
+ *   Counted in splice_readers in both modes.
  */
 #define SM_SKIP_SHORT	   1 /* sm_flow.skip: a short-connection port */
 #define SM_SKIP_STRICT	   2 /* ... a strict rule */
 #define SM_STRICT_BLOCKING 1
 #define SM_STRICT_RCVLOWAT 2
 #define SM_STRICT_PEEK_OFF 3
+#define SM_STRICT_SPLICE   4
+/* sm_portstat.strict: what compat = strict found on the port */
+#define SM_PS_BLOCKING (1U << 0) /* a connection with a blocking end */
+#define SM_PS_SPLICE   (1U << 1) /* a splice() reader */
 #define SM_O_NONBLOCK	   04000 /* f_flags, as in <asm-generic/fcntl.h> */
 
 /*
@@ -269,7 +280,7 @@ struct sm_portstat {
 	__u64 epoch_ns; /* start of the current SM_SHORT_FRESH_NS epoch */
 	__u32 epoch_short; /* short connections closed in it */
 	__u32 prev_short;  /* ... in the one before, if it just ended */
-	__u32 blocking;	   /* a connection to it had a blocking end (strict) */
+	__u32 strict;	   /* SM_PS_*: what strict found here, until a new listener */
 	__u32 pad;
 };
 
@@ -371,6 +382,8 @@ struct sm_lpm_key {
 	X(strict_blocking) /* connections kept on TCP (strict): a blocking end */    \
 	X(strict_rcvlowat) /* ... an end set SO_RCVLOWAT */                          \
 	X(strict_peek_off) /* ... an end set SO_PEEK_OFF */                          \
+	X(strict_splice)   /* ... its reader used splice() */                        \
+	X(splice_readers) /* connections whose reader called splice() (any mode) */ \
 	X(sockets_left)	   /* sockets that left the map: plain TCP again */          \
 	X(short_skipped)   /* connections not accelerated: short port */             \
 	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \

@@ -373,4 +373,40 @@ int BPF_PROG(sm_recv_win, struct sock *sk)
 	return 0;
 }
 
+/*
+ * The splice() reader trace (SM_FEAT_RECV_TRACE, either variant):
+ * tcp_splice_read() reads a socket's TCP queue only, never what was
+ * redirected to it, so a splice() reader (HAProxy, nginx with splice)
+ * never sees redirected bytes. Its first call is the first sight of it:
+ * counted (splice_readers), its port marked; under strict, if nothing
+ * redirected waits unread, the connection takes the stack there (the
+ * peer's next message), so this reader sees every byte from now on.
+ */
+SEC("fentry/tcp_splice_read")
+int BPF_PROG(sm_splice, struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	struct sm_sock_state *st;
+	struct sm_counters *c;
+	struct sm_flow *flow;
+
+	if (!sk)
+		return 0;
+	st = bpf_sk_storage_get(&sm_state, sk, NULL, 0);
+	if (!st || (st->flags & SM_SF_LEFT))
+		return 0;
+	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
+	if (!flow || flow->conn != st->conn || flow->splice)
+		return 0;
+	flow->splice = 1;
+	c = sm_counters_get();
+	if (c)
+		c->splice_readers++;
+	sm_port_mark(flow, SM_PS_SPLICE);
+	if (sm_strict_on() && !flow->strict &&
+	    !sm_psock_unread(sm_psock_of(sk)))
+		sm_strict_mark(flow, c, SM_STRICT_SPLICE);
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

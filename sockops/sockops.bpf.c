@@ -105,8 +105,8 @@ static __always_inline int sm_short_port(__u32 slot, __u32 short_msgs)
 /*
  * compat = strict at the connecting end (sockmesh.h, SM_STRICT_*): the
  * rule its own socket falls under (a blocking connect(), SO_RCVLOWAT or
- * SO_PEEK_OFF set before it), or SM_STRICT_BLOCKING if a connection to its
- * port (@slot) had a blocking end before; 0: accelerate it.
+ * SO_PEEK_OFF set before it), or the rule that marked its port (@slot)
+ * before: a blocking end, a splice() reader; 0: accelerate it.
  */
 static __always_inline __u8 sm_strict_connect(struct bpf_sock *sk, __u32 slot)
 {
@@ -120,7 +120,11 @@ static __always_inline __u8 sm_strict_connect(struct bpf_sock *sk, __u32 slot)
 	if (rule)
 		return rule;
 	ps = bpf_map_lookup_elem(&sm_portstats, &slot);
-	return ps && ps->blocking ? SM_STRICT_BLOCKING : 0;
+	if (!ps)
+		return 0;
+	if (ps->strict & SM_PS_BLOCKING)
+		return SM_STRICT_BLOCKING;
+	return ps->strict & SM_PS_SPLICE ? SM_STRICT_SPLICE : 0;
 }
 
 /*

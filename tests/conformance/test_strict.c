@@ -609,8 +609,9 @@ TEST(strict_blocking_server_marks_its_port)
 		     port_scen, NULL, &d);
 	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", (char *)NULL), 0,
 		  "status");
-	ASSERT_STR_HAS(out, "strict ports (a connection to them had a blocking",
+	ASSERT_STR_HAS(out, "strict ports (a blocking end or a splice() reader",
 		       "status names the port an operator may exclude");
+	ASSERT_STR_HAS(out, " blocking\n", "and why");
 	ASSERT_EQ(d.da.sockets_added, 2, "only the first connection joined");
 	ASSERT_EQ(d.da.strict_blocking, PORT_CONNS,
 		  "strict_blocking: the first at a message, the others at "
@@ -749,4 +750,160 @@ TEST(strict_sigio_receiver)
 	 * calls too: no rule needed, the connection stays accelerated */
 	ASSERT_EQ(d.da.sockets_added, 2, "both ends in the map");
 	ASSERT_EQ(d.da.msgs_redirected, 20, "every message redirected");
+}
+
+/* --- splice() readers -------------------------------------------------------- */
+
+#define SPL_TOTAL (256 * 1024)
+
+struct spl_arg {
+	int header; /* the reader recv()s a 1000 B header before it splices */
+	int conns;  /* 2: the first's bytes are queued before its splice() */
+	int c;	    /* the sender thread's socket */
+};
+
+/* The sender thread: 50 ms after the reader began, SPL_TOTAL bytes. */
+static void *spl_sender(void *p)
+{
+	struct spl_arg *a = p;
+
+	sleep_ms(50);
+	nb_send(a->c, SPL_TOTAL, 1000, 91);
+	return NULL;
+}
+
+/* An event loop's splice() of @s into a pipe until @want bytes or @limit
+ * seconds; the bytes that came, -1 if one was wrong. */
+static long splice_in(int s, size_t want, double limit)
+{
+	static unsigned char buf[SPL_TOTAL];
+	size_t got = 0;
+	double t0 = now_s();
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	fcntl(p[0], F_SETPIPE_SZ, 1 << 20);
+	while (got < want && now_s() - t0 < limit) {
+		ssize_t n;
+
+		if (poll(&(struct pollfd){.fd = s, .events = POLLIN}, 1, 100) !=
+		    1)
+			continue;
+		n = splice(s, NULL, p[1], NULL, want - got, SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		if (n <= 0 || read(p[0], buf + got, n) != n)
+			break;
+		got += n;
+	}
+	close(p[0]);
+	close(p[1]);
+	return pat_check(buf, got, 1000, 91) >= 0 ? -1 : (long)got;
+}
+
+static int spl_scen(struct result *r, void *arg)
+{
+	struct spl_arg *a = arg;
+	int lfd = tcp_listener(&(struct pair_opt){0});
+
+	if (lfd < 0) {
+		res_broken(r, "listener: %s", strerror(-lfd));
+		return 1;
+	}
+	for (int k = 0; k < a->conns; k++) {
+		unsigned char hdr[1000];
+		int s, queued = a->conns == 2 && k == 0;
+		size_t got = 0;
+		pthread_t th;
+		char name[32];
+		long n;
+
+		if (nb_pair_on(lfd, &a->c, &s, 0)) {
+			res_broken(r, "pair: %s", strerror(errno));
+			return 1;
+		}
+		if (a->header) {
+			nb_send(a->c, sizeof(hdr), 0, 91);
+			while (got < sizeof(hdr)) {
+				ssize_t m = recv(s, hdr + got,
+						 sizeof(hdr) - got, 0);
+
+				if (m > 0)
+					got += m;
+				else if (m < 0 && errno == EAGAIN)
+					poll(&(struct pollfd){.fd = s,
+							      .events = POLLIN},
+					     1, 1000);
+				else
+					break;
+			}
+			res_same(r, "header_bad_at",
+				 pat_check(hdr, got, 0, 91));
+		}
+		snprintf(name, sizeof(name), "conn%d_spliced", k);
+		if (queued) {
+			/* queued before the reader's first splice(): that
+			 * connection keeps the gap (order), the port learns */
+			nb_send(a->c, SPL_TOTAL, 1000, 91);
+			wait_sent(a->c, 2000);
+			res_info(r, name, splice_in(s, SPL_TOTAL, 0.5));
+		} else {
+			pthread_create(&th, NULL, spl_sender, a);
+			n = splice_in(s, SPL_TOTAL, 10);
+			pthread_join(th, NULL);
+			res_same(r, name, n);
+		}
+		close(a->c);
+		close(s);
+	}
+	close(lfd);
+	return 0;
+}
+
+static void spl_test(struct env *e, struct spl_arg *a, const char *what)
+{
+	struct diff d;
+
+	if (conf_start(e, "compat = strict"))
+		return;
+	if (!(env_feat(e) & SM_FEAT_RECV_TRACE)) {
+		env_skip(e, "this kernel cannot run the splice() trace (fentry "
+			    "on tcp_splice_read() with socket storage, 5.11; or "
+			    "it refused the program: sockmeshd's log says "
+			    "which): no program sees a splice() reader");
+		return;
+	}
+	if (diff_run(e, what, spl_scen, a, &d, NULL))
+		return;
+	ASSERT_EQ(d.da.splice_readers, 1, "the splice() reader counted");
+	ASSERT_EQ(d.da.strict_splice, 1, "strict_splice counts the connection");
+	ASSERT_EQ(d.da.sockets_added, 2, "one connection was in the map");
+	ASSERT_EQ(d.da.bytes_redirected, a->header ? 1000 : 0,
+		  "only what came before the splice() was redirected");
+}
+
+/* The reader splices before anything came: from then on, TCP. */
+TEST(strict_splice_reader_first)
+{
+	struct spl_arg a = {.conns = 1};
+
+	spl_test(e, &a, "splice() before the bytes");
+}
+
+/* HAProxy's way: the header by recv(), then the body by splice(). */
+TEST(strict_splice_after_a_header)
+{
+	struct spl_arg a = {.header = 1, .conns = 1};
+
+	spl_test(e, &a, "recv() a header, then splice()");
+}
+
+/* The bytes were redirected before the reader's first splice(): that
+ * connection cannot be helped, the next one to the port stays on TCP. */
+TEST(strict_splice_port_remembered)
+{
+	struct spl_arg a = {.conns = 2};
+
+	spl_test(e, &a, "bytes before splice(), then a second connection");
 }
