@@ -232,7 +232,7 @@ static int dup_fd(int fd, int *out)
 #define SM_WANT_TRACE(feat) \
 	(!((feat)&SM_FEAT_KERN_CTX) && ((feat)&SM_FEAT_RECV_TRACE))
 /* The splice() reader trace, with either variant (skmsg.bpf.c, sm_splice). */
-#define SM_SPLICE_LINK "sm_splice_link"
+#define SM_SPLICE_LINK	     "sm_splice_link"
 #define SM_WANT_SPLICE(feat) ((feat)&SM_FEAT_RECV_TRACE)
 
 /* Open the object and load the variant of @feat into the kernel. */

@@ -234,8 +234,9 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 				st->n_short - SM_STATUS_SHORT);
 	}
 	if (st->n_strict) {
-		fprintf(out, "strict ports (a blocking end or a splice() reader "
-			     "was seen: %s):\n",
+		fprintf(out,
+			"strict ports (a blocking end or a splice() reader "
+			"was seen: %s):\n",
 			st->ctl_flags & SM_CTL_FAST
 				? "compat = strict would keep new connections "
 				  "on TCP"

@@ -176,7 +176,7 @@ struct sm_flow {
 /* sm_portstat.strict: what compat = strict found on the port */
 #define SM_PS_BLOCKING (1U << 0) /* a connection with a blocking end */
 #define SM_PS_SPLICE   (1U << 1) /* a splice() reader */
-#define SM_O_NONBLOCK	   04000 /* f_flags, as in <asm-generic/fcntl.h> */
+#define SM_O_NONBLOCK  04000	 /* f_flags, as in <asm-generic/fcntl.h> */
 
 /*
  * Bulk small writes: redirecting costs the receiver a wake-up and a socket
@@ -280,7 +280,7 @@ struct sm_portstat {
 	__u64 epoch_ns; /* start of the current SM_SHORT_FRESH_NS epoch */
 	__u32 epoch_short; /* short connections closed in it */
 	__u32 prev_short;  /* ... in the one before, if it just ended */
-	__u32 strict;	   /* SM_PS_*: what strict found here, until a new listener */
+	__u32 strict; /* SM_PS_*: what strict found here, until a new listener */
 	__u32 pad;
 };
 
@@ -383,7 +383,7 @@ struct sm_lpm_key {
 	X(strict_rcvlowat) /* ... an end set SO_RCVLOWAT */                          \
 	X(strict_peek_off) /* ... an end set SO_PEEK_OFF */                          \
 	X(strict_splice)   /* ... its reader used splice() */                        \
-	X(splice_readers) /* connections whose reader called splice() (any mode) */ \
+	X(splice_readers) /* connections whose reader called splice() (any mode) */  \
 	X(sockets_left)	   /* sockets that left the map: plain TCP again */          \
 	X(short_skipped)   /* connections not accelerated: short port */             \
 	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \
