@@ -176,6 +176,21 @@ static int parse_on_exit(struct sm_config *cfg, const struct key_def *def,
 	return 0;
 }
 
+static int parse_compat(struct sm_config *cfg, const struct key_def *def,
+			const char *val, char *err, size_t errlen)
+{
+	(void)def;
+	if (!strcmp(val, "strict"))
+		cfg->compat_fast = false;
+	else if (!strcmp(val, "fast"))
+		cfg->compat_fast = true;
+	else {
+		errf("compat must be strict or fast, not '%s'", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int add_cgroup(void *ctx, const char *item, char *err, size_t errlen)
 {
 	struct sm_config *cfg = ctx;
@@ -524,6 +539,10 @@ static const struct key_def keys[] = {
 	 .off = offsetof(struct sm_config, small_write_gap_us),
 	 .min = 1,
 	 .max = 1000000},
+	{.section = "accelerate",
+	 .name = "compat",
+	 .defval = "strict",
+	 .parse = parse_compat},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

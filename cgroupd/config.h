@@ -62,6 +62,7 @@ struct sm_config {
 	__u32 max_sockets;
 	__u32 short_conn_msgs;	  /* sm_ctl.short_msgs; 0: the rule is off */
 	__u32 small_write_gap_us; /* sm_ctl.bulk_gap_us */
+	bool compat_fast;	  /* compat = fast: sm_ctl SM_CTL_FAST */
 
 	/* canonical text of every key, for --check and status */
 	char text[SM_KEYS_MAX][1024];

@@ -231,6 +231,9 @@ static int dup_fd(int fd, int *out)
 #define SM_RECV_LINK "sm_recv_link"
 #define SM_WANT_TRACE(feat) \
 	(!((feat)&SM_FEAT_KERN_CTX) && ((feat)&SM_FEAT_RECV_TRACE))
+/* The splice() reader trace, with either variant (skmsg.bpf.c, sm_splice). */
+#define SM_SPLICE_LINK	     "sm_splice_link"
+#define SM_WANT_SPLICE(feat) ((feat)&SM_FEAT_RECV_TRACE)
 
 /* Open the object and load the variant of @feat into the kernel. */
 static struct sockmesh_bpf *skel_load(__u32 max_sockets, __u32 feat, int *err)
@@ -254,6 +257,9 @@ static struct sockmesh_bpf *skel_load(__u32 max_sockets, __u32 feat, int *err)
 		ret = bpf_program__set_autoload(skel->progs.sm_recv_win,
 						SM_WANT_TRACE(feat));
 	if (!ret)
+		ret = bpf_program__set_autoload(skel->progs.sm_splice,
+						SM_WANT_SPLICE(feat));
+	if (!ret)
 		ret = bpf_map__set_max_entries(skel->maps.sm_sockhash,
 					       max_sockets);
 	if (!ret)
@@ -273,7 +279,7 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 	struct sockmesh_bpf *skel;
 	struct bpf_map *maps[SM_M_NR];
 	struct bpf_program *progs[SM_P_NR];
-	struct bpf_link *recv = NULL;
+	struct bpf_link *recv = NULL, *splice = NULL;
 	char tmp[PATH_MAX], path[PATH_MAX + 32];
 	int ret;
 
@@ -283,9 +289,10 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 		return -ENAMETOOLONG;
 
 	skel = skel_load(max_sockets, feat, &ret);
-	if (!skel && SM_WANT_TRACE(feat)) {
-		/* the probe found what the trace needs, the verifier said no:
-		 * the window as reported at the receiver's writes */
+	if (!skel && (feat & SM_FEAT_RECV_TRACE)) {
+		/* the probe found what the traces need, the verifier said no:
+		 * the window as reported at the receiver's writes, and no
+		 * splice() reader seen */
 		feat &= ~SM_FEAT_RECV_TRACE;
 		skel = skel_load(max_sockets, feat, &ret);
 		if (skel)
@@ -344,6 +351,18 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 		if (ret)
 			goto err_remove;
 	}
+	if (SM_WANT_SPLICE(feat)) {
+		splice = bpf_program__attach_trace(skel->progs.sm_splice);
+		if (!splice) {
+			ret = -errno;
+			goto err_remove;
+		}
+		ret = pin_path(path, sizeof(path), tmp, SM_SPLICE_LINK);
+		if (!ret)
+			ret = bpf_link__pin(splice, path);
+		if (ret)
+			goto err_remove;
+	}
 	if (rename(tmp, core->dir)) {
 		ret = errno == ENOTEMPTY ? -EEXIST : -errno;
 		goto err_remove;
@@ -353,7 +372,8 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 		ret = dup_fd(bpf_map__fd(maps[i]), &core->map_fds[i]);
 	for (int i = 0; i < SM_P_NR && !ret; i++)
 		ret = dup_fd(bpf_program__fd(progs[i]), &core->prog_fds[i]);
-	bpf_link__destroy(recv); /* the fd: the pin holds the link */
+	bpf_link__destroy(recv); /* the fds: the pins hold the links */
+	bpf_link__destroy(splice);
 	sockmesh_bpf__destroy(skel);
 	if (ret)
 		close_objects(core);
@@ -363,6 +383,7 @@ err_remove:
 	remove_dir(tmp);
 err_destroy:
 	bpf_link__destroy(recv);
+	bpf_link__destroy(splice);
 	sockmesh_bpf__destroy(skel);
 	return ret;
 }
@@ -468,6 +489,8 @@ int sm_core_apply_policy(const struct sm_core *core,
 	ctl.policy_gen = idle;
 	ctl.short_msgs = cfg->short_conn_msgs;
 	ctl.bulk_gap_us = cfg->small_write_gap_us;
+	ctl.flags = (ctl.flags & ~SM_CTL_FAST) |
+		    (cfg->compat_fast ? SM_CTL_FAST : 0);
 	if (bpf_map_update_elem(core->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
 		return -errno;
 	/*
@@ -709,20 +732,17 @@ int sm_core_counters(const struct sm_core *core, struct sm_counters *sum)
 	return sm_counters_read(core->map_fds[SM_M_COUNTERS], sum);
 }
 
-int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
-			int *skipping, int max)
+/* Every sm_portstats entry through @fn, in batches; 0 or -errno. */
+static int portstat_walk(const struct sm_core *core,
+			 void (*fn)(const struct sm_portstat *ps, void *arg),
+			 void *arg)
 {
 	enum { CHUNK = 4096 };
 	static struct sm_portstat v[CHUNK];
 	static __u32 keys[CHUNK];
-	int fd = core->map_fds[SM_M_PORTSTATS], n = 0;
+	int fd = core->map_fds[SM_M_PORTSTATS];
 	__u32 batch = 0, count;
-	struct timespec ts;
 	void *in = NULL;
-	__u64 now;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
-	now = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 
 	for (;;) {
 		int ret;
@@ -732,19 +752,69 @@ int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
 					   NULL);
 		if (ret && errno != ENOENT)
 			return -errno;
-		for (__u32 i = 0; i < count; i++) {
-			if (!sm_portstat_mostly_short(&v[i]))
-				continue;
-			if (n < max) {
-				out[n] = v[i];
-				skipping[n] = sm_portstat_short(&v[i], now);
-			}
-			n++;
-		}
+		for (__u32 i = 0; i < count; i++)
+			fn(&v[i], arg);
 		if (ret) /* ENOENT: that was the last batch */
-			return n;
+			return 0;
 		in = &batch;
 	}
+}
+
+struct short_walk {
+	struct sm_portstat *out;
+	int *skipping, max, n;
+	__u64 now;
+};
+
+static void short_one(const struct sm_portstat *ps, void *arg)
+{
+	struct short_walk *w = arg;
+
+	if (!sm_portstat_mostly_short(ps))
+		return;
+	if (w->n < w->max) {
+		w->out[w->n] = *ps;
+		w->skipping[w->n] = sm_portstat_short(ps, w->now);
+	}
+	w->n++;
+}
+
+int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
+			int *skipping, int max)
+{
+	struct short_walk w = {out, skipping, max, 0, 0};
+	struct timespec ts;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
+	w.now = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	ret = portstat_walk(core, short_one, &w);
+	return ret ? ret : w.n;
+}
+
+struct strict_walk {
+	struct sm_portstat *out;
+	int max, n;
+};
+
+static void strict_one(const struct sm_portstat *ps, void *arg)
+{
+	struct strict_walk *w = arg;
+
+	if (!ps->strict)
+		return;
+	if (w->n < w->max)
+		w->out[w->n] = *ps;
+	w->n++;
+}
+
+int sm_core_strict_ports(const struct sm_core *core, struct sm_portstat *out,
+			 int max)
+{
+	struct strict_walk w = {out, max, 0};
+	int ret = portstat_walk(core, strict_one, &w);
+
+	return ret ? ret : w.n;
 }
 
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
@@ -762,13 +832,16 @@ int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
 	return errno == ENOENT ? 0 : -errno;
 }
 
-int sm_core_feat(const struct sm_core *core, __u32 *feat)
+int sm_core_feat(const struct sm_core *core, __u32 *feat, __u32 *flags)
 {
 	struct sm_ctl ctl;
 	int ret = ctl_read(core, &ctl);
 
-	if (!ret)
+	if (!ret) {
 		*feat = ctl.feat;
+		if (flags)
+			*flags = ctl.flags;
+	}
 	return ret;
 }
 

@@ -57,8 +57,9 @@ int sm_core_open(struct sm_core *core);
 /* Load the programs fresh, attach SK_MSG to the sockhash, pin atomically. */
 /* @feat: the kernel's SM_FEAT_*; cleared of what the kernel refused. */
 int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *feat);
-/* The SM_FEAT_* the pinned datapath was loaded with (| SM_FEAT_SET). */
-int sm_core_feat(const struct sm_core *core, __u32 *feat);
+/* The SM_FEAT_* the pinned datapath was loaded with (| SM_FEAT_SET), and
+ * (@flags, may be NULL) its SM_CTL_* switches now. */
+int sm_core_feat(const struct sm_core *core, __u32 *feat, __u32 *flags);
 /* max_entries of the pinned sockhash. */
 int sm_core_max_sockets(const struct sm_core *core, __u32 *max);
 
@@ -110,6 +111,14 @@ int sm_core_counters(const struct sm_core *core, struct sm_counters *sum);
  */
 int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
 			int *skipping, int max);
+/*
+ * The ports where compat = strict found a connection with a blocking end or
+ * a splice() reader (sm_portstat.strict, SM_PS_*; under strict, new
+ * connections to them stay on TCP): up to @max into @out; their number, or
+ * -errno.
+ */
+int sm_core_strict_ports(const struct sm_core *core, struct sm_portstat *out,
+			 int max);
 /* Sum the per-CPU values of an sm_counters map @fd (pinned or not). */
 int sm_counters_read(int fd, struct sm_counters *sum);
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n);

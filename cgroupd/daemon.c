@@ -241,10 +241,14 @@ static int load_or_adopt(struct sm_daemon *d, const struct sm_config *cfg)
 	feat = d->feat;
 	ret = sm_core_load(&d->core, cfg->max_sockets, &d->feat);
 	if (!ret && d->feat != feat)
-		pr_warn("the kernel refused the reader trace (%s): "
-			"receiver_behind is the window reported at the "
-			"receiver's writes, see docs/datapath.md, \"Kernels\"",
-			sm_libbpf_failure());
+		pr_warn("the kernel refused the tracing programs (%s): "
+			"splice() readers are not seen%s, see docs/datapath.md, "
+			"\"Kernels\"",
+			sm_libbpf_failure(),
+			feat & SM_FEAT_KERN_CTX
+				? ""
+				: ", and receiver_behind is the window reported "
+				  "at the receiver's writes");
 	if (ret == -EEXIST) {
 		pr_err("%s holds pins that are incomplete or of another version: "
 		       "run `sockmesh unload -c %s` first",

@@ -72,11 +72,14 @@ static const struct feature {
 	 "the socket's cgroup in BTF (struct sock_cgroup_data.cgroup, 5.15)",
 	 SM_FEAT_CG_BTF},
 	/* the window variant's reader trace: an fexit program on the
-	 * receive path of sockmap sockets, with socket storage (5.11) */
+	 * receive path of sockmap sockets, with socket storage (5.11); and
+	 * the splice() reader trace, the same with fentry */
 	{P_BTF_FUNC, 0, 0, "tcp_bpf_recvmsg", NULL, "tcp_bpf_recvmsg() in BTF",
 	 SM_FEAT_RECV_TRACE},
 	{P_BTF_FUNC, 0, 0, "bpf_sk_storage_get_tracing", NULL,
 	 "socket storage in fexit programs (5.11)", SM_FEAT_RECV_TRACE},
+	{P_BTF_FUNC, 0, 0, "tcp_splice_read", NULL, "tcp_splice_read() in BTF",
+	 SM_FEAT_RECV_TRACE},
 	/* fexit needs trampolines (5.5); libbpf cannot probe the program
 	 * type without a target */
 	{P_BTF_TYPE, 0, 0, "bpf_trampoline", NULL, "BPF trampolines (5.5)",
@@ -213,6 +216,14 @@ void sm_datapath_rules(__u32 feat, struct sm_rule r[SM_RULES_NR])
 		feat & SM_FEAT_SIOCINQ ? NULL
 				       : "tcp_bpf_ioctl(), FIONREAD of "
 					 "sockets in a sockmap (6.8)"};
+	r[5] = (struct sm_rule){
+		"splice_readers",
+		feat & SM_FEAT_RECV_TRACE ? "seen at their first splice()"
+					  : "not seen",
+		feat & SM_FEAT_RECV_TRACE
+			? NULL
+			: "tracing programs with socket storage (fentry on "
+			  "tcp_splice_read(), 5.11), or they were refused"};
 }
 
 const char *sm_probe_skmsg(__u32 feat)

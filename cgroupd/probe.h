@@ -18,7 +18,7 @@
 struct sm_rule {
 	const char *name, *way, *lacks;
 };
-#define SM_RULES_NR 5
+#define SM_RULES_NR 6
 void sm_datapath_rules(__u32 feat, struct sm_rule r[SM_RULES_NR]);
 
 /*

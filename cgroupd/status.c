@@ -35,13 +35,19 @@ int sm_status_read(const struct sm_core *core, const char *run_dir,
 		ret = sm_core_count_sockets(core, &st->sockets);
 	if (!ret)
 		ret = sm_core_max_sockets(core, &st->max_sockets);
-	if (!ret && !sm_core_feat(core, &st->feat) && !(st->feat & SM_FEAT_SET))
+	if (!ret && !sm_core_feat(core, &st->feat, &st->ctl_flags) &&
+	    !(st->feat & SM_FEAT_SET))
 		st->feat = 0;
 	if (!ret) {
 		st->n_short = sm_core_short_ports(core, st->short_ports,
 						  st->short_skipping,
 						  SM_STATUS_SHORT);
 		ret = st->n_short < 0 ? st->n_short : 0;
+	}
+	if (!ret) {
+		st->n_strict = sm_core_strict_ports(core, st->strict_ports,
+						    SM_STATUS_SHORT);
+		ret = st->n_strict < 0 ? st->n_strict : 0;
 	}
 	if (ret)
 		return ret;
@@ -61,6 +67,11 @@ int sm_status_read(const struct sm_core *core, const char *run_dir,
 	st->n = n;
 	st->daemon_pid = sm_daemon_pid(core, run_dir);
 	return 0;
+}
+
+static const char *compat_name(const struct sm_status *st)
+{
+	return st->ctl_flags & SM_CTL_FAST ? "fast" : "strict";
 }
 
 void sm_status_json(const struct sm_status *st, FILE *out)
@@ -83,6 +94,7 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 	sm_json_end_array(&j);
 	sm_json_ku64(&j, "sockets", st->sockets);
 	sm_json_ku64(&j, "max_sockets", st->max_sockets);
+	sm_json_kstring(&j, "compat", compat_name(st));
 	if (st->feat) {
 		struct sm_rule r[SM_RULES_NR];
 
@@ -131,6 +143,20 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 		sm_json_end_object(&j);
 	}
 	sm_json_end_array(&j);
+	/* ports a connection with a blocking end marked (strict) */
+	sm_json_ku64(&j, "strict_ports_total", st->n_strict);
+	sm_json_key(&j, "strict_ports");
+	sm_json_begin_array(&j);
+	for (int i = 0; i < st->n_strict && i < SM_STATUS_SHORT; i++) {
+		sm_json_begin_object(&j);
+		sm_json_ku64(&j, "port", st->strict_ports[i].port);
+		sm_json_kbool(&j, "blocking",
+			      !!(st->strict_ports[i].strict & SM_PS_BLOCKING));
+		sm_json_kbool(&j, "splice",
+			      !!(st->strict_ports[i].strict & SM_PS_SPLICE));
+		sm_json_end_object(&j);
+	}
+	sm_json_end_array(&j);
 	/* ports whose connections are not accelerated (1 in 8 aside) */
 	sm_json_ku64(&j, "short_ports_total", st->n_short);
 	sm_json_key(&j, "short_ports");
@@ -162,6 +188,12 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 		fprintf(out, "  %-30s cgroup id %" PRIu64 "\n", st->cg[i].path,
 			(uint64_t)st->cg[i].id);
 	fprintf(out, "sockets:  %u of %u\n", st->sockets, st->max_sockets);
+	fprintf(out, "compat:   %s\n",
+		st->ctl_flags & SM_CTL_FAST
+			? "fast (every selected connection accelerated; "
+			  "docs/compat.md)"
+			: "strict (connections with a blocking end, "
+			  "SO_RCVLOWAT or SO_PEEK_OFF stay on TCP)");
 	if (st->feat) {
 		struct sm_rule r[SM_RULES_NR];
 		int n = 0;
@@ -200,6 +232,25 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 		if (st->n_short > SM_STATUS_SHORT)
 			fprintf(out, "  (and %d more)\n",
 				st->n_short - SM_STATUS_SHORT);
+	}
+	if (st->n_strict) {
+		fprintf(out,
+			"strict ports (a blocking end or a splice() reader "
+			"was seen: %s):\n",
+			st->ctl_flags & SM_CTL_FAST
+				? "compat = strict would keep new connections "
+				  "on TCP"
+				: "new connections stay on TCP");
+		for (int i = 0; i < st->n_strict && i < SM_STATUS_SHORT; i++) {
+			const struct sm_portstat *ps = &st->strict_ports[i];
+
+			fprintf(out, "  port %u:%s%s\n", ps->port,
+				ps->strict & SM_PS_BLOCKING ? " blocking" : "",
+				ps->strict & SM_PS_SPLICE ? " splice" : "");
+		}
+		if (st->n_strict > SM_STATUS_SHORT)
+			fprintf(out, "  (and %d more)\n",
+				st->n_strict - SM_STATUS_SHORT);
 	}
 	if (!st->n)
 		return;
@@ -265,6 +316,16 @@ static const struct {
 	 "directions switched to the stack: no flow slot to bound the receiver (kernels before 6.2)"},
 	{"ulp_fallbacks",
 	 "directions switched to the stack: the socket or its peer set an upper-layer protocol (kTLS)"},
+	{"strict_blocking",
+	 "connections kept on TCP (compat = strict): an end is a blocking socket"},
+	{"strict_rcvlowat",
+	 "connections kept on TCP (compat = strict): an end set SO_RCVLOWAT"},
+	{"strict_peek_off",
+	 "connections kept on TCP (compat = strict): an end set SO_PEEK_OFF"},
+	{"strict_splice",
+	 "connections moved to TCP (compat = strict): their reader used splice()"},
+	{"splice_readers",
+	 "connections whose reader called splice(), which misses redirected bytes"},
 	{"sockets_left", "sockets that left the map: plain TCP again"},
 	{"msgs_drained", "sendmsg() calls passed because unload drained"},
 	{"redirect_errors", "sockets in the map whose state was lost"},
@@ -336,8 +397,8 @@ void sm_status_prometheus(const struct sm_status *st,
 		"# HELP sockmesh_datapath_info the kernel's datapath variant: "
 		"its SK_MSG program and how each kernel-dependent rule works\n"
 		"# TYPE sockmesh_datapath_info gauge\n"
-		"sockmesh_datapath_info{program=\"%s\"",
-		sm_probe_skmsg(st->feat));
+		"sockmesh_datapath_info{program=\"%s\",compat=\"%s\"",
+		sm_probe_skmsg(st->feat), compat_name(st));
 	for (int i = 0; i < SM_RULES_NR; i++)
 		fprintf(out, ",%s=\"%s\"", r[i].name, r[i].way);
 	fprintf(out, "} 1\n");

@@ -34,6 +34,9 @@ struct sm_status {
 	int n_short; /* short-connection ports; the first SM_STATUS_SHORT: */
 	struct sm_portstat short_ports[SM_STATUS_SHORT];
 	int short_skipping[SM_STATUS_SHORT]; /* new connections skipped now */
+	__u32 ctl_flags; /* SM_CTL_*: SM_CTL_FAST is compat = fast */
+	int n_strict;	 /* ports compat = strict keeps on TCP; the first: */
+	struct sm_portstat strict_ports[SM_STATUS_SHORT];
 };
 
 /* Read everything from @core (opened) into @st. */

@@ -262,11 +262,101 @@ static __always_inline void sm_cg_count_msg(const struct sm_sock_state *st,
 	}
 }
 
+/* Is compat = strict in effect (the default: sm_ctl.flags lacks FAST)? */
+static __always_inline int sm_strict_on(void)
+{
+	__u32 zero = 0;
+	struct sm_ctl *ctl = bpf_map_lookup_elem(&sm_ctl, &zero);
+
+	return ctl && !(ctl->flags & SM_CTL_FAST);
+}
+
+/*
+ * Is @s a blocking socket (its file without O_NONBLOCK)? An accepted
+ * socket has no file until accept() returns it: not known, 0.
+ */
+static __always_inline int sm_sock_blocking(const struct sock *s)
+{
+	struct socket *so = BPF_CORE_READ(s, sk_socket);
+	struct file *f = so ? BPF_CORE_READ(so, file) : NULL;
+
+	return f && !(BPF_CORE_READ(f, f_flags) & SM_O_NONBLOCK);
+}
+
+/* The SM_STRICT_* rule socket @s falls under, 0 if none (sockmesh.h). */
+static __always_inline __u8 sm_strict_gap(const struct sock *s)
+{
+	if (!s)
+		return 0;
+	if (sm_sock_blocking(s))
+		return SM_STRICT_BLOCKING;
+	if (BPF_CORE_READ(s, sk_rcvlowat) > 1)
+		return SM_STRICT_RCVLOWAT;
+	if (BPF_CORE_READ(s, sk_peek_off) >= 0)
+		return SM_STRICT_PEEK_OFF;
+	return 0;
+}
+
 static __always_inline struct sm_counters *sm_counters_get(void)
 {
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&sm_counters, &zero);
+}
+
+/* Count the connection one rule of strict kept on, or took to, the stack. */
+static __always_inline void sm_strict_count(struct sm_counters *c, __u8 rule)
+{
+	if (!c)
+		return;
+	if (rule == SM_STRICT_BLOCKING)
+		c->strict_blocking++;
+	else if (rule == SM_STRICT_RCVLOWAT)
+		c->strict_rcvlowat++;
+	else if (rule == SM_STRICT_PEEK_OFF)
+		c->strict_peek_off++;
+	else if (rule == SM_STRICT_SPLICE)
+		c->strict_splice++;
+}
+
+/*
+ * Mark the port of @flow (and the connecting end's namespace: the slot of
+ * sm_portstats) with @bit (SM_PS_*): later connections to it stay on TCP
+ * from the start under strict (sockops.bpf.c, sm_strict_connect()).
+ */
+static __always_inline void sm_port_mark(const struct sm_flow *flow, __u32 bit)
+{
+	struct sm_portstat *ps;
+	__u32 slot = flow->ps_slot;
+
+	ps = bpf_map_lookup_elem(&sm_portstats, &slot);
+	if (ps) {
+		ps->port = flow->dst_port;
+		ps->strict |= bit;
+	}
+}
+
+/*
+ * A connection takes the stack by strict @rule: first sight counts it, and
+ * a blocking end marks the port. Each end was in the map, blocking, before
+ * anyone could see it: an accepted socket has no file flags until
+ * accept() returns it, and a connecting one made blocking after a
+ * non-blocking connect() (iperf3, hiredis) looked non-blocking at
+ * establishment.
+ */
+static __always_inline void sm_strict_mark(struct sm_flow *flow,
+					   struct sm_counters *c, __u8 rule)
+{
+	if (!flow) {
+		sm_strict_count(c, rule);
+		return;
+	}
+	if (flow->strict)
+		return;
+	flow->strict = rule;
+	sm_strict_count(c, rule);
+	if (rule == SM_STRICT_BLOCKING)
+		sm_port_mark(flow, SM_PS_BLOCKING);
 }
 
 #endif /* SM_MAPS_BPF_H */

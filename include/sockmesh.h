@@ -14,7 +14,7 @@
 #endif
 
 /* Layout version of everything under pin_dir; bump on any change below. */
-#define SM_PIN_LAYOUT "v4" /* bpffs names may not contain dots */
+#define SM_PIN_LAYOUT "v5" /* bpffs names may not contain dots */
 
 /*
  * Every pinned map and program, once: X(IDX, name). The names are the pin
@@ -121,7 +121,7 @@ struct sm_flow {
 	__u8 stack[2];	   /* [dir]: that direction is on the stack for good */
 	__u8 done[2];	   /* [dir]: ... and none of its redirects in flight */
 	__u8 left[2];	   /* [dir]: that end has left sm_sockhash */
-	__u8 skip;	   /* the active end was not accelerated: short port */
+	__u8 skip;	   /* the active end was not accelerated: SM_SKIP_* */
 	__u8 ulp;	 /* an end set TCP_ULP (kTLS): both ways on the stack */
 	__u32 dst_ip[4]; /* what the active end connected to (before NAT) */
 	__u32 dst_port;	 /* ... and its port */
@@ -135,7 +135,48 @@ struct sm_flow {
 	__u32 win_sent[2];
 	__u32 win_read[2];
 	__u32 win_limit[2];
+	__u16 ps_slot; /* the active end's sm_portstats slot of its port */
+	__u8 strict;   /* SM_STRICT_* that took it to the stack, both ways */
+	__u8 splice;   /* its reader called splice() (counted once) */
 };
+
+/*
+ * compat = strict (sm_ctl without SM_CTL_FAST): a connection one of whose
+ * ends the kernel's sockmap paths would let tell it from TCP takes the
+ * stack, both ways, and both ends leave the map. What the programs can
+ * see of an end (struct sock, read through BTF), by rule:
+ *
+ * SM_STRICT_BLOCKING: its file is blocking (no O_NONBLOCK). A blocking
+ *   recv() in tcp_bpf_recvmsg() returns EAGAIN when any wake-up finds no
+ *   data (a signal, with or without SA_RESTART; another thread's send() or
+ *   shutdown()), and MSG_WAITALL returns short. Seen at the connecting
+ *   end's establishment (a blocking connect(): never in the map), at every
+ *   sendmsg() for its own socket and, 6.2 and later, for its peer, and
+ *   after each read (the window variant's reader trace). An accepted end
+ *   has no file before accept(), and a connecting end may turn blocking
+ *   after a non-blocking connect(): the first such socket marks the port
+ *   (sm_portstat.strict), and later connections to it are not
+ *   accelerated.
+ * SM_STRICT_RCVLOWAT: SO_RCVLOWAT above 1, which tcp_bpf ignores.
+ * SM_STRICT_PEEK_OFF: SO_PEEK_OFF set, which tcp_bpf ignores.
+ * SM_STRICT_SPLICE: its reader called splice(): tcp_splice_read() reads
+ *   the TCP queue only, never redirected bytes. Seen at that call (the
+ *   splice trace, 5.11 and later), which cannot come before it: the
+ *   connection takes the stack then if nothing redirected waits unread
+ *   (else order forbids it, and that connection keeps the gap), and the
+ *   port is marked, so later connections stay on TCP from the start.
+ *   Counted in splice_readers in both modes.
+ */
+#define SM_SKIP_SHORT	   1 /* sm_flow.skip: a short-connection port */
+#define SM_SKIP_STRICT	   2 /* ... a strict rule */
+#define SM_STRICT_BLOCKING 1
+#define SM_STRICT_RCVLOWAT 2
+#define SM_STRICT_PEEK_OFF 3
+#define SM_STRICT_SPLICE   4
+/* sm_portstat.strict: what compat = strict found on the port */
+#define SM_PS_BLOCKING (1U << 0) /* a connection with a blocking end */
+#define SM_PS_SPLICE   (1U << 1) /* a splice() reader */
+#define SM_O_NONBLOCK  04000	 /* f_flags, as in <asm-generic/fcntl.h> */
 
 /*
  * Bulk small writes: redirecting costs the receiver a wake-up and a socket
@@ -239,6 +280,8 @@ struct sm_portstat {
 	__u64 epoch_ns; /* start of the current SM_SHORT_FRESH_NS epoch */
 	__u32 epoch_short; /* short connections closed in it */
 	__u32 prev_short;  /* ... in the one before, if it just ended */
+	__u32 strict; /* SM_PS_*: what strict found here, until a new listener */
+	__u32 pad;
 };
 
 #define SM_SHORT_DEFAULT  16 /* short_conn_msgs default */
@@ -302,6 +345,8 @@ static inline void sm_portstat_short_closed(struct sm_portstat *ps, __u64 now)
  * deleted: the kernel would free them).
  */
 #define SM_CTL_DRAIN (1U << 0)
+/* SM_CTL_FAST: compat = fast, the SM_STRICT_* rules are off. */
+#define SM_CTL_FAST (1U << 1)
 
 /* Value of sm_ports, indexed by port (host byte order). */
 #define SM_PORT_INCLUDE (1U << 0) /* listed in ports (or ports = *) */
@@ -334,6 +379,11 @@ struct sm_lpm_key {
 	X(rcvbuf_fallbacks) /* directions switched to the stack: receiver behind */  \
 	X(slot_fallbacks) /* ... no flow slot to bound the receiver (before 6.2) */  \
 	X(ulp_fallbacks) /* ... the socket or its peer set an upper layer (kTLS) */  \
+	X(strict_blocking) /* connections kept on TCP (strict): a blocking end */    \
+	X(strict_rcvlowat) /* ... an end set SO_RCVLOWAT */                          \
+	X(strict_peek_off) /* ... an end set SO_PEEK_OFF */                          \
+	X(strict_splice)   /* ... its reader used splice() */                        \
+	X(splice_readers) /* connections whose reader called splice() (any mode) */  \
 	X(sockets_left)	   /* sockets that left the map: plain TCP again */          \
 	X(short_skipped)   /* connections not accelerated: short port */             \
 	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \

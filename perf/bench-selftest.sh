@@ -72,7 +72,8 @@ else
 	not_ok "accel without sockmesh: exit $rc, expected 3: $out"
 fi
 
-if ! sm_daemon_start "$build" "sockmesh-bench-st-$$"; then
+# the bench's blocking io_uring sockets: compat = fast (run-bench.sh)
+if ! SM_COMPAT=fast sm_daemon_start "$build" "sockmesh-bench-st-$$"; then
 	not_ok "cannot start a private sockmeshd"
 	summary
 	exit

@@ -91,12 +91,23 @@ static bool counters_moved(const struct bench_result *r)
 }
 
 /* ok; FAILED; NOT REDIRECTED (accel); COUNTERS MOVED (tcp, uds). */
+/* Did compat = strict keep the run's connections on TCP? (The bench's
+ * io_uring loops use blocking sockets, as io_uring allows.) */
+static int strict_kept(const struct bench_result *r)
+{
+	return r->ctr.strict_blocking || r->ctr.strict_rcvlowat ||
+	       r->ctr.strict_peek_off;
+}
+
 static const char *check(const struct bench_result *r)
 {
 	if (!ok(r))
 		return "FAILED";
 	if (!r->have_counters)
 		return "ok";
+	if (r->p.transport == BENCH_ACCEL && !r->ctr.bytes_redirected &&
+	    strict_kept(r))
+		return "TCP (compat = strict)";
 	if (r->p.transport == BENCH_ACCEL)
 		return r->ctr.bytes_redirected ? "ok" : "NOT REDIRECTED";
 	return counters_moved(r) ? "COUNTERS MOVED" : "ok";
@@ -513,8 +524,13 @@ static void md_notes(FILE *out, const struct bench_matrix *m,
 		} else if (r->p.transport == BENCH_ACCEL &&
 			   !r->ctr.bytes_redirected) {
 			fprintf(out,
-				"- **%s %s %s was not redirected** (counters: ",
-				mode, tr, size);
+				"- **%s %s %s was not redirected**%s (counters: ",
+				mode, tr, size,
+				strict_kept(r)
+					? ": the daemon runs compat = strict, which "
+					  "keeps this bench's blocking sockets on "
+					  "TCP; run it with compat = fast"
+					: "");
 			md_counters(out, &r->ctr);
 			fprintf(out, ")\n");
 		} else if (r->p.transport == BENCH_ACCEL &&

@@ -25,7 +25,8 @@ $(BUILD)/sockmesh-bench: $(BENCH_OBJS) $(BUILD)/libsmcore.a
 
 # The matrix (rr, stream, crr x 64 B..1 MiB x tcp, accel, uds) against a
 # private daemon, then the real clients (iperf3, sockperf, redis, nginx +
-# wrk; plain vs accel); each writes perf/results/ and its table in
+# wrk; plain vs accel, under compat = strict and again under fast); each
+# writes perf/results/ and its table in
 # perf/README.md. `make bench-clients` runs only the real clients,
 # `make bench-quick` a 2-minute round of them (for development).
 .PHONY: bench bench-clients bench-quick bench-check deps-bench
@@ -36,6 +37,8 @@ bench: deps-bench
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)rc=0; perf/run-bench.sh $(BUILD) || rc=$$?; \
 		perf/real-clients.sh $(BUILD) || rc=$$?; \
+		perf/real-clients.sh --compat fast --rounds 3 \
+			--out perf/results/real-clients-fast $(BUILD) || rc=$$?; \
 		perf/mesh-bench.sh $(BUILD) || rc=$$?; exit $$rc
 
 bench-clients: deps-bench

@@ -59,6 +59,10 @@ def summary:
 	| .redirected_share = (if $all > 0 then ($ac.msgs_redirected // 0) / $all else null end)
 	| .check = (
 		if any(.transports[]; .failed > 0) then "FAILED"
+		elif any(.transports.accel.runs[]?; (.counters.msgs_redirected // 0) == 0
+			and ((.counters.strict_blocking // 0) + (.counters.strict_rcvlowat // 0)
+			     + (.counters.strict_peek_off // 0)) > 0)
+		then "TCP (strict)"
 		elif any(.transports.accel.runs[]?; (.counters.msgs_redirected // 0) == 0)
 		then "NOT REDIRECTED"
 		elif any(.transports | to_entries[] | select(.key != "accel") | .value.counters[]; . != 0)
@@ -73,7 +77,7 @@ def md:
 	summary as $s
 	| "# Real clients: accelerated vs plain loopback TCP",
 	"",
-	"- \($meta.when), Linux \($meta.kernel), \($meta.cpus) CPUs; `\($meta.command)`",
+	"- \($meta.when), Linux \($meta.kernel), \($meta.cpus) CPUs; `\($meta.command)`; compat = \($meta.compat // "fast")",
 	"- each figure: the median of \($meta.rounds) run\(if $meta.rounds > 1 then "s" else "" end) of \($meta.time_s) s; in every round, each workload ran plain, accel (and uds) one after the other",
 	"- plain: client and server in a private network namespace and a private cgroup sockmesh is not attached to; accel: the same namespace, in the cgroup of a private sockmeshd (`sockmesh run`); uds: a UNIX socket (plain cgroup)",
 	"- ▲ higher is better, ▼ lower is better: accel/plain above 1 (▲) or below 1 (▼) means sockmesh is faster",

@@ -9,6 +9,8 @@
 #     --rounds N       rounds (default 5); every figure is the median
 #     --time S         seconds per run, an integer (default 3)
 #     --only LIST      groups: iperf3,sockperf,redis,http (default: all)
+#     --compat MODE    the accelerated runs' compat: strict (the default) or
+#                      fast (sockmesh.ini(5))
 #     --out PREFIX     write PREFIX.json, PREFIX.md, PREFIX.svg; default
 #                      perf/results/real-clients (and the table goes into
 #                      perf/README.md), or build/real-clients-quick with --quick
@@ -50,6 +52,13 @@ while [ $# -gt 0 ]; do
 		quick=1
 		rounds=1
 		time_s=2
+		;;
+	--compat)
+		[ $# -ge 2 ] || die "--compat needs a value"
+		case $2 in strict | fast) ;; *) die "--compat must be strict or fast, not '$2'" ;; esac
+		SM_COMPAT=$2
+		export SM_COMPAT
+		shift
 		;;
 	--rounds)
 		[ $# -ge 2 ] || die "--rounds needs a value"
@@ -571,9 +580,10 @@ meta=$(jq -n -c --argjson rounds "$rounds" --argjson time "$time_s" \
 	--argjson quick "$quick" --arg when "$(date -u '+%Y-%m-%d %H:%M UTC')" \
 	--arg kernel "$(uname -r)" --argjson cpus "$(nproc)" \
 	--arg cmd "perf/real-clients.sh${args:+ }$args" \
-	--argjson http_conns "$http_conns" \
+	--argjson http_conns "$http_conns" --arg compat "${SM_COMPAT:-strict}" \
 	'{when: $when, kernel: $kernel, cpus: $cpus, rounds: $rounds,
-	  time_s: $time, quick: ($quick == 1), command: $cmd, http_conns: $http_conns}')
+	  time_s: $time, quick: ($quick == 1), command: $cmd, http_conns: $http_conns,
+	  compat: $compat}')
 write_report
 
 cat "$out.md"

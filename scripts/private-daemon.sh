@@ -4,7 +4,9 @@
 # perf/run-bench.sh, perf/bench-selftest.sh.
 #
 #   sm_daemon_start BUILD TAG   sets sm_run (the run dir, for temp files too),
-#                               sm_conf, sm_pid; 0, or 1 with a message
+#                               sm_conf, sm_pid; 0, or 1 with a message;
+#                               SM_COMPAT (strict, the default, or fast) is
+#                               its compat
 #   sm_daemon_stop              SIGTERM and wait; the daemon removes its pins
 #   sm_daemon_cleanup           stop, and remove whatever is left
 #   sm_daemon_traps             on exit or a signal: sm_on_exit (if the
@@ -39,6 +41,7 @@ metrics = off
 on_exit = detach
 [accelerate]
 cgroups = $sm_tag
+compat = ${SM_COMPAT:-strict}
 EOC
 	"$sm_build"/sockmeshd -c "$sm_conf" 2>"$sm_run/sockmeshd.log" &
 	sm_pid=$!

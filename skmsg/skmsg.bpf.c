@@ -159,7 +159,8 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	struct bpf_sock *sk = msg->sk;
 	struct tcp_sock *tp; /* our own socket, read through BTF */
 	__u64 size = msg->size;
-	int ulp_peer;
+	int ulp_peer, strict;
+	__u8 rule = 0;
 	__u64 now;
 
 	if (!c)
@@ -201,6 +202,20 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 			flow->ulp = 1;
 		st->flags |= SM_SF_STACK;
 		c->ulp_fallbacks++;
+		goto stack;
+	}
+	/*
+	 * compat = strict: our own socket, or the peer's rule seen by the
+	 * peer, keeps the connection on TCP (sockmesh.h, SM_STRICT_*): for
+	 * good, both ways, like kTLS.
+	 */
+	strict = !(ctl && (ctl->flags & SM_CTL_FAST));
+	if (strict &&
+	    ((flow && flow->strict) ||
+	     (tp && (rule = sm_strict_gap(&tp->inet_conn.icsk_inet.sk))))) {
+		if (rule)
+			sm_strict_mark(flow, c, rule);
+		st->flags |= SM_SF_STACK;
 		goto stack;
 	}
 	/*
@@ -248,7 +263,10 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 	 */
 	/* the peer set kTLS (RX) since its last message: records go by TCP */
 	ulp_peer = kctx && kmsg->sk_redir && sm_peer_has_ulp(kmsg->sk_redir);
-	if (ulp_peer ||
+	/* strict: the peer's own socket, seen from here (it may not send) */
+	if (kctx && strict && kmsg->sk_redir)
+		rule = sm_strict_gap(kmsg->sk_redir);
+	if (ulp_peer || rule ||
 	    ((st->flags & SM_SF_BULK) &&
 	     (kctx ? kmsg->sk_redir &&
 			      !kmsg->sk_redir->sk_backlog.rmem_alloc.counter
@@ -257,12 +275,14 @@ static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
 		if (bpf_msg_redirect_hash(msg, &sm_sockhash, &self, 0) ==
 		    SK_PASS) {
 			st->flags |= SM_SF_STACK;
-			if (!ulp_peer) {
-				c->bulk_fallbacks++;
-			} else {
+			if (ulp_peer) {
 				if (flow)
 					flow->ulp = 1;
 				c->ulp_fallbacks++;
+			} else if (rule) {
+				sm_strict_mark(flow, c, rule);
+			} else {
+				c->bulk_fallbacks++;
 			}
 			sm_mark_stack(flow, st, tp);
 			goto pass;
@@ -331,6 +351,7 @@ int BPF_PROG(sm_recv_win, struct sock *sk)
 	struct sk_psock *psock;
 	struct sm_flow *flow;
 	__u32 in, unread = 0;
+	__u8 rule;
 
 	if (!st)
 		return 0;
@@ -342,6 +363,49 @@ int BPF_PROG(sm_recv_win, struct sock *sk)
 	unread = sm_psock_unread(psock);
 	/* sent first, as in sm_win_report: errs towards "behind" */
 	flow->win_read[in] = flow->win_sent[in] - unread;
+	/*
+	 * strict: a reader that does not send is seen only here (this
+	 * variant's SK_MSG cannot see its peer): its sender's next message
+	 * takes the stack.
+	 */
+	if (!flow->strict && sm_strict_on() && (rule = sm_strict_gap(sk)))
+		sm_strict_mark(flow, sm_counters_get(), rule);
+	return 0;
+}
+
+/*
+ * The splice() reader trace (SM_FEAT_RECV_TRACE, either variant):
+ * tcp_splice_read() reads a socket's TCP queue only, never what was
+ * redirected to it, so a splice() reader (HAProxy, nginx with splice)
+ * never sees redirected bytes. Its first call is the first sight of it:
+ * counted (splice_readers), its port marked; under strict, if nothing
+ * redirected waits unread, the connection takes the stack there (the
+ * peer's next message), so this reader sees every byte from now on.
+ */
+SEC("fentry/tcp_splice_read")
+int BPF_PROG(sm_splice, struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	struct sm_sock_state *st;
+	struct sm_counters *c;
+	struct sm_flow *flow;
+
+	if (!sk)
+		return 0;
+	st = bpf_sk_storage_get(&sm_state, sk, NULL, 0);
+	if (!st || (st->flags & SM_SF_LEFT))
+		return 0;
+	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
+	if (!flow || flow->conn != st->conn || flow->splice)
+		return 0;
+	flow->splice = 1;
+	c = sm_counters_get();
+	if (c)
+		c->splice_readers++;
+	sm_port_mark(flow, SM_PS_SPLICE);
+	if (sm_strict_on() && !flow->strict &&
+	    !sm_psock_unread(sm_psock_of(sk)))
+		sm_strict_mark(flow, c, SM_STRICT_SPLICE);
 	return 0;
 }
 

@@ -82,26 +82,49 @@ static __always_inline __u32 sm_portstat_slot(struct bpf_sock_ops *skops,
 }
 
 /*
- * Is @port, which a connection is being made to, a short-connection port
- * (sockmesh.h, "Short connections")? One in SM_SHORT_PROBE of its
- * connections is accelerated anyway: the others are not, and so are not
- * counted. The counts are shared by all CPUs, updated without locks: they
+ * Is the port of @slot, which a connection is being made to, a
+ * short-connection port (sockmesh.h, "Short connections")? One in
+ * SM_SHORT_PROBE of its connections is accelerated anyway: the others are
+ * not, and so are not counted. The counts are shared by all CPUs, updated without locks: they
  * are estimates, and a lost update costs one misjudged connection.
  */
-static __always_inline int sm_short_port(struct bpf_sock_ops *skops, __u32 port,
-					 __u32 short_msgs)
+static __always_inline int sm_short_port(__u32 slot, __u32 short_msgs)
 {
 	struct sm_portstat *ps;
 	__u32 n;
 
 	if (!short_msgs)
 		return 0;
-	n = sm_portstat_slot(skops, port);
-	ps = bpf_map_lookup_elem(&sm_portstats, &n);
+	ps = bpf_map_lookup_elem(&sm_portstats, &slot);
 	if (!ps || !sm_portstat_short(ps, bpf_ktime_get_ns()))
 		return 0;
 	n = ps->skips++;
 	return (n & (SM_SHORT_PROBE - 1)) != 0;
+}
+
+/*
+ * compat = strict at the connecting end (sockmesh.h, SM_STRICT_*): the
+ * rule its own socket falls under (a blocking connect(), SO_RCVLOWAT or
+ * SO_PEEK_OFF set before it), or the rule that marked its port (@slot)
+ * before: a blocking end, a splice() reader; 0: accelerate it.
+ */
+static __always_inline __u8 sm_strict_connect(struct bpf_sock *sk, __u32 slot)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct sm_portstat *ps;
+	__u8 rule;
+
+	if (!tp)
+		return 0;
+	rule = sm_strict_gap(&tp->inet_conn.icsk_inet.sk);
+	if (rule)
+		return rule;
+	ps = bpf_map_lookup_elem(&sm_portstats, &slot);
+	if (!ps)
+		return 0;
+	if (ps->strict & SM_PS_BLOCKING)
+		return SM_STRICT_BLOCKING;
+	return ps->strict & SM_PS_SPLICE ? SM_STRICT_SPLICE : 0;
 }
 
 /*
@@ -219,18 +242,6 @@ static __always_inline int sm_sk_unsuitable(struct bpf_sock *sk)
 		(1UL << bpf_core_enum_value(enum sock_flags, SOCK_ZEROCOPY)));
 }
 
-/* Bytes redirected to this socket that its reader has not taken yet. */
-static __always_inline __u32 sm_redirected_unread(struct bpf_sock *bsk)
-{
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(bsk);
-	struct sk_psock *psock;
-
-	if (!tp)
-		return ~0U;
-	psock = sm_psock_of(&tp->inet_conn.icsk_inet.sk);
-	return sm_psock_unread(psock);
-}
-
 /*
  * Has data come in through the stack? In PARSE_HDR_OPT_CB, this segment's
  * payload (the callback runs before the segment is queued, so a socket that
@@ -271,16 +282,21 @@ static __always_inline int sm_stack_bytes_in(struct bpf_sock_ops *skops,
  * redirected, or its SK_MSG program saw a stack verdict that no other
  * sendmsg() overlapped, or SM_LEAVE_GUARD_NS passed since its last
  * redirect). Deleting a socket frees its unread redirected bytes, hence the
- * empty queue.
+ * empty queue. A socket that leaves while only the map holds its psock
+ * has no redirect of its own in flight either: it says so (sm_flow.done),
+ * and its peer need not wait out the guard.
  */
 static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 					   struct sm_counters *c)
 {
 	struct bpf_sock *sk = skops->sk;
 	struct sm_sock_state *st;
+	struct sk_psock *psock;
+	struct tcp_sock *tp;
 	struct sm_flow *flow;
 	struct sm_key self;
 	__u32 peer;
+	int done;
 
 	if (!sk)
 		return;
@@ -297,8 +313,16 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 	if (flow->redir_ns[peer] && !flow->done[peer] &&
 	    bpf_ktime_get_ns() - flow->redir_ns[peer] < SM_LEAVE_GUARD_NS)
 		return;
-	if (sm_redirected_unread(sk))
+	tp = bpf_skc_to_tcp_sock(sk);
+	psock = tp ? sm_psock_of(&tp->inet_conn.icsk_inet.sk) : NULL;
+	if (!tp || sm_psock_unread(psock))
 		return;
+	/*
+	 * Only the map holds the psock: no sendmsg() of ours is under way,
+	 * and any later one finds SM_SF_STACK (it waits for the socket lock
+	 * this callback holds), so none of our redirects is in flight.
+	 */
+	done = psock && BPF_CORE_READ(psock, refcnt.refs.counter) <= 1;
 	sm_key_peer(&self, &st->peer);
 	if (bpf_map_delete_elem(&sm_sockhash, &self))
 		return;
@@ -306,6 +330,8 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 	/* each end writes only its own bytes */
 	flow->stack[st->dir & 1] = 1;
 	flow->left[st->dir & 1] = 1;
+	if (done)
+		flow->done[st->dir & 1] = 1;
 	/* ours only: another sock_ops program may want its own */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags &
 						 ~(st->cb_flags & SM_CB_FLAGS));
@@ -320,11 +346,12 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
  * and compares with where it was reached (through NAT if they differ), or
  * finds no trace of it: the client is not in the map (outside the cgroups,
  * not selected) and never will be, so this end stays out too (design.md:
- * nothing goes into the map that will not be redirected).
+ * nothing goes into the map that will not be redirected). @skip
+ * (SM_SKIP_*): the active end stays out, and so will the passive end.
  */
 static __always_inline int sm_flow_join(struct sm_flow *flow, __u64 conn,
-					const struct sm_view *v, int skip,
-					struct sm_counters *c)
+					const struct sm_view *v, __u32 ps_slot,
+					int skip, struct sm_counters *c)
 {
 	if (v->passive) {
 		if (flow->conn != conn) {
@@ -332,7 +359,7 @@ static __always_inline int sm_flow_join(struct sm_flow *flow, __u64 conn,
 			return 0;
 		}
 		if (flow->skip)
-			return 0; /* counted in short_skipped, at the other end */
+			return 0; /* counted at the other end */
 		c->peers_paired++;
 		if (flow->dst_port != v->local_port ||
 		    flow->dst_ip[0] != v->local_ip[0] ||
@@ -347,9 +374,11 @@ static __always_inline int sm_flow_join(struct sm_flow *flow, __u64 conn,
 	flow->conn = conn;
 	__builtin_memcpy(flow->dst_ip, v->remote_ip, sizeof(flow->dst_ip));
 	flow->dst_port = v->remote_port;
+	flow->ps_slot = ps_slot;
 	if (skip) {
-		flow->skip = 1;
-		c->short_skipped++;
+		flow->skip = skip;
+		if (skip == SM_SKIP_SHORT)
+			c->short_skipped++;
 		return 0;
 	}
 	return 1;
@@ -369,10 +398,10 @@ static __always_inline void sm_rcvbuf_report(struct sm_flow *flow,
 	if (!tp)
 		return;
 	s = &tp->inet_conn.icsk_inet.sk;
-	flow->win_limit[!dir] = (BPF_CORE_READ_BITFIELD(s, sk_userlocks) &
-				 SOCK_RCVBUF_LOCK)
-					? (__u32)s->sk_rcvbuf
-					: 0;
+	flow->win_limit[!dir] =
+		(BPF_CORE_READ_BITFIELD(s, sk_userlocks) & SOCK_RCVBUF_LOCK)
+			? (__u32)s->sk_rcvbuf
+			: 0;
 }
 
 SEC("sockops")
@@ -380,7 +409,9 @@ int sm_sockops(struct bpf_sock_ops *skops)
 {
 	struct sm_view v = {};
 	struct sm_key key = {};
-	__u32 gen, slot, short_msgs, cb;
+	__u32 gen, slot, ps_slot = 0, short_msgs, cb;
+	int skip = 0;
+	__u8 rule;
 	__u64 conn;
 	struct sm_sock_state *st;
 	struct sm_counters *c;
@@ -439,11 +470,17 @@ int sm_sockops(struct bpf_sock_ops *skops)
 	slot = (__u32)conn & (SM_FLOWS - 1);
 	flow = bpf_map_lookup_elem(&sm_flows, &slot);
 	short_msgs = sm_short_msgs();
-	if (!flow ||
-	    !sm_flow_join(flow, conn, &v,
-			  !v.passive && sm_short_port(skops, v.remote_port,
-						      short_msgs),
-			  c))
+	if (!v.passive) {
+		ps_slot = sm_portstat_slot(skops, v.remote_port);
+		if (sm_short_port(ps_slot, short_msgs)) {
+			skip = SM_SKIP_SHORT;
+		} else if (sm_strict_on() &&
+			   (rule = sm_strict_connect(sk, ps_slot))) {
+			skip = SM_SKIP_STRICT;
+			sm_strict_count(c, rule);
+		}
+	}
+	if (!flow || !sm_flow_join(flow, conn, &v, ps_slot, skip, c))
 		return SM_SOCKOPS_DONE;
 
 	sm_rcvbuf_report(flow, sk, v.passive);

@@ -11,6 +11,9 @@
  * 2 * ROUNDS * SIZE bytes. Prints "pingpong: ROUNDS x SIZE bytes verified"
  * and exits 0, or names what went wrong and exits 1 (2: usage).
  *
+ * Its sockets are non-blocking, waited on with poll(), as an event loop's
+ * are: compat = strict (the default) keeps blocking sockets on TCP.
+ *
  * -W FILE: after the first half of the rounds, print "pingpong: half" and
  * wait until FILE exists before the second half (the connection stays open
  * meanwhile: a test restarts the daemon there).
@@ -23,6 +26,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +42,20 @@ static int fail(const char *what)
 	return 1;
 }
 
+/* Wait for @events on the non-blocking @fd; 0, or -1 with errno set. */
+static int wait_for(int fd, short events)
+{
+	struct pollfd p = {.fd = fd, .events = events};
+	int n;
+
+	do
+		n = poll(&p, 1, 60000);
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		errno = ETIMEDOUT;
+	return n > 0 ? 0 : -1;
+}
+
 /* Read exactly @len bytes; 0, or -1 with errno set (0 on EOF: EPIPE). */
 static int read_full(int fd, unsigned char *buf, size_t len)
 {
@@ -46,6 +64,11 @@ static int read_full(int fd, unsigned char *buf, size_t len)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (wait_for(fd, POLLIN))
+				return -1;
+			continue;
+		}
 		if (n < 0)
 			return -1;
 		if (n == 0) {
@@ -65,6 +88,11 @@ static int write_full(int fd, const unsigned char *buf, size_t len)
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (wait_for(fd, POLLOUT))
+				return -1;
+			continue;
+		}
 		if (n < 0)
 			return -1;
 		buf += n;
@@ -112,12 +140,15 @@ int main(int argc, char **argv)
 		ret = fail("listen");
 		goto out;
 	}
-	cfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (cfd < 0 || connect(cfd, (struct sockaddr *)&sa, sizeof(sa))) {
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (cfd < 0 ||
+	    (connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) &&
+	     errno != EINPROGRESS) ||
+	    wait_for(cfd, POLLOUT)) {
 		ret = fail("connect");
 		goto out;
 	}
-	sfd = accept(lfd, NULL, NULL);
+	sfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
 	if (sfd < 0) {
 		ret = fail("accept");
 		goto out;

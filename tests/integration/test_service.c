@@ -37,10 +37,12 @@ static int write_conf(struct env *e, const char *path, const char *cgroups,
 		return -errno;
 	fprintf(f,
 		"[daemon]\npin_dir = %s\nrun_dir = %s\n%s\n"
-		"[accelerate]\ncgroups = %s\n%s\n",
+		"[accelerate]\ncgroups = %s\n%s\n%s",
 		e->pin_dir, e->run_dir,
 		daemon_extra && *daemon_extra ? daemon_extra : "metrics = off",
-		cgroups, extra);
+		cgroups, extra,
+		/* blocking test traffic: as env_write_config() */
+		strstr(extra, "compat") ? "" : "compat = fast\n");
 	return fclose(f) ? -errno : 0;
 }
 
@@ -1089,4 +1091,54 @@ TEST(another_release_pin_layout_reported)
 		  "and it runs: a transfer exact");
 out:
 	rmdir(other);
+}
+
+/*
+ * compat: strict by default (a blocking connection stays on TCP and
+ * strict_blocking counts it), fast by reload (the same traffic is
+ * accelerated), a bad value refused with file:line and the mode kept.
+ */
+TEST(compat_strict_by_default_fast_by_reload)
+{
+	char out[8192], bad[PATH_MAX + 16], want[PATH_MAX + 64];
+	struct sm_counters c0, c1;
+
+	/* a config without the key (the harness writes compat = fast into
+	 * any config that does not name it: this comment names it) */
+	if (!ASSERT_EQ(env_write_config(e, "", "; compat: the default"), 0,
+		       "config") ||
+	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		return;
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", (char *)NULL), 0,
+		  "status");
+	ASSERT_STR_HAS(out, "compat:   strict", "status names the mode");
+	ASSERT_EQ(xfer_in(e, NULL, 7011, 100000), 0, "blocking xfer");
+	ASSERT_EQ(env_counters(e, &c0, NULL), 0, "counters");
+	ASSERT_EQ(c0.sockets_added, 0, "strict: a blocking connect stays out");
+	ASSERT_EQ(c0.strict_blocking, 1, "strict_blocking counts it");
+	ASSERT_EQ(c0.msgs_redirected, 0, "nothing redirected");
+
+	ASSERT_EQ(env_write_config(e, "", "compat = fast"), 0, "fast config");
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "reload", (char *)NULL), 0,
+		  "reload to fast");
+	ASSERT_EQ(status_json(e, out, sizeof(out)), 0, "status");
+	ASSERT_STR_HAS(out, "\"compat\": \"fast\"", "JSON names the mode");
+	ASSERT_EQ(xfer_in(e, NULL, 7011, 100000), 0, "the same xfer");
+	ASSERT_EQ(env_counters(e, &c1, NULL), 0, "counters");
+	ASSERT_EQ(c1.sockets_added, 2, "fast: both ends accelerated");
+	ASSERT_EQ(c1.strict_blocking, c0.strict_blocking, "no strict rule");
+	ASSERT_GE(c1.msgs_redirected, 1, "redirected");
+
+	snprintf(bad, sizeof(bad), "%s/bad.ini", e->run_dir);
+	ASSERT_EQ(write_conf(e, bad, e->cg_rel, "", "compat = strikt"), 0,
+		  "bad config");
+	ASSERT_EQ(
+		env_cli(e, out, sizeof(out), "reload", "-c", bad, (char *)NULL),
+		2, "reload of a bad compat fails");
+	snprintf(want, sizeof(want), "%s:7:", bad);
+	ASSERT_STR_HAS(out, want, "error names file:line");
+	ASSERT_STR_HAS(out, "compat must be strict or fast, not 'strikt'",
+		       "error names the key and the values");
+	ASSERT_EQ(status_json(e, out, sizeof(out)), 0, "status");
+	ASSERT_STR_HAS(out, "\"compat\": \"fast\"", "the mode is kept");
 }

@@ -167,6 +167,8 @@ static void expect_defaults(const struct sm_config *c, const char *what)
 			 c->n_node_unique_cidrs);
 	if (c->max_sockets != 65536)
 		fail_msg("%s: max_sockets is %u", what, c->max_sockets);
+	if (c->compat_fast)
+		fail_msg("%s: compat is fast, want strict", what);
 }
 
 static void test_defaults_are_the_design_values(void **state)
@@ -240,7 +242,8 @@ static const char full_file[] =
 	"exclude_ports = 8050\n"
 	"cidrs = 10.0.0.0/8, 192.168.1.0/24, fd00::/8, 2001:db8::1\n"
 	"node_unique_cidrs = 10.244.0.0/16\n"
-	"max_sockets = 1024\n";
+	"max_sockets = 1024\n"
+	"compat = fast\n";
 
 static void test_full_file_sets_every_key(void **state)
 {
@@ -270,6 +273,7 @@ static void test_full_file_sets_every_key(void **state)
 	expect_cidr(&cfg.node_unique_cidrs[0], "node_unique_cidrs[0]",
 		    "::ffff:10.244.0.0", 112);
 	assert_int_equal(cfg.max_sockets, 1024);
+	assert_true(cfg.compat_fast);
 }
 
 static void test_path_trailing_slashes_are_dropped(void **state)
@@ -861,6 +865,8 @@ int main(void)
 			"log_level", "'verbose'", "debug"),
 		REJECTS(on_exit_maybe, "[daemon]\non_exit = maybe\n", 2,
 			"on_exit", "'maybe'", "detach"),
+		REJECTS(compat_loose, "[accelerate]\ncompat = loose\n", 2,
+			"compat must be strict or fast", "'loose'"),
 		REJECTS(metrics_hostname,
 			"[daemon]\nmetrics = localhost:9464\n", 2, "metrics",
 			"'localhost:9464'"),

@@ -49,8 +49,8 @@ int libbpf_probe_bpf_helper(enum bpf_prog_type type, enum bpf_func_id id,
  * bpf_sock_ops.skb_data inside anonymous unions (as __bpf_md_ptr() makes
  * them), sk_psock.msg_tot_len, bpf_cgroup_link unless told, and the
  * optional sock_cgroup_data.cgroup, kfuncs bpf_cast_to_kern_ctx and
- * bpf_rdonly_cast, tcp_bpf_ioctl and what the reader trace needs unless
- * told (btf_old_kernel: 5.10).
+ * bpf_rdonly_cast, tcp_bpf_ioctl and what the reader and splice traces
+ * need unless told (btf_old_kernel: 5.10).
  */
 static struct btf *fake_btf(void)
 {
@@ -80,6 +80,8 @@ static struct btf *fake_btf(void)
 			      btf__add_func_proto(btf, int_id));
 		btf__add_func(btf, "bpf_sk_storage_get_tracing",
 			      BTF_FUNC_STATIC,
+			      btf__add_func_proto(btf, int_id));
+		btf__add_func(btf, "tcp_splice_read", BTF_FUNC_GLOBAL,
 			      btf__add_func_proto(btf, int_id));
 	}
 	btf__add_struct(btf, "sock_cgroup_data", 8);
@@ -189,6 +191,8 @@ static void test_old_kernel_gets_the_window_variant(void **state)
 			assert_non_null(r[i].lacks);
 	assert_string_equal(r[4].name, "fionread");
 	assert_non_null(strstr(r[4].lacks, "tcp_bpf_ioctl()"));
+	assert_string_equal(r[5].name, "splice_readers");
+	assert_string_equal(r[5].way, "not seen");
 	sm_datapath_rules(SM_FEAT_ALL, r);
 	for (int i = 0; i < SM_RULES_NR; i++)
 		assert_null(r[i].lacks);
