@@ -20,6 +20,7 @@
 #include "cgroup.h"
 #include "common.h"
 #include "daemon.h"
+#include "notify.h"
 
 #define errf(...) snprintf(err, errlen, __VA_ARGS__)
 
@@ -79,7 +80,7 @@ static int metrics_listen(const char *spec, char *err, size_t errlen)
 		return -errno;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 16)) {
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 1024)) {
 		int ret = -errno;
 
 		errf("metrics = %s: cannot listen: %s", spec, strerror(errno));
@@ -107,7 +108,7 @@ static int ctl_listen(struct sm_daemon *d)
 		return -errno;
 	unlink(d->ctl_path); /* a stale one: we hold the run_dir lock */
 	if (fchmod(fd, 0600) || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    chmod(d->ctl_path, 0600) || listen(fd, 16)) {
+	    chmod(d->ctl_path, 0600) || listen(fd, 64)) {
 		ret = -errno;
 		close(fd);
 		return ret;
@@ -580,4 +581,15 @@ void daemon_close(struct sm_daemon *d)
 	close_fd(&d->metrics_fd);
 	sm_core_close(&d->core);
 	close_fd(&d->run_lock_fd); /* last: the run_dir is free */
+}
+
+void daemon_notify_status(const struct sm_daemon *d)
+{
+	__u32 sockets = 0;
+
+	sm_core_count_sockets(&d->core, &sockets);
+	sm_notify(
+		"STATUS=attached to %d cgroup%s, %u sockets, %llu reloads (%llu refused)",
+		d->n_cg, d->n_cg == 1 ? "" : "s", sockets, d->reloads,
+		d->reload_failures);
 }

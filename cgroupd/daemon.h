@@ -2,7 +2,7 @@
 /*
  * daemon.h - sockmeshd's state and the steps of its life: start (lock,
  * load or adopt), apply a config all or nothing (at start and on every
- * reload), stop. The event loop (sockmeshd.c) drives it.
+ * reload), stop. The event loop (loop.c) drives it.
  */
 #ifndef SM_DAEMON_H
 #define SM_DAEMON_H
@@ -46,6 +46,8 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 int daemon_reload(struct sm_daemon *d, const char *path, char *msg, size_t len);
 /* Remove the pid file and control socket; with @detach, unload. */
 void daemon_stop(struct sm_daemon *d, int detach);
+/* Tell systemd (STATUS=) what is attached and counted. */
+void daemon_notify_status(const struct sm_daemon *d);
 /* Close what is left open. */
 void daemon_close(struct sm_daemon *d);
 

@@ -110,7 +110,7 @@ static int no_answer(struct common *c, const char *what, int err)
 	if (pid > 0)
 		snprintf(who, sizeof(who), "pid %d", (int)pid);
 	fail("sockmeshd (%s) runs but did not answer %s on %s/%s: %s: it is "
-	     "busy (all its client slots taken?); try again",
+	     "stopped or stuck; try again",
 	     who, what, c->cfg.run_dir, SM_CTL_SOCK, strerror(-err));
 	return SM_EXIT_BUSY;
 }

@@ -390,6 +390,24 @@ void sm_status_prometheus(const struct sm_status *st,
 		"sockmesh_short_ports %d\n",
 		st->sockets, st->max_sockets, st->n, SM_VERSION,
 		d ? d->reloads : 0, d ? d->reload_failures : 0, st->n_short);
+	fprintf(out,
+		"# HELP sockmesh_daemon_clients_dropped_total clients of the control socket or the metrics endpoint closed before their exchange ended: evicted (their pool full, the oldest goes) or deadline (their 5 s were up)\n"
+		"# TYPE sockmesh_daemon_clients_dropped_total counter\n");
+	for (int i = 0; i < 4; i++) {
+		static const char *const ep[] = {"control", "metrics"};
+		static const char *const why[] = {"evicted", "deadline"};
+		unsigned long long v[4] = {0};
+
+		if (d) {
+			v[0] = d->ctl_evicted;
+			v[1] = d->ctl_deadline;
+			v[2] = d->metrics_evicted;
+			v[3] = d->metrics_deadline;
+		}
+		fprintf(out,
+			"sockmesh_daemon_clients_dropped_total{endpoint=\"%s\",reason=\"%s\"} %llu\n",
+			ep[i / 2], why[i % 2], v[i]);
+	}
 	if (!st->feat)
 		return;
 	sm_datapath_rules(st->feat, r);

@@ -48,6 +48,10 @@ void sm_status_human(const struct sm_status *st, FILE *out);
 /* What only the daemon knows, for the metrics. */
 struct sm_status_daemon {
 	unsigned long long reloads, reload_failures;
+	/* clients closed before their exchange ended (loop.h): their pool
+	 * was full and they were the oldest, or their deadline came */
+	unsigned long long ctl_evicted, ctl_deadline;
+	unsigned long long metrics_evicted, metrics_deadline;
 };
 void sm_status_prometheus(const struct sm_status *st,
 			  const struct sm_status_daemon *d, FILE *out);

@@ -1,0 +1,889 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * loop.c - see loop.h.
+ *
+ * A client goes READ (its request) -> WRITE (the reply, through the ring)
+ * -> DRAIN (metrics: our side shut, its bytes read until EOF, so that
+ * closing does not reset a reply it has not read yet) -> DEAD, and is freed once the
+ * kernel has answered every submission it had. Each submission's user_data
+ * is one of the client's struct op; cancels and timeout removals carry
+ * loop.ignore.
+ *
+ * The CQEs are taken in batches. In each, the control socket's and the
+ * signals' are handled before the metrics endpoint's. /metrics is
+ * rendered at most once per METRICS_FRESH_MS and shared by the scrapes
+ * meanwhile: a render reads every port's slot (about 15 ms on a 2-core
+ * machine), and clients that connect and ask as fast as they can must
+ * not make the daemon do nothing else.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <liburing.h>
+
+#include "common.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "notify.h"
+#include "status.h"
+
+#define RING_ENTRIES	 256
+#define BATCH		 64
+#define STATUS_INTERVAL	 60  /* seconds between STATUS= refreshes */
+#define UNLOAD_SEND_TO	 5   /* seconds to answer unload, at exit */
+#define METRICS_FRESH_MS 100 /* a /metrics render serves this long */
+
+enum op_kind {
+	OP_SIGNAL,   /* read from the signalfd */
+	OP_ACCEPT,   /* on a pool's listener */
+	OP_RECV,     /* a client's bytes */
+	OP_SEND,     /* a client's reply */
+	OP_DEADLINE, /* a client's whole exchange */
+	OP_TIMER,    /* the STATUS= refresh */
+	OP_IGNORE,   /* cancels, timeout removals */
+};
+
+enum pool_id { POOL_CTL, POOL_METRICS, POOLS };
+
+struct client;
+struct pool;
+
+/* What each submission is for: its user_data points to one of these. */
+struct op {
+	enum op_kind kind;
+	struct pool *pool; /* OP_ACCEPT */
+	int fd;		   /* OP_ACCEPT: the listener */
+	struct client *cl; /* OP_RECV, OP_SEND, OP_DEADLINE */
+};
+
+/* A reply's body, shared by the scrapes of one batch. */
+struct body {
+	int refs;
+	size_t len;
+	char *data; /* malloc()ed */
+};
+
+enum cl_state { CL_READ, CL_WRITE, CL_DRAIN, CL_DEAD };
+
+struct client {
+	struct client *prev, *next; /* in its pool, oldest first */
+	struct pool *pool;
+	int fd;
+	enum cl_state state;
+	int pending; /* submissions in flight */
+	bool recv_armed, send_armed, deadline_armed;
+	struct op recv, send, deadline;
+	struct __kernel_timespec ts;
+	/* the reply: head (status line or HTTP headers), then body */
+	char head[256];
+	size_t head_len, total, sent;
+	struct body *body;
+	struct msghdr mh;
+	struct iovec iov[2];
+	size_t len; /* request bytes in buf */
+	char buf[SM_HTTP_REQ_MAX + 1];
+};
+
+struct pool {
+	const char *name; /* the endpoint label */
+	int id, max, n;
+	struct client *head, *tail;
+	struct op *accept; /* armed on accept->fd, or NULL */
+	unsigned long long evicted, deadline;
+};
+
+enum stop { RUNNING, STOP, STOP_UNLOAD };
+
+struct sm_loop {
+	struct io_uring ring;
+	struct sm_daemon *d;
+	int sfd;
+	struct signalfd_siginfo si;
+	struct op sig, timer, ignore;
+	struct pool pools[POOLS];
+	struct client *dead; /* DEAD clients waiting for their CQEs */
+	struct __kernel_timespec tick;
+	struct body *metrics; /* the last /metrics, or NULL */
+	__u64 metrics_at;     /* when it was rendered, monotonic ms */
+	enum stop stop;
+	int unload_fd; /* the client that asked to unload */
+};
+
+static struct io_uring_sqe *sqe_get(struct sm_loop *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (!sqe) { /* full: hand what is queued to the kernel first */
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+	}
+	return sqe;
+}
+
+static void body_put(struct body *b)
+{
+	if (b && !--b->refs) {
+		free(b->data);
+		free(b);
+	}
+}
+
+static struct body *body_new(char *data, size_t len)
+{
+	struct body *b = calloc(1, sizeof(*b));
+
+	if (!b) {
+		free(data);
+		return NULL;
+	}
+	b->refs = 1;
+	b->data = data;
+	b->len = len;
+	return b;
+}
+
+/* --- arming ------------------------------------------------------------- */
+
+static int arm_signal(struct sm_loop *l)
+{
+	struct io_uring_sqe *sqe = sqe_get(l);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_read(sqe, l->sfd, &l->si, sizeof(l->si), 0);
+	io_uring_sqe_set_data(sqe, &l->sig);
+	return 0;
+}
+
+static int arm_accept(struct sm_loop *l, struct op *op)
+{
+	struct io_uring_sqe *sqe = sqe_get(l);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_accept(sqe, op->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data(sqe, op);
+	return 0;
+}
+
+static int arm_timer(struct sm_loop *l)
+{
+	struct io_uring_sqe *sqe = sqe_get(l);
+
+	if (!sqe)
+		return -EBUSY;
+	l->tick.tv_sec = STATUS_INTERVAL;
+	io_uring_prep_timeout(sqe, &l->tick, 0, 0);
+	io_uring_sqe_set_data(sqe, &l->timer);
+	return 0;
+}
+
+static int arm_recv(struct sm_loop *l, struct client *cl)
+{
+	struct io_uring_sqe *sqe = sqe_get(l);
+	size_t room = SM_HTTP_REQ_MAX - cl->len;
+
+	if (!sqe)
+		return -EBUSY;
+	if (cl->state == CL_DRAIN) { /* what it sends now is thrown away */
+		cl->len = 0;
+		room = SM_HTTP_REQ_MAX;
+	}
+	io_uring_prep_recv(sqe, cl->fd, cl->buf + cl->len, room, 0);
+	io_uring_sqe_set_data(sqe, &cl->recv);
+	cl->recv_armed = true;
+	cl->pending++;
+	return 0;
+}
+
+static int arm_send(struct sm_loop *l, struct client *cl)
+{
+	struct io_uring_sqe *sqe = sqe_get(l);
+	size_t off = cl->sent;
+	int n = 0;
+
+	if (!sqe)
+		return -EBUSY;
+	if (off < cl->head_len) {
+		cl->iov[n++] =
+			(struct iovec){cl->head + off, cl->head_len - off};
+		off = 0;
+	} else {
+		off -= cl->head_len;
+	}
+	if (cl->total > cl->head_len)
+		cl->iov[n++] = (struct iovec){cl->body->data + off,
+					      cl->total - cl->head_len - off};
+	cl->mh = (struct msghdr){.msg_iov = cl->iov, .msg_iovlen = n};
+	io_uring_prep_sendmsg(sqe, cl->fd, &cl->mh, MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, &cl->send);
+	cl->send_armed = true;
+	cl->pending++;
+	return 0;
+}
+
+static int arm_deadline(struct sm_loop *l, struct client *cl)
+{
+	struct io_uring_sqe *sqe = sqe_get(l);
+
+	if (!sqe)
+		return -EBUSY;
+	cl->ts.tv_sec = SM_LOOP_DEADLINE;
+	io_uring_prep_timeout(sqe, &cl->ts, 0, 0);
+	io_uring_sqe_set_data(sqe, &cl->deadline);
+	cl->deadline_armed = true;
+	cl->pending++;
+	return 0;
+}
+
+/* Cancel the submission whose user_data is @op; its CQE still comes. */
+static void cancel(struct sm_loop *l, struct op *op)
+{
+	struct io_uring_sqe *sqe = sqe_get(l);
+
+	if (!sqe)
+		return; /* the shutdown() or the deadline ends it */
+	if (op->kind == OP_DEADLINE)
+		io_uring_prep_timeout_remove(sqe, (__u64)(uintptr_t)op, 0);
+	else
+		io_uring_prep_cancel(sqe, op, 0);
+	io_uring_sqe_set_data(sqe, &l->ignore);
+}
+
+/* Keep the metrics accept on the listener the running config has. */
+static void sync_metrics(struct sm_loop *l)
+{
+	struct pool *p = &l->pools[POOL_METRICS];
+	int fd = p->accept ? p->accept->fd : -1;
+
+	if (fd == l->d->metrics_fd)
+		return;
+	if (p->accept) {
+		cancel(l, p->accept);
+		p->accept = NULL; /* freed when its CQE comes */
+	}
+	if (l->d->metrics_fd < 0)
+		return;
+	p->accept = calloc(1, sizeof(*p->accept));
+	if (!p->accept)
+		return;
+	*p->accept = (struct op){
+		.kind = OP_ACCEPT, .pool = p, .fd = l->d->metrics_fd};
+	arm_accept(l, p->accept);
+}
+
+/* --- clients ------------------------------------------------------------ */
+
+static void list_del(struct client **head, struct client **tail,
+		     struct client *cl)
+{
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		*head = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	else if (tail)
+		*tail = cl->prev;
+	cl->prev = cl->next = NULL;
+}
+
+/* Free the DEAD clients whose last CQE has come: after each batch, so
+ * that no completion of the batch points to freed memory. */
+static void reap(struct sm_loop *l)
+{
+	struct client *cl = l->dead, *next;
+
+	for (; cl; cl = next) {
+		next = cl->next;
+		if (cl->pending)
+			continue;
+		list_del(&l->dead, NULL, cl);
+		body_put(cl->body);
+		free(cl);
+	}
+}
+
+/* Close @cl now; reap() frees it once its last CQE has come. */
+static void client_kill(struct sm_loop *l, struct client *cl)
+{
+	struct pool *p = cl->pool;
+
+	if (cl->state == CL_DEAD)
+		return;
+	cl->state = CL_DEAD;
+	list_del(&p->head, &p->tail, cl);
+	p->n--;
+	cl->next = l->dead;
+	if (l->dead)
+		l->dead->prev = cl;
+	l->dead = cl;
+	if (cl->fd >= 0) {
+		/* wakes what waits on it, though the ring holds the file */
+		shutdown(cl->fd, SHUT_RDWR);
+		close(cl->fd);
+		cl->fd = -1;
+	}
+	if (cl->recv_armed)
+		cancel(l, &cl->recv);
+	if (cl->send_armed)
+		cancel(l, &cl->send);
+	if (cl->deadline_armed)
+		cancel(l, &cl->deadline);
+}
+
+static void client_new(struct sm_loop *l, struct pool *p, int fd)
+{
+	struct client *cl;
+
+	if (p->n >= p->max) { /* the oldest goes, the new one stays */
+		pr_debug("%s: %d clients, dropping the oldest", p->name, p->n);
+		p->evicted++;
+		client_kill(l, p->head);
+	}
+	cl = calloc(1, sizeof(*cl));
+	if (!cl) {
+		close(fd);
+		return;
+	}
+	cl->pool = p;
+	cl->fd = fd;
+	cl->state = CL_READ;
+	cl->recv = (struct op){.kind = OP_RECV, .cl = cl};
+	cl->send = (struct op){.kind = OP_SEND, .cl = cl};
+	cl->deadline = (struct op){.kind = OP_DEADLINE, .cl = cl};
+	cl->prev = p->tail;
+	if (p->tail)
+		p->tail->next = cl;
+	else
+		p->head = cl;
+	p->tail = cl;
+	p->n++;
+	if (arm_deadline(l, cl) || arm_recv(l, cl))
+		client_kill(l, cl);
+}
+
+/* Reply @head_len bytes of cl->head, then @body (its reference is
+ * taken), @body_len of it sent unless @head_only. */
+static void client_reply(struct sm_loop *l, struct client *cl,
+			 struct body *body, bool head_only)
+{
+	size_t blen = body && !head_only ? body->len : 0;
+
+	cl->body = body;
+	cl->total = cl->head_len + blen;
+	cl->sent = 0;
+	cl->state = CL_WRITE;
+	if (!cl->total || arm_send(l, cl))
+		client_kill(l, cl);
+}
+
+/*
+ * The reply is out. A TCP client: shut our side and read its bytes until
+ * it is done, as a close with bytes unread would reset the connection and
+ * could take the reply with it. On the control socket (AF_UNIX) the reply
+ * stays readable whatever we do: close now.
+ */
+static void client_drain(struct sm_loop *l, struct client *cl)
+{
+	if (cl->pool->id == POOL_CTL) {
+		client_kill(l, cl);
+		return;
+	}
+	cl->state = CL_DRAIN;
+	shutdown(cl->fd, SHUT_WR);
+	if (arm_recv(l, cl))
+		client_kill(l, cl);
+}
+
+/* --- what the clients ask ----------------------------------------------- */
+
+static void reload(struct sm_loop *l, const char *path, char *msg, size_t len,
+		   int *ok)
+{
+	sm_notify("RELOADING=1\nMONOTONIC_USEC=%llu", sm_monotonic_usec());
+	*ok = !daemon_reload(l->d, path, msg, len);
+	sync_metrics(l);
+	sm_notify("READY=1");
+	daemon_notify_status(l->d);
+}
+
+/* The status as JSON, human text or Prometheus text; NULL if the pins
+ * cannot be read. */
+static struct body *render_status(struct sm_loop *l, int as_json,
+				  int prometheus)
+{
+	static struct sm_status st;
+	struct pool *c = &l->pools[POOL_CTL], *m = &l->pools[POOL_METRICS];
+	struct sm_status_daemon sd = {
+		.reloads = l->d->reloads,
+		.reload_failures = l->d->reload_failures,
+		.ctl_evicted = c->evicted,
+		.ctl_deadline = c->deadline,
+		.metrics_evicted = m->evicted,
+		.metrics_deadline = m->deadline,
+	};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int ret;
+
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	ret = sm_status_read(&l->d->core, l->d->cfg.run_dir, &st);
+	if (!ret && prometheus)
+		sm_status_prometheus(&st, &sd, f);
+	else if (!ret && as_json)
+		sm_status_json(&st, f);
+	else if (!ret)
+		sm_status_human(&st, f);
+	fclose(f);
+	if (ret) {
+		free(buf);
+		return NULL;
+	}
+	return body_new(buf, len);
+}
+
+/* A control reply: "ok\n" or "error\n", then @text or @body. */
+static void ctl_reply(struct sm_loop *l, struct client *cl, int ok,
+		      const char *text, struct body *body)
+{
+	cl->head_len = snprintf(cl->head, sizeof(cl->head), "%s",
+				ok ? SM_CTL_OK : SM_CTL_ERROR);
+	if (!body && text) {
+		char *s = strdup(text);
+
+		body = s ? body_new(s, strlen(s)) : NULL;
+	}
+	client_reply(l, cl, body, false);
+}
+
+static void ctl_reload(struct sm_loop *l, struct client *cl, const char *arg)
+{
+	char msg[PATH_MAX + SM_ERR_LEN * 2];
+	int ok;
+
+	reload(l, arg, msg, sizeof(msg), &ok);
+	ctl_reply(l, cl, ok, msg, NULL);
+}
+
+static void ctl_unload(struct sm_loop *l, struct client *cl, const char *arg)
+{
+	struct timeval tv = {.tv_sec = UNLOAD_SEND_TO};
+
+	(void)arg;
+	pr_info("unload requested over %s: detaching and stopping",
+		SM_CTL_SOCK);
+	l->stop = STOP_UNLOAD;
+	if (l->unload_fd >= 0) {
+		ctl_reply(l, cl, 0, "an unload is already under way\n", NULL);
+		return;
+	}
+	/* answered, blocking, once it is done: the loop is over by then */
+	setsockopt(cl->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	l->unload_fd = cl->fd;
+	cl->fd = -1;
+	client_kill(l, cl);
+}
+
+static void ctl_status(struct sm_loop *l, struct client *cl, const char *arg)
+{
+	struct body *b;
+	char msg[PATH_MAX + 32];
+
+	if (arg && strcmp(arg, "json")) {
+		snprintf(msg, sizeof(msg),
+			 "unknown status format '%.64s' (json)\n", arg);
+		ctl_reply(l, cl, 0, msg, NULL);
+		return;
+	}
+	b = render_status(l, arg != NULL, 0);
+	if (b) {
+		ctl_reply(l, cl, 1, NULL, b);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "cannot read %s\n", l->d->core.dir);
+	ctl_reply(l, cl, 0, msg, NULL);
+}
+
+static const struct ctl_req {
+	const char *name;
+	void (*fn)(struct sm_loop *l, struct client *cl, const char *arg);
+} ctl_reqs[] = {
+	{"reload", ctl_reload}, /* reload [PATH] */
+	{"unload", ctl_unload},
+	{"status", ctl_status}, /* status [json] */
+};
+
+/* A request line of the control socket, its '\n' replaced by '\0'. */
+static void handle_ctl(struct sm_loop *l, struct client *cl)
+{
+	char msg[128], *req = cl->buf, *arg = strchr(req, ' ');
+	size_t n = arg ? (size_t)(arg - req) : strlen(req);
+
+	if (arg)
+		arg++;
+	for (size_t i = 0; i < sizeof(ctl_reqs) / sizeof(ctl_reqs[0]); i++)
+		if (n == strlen(ctl_reqs[i].name) &&
+		    !strncmp(req, ctl_reqs[i].name, n)) {
+			ctl_reqs[i].fn(l, cl, arg);
+			return;
+		}
+	snprintf(
+		msg, sizeof(msg),
+		"unknown request '%.64s' (reload [PATH], unload, status [json])",
+		req);
+	ctl_reply(l, cl, 0, msg, NULL);
+}
+
+static struct body *text_body(const char *s)
+{
+	char *d = strdup(s);
+
+	return d ? body_new(d, strlen(d)) : NULL;
+}
+
+static void http_reply(struct sm_loop *l, struct client *cl, int status,
+		       const char *type, struct body *body, bool head_only)
+{
+	int n = sm_http_head(cl->head, sizeof(cl->head), status, type,
+			     body ? body->len : 0);
+
+	if (n < 0) {
+		body_put(body);
+		client_kill(l, cl);
+		return;
+	}
+	cl->head_len = n;
+	client_reply(l, cl, body, head_only);
+}
+
+static void handle_http(struct sm_loop *l, struct client *cl, bool eof)
+{
+	struct sm_http_req req;
+	char msg[64];
+	int status;
+
+	status = sm_http_parse(cl->buf, cl->len, eof, &req);
+	if (!status) {
+		if (arm_recv(l, cl))
+			client_kill(l, cl);
+		return;
+	}
+	if (status != 200) {
+		snprintf(msg, sizeof(msg), "%d %s\n", status,
+			 sm_http_reason(status));
+		http_reply(l, cl, status, "text/plain", text_body(msg), false);
+		return;
+	}
+	switch (req.route) {
+	case SM_HTTP_HEALTHZ:
+		http_reply(l, cl, 200, "text/plain", text_body("ok\n"),
+			   req.head);
+		return;
+	case SM_HTTP_METRICS:
+		if (l->metrics && sm_monotonic_usec() / 1000 - l->metrics_at >=
+					  METRICS_FRESH_MS) {
+			body_put(l->metrics);
+			l->metrics = NULL;
+		}
+		if (!l->metrics) {
+			l->metrics = render_status(l, 0, 1);
+			l->metrics_at = sm_monotonic_usec() / 1000;
+		}
+		if (!l->metrics) {
+			http_reply(l, cl, 503, "text/plain",
+				   text_body("cannot read the pins\n"), false);
+			return;
+		}
+		l->metrics->refs++;
+		http_reply(l, cl, 200,
+			   "text/plain; version=0.0.4; charset=utf-8",
+			   l->metrics, req.head);
+		return;
+	default:
+		http_reply(l, cl, 404, "text/plain",
+			   text_body("not found: try /metrics or /healthz\n"),
+			   req.head);
+		return;
+	}
+}
+
+/* --- completions -------------------------------------------------------- */
+
+static void on_recv(struct sm_loop *l, struct client *cl, int res)
+{
+	bool eof = res == 0;
+	char *nl;
+
+	if (cl->state == CL_DEAD)
+		return;
+	if (res < 0 || (eof && (cl->state == CL_DRAIN || !cl->len))) {
+		client_kill(l, cl); /* done, gone, or a silent close */
+		return;
+	}
+	cl->len += res;
+	if (cl->state == CL_DRAIN) {
+		if (arm_recv(l, cl))
+			client_kill(l, cl);
+		return;
+	}
+	if (cl->state != CL_READ)
+		return;
+	cl->buf[cl->len] = '\0';
+	if (cl->pool->id == POOL_METRICS) {
+		handle_http(l, cl, eof);
+		return;
+	}
+	nl = memchr(cl->buf, '\n', cl->len);
+	if (nl || eof) {
+		if (nl)
+			*nl = '\0';
+		handle_ctl(l, cl);
+	} else if (cl->len >= SM_CTL_MAX) {
+		ctl_reply(l, cl, 0, "request line too long\n", NULL);
+	} else if (arm_recv(l, cl)) {
+		client_kill(l, cl);
+	}
+}
+
+static void on_send(struct sm_loop *l, struct client *cl, int res)
+{
+	if (cl->state != CL_WRITE)
+		return;
+	if (res <= 0) {
+		client_kill(l, cl);
+		return;
+	}
+	cl->sent += res;
+	if (cl->sent < cl->total) {
+		if (arm_send(l, cl))
+			client_kill(l, cl);
+		return;
+	}
+	client_drain(l, cl);
+}
+
+static void on_signal(struct sm_loop *l, int res)
+{
+	char msg[PATH_MAX + SM_ERR_LEN * 2];
+	int ok;
+
+	if (res != sizeof(l->si)) {
+		pr_err("signalfd: %s", res < 0 ? strerror(-res) : "short read");
+		l->stop = STOP;
+		return;
+	}
+	if (l->si.ssi_signo == SIGHUP) {
+		pr_info("SIGHUP: reloading %s", l->d->cfg.path);
+		reload(l, NULL, msg, sizeof(msg), &ok);
+	} else {
+		pr_info("%s: stopping", strsignal(l->si.ssi_signo));
+		l->stop = STOP;
+		return;
+	}
+	arm_signal(l);
+}
+
+static void on_accept(struct sm_loop *l, struct op *op, int res)
+{
+	struct pool *p = op->pool;
+
+	if (p->id == POOL_METRICS && op != p->accept) {
+		/* a listener since replaced */
+		if (res >= 0)
+			close(res);
+		free(op);
+		return;
+	}
+	if (res >= 0)
+		client_new(l, p, res);
+	else if (res != -EAGAIN && res != -EINTR && res != -ECONNABORTED)
+		pr_debug("accept on the %s socket: %s", p->name,
+			 strerror(-res));
+	arm_accept(l, op);
+}
+
+static void on_cqe(struct sm_loop *l, struct op *op, int res)
+{
+	struct client *cl = op->cl;
+
+	switch (op->kind) {
+	case OP_SIGNAL:
+		on_signal(l, res);
+		return;
+	case OP_ACCEPT:
+		on_accept(l, op, res);
+		return;
+	case OP_TIMER:
+		daemon_notify_status(l->d);
+		arm_timer(l);
+		return;
+	case OP_IGNORE:
+		return;
+	case OP_RECV: /* its client is freed by reap() at the earliest */
+		cl->recv_armed = false;
+		cl->pending--;
+		on_recv(l, cl, res);
+		break;
+	case OP_SEND:
+		cl->send_armed = false;
+		cl->pending--;
+		on_send(l, cl, res);
+		break;
+	case OP_DEADLINE:
+		cl->deadline_armed = false;
+		cl->pending--;
+		if (res == -ETIME && cl->state != CL_DEAD) {
+			/* a drain that outlives it is no failure */
+			if (cl->state != CL_DRAIN)
+				cl->pool->deadline++;
+			pr_debug("%s: a client's %d s are up, closing it",
+				 cl->pool->name, SM_LOOP_DEADLINE);
+			client_kill(l, cl);
+		}
+		break;
+	}
+}
+
+/* The pool a completion belongs to: the control socket's and the
+ * signals' come first in each batch. */
+static int cqe_pool(const struct op *op)
+{
+	if (op->kind == OP_ACCEPT)
+		return op->pool->id;
+	if (op->cl)
+		return op->cl->pool->id;
+	return POOL_CTL;
+}
+
+int sm_loop_run(struct sm_loop *l)
+{
+	struct {
+		struct op *op;
+		int res;
+	} batch[BATCH];
+	struct io_uring_cqe *cqes[BATCH];
+	struct pool *c = &l->pools[POOL_CTL];
+	int ret;
+
+	c->accept = calloc(1, sizeof(*c->accept));
+	if (!c->accept)
+		return -ENOMEM;
+	*c->accept =
+		(struct op){.kind = OP_ACCEPT, .pool = c, .fd = l->d->ctl_fd};
+	ret = arm_signal(l);
+	if (!ret)
+		ret = arm_accept(l, c->accept);
+	if (!ret)
+		ret = arm_timer(l);
+	if (ret)
+		return ret;
+	sync_metrics(l);
+	while (l->stop == RUNNING) {
+		unsigned int n;
+
+		ret = io_uring_submit_and_wait(&l->ring, 1);
+		if (ret < 0 && ret != -EINTR)
+			return ret;
+		n = io_uring_peek_batch_cqe(&l->ring, cqes, BATCH);
+		for (unsigned int i = 0; i < n; i++) {
+			batch[i].op = io_uring_cqe_get_data(cqes[i]);
+			batch[i].res = cqes[i]->res;
+		}
+		io_uring_cq_advance(&l->ring, n);
+		for (int pool = 0; pool < POOLS; pool++)
+			for (unsigned int i = 0; i < n && l->stop == RUNNING;
+			     i++)
+				if (batch[i].op &&
+				    cqe_pool(batch[i].op) == pool)
+					on_cqe(l, batch[i].op, batch[i].res);
+		reap(l);
+	}
+	return 0;
+}
+
+struct sm_loop *sm_loop_new(struct sm_daemon *d, int sfd)
+{
+	struct sm_loop *l = calloc(1, sizeof(*l));
+	int ret;
+
+	if (!l) {
+		pr_err("event loop: %s", strerror(ENOMEM));
+		return NULL;
+	}
+	ret = io_uring_queue_init(RING_ENTRIES, &l->ring, 0);
+	if (ret) {
+		pr_err("cannot set up io_uring for the event loop: %s%s",
+		       strerror(-ret),
+		       ret == -EPERM || ret == -ENOSYS
+			       ? " (disabled by kernel.io_uring_disabled, or by a seccomp profile: allow io_uring_setup/enter/register for sockmeshd)"
+			       : "");
+		free(l);
+		return NULL;
+	}
+	l->d = d;
+	l->sfd = sfd;
+	l->unload_fd = -1;
+	l->sig = (struct op){.kind = OP_SIGNAL};
+	l->timer = (struct op){.kind = OP_TIMER};
+	l->ignore = (struct op){.kind = OP_IGNORE};
+	l->pools[POOL_CTL] = (struct pool){
+		.name = "control", .id = POOL_CTL, .max = SM_LOOP_CTL_MAX};
+	l->pools[POOL_METRICS] = (struct pool){.name = "metrics",
+					       .id = POOL_METRICS,
+					       .max = SM_LOOP_METRICS_MAX};
+	return l;
+}
+
+bool sm_loop_unloading(const struct sm_loop *l)
+{
+	return l->stop == STOP_UNLOAD;
+}
+
+int sm_loop_take_unload_fd(struct sm_loop *l)
+{
+	int fd = l->unload_fd;
+
+	l->unload_fd = -1;
+	return fd;
+}
+
+static void free_all(struct client *cl)
+{
+	while (cl) {
+		struct client *next = cl->next;
+
+		if (cl->fd >= 0)
+			close(cl->fd);
+		body_put(cl->body);
+		free(cl);
+		cl = next;
+	}
+}
+
+void sm_loop_free(struct sm_loop *l)
+{
+	if (!l)
+		return;
+	io_uring_queue_exit(&l->ring);
+	for (int i = 0; i < POOLS; i++) {
+		free_all(l->pools[i].head);
+		/* an accept replaced by a reload is lost with the ring */
+		free(l->pools[i].accept);
+	}
+	free_all(l->dead);
+	body_put(l->metrics);
+	if (l->unload_fd >= 0)
+		close(l->unload_fd);
+	free(l);
+}
