@@ -61,6 +61,7 @@ int sm_cli_parse(int argc, char **argv, struct sm_cli_args *out, char *err,
 		{"config", required_argument, NULL, 'c'},
 		{"cgroup", required_argument, NULL, 'g'},
 		{"json", no_argument, NULL, 'j'},
+		{"as-root", no_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
@@ -100,6 +101,11 @@ int sm_cli_parse(int argc, char **argv, struct sm_cli_args *out, char *err,
 			if (!(allowed & SM_OPT_CGROUP))
 				goto bad;
 			out->cgroup = optarg;
+			break;
+		case 'r':
+			if (!(allowed & SM_OPT_ASROOT))
+				goto bad;
+			out->as_root = true;
 			break;
 		case 'j':
 			if (!(allowed & SM_OPT_JSON))

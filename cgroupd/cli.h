@@ -16,6 +16,7 @@
 #define SM_OPT_JSON   (1U << 2) /* --json */
 #define SM_OPT_DELAY  (1U << 3) /* -d SECONDS */
 #define SM_OPT_COUNT  (1U << 4) /* -n COUNT */
+#define SM_OPT_ASROOT (1U << 5) /* --as-root */
 
 /*
  * Every command once: X(ID, name, options, synopsis, what it does).
@@ -25,10 +26,12 @@
 #define SM_CLI_COMMANDS(X)                                                      \
 	X(HELP, help, 0, "help", "this help")                                   \
 	X(VERSION, version, 0, "version", "print the version")                  \
-	X(RUN, run, SM_OPT_CONFIG | SM_OPT_CGROUP,                              \
-	  "run [-c FILE] [--cgroup NAME] -- CMD [ARGS...]",                     \
+	X(RUN, run, SM_OPT_CONFIG | SM_OPT_CGROUP | SM_OPT_ASROOT,              \
+	  "run [-c FILE] [--cgroup NAME] [--as-root] -- CMD [ARGS...]",         \
 	  "run CMD in an accelerated cgroup (the first configured\n"            \
-	  "                 one unless named)")                                 \
+	  "                 one unless named); as yourself: under sudo, as\n"   \
+	  "                 the user who ran sudo unless --as-root; a user\n"   \
+	  "                 in run_group asks sockmeshd to move it")            \
 	X(STATUS, status, SM_OPT_CONFIG | SM_OPT_JSON,                          \
 	  "status [-c FILE] [--json]",                                          \
 	  "what is attached where, sockets in the map, counters\n"              \
@@ -55,6 +58,7 @@ struct sm_cli_args {
 	const char *config; /* -c FILE, or NULL for the default */
 	const char *cgroup; /* run --cgroup NAME, or NULL */
 	bool json;	    /* status --json */
+	bool as_root;	    /* run --as-root */
 	double delay;	    /* top -d SECONDS (> 0; default 1) */
 	long count;	    /* top -n COUNT (0: until interrupted) */
 	int first;	    /* index in argv of the first operand */

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -173,6 +174,49 @@ static int parse_on_exit(struct sm_config *cfg, const struct key_def *def,
 		errf("on_exit must be keep or detach, not '%s'", val);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int parse_run_group(struct sm_config *cfg, const struct key_def *def,
+			   const char *val, char *err, size_t errlen)
+{
+	struct group *gr;
+	char *end;
+	long gid;
+
+	(void)def;
+	cfg->run_gid = -1;
+	cfg->run_group[0] = '\0';
+	if (!*val)
+		return 0;
+	if (strlen(val) >= sizeof(cfg->run_group)) {
+		errf("run_group '%.64s...' is too long", val);
+		return -EINVAL;
+	}
+	errno = 0;
+	gid = strtol(val, &end, 10);
+	if (isdigit((unsigned char)*val) && !*end && !errno) {
+		if (gid == 0 || gid > 0x7fffffffL) {
+			errf("run_group must be a group other than root's, not '%s'",
+			     val);
+			return -EINVAL;
+		}
+	} else {
+		gr = getgrnam(val);
+		if (!gr) {
+			errf("run_group: there is no group '%s' on this system (getent group %s)",
+			     val, val);
+			return -EINVAL;
+		}
+		if (!gr->gr_gid) {
+			errf("run_group must be a group other than root's, not '%s'",
+			     val);
+			return -EINVAL;
+		}
+		gid = gr->gr_gid;
+	}
+	strcpy(cfg->run_group, val);
+	cfg->run_gid = gid;
 	return 0;
 }
 
@@ -498,6 +542,10 @@ static const struct key_def keys[] = {
 	 .name = "on_exit",
 	 .defval = "keep",
 	 .parse = parse_on_exit},
+	{.section = "daemon",
+	 .name = "run_group",
+	 .defval = "",
+	 .parse = parse_run_group},
 	{.section = "accelerate",
 	 .name = "cgroups",
 	 .defval = "sockmesh",

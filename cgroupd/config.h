@@ -46,6 +46,8 @@ struct sm_config {
 	char metrics[64]; /* "host:port", or "" when off */
 	enum sm_log_level log_level;
 	enum sm_on_exit on_exit;
+	char run_group[64]; /* as written, or "" */
+	long run_gid;	    /* its gid, or -1: only root uses the daemon */
 
 	/* [accelerate] */
 	char cgroups[SM_CGROUPS_MAX][SM_CGROUP_LEN];

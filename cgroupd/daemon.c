@@ -90,7 +90,8 @@ static int metrics_listen(const char *spec, char *err, size_t errlen)
 	return fd;
 }
 
-/* The control socket: AF_UNIX in run_dir, mode 0600. */
+/* The control socket: AF_UNIX in run_dir, mode 0600, or 0660 and group
+ * run_group. */
 static int ctl_listen(struct sm_daemon *d)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -109,6 +110,13 @@ static int ctl_listen(struct sm_daemon *d)
 	unlink(d->ctl_path); /* a stale one: we hold the run_dir lock */
 	if (fchmod(fd, 0600) || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
 	    chmod(d->ctl_path, 0600) || listen(fd, 64)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	/* run_group: its members may connect; loop.c checks what they ask */
+	if (d->cfg.run_gid >= 0 && (chown(d->ctl_path, 0, d->cfg.run_gid) ||
+				    chmod(d->ctl_path, 0660))) {
 		ret = -errno;
 		close(fd);
 		return ret;
@@ -287,6 +295,14 @@ int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
 		       cfg->run_dir, strerror(-ret));
 		return ret;
 	}
+	/* run_group may enter run_dir, to reach the control socket only */
+	if (cfg->run_gid >= 0 && (chown(cfg->run_dir, 0, cfg->run_gid) ||
+				  chmod(cfg->run_dir, 0710))) {
+		ret = -errno;
+		pr_err("run_dir %s: cannot give it to run_group %s: %s",
+		       cfg->run_dir, cfg->run_group, strerror(-ret));
+		return ret;
+	}
 	ret = run_dir_lock(d, cfg);
 	if (ret)
 		return ret;
@@ -394,6 +410,13 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 	if (d->applied && strcmp(cfg->run_dir, d->cfg.run_dir)) {
 		errf("%s: run_dir changed (%s -> %s): that needs a restart of sockmeshd; the running config is kept",
 		     cfg->path, d->cfg.run_dir, cfg->run_dir);
+		return -EINVAL;
+	}
+	if (d->applied && cfg->run_gid != d->cfg.run_gid) {
+		errf("%s: run_group changed (%s -> %s): that needs a restart of sockmeshd; the running config is kept",
+		     cfg->path,
+		     d->cfg.run_group[0] ? d->cfg.run_group : "unset",
+		     cfg->run_group[0] ? cfg->run_group : "unset");
 		return -EINVAL;
 	}
 	if (d->applied && cfg->max_sockets != d->cfg.max_sockets &&

@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <liburing.h>
 
+#include "cgroup.h"
 #include "common.h"
 #include "http.h"
 #include "log.h"
@@ -87,7 +88,8 @@ struct client {
 	struct body *body;
 	struct msghdr mh;
 	struct iovec iov[2];
-	size_t len; /* request bytes in buf */
+	struct ucred cred; /* control socket: who connected (SO_PEERCRED) */
+	size_t len;	   /* request bytes in buf */
 	char buf[SM_HTTP_REQ_MAX + 1];
 };
 
@@ -326,8 +328,10 @@ static void client_kill(struct sm_loop *l, struct client *cl)
 		l->dead->prev = cl;
 	l->dead = cl;
 	if (cl->fd >= 0) {
-		/* wakes what waits on it, though the ring holds the file */
-		shutdown(cl->fd, SHUT_RDWR);
+		/* wakes what waits on it, though the ring holds the file;
+		 * else the close alone, so the peer's EOF means it is closed */
+		if (cl->recv_armed || cl->send_armed)
+			shutdown(cl->fd, SHUT_RDWR);
 		close(cl->fd);
 		cl->fd = -1;
 	}
@@ -366,6 +370,13 @@ static void client_new(struct sm_loop *l, struct pool *p, int fd)
 		p->head = cl;
 	p->tail = cl;
 	p->n++;
+	cl->cred.uid = (uid_t)-1;
+	if (p->id == POOL_CTL) {
+		socklen_t sl = sizeof(cl->cred);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cl->cred, &sl))
+			cl->cred = (struct ucred){.pid = 0, .uid = (uid_t)-1};
+	}
 	if (arm_deadline(l, cl) || arm_recv(l, cl))
 		client_kill(l, cl);
 }
@@ -515,19 +526,112 @@ static void ctl_status(struct sm_loop *l, struct client *cl, const char *arg)
 	ctl_reply(l, cl, 0, msg, NULL);
 }
 
+/* /proc/PID/status's real and effective uid are both @uid. */
+static bool pid_owned_by(pid_t pid, uid_t uid)
+{
+	char path[64], line[256];
+	unsigned int r, e;
+	bool ok = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
+			ok = r == uid && e == uid;
+			break;
+		}
+	fclose(f);
+	return ok;
+}
+
+/* The peer is in run_group: its gid, or one of its groups. */
+static bool peer_in_group(const struct client *cl, long gid)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+
+	if (gid < 0)
+		return false;
+	if (cl->cred.gid == (gid_t)gid)
+		return true;
+	if (getsockopt(cl->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len))
+		return false;
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == (gid_t)gid)
+			return true;
+	return false;
+}
+
+/*
+ * run CGROUP: move the process that connected into CGROUP, one of the
+ * configured ones, for `sockmesh run` by root or a member of run_group.
+ * No pid is asked for: a client moves itself and nothing else; the pid
+ * must still belong to the uid that connected (not reused since).
+ */
+static void ctl_run(struct sm_loop *l, struct client *cl, const char *arg)
+{
+	const struct sm_daemon *d = l->d;
+	char msg[SM_CGROUP_LEN + 128];
+	pid_t pid = cl->cred.pid;
+	uid_t uid = cl->cred.uid;
+	int i, ret;
+
+	if (uid && !peer_in_group(cl, d->cfg.run_gid)) {
+		snprintf(msg, sizeof(msg),
+			 "uid %u is neither root nor in run_group (%s)\n",
+			 (unsigned int)uid,
+			 d->cfg.run_group[0] ? d->cfg.run_group : "not set");
+		ctl_reply(l, cl, 0, msg, NULL);
+		return;
+	}
+	for (i = 0; arg && i < d->n_cg; i++)
+		if (!strcmp(arg, d->cfg.cgroups[i]))
+			break;
+	if (!arg || i == d->n_cg) {
+		snprintf(msg, sizeof(msg),
+			 "cgroup '%.64s' is not one sockmeshd accelerates\n",
+			 arg ? arg : "");
+		ctl_reply(l, cl, 0, msg, NULL);
+		return;
+	}
+	if (pid <= 0 || !pid_owned_by(pid, uid)) {
+		ctl_reply(
+			l, cl, 0,
+			"the process that asked is gone, or no longer yours\n",
+			NULL);
+		return;
+	}
+	ret = sm_cgroup_join(d->cg_fds[i], pid);
+	if (ret) {
+		snprintf(msg, sizeof(msg), "cannot move pid %d into /%s: %s\n",
+			 (int)pid, d->cfg.cgroups[i], strerror(-ret));
+		ctl_reply(l, cl, 0, msg, NULL);
+		return;
+	}
+	pr_info("run: moved pid %d (uid %u) into /%s, as it asked", (int)pid,
+		(unsigned int)uid, d->cfg.cgroups[i]);
+	snprintf(msg, sizeof(msg), "moved pid %d into /%s\n", (int)pid,
+		 d->cfg.cgroups[i]);
+	ctl_reply(l, cl, 1, msg, NULL);
+}
+
 static const struct ctl_req {
 	const char *name;
+	bool root; /* only root may ask it */
 	void (*fn)(struct sm_loop *l, struct client *cl, const char *arg);
 } ctl_reqs[] = {
-	{"reload", ctl_reload}, /* reload [PATH] */
-	{"unload", ctl_unload},
-	{"status", ctl_status}, /* status [json] */
+	{"reload", true, ctl_reload}, /* reload [PATH] */
+	{"unload", true, ctl_unload},
+	{"status", false, ctl_status}, /* status [json] */
+	{"run", false, ctl_run},       /* run CGROUP */
 };
-
 /* A request line of the control socket, its '\n' replaced by '\0'. */
 static void handle_ctl(struct sm_loop *l, struct client *cl)
 {
-	char msg[128], *req = cl->buf, *arg = strchr(req, ' ');
+	char msg[192], *req = cl->buf, *arg = strchr(req, ' ');
 	size_t n = arg ? (size_t)(arg - req) : strlen(req);
 
 	if (arg)
@@ -535,12 +639,20 @@ static void handle_ctl(struct sm_loop *l, struct client *cl)
 	for (size_t i = 0; i < sizeof(ctl_reqs) / sizeof(ctl_reqs[0]); i++)
 		if (n == strlen(ctl_reqs[i].name) &&
 		    !strncmp(req, ctl_reqs[i].name, n)) {
+			if (ctl_reqs[i].root && cl->cred.uid) {
+				snprintf(msg, sizeof(msg),
+					 "%s needs root (you are uid %u)\n",
+					 ctl_reqs[i].name,
+					 (unsigned int)cl->cred.uid);
+				ctl_reply(l, cl, 0, msg, NULL);
+				return;
+			}
 			ctl_reqs[i].fn(l, cl, arg);
 			return;
 		}
 	snprintf(
 		msg, sizeof(msg),
-		"unknown request '%.64s' (reload [PATH], unload, status [json])",
+		"unknown request '%.64s' (reload [PATH], unload, status [json], run CGROUP)",
 		req);
 	ctl_reply(l, cl, 0, msg, NULL);
 }

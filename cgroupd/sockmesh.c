@@ -6,6 +6,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -125,6 +127,68 @@ static int no_operands(struct common *c, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Not root: ask the daemon to move this process into @cg (it checks the
+ * peer's credentials, loop.c). 0, or the exit status with the message.
+ */
+static int run_ask_daemon(struct common *c, const char *cg)
+{
+	char req[SM_CGROUP_LEN + 8], out[1024];
+	int ret;
+
+	snprintf(req, sizeof(req), "run %s", cg);
+	ret = sm_ctl_request(c->cfg.run_dir, req, out, sizeof(out));
+	if (!ret)
+		return 0;
+	if (ret == -EACCES || ret == -EPERM) {
+		fail("uid %d may not use sockmeshd's control socket %s/%s: "
+		     "only root and the members of run_group (%s) may; ask "
+		     "root to add you, or run it with sudo",
+		     (int)getuid(), c->cfg.run_dir, SM_CTL_SOCK,
+		     c->cfg.run_group[0] ? c->cfg.run_group
+					 : "not set in the config");
+		return SM_EXIT_FAILURE;
+	}
+	if (ret == -EREMOTEIO) {
+		out[strcspn(out, "\n")] = '\0';
+		fail("sockmeshd refused: %s", out);
+		return SM_EXIT_REFUSED;
+	}
+	return no_answer(c, "run", ret);
+}
+
+/* Under sudo, become the user who ran it (SUDO_UID, SUDO_GID). */
+static int run_drop_to_sudo_user(void)
+{
+	const char *u = getenv("SUDO_UID"), *g = getenv("SUDO_GID");
+	struct passwd *pw;
+	char *end;
+	long uid, gid;
+
+	if (!u || !g)
+		return 0;
+	uid = strtol(u, &end, 10);
+	if (*end || end == u || uid < 0)
+		return 0;
+	gid = strtol(g, &end, 10);
+	if (*end || end == g || gid < 0 || uid == 0)
+		return 0;
+	pw = getpwuid(uid);
+	if ((pw ? initgroups(pw->pw_name, gid) : setgroups(0, NULL)) ||
+	    setgid(gid) || setuid(uid)) {
+		fail("cannot become uid %ld (SUDO_UID) to run the command: %s "
+		     "(--as-root runs it as root)",
+		     uid, strerror(errno));
+		return SM_EXIT_FAILURE;
+	}
+	if (pw) {
+		setenv("HOME", pw->pw_dir, 1);
+		setenv("USER", pw->pw_name, 1);
+		setenv("LOGNAME", pw->pw_name, 1);
+	}
+	return 0;
+}
+
 static int cmd_run(struct common *c, int argc, char **argv)
 {
 	const char *cg = NULL, *want = c->args.cgroup;
@@ -145,9 +209,21 @@ static int cmd_run(struct common *c, int argc, char **argv)
 		}
 	}
 	if (!cg) {
+		char list[512] = "";
+
+		for (int i = 0; i < c->cfg.n_cgroups; i++)
+			snprintf(list + strlen(list),
+				 sizeof(list) - strlen(list), "%s%s",
+				 i ? ", " : "", c->cfg.cgroups[i]);
 		fail("cgroup '%s' is not configured in %s (cgroups = %s)", want,
-		     c->cfg.path, c->cfg.text[5]);
+		     c->cfg.path, list);
 		return SM_EXIT_USAGE;
+	}
+	if (geteuid()) {
+		ret = run_ask_daemon(c, cg);
+		if (ret)
+			return ret;
+		goto exec;
 	}
 	ret = open_pins(c);
 	if (ret)
@@ -175,6 +251,12 @@ static int cmd_run(struct common *c, int argc, char **argv)
 	}
 	close(cg_fd);
 	sm_core_close(&c->core);
+	if (!c->args.as_root) {
+		ret = run_drop_to_sudo_user();
+		if (ret)
+			return ret;
+	}
+exec:
 	execvp(argv[first], &argv[first]);
 	fail("cannot run %s: %s", argv[first], strerror(errno));
 	return errno == ENOENT ? 127 : 126;

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,4 +408,174 @@ TEST(bpffs_not_mounted)
 	ASSERT_EQ(c.bytes_redirected, 2 * x.size, "accelerated");
 	ASSERT_EQ(env_stop_daemon(e, SIGTERM), 0, "stop");
 	ASSERT_EQ(env_sockops_attached(e), 0, "on_exit = detach detached");
+}
+
+/* --- sockmesh run as an ordinary user ----------------------------------- */
+
+#define RUN_GID	  64242 /* run_group; no such group needs to exist */
+#define RUN_UID	  64243 /* a member of it */
+#define OTHER_UID 64244 /* not a member */
+
+/*
+ * Run @argv as @uid with primary group @uid and, if @in_group, RUN_GID as
+ * a supplementary group; its stdout and stderr into @out. The exit status,
+ * or -1.
+ */
+static int run_as(uid_t uid, bool in_group, char *out, size_t len,
+		  char *const argv[])
+{
+	gid_t groups[1] = {RUN_GID};
+	int p[2], status;
+	size_t used = 0;
+	ssize_t n;
+	pid_t pid;
+
+	out[0] = '\0';
+	if (pipe(p))
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		if (setgroups(in_group ? 1 : 0, groups) || setgid(uid) ||
+		    setuid(uid))
+			_exit(99);
+		unsetenv("SUDO_UID");
+		execv(argv[0], argv);
+		_exit(98);
+	}
+	close(p[1]);
+	while (used + 1 < len &&
+	       (n = read(p[0], out + used, len - used - 1)) > 0)
+		used += n;
+	out[used] = '\0';
+	close(p[0]);
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * A member of run_group runs `sockmesh run -- CMD` as itself: the daemon
+ * moves it into the accelerated cgroup, CMD runs with its uid, and its
+ * connections are redirected. A user outside the group is refused and
+ * told why; a member may not reload or unload.
+ */
+TEST(run_as_member_of_run_group)
+{
+	char bin[PATH_MAX], bench[PATH_MAX], out[8192], want[256], gid[32];
+	struct sm_counters c0, c1;
+	long sockets;
+	struct stat st;
+
+	snprintf(bin, sizeof(bin), "%s/sockmesh", e->build);
+	snprintf(bench, sizeof(bench), "%s/sockmesh-bench", e->build);
+	snprintf(gid, sizeof(gid), "run_group = %d", RUN_GID);
+	if (!ASSERT_EQ(env_write_config(e, gid, "compat = fast"), 0,
+		       "config") ||
+	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		return;
+	snprintf(out, sizeof(out), "%s/sockmeshd.sock", e->run_dir);
+	ASSERT_EQ(stat(out, &st), 0, "control socket");
+	ASSERT_EQ(st.st_gid, RUN_GID, "the socket's group is run_group");
+	ASSERT_EQ(st.st_mode & 0777, 0660, "the socket is group-writable");
+	ASSERT_EQ(stat(e->run_dir, &st), 0, "run_dir");
+	ASSERT_EQ(st.st_mode & 0777, 0710, "run_dir: the group may enter");
+
+	{
+		char *argv[] = {
+			bin,  "run",	 "-c", e->conf,
+			"--", "/bin/sh", "-c", "id -u; cat /proc/self/cgroup",
+			NULL};
+
+		ASSERT_EQ(run_as(RUN_UID, true, out, sizeof(out), argv), 0,
+			  "a member runs sockmesh run");
+		snprintf(want, sizeof(want), "%d\n", RUN_UID);
+		ASSERT_STR_HAS(out, want, "the command runs as the user");
+		snprintf(want, sizeof(want), "0::/%s\n", e->cg_rel);
+		ASSERT_STR_HAS(out, want, "the command runs in the cgroup");
+	}
+	{
+		char *argv[] = {bin,   "run", "-c", e->conf, "--",
+				bench, "-m",  "rr", "-T",    "tcp",
+				"-t",  "0.3", "-w", "0",     NULL};
+
+		if (!ASSERT_EQ(env_counters(e, &c0, &sockets), 0, "counters"))
+			return;
+		ASSERT_EQ(run_as(RUN_UID, true, out, sizeof(out), argv), 0,
+			  "a member's benchmark");
+		if (!ASSERT_EQ(env_counters(e, &c1, &sockets), 0, "counters"))
+			return;
+		ASSERT_GE(c1.sockets_added - c0.sockets_added, 2,
+			  "its sockets entered the map");
+		ASSERT_GT(c1.msgs_redirected - c0.msgs_redirected, 100,
+			  "its messages were redirected");
+	}
+	{
+		/* the config where anyone can read it, as /etc/sockmesh's */
+		char conf[PATH_MAX], cmd[2 * PATH_MAX + 16];
+		char *argv[] = {bin,  "run",	   "-c", conf,
+				"--", "/bin/true", NULL};
+		int rc;
+
+		snprintf(conf, sizeof(conf), "/tmp/%s.ini", e->name);
+		snprintf(cmd, sizeof(cmd), "cp %s %s", e->conf, conf);
+		rc = system(cmd)
+			     ? -1
+			     : run_as(OTHER_UID, false, out, sizeof(out), argv);
+		unlink(conf);
+		ASSERT_EQ(rc, 1, "a user outside run_group is refused");
+		ASSERT_STR_HAS(out, "may not use sockmeshd's control socket",
+			       "says why");
+		ASSERT_STR_HAS(out, "run_group", "names the key");
+	}
+	{
+		char *argv[] = {bin, "reload", "-c", e->conf, NULL};
+
+		ASSERT_EQ(run_as(RUN_UID, true, out, sizeof(out), argv) == 0, 0,
+			  "a member may not reload");
+		ASSERT_STR_HAS(out, "needs root", "says why");
+	}
+	{
+		char *argv[] = {bin, "unload", "-c", e->conf, NULL};
+
+		ASSERT_TRUE(run_as(RUN_UID, true, out, sizeof(out), argv) != 0,
+			    "a member may not unload");
+		ASSERT_TRUE(env_sockops_attached(e) == 1, "still attached");
+	}
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "reload", (char *)NULL), 0,
+		  "root still reloads");
+}
+
+/* Under sudo, the command runs as the user who ran sudo, unless
+ * --as-root. */
+TEST(run_under_sudo_drops_to_the_user)
+{
+	char bin[PATH_MAX], out[8192], want[256], uid[16];
+	char *argv[] = {
+		bin,  "run",	 "-c", e->conf,
+		"--", "/bin/sh", "-c", "id -u; id -G; cat /proc/self/cgroup",
+		NULL};
+	char *argv_root[] = {bin,  "run",     "-c", e->conf, "--as-root",
+			     "--", "/bin/sh", "-c", "id -u", NULL};
+
+	snprintf(bin, sizeof(bin), "%s/sockmesh", e->build);
+	if (!ASSERT_EQ(env_write_config(e, "", ""), 0, "config") ||
+	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		return;
+	snprintf(uid, sizeof(uid), "%d", RUN_UID);
+	setenv("SUDO_UID", uid, 1);
+	setenv("SUDO_GID", uid, 1);
+	ASSERT_EQ(env_run(out, sizeof(out), argv), 0, "sudo sockmesh run");
+	snprintf(want, sizeof(want), "%d\n%d\n", RUN_UID, RUN_UID);
+	ASSERT_STR_HAS(out, want, "runs as SUDO_UID, with SUDO_GID only");
+	snprintf(want, sizeof(want), "0::/%s\n", e->cg_rel);
+	ASSERT_STR_HAS(out, want, "in the accelerated cgroup");
+	ASSERT_EQ(env_run(out, sizeof(out), argv_root), 0, "--as-root");
+	ASSERT_STR_HAS(out, "0\n", "--as-root keeps root");
+	unsetenv("SUDO_UID");
+	unsetenv("SUDO_GID");
 }

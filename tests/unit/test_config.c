@@ -545,7 +545,7 @@ static void test_indented_lines_continue_a_list(void **state)
 		    "::ffff:10.2.0.0", 112);
 	expect_cidr(&cfg.cidrs[3], "the second continued prefix", "::1", 128);
 	assert_int_equal(cfg.max_sockets, 1024);
-	assert_string_equal(cfg.text[8],
+	assert_string_equal(cfg.text[9],
 			    "10.0.0.0/16, 10.1.0.0/16, 10.2.0.0/16, ::1/128");
 
 	/* a bad item on a continuation line is reported at that line */
@@ -714,6 +714,32 @@ static void test_rejects(void **state)
 
 #define ACC "[daemon]\nlog_level = info\n[accelerate]\n" /* 3 lines */
 
+static void test_run_group_name_or_number(void **state)
+{
+	struct sm_config cfg;
+	char err[SM_ERR_LEN];
+
+	(void)state;
+	assert_int_equal(load(&cfg, "[daemon]\nlog_level = info\n", err), 0);
+	assert_int_equal(cfg.run_gid, -1);
+	assert_int_equal(load(&cfg, "[daemon]\nrun_group = 4242\n", err), 0);
+	assert_int_equal(cfg.run_gid, 4242);
+	assert_string_equal(cfg.run_group, "4242");
+	assert_int_equal(load(&cfg, "[daemon]\nrun_group =\n", err), 0);
+	assert_int_equal(cfg.run_gid, -1);
+	assert_int_equal(load(&cfg, "[daemon]\nrun_group = root\n", err),
+			 -EINVAL);
+	assert_non_null(strstr(
+		err, NAME ":2: run_group must be a group other than root's"));
+	assert_int_equal(load(&cfg, "[daemon]\nrun_group = 0\n", err), -EINVAL);
+	assert_int_equal(
+		load(&cfg, "[daemon]\n\nrun_group = no-such-group-sm\n", err),
+		-EINVAL);
+	assert_non_null(
+		strstr(err, NAME
+		       ":3: run_group: there is no group 'no-such-group-sm'"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -724,6 +750,7 @@ int main(void)
 		cmocka_unit_test(test_path_trailing_slashes_are_dropped),
 		cmocka_unit_test(test_metrics_accepts_v4_v6_and_off),
 		cmocka_unit_test(test_log_level_names),
+		cmocka_unit_test(test_run_group_name_or_number),
 		cmocka_unit_test(test_max_sockets_limits_are_accepted),
 		cmocka_unit_test(test_port_forms),
 		cmocka_unit_test(test_parse_cidr_api),
