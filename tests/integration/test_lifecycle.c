@@ -466,16 +466,15 @@ static int run_as(uid_t uid, bool in_group, char *out, size_t len,
  */
 TEST(run_as_member_of_run_group)
 {
-	char bin[PATH_MAX], bench[PATH_MAX], out[8192], want[256], gid[32];
+	char bin[PATH_MAX], pp[PATH_MAX], out[8192], want[256], gid[32];
 	struct sm_counters c0, c1;
 	long sockets;
 	struct stat st;
 
 	snprintf(bin, sizeof(bin), "%s/sockmesh", e->build);
-	snprintf(bench, sizeof(bench), "%s/sockmesh-bench", e->build);
+	snprintf(pp, sizeof(pp), "%s/tests/pingpong", e->build);
 	snprintf(gid, sizeof(gid), "run_group = %d", RUN_GID);
-	if (!ASSERT_EQ(env_write_config(e, gid, "compat = fast"), 0,
-		       "config") ||
+	if (!ASSERT_EQ(env_write_config(e, gid, ""), 0, "config") ||
 	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
 		return;
 	snprintf(out, sizeof(out), "%s/sockmeshd.sock", e->run_dir);
@@ -499,20 +498,20 @@ TEST(run_as_member_of_run_group)
 		ASSERT_STR_HAS(out, want, "the command runs in the cgroup");
 	}
 	{
-		char *argv[] = {bin,   "run", "-c", e->conf, "--",
-				bench, "-m",  "rr", "-T",    "tcp",
-				"-t",  "0.3", "-w", "0",     NULL};
+		char *argv[] = {bin, "run", "-c",   e->conf, "--",
+				pp,  "100", "1000", NULL};
 
 		if (!ASSERT_EQ(env_counters(e, &c0, &sockets), 0, "counters"))
 			return;
 		ASSERT_EQ(run_as(RUN_UID, true, out, sizeof(out), argv), 0,
-			  "a member's benchmark");
+			  "a member's ping-pong");
+		ASSERT_STR_HAS(out, "100 x 1000 bytes verified", "exact bytes");
 		if (!ASSERT_EQ(env_counters(e, &c1, &sockets), 0, "counters"))
 			return;
-		ASSERT_GE(c1.sockets_added - c0.sockets_added, 2,
+		ASSERT_EQ(c1.sockets_added - c0.sockets_added, 2,
 			  "its sockets entered the map");
-		ASSERT_GT(c1.msgs_redirected - c0.msgs_redirected, 100,
-			  "its messages were redirected");
+		ASSERT_EQ(c1.bytes_redirected - c0.bytes_redirected, 200000,
+			  "its bytes were redirected, every one");
 	}
 	{
 		/* the config where anyone can read it, as /etc/sockmesh's */
