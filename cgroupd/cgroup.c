@@ -137,3 +137,22 @@ int sm_cgroup_join(int fd, pid_t pid)
 	close(procs);
 	return ret;
 }
+
+bool sm_cgroup_systemd_owned(const char *rel)
+{
+	static const char *const units[] = {".slice", ".service", ".scope"};
+
+	for (const char *p = rel; *p;) {
+		size_t n = strcspn(p, "/");
+
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			size_t u = strlen(units[i]);
+
+			if (n > u && !strncmp(p + n - u, units[i], u))
+				return true;
+		}
+		p += n;
+		p += strspn(p, "/");
+	}
+	return false;
+}

@@ -589,6 +589,8 @@ int sm_core_cg_slots_sync(const struct sm_core *core, const __u64 *ids, int n,
 	for (int i = 0; i < n; i++) {
 		__u32 s = 0;
 
+		if (!ids[i]) /* a cgroup waited for */
+			continue;
 		if (!sm_core_cg_slot(core, ids[i], &s))
 			continue;
 		/* a fresh slot, after the last one used: a slot freed by a

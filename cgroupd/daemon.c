@@ -396,7 +396,8 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 	int fds[SM_CGROUPS_MAX], opened[SM_CGROUPS_MAX] = {0};
 	__u64 ids[SM_CGROUPS_MAX], created[SM_CGROUPS_MAX], links[SM_LINKS_MAX];
 	int n = cfg->n_cgroups, n_created = 0, n_links, is_new, ret = 0;
-	int metrics_fd = -1;
+	int metrics_fd = -1, n_live = 0;
+	__u64 live[SM_CGROUPS_MAX]; /* the ids of the cgroups that exist */
 	__u32 max = 0;
 
 	for (int i = 0; i < n; i++)
@@ -435,16 +436,34 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 				return -EINVAL;
 			}
 
-	/* open (create) the cgroups: kept ones are reused as they are */
+	/*
+	 * Open (create) the cgroups: kept ones are reused as they are, unless
+	 * the path now names another cgroup (systemd made it anew). systemd's
+	 * are never created: while one is missing it is waited for (fd -1).
+	 */
 	for (int i = 0; i < n; i++) {
 		int r = running_index(d, cfg->cgroups[i]);
+		bool systemd = sm_cgroup_systemd_owned(cfg->cgroups[i]);
+		__u64 now = 0;
 
-		if (r >= 0) {
-			fds[i] = d->cg_fds[r];
-			ids[i] = d->cg_ids[r];
+		if (r >= 0 && d->cg_fds[r] >= 0) {
+			int fd = sm_cgroup_open(d->cg_mnt, cfg->cgroups[i], 0);
+
+			if (fd >= 0) {
+				sm_cgroup_id(fd, &now);
+				close(fd);
+			}
+			if (now == d->cg_ids[r]) {
+				fds[i] = d->cg_fds[r];
+				ids[i] = d->cg_ids[r];
+				continue;
+			}
+		}
+		ret = sm_cgroup_open(d->cg_mnt, cfg->cgroups[i], !systemd);
+		if (ret == -ENOENT && systemd) {
+			ids[i] = 0; /* fds[i] stays -1 */
 			continue;
 		}
-		ret = sm_cgroup_open(d->cg_mnt, cfg->cgroups[i], 1);
 		if (ret < 0) {
 			errf("cgroup %s/%s: %s", d->cg_mnt, cfg->cgroups[i],
 			     strerror(-ret));
@@ -469,7 +488,10 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 	}
 
 	/* counter slots first: a socket of a new cgroup finds its slot */
-	ret = sm_core_cg_slots_sync(&d->core, ids, n, 0);
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			live[n_live++] = ids[i];
+	ret = sm_core_cg_slots_sync(&d->core, live, n_live, 0);
 	if (ret) {
 		errf("cannot assign per-cgroup counter slots: %s",
 		     strerror(-ret));
@@ -477,6 +499,8 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 	}
 	/* attach what is new; kept cgroups stay attached throughout */
 	for (int i = 0; i < n; i++) {
+		if (fds[i] < 0)
+			continue;
 		ret = sm_core_attach(&d->core, fds[i], ids[i], &is_new);
 		if (ret) {
 			errf("cannot attach to cgroup /%s: %s", cfg->cgroups[i],
@@ -494,11 +518,17 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 
 	/* committed: from here on nothing fails the reload */
 	for (int i = 0; i < n; i++)
-		pr_info("%s cgroup /%s (id %" PRIu64 ")",
-			has_id(created, n_created, ids[i])
-				? "attached to"
-				: "kept the attachment of",
-			cfg->cgroups[i], (uint64_t)ids[i]);
+		if (fds[i] < 0)
+			pr_info("cgroup /%s does not exist: it is systemd's, "
+				"made when its unit starts; attached then",
+				cfg->cgroups[i]);
+		else if (has_id(created, n_created, ids[i]))
+			pr_info("attached to cgroup /%s (id %" PRIu64 ")",
+				cfg->cgroups[i], (uint64_t)ids[i]);
+		else
+			pr_info("kept the attachment of cgroup /%s (id %" PRIu64
+				")",
+				cfg->cgroups[i], (uint64_t)ids[i]);
 	n_links = sm_core_links(&d->core, links, SM_LINKS_MAX);
 	for (int i = 0; i < n_links; i++) {
 		if (has_id(ids, n, links[i]))
@@ -512,7 +542,7 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 				" (no longer configured)",
 				(uint64_t)links[i]);
 	}
-	ret = sm_core_cg_slots_sync(&d->core, ids, n, 1);
+	ret = sm_core_cg_slots_sync(&d->core, live, n_live, 1);
 	if (ret)
 		pr_warn("cannot drop stale counter slots: %s", strerror(-ret));
 	for (int i = 0; d->applied && i < d->n_cg; i++)
@@ -548,6 +578,24 @@ err_close:
 	return ret < 0 ? ret : -EINVAL;
 }
 
+int daemon_refresh(struct sm_daemon *d, char *err, size_t errlen)
+{
+	static struct sm_config cfg; /* large: not on the stack */
+
+	cfg = d->cfg;
+	return daemon_apply(d, &cfg, err, errlen);
+}
+
+/* The configured cgroups that exist and are attached. */
+static int n_attached(const struct sm_daemon *d)
+{
+	int k = 0;
+
+	for (int i = 0; i < d->n_cg; i++)
+		k += d->cg_fds[i] >= 0;
+	return k;
+}
+
 int daemon_reload(struct sm_daemon *d, const char *path, char *msg, size_t len)
 {
 	static struct sm_config cfg; /* large: not on the stack */
@@ -572,10 +620,13 @@ int daemon_reload(struct sm_daemon *d, const char *path, char *msg, size_t len)
 		return ret;
 	}
 	d->reloads++;
-	pr_info("reloaded %s: %d cgroup%s attached", file, d->n_cg,
-		d->n_cg == 1 ? "" : "s");
-	snprintf(msg, len, "reloaded %s: %d cgroup%s attached\n", file, d->n_cg,
-		 d->n_cg == 1 ? "" : "s");
+	pr_info("reloaded %s: %d cgroup%s attached", file, n_attached(d),
+		n_attached(d) == 1 ? "" : "s");
+	snprintf(msg, len, "reloaded %s: %d cgroup%s attached%s\n", file,
+		 n_attached(d), n_attached(d) == 1 ? "" : "s",
+		 n_attached(d) < d->n_cg
+			 ? " (the others' units are not running)"
+			 : "");
 	return 0;
 }
 
@@ -613,6 +664,6 @@ void daemon_notify_status(const struct sm_daemon *d)
 	sm_core_count_sockets(&d->core, &sockets);
 	sm_notify(
 		"STATUS=attached to %d cgroup%s, %u sockets, %llu reloads (%llu refused)",
-		d->n_cg, d->n_cg == 1 ? "" : "s", sockets, d->reloads,
-		d->reload_failures);
+		n_attached(d), n_attached(d) == 1 ? "" : "s", sockets,
+		d->reloads, d->reload_failures);
 }

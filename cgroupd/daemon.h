@@ -44,6 +44,9 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 /* Read @path (NULL: the running config's file), check it, apply it.
  * Counts reloads and failures; @msg says what happened. */
 int daemon_reload(struct sm_daemon *d, const char *path, char *msg, size_t len);
+/* Apply the running config again: a cgroup systemd made, or made anew,
+ * is attached (logged; @err if it could not be). */
+int daemon_refresh(struct sm_daemon *d, char *err, size_t errlen);
 /* Remove the pid file and control socket; with @detach, unload. */
 void daemon_stop(struct sm_daemon *d, int detach);
 /* Tell systemd (STATUS=) what is attached and counted. */

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -48,6 +49,7 @@ enum op_kind {
 	OP_SEND,     /* a client's reply */
 	OP_DEADLINE, /* a client's whole exchange */
 	OP_TIMER,    /* the STATUS= refresh */
+	OP_INOTIFY,  /* systemd's cgroups made or removed */
 	OP_IGNORE,   /* cancels, timeout removals */
 };
 
@@ -108,7 +110,15 @@ struct sm_loop {
 	struct sm_daemon *d;
 	int sfd;
 	struct signalfd_siginfo si;
-	struct op sig, timer, ignore;
+	struct op sig, timer, ignore, ino_op;
+	/* inotify on the parents of systemd's cgroups (cgroup.h) */
+	int ino;
+	struct {
+		int wd;
+		char parent[SM_CGROUP_LEN];
+	} watch[SM_CGROUPS_MAX];
+	int n_watch;
+	char ino_buf[4096] __attribute__((aligned(8)));
 	struct pool pools[POOLS];
 	struct client *dead; /* DEAD clients waiting for their CQEs */
 	struct __kernel_timespec tick;
@@ -281,6 +291,112 @@ static void sync_metrics(struct sm_loop *l)
 	arm_accept(l, p->accept);
 }
 
+static int arm_inotify(struct sm_loop *l)
+{
+	struct io_uring_sqe *sqe = sqe_get(l);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_read(sqe, l->ino, l->ino_buf, sizeof(l->ino_buf), 0);
+	io_uring_sqe_set_data(sqe, &l->ino_op);
+	return 0;
+}
+
+/* Watch the parent of each systemd cgroup the running config names. */
+static void sync_watches(struct sm_loop *l)
+{
+	const struct sm_config *cfg = &l->d->cfg;
+	char path[PATH_MAX];
+
+	int old[SM_CGROUPS_MAX], n_old = l->n_watch;
+
+	/* a watch kept is never removed meanwhile: no event is lost; adding
+	 * a watched directory again gives the same wd */
+	for (int i = 0; i < n_old; i++)
+		old[i] = l->watch[i].wd;
+	l->n_watch = 0;
+	for (int i = 0; l->ino >= 0 && i < l->d->n_cg; i++) {
+		const char *cg = cfg->cgroups[i], *slash = strrchr(cg, '/');
+		int n = slash ? (int)(slash - cg) : 0, wd;
+
+		if (!sm_cgroup_systemd_owned(cg))
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%.*s",
+				     l->d->cg_mnt, n, cg) >= sizeof(path))
+			continue;
+		wd = inotify_add_watch(l->ino, path,
+				       IN_CREATE | IN_DELETE | IN_MOVED_TO |
+					       IN_ONLYDIR);
+		if (wd < 0) {
+			pr_warn("cannot watch %s for cgroup /%s: %s; it is "
+				"attached at the next reload",
+				path, cg, strerror(errno));
+			continue;
+		}
+		l->watch[l->n_watch].wd = wd;
+		snprintf(l->watch[l->n_watch].parent,
+			 sizeof(l->watch[0].parent), "%.*s", n, cg);
+		l->n_watch++;
+	}
+	for (int i = 0; i < n_old; i++) {
+		bool kept = false;
+
+		for (int k = 0; k < l->n_watch; k++)
+			kept |= l->watch[k].wd == old[i];
+		if (!kept)
+			inotify_rm_watch(l->ino, old[i]);
+	}
+}
+
+/* Is @name, made or removed in the directory of @wd, a cgroup we want? */
+static bool wanted_cgroup(struct sm_loop *l, int wd, const char *name)
+{
+	char cg[SM_CGROUP_LEN * 2];
+
+	for (int i = 0; i < l->n_watch; i++) {
+		if (l->watch[i].wd != wd)
+			continue;
+		snprintf(cg, sizeof(cg), "%s%s%s", l->watch[i].parent,
+			 l->watch[i].parent[0] ? "/" : "", name);
+		for (int k = 0; k < l->d->n_cg; k++)
+			if (!strcmp(cg, l->d->cfg.cgroups[k]))
+				return true;
+	}
+	return false;
+}
+
+static void on_inotify(struct sm_loop *l, int res)
+{
+	char err[SM_ERR_LEN];
+	bool refresh = false;
+
+	for (int off = 0; off + (int)sizeof(struct inotify_event) <= res;) {
+		const struct inotify_event *ev =
+			(const void *)(l->ino_buf + off);
+
+		if (ev->len && (ev->mask & IN_ISDIR) &&
+		    wanted_cgroup(l, ev->wd, ev->name)) {
+			pr_info("cgroup %s was %s", ev->name,
+				ev->mask & IN_DELETE ? "removed"
+						     : "made (by systemd?)");
+			refresh = true;
+		}
+		off += sizeof(*ev) + ev->len;
+	}
+	if (refresh) {
+		if (daemon_refresh(l->d, err, sizeof(err)))
+			pr_warn("%s", err);
+		sync_watches(l);
+		daemon_notify_status(l->d);
+	}
+	if (res > 0 || res == -EINTR || res == -EAGAIN)
+		arm_inotify(l);
+	else
+		pr_warn("inotify: %s: systemd's cgroups are attached at the "
+			"next reload only",
+			res < 0 ? strerror(-res) : "closed");
+}
+
 /* --- clients ------------------------------------------------------------ */
 
 static void list_del(struct client **head, struct client **tail,
@@ -422,6 +538,7 @@ static void reload(struct sm_loop *l, const char *path, char *msg, size_t len,
 	sm_notify("RELOADING=1\nMONOTONIC_USEC=%llu", sm_monotonic_usec());
 	*ok = !daemon_reload(l->d, path, msg, len);
 	sync_metrics(l);
+	sync_watches(l);
 	sm_notify("READY=1");
 	daemon_notify_status(l->d);
 }
@@ -594,6 +711,14 @@ static void ctl_run(struct sm_loop *l, struct client *cl, const char *arg)
 		snprintf(msg, sizeof(msg),
 			 "cgroup '%.64s' is not one sockmeshd accelerates\n",
 			 arg ? arg : "");
+		ctl_reply(l, cl, 0, msg, NULL);
+		return;
+	}
+	if (d->cg_fds[i] < 0) {
+		snprintf(
+			msg, sizeof(msg),
+			"cgroup /%.64s does not exist yet (its unit is not running)\n",
+			arg);
 		ctl_reply(l, cl, 0, msg, NULL);
 		return;
 	}
@@ -840,6 +965,9 @@ static void on_cqe(struct sm_loop *l, struct op *op, int res)
 		daemon_notify_status(l->d);
 		arm_timer(l);
 		return;
+	case OP_INOTIFY:
+		on_inotify(l, res);
+		return;
 	case OP_IGNORE:
 		return;
 	case OP_RECV: /* its client is freed by reap() at the earliest */
@@ -898,9 +1026,12 @@ int sm_loop_run(struct sm_loop *l)
 		ret = arm_accept(l, c->accept);
 	if (!ret)
 		ret = arm_timer(l);
+	if (!ret && l->ino >= 0)
+		ret = arm_inotify(l);
 	if (ret)
 		return ret;
 	sync_metrics(l);
+	sync_watches(l);
 	while (l->stop == RUNNING) {
 		unsigned int n;
 
@@ -949,6 +1080,12 @@ struct sm_loop *sm_loop_new(struct sm_daemon *d, int sfd)
 	l->sig = (struct op){.kind = OP_SIGNAL};
 	l->timer = (struct op){.kind = OP_TIMER};
 	l->ignore = (struct op){.kind = OP_IGNORE};
+	l->ino_op = (struct op){.kind = OP_INOTIFY};
+	l->ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (l->ino < 0)
+		pr_warn("inotify: %s: systemd's cgroups are attached at a "
+			"reload only",
+			strerror(errno));
 	l->pools[POOL_CTL] = (struct pool){
 		.name = "control", .id = POOL_CTL, .max = SM_LOOP_CTL_MAX};
 	l->pools[POOL_METRICS] = (struct pool){.name = "metrics",
@@ -997,5 +1134,7 @@ void sm_loop_free(struct sm_loop *l)
 	body_put(l->metrics);
 	if (l->unload_fd >= 0)
 		close(l->unload_fd);
+	if (l->ino >= 0)
+		close(l->ino);
 	free(l);
 }

@@ -314,8 +314,13 @@ int env_read_counters_fd(int fd, struct sm_counters *c)
 
 int env_sockops_attached(struct env *e)
 {
+	return env_sockops_attached_at(e->cg_path);
+}
+
+int env_sockops_attached_at(const char *cg_path)
+{
 	__u32 cnt = 0;
-	int fd = open(e->cg_path, O_RDONLY | O_DIRECTORY), ret;
+	int fd = open(cg_path, O_RDONLY | O_DIRECTORY), ret;
 
 	if (fd < 0)
 		return -1;

@@ -172,6 +172,8 @@ bool env_window_at_writes(struct env *e);
 int env_read_counters_fd(int fd, struct sm_counters *c);
 /* Programs attached to the test's cgroup at the sock_ops hook. */
 int env_sockops_attached(struct env *e);
+/* The same for the cgroup directory @cg_path. */
+int env_sockops_attached_at(const char *cg_path);
 
 /* Run build/sockmesh with @args (NULL-terminated, after the command name
  * and "-c conf" are added); output in @out, exit status returned. */

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
 #include <stdio.h>
@@ -577,4 +578,93 @@ TEST(run_under_sudo_drops_to_the_user)
 	ASSERT_STR_HAS(out, "0\n", "--as-root keeps root");
 	unsetenv("SUDO_UID");
 	unsetenv("SUDO_GID");
+}
+
+/* --- a systemd unit's cgroup -------------------------------------------- */
+
+/* Wait (a guard, not a timing check) until @path is attached or not. */
+static bool wait_attached(const char *path, int want)
+{
+	for (int k = 0; k < 3000; k++) {
+		if ((env_sockops_attached_at(path) > 0) == want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* `sockmesh run -- pingpong` in @cg: every byte redirected. */
+static void pingpong_in(struct env *e, const char *cg, const char *what)
+{
+	char bin[PATH_MAX], pp[PATH_MAX], out[4096];
+	struct sm_counters c0, c1;
+	long sockets;
+	char *argv[] = {bin,  "run", "-c",  e->conf, "--cgroup", (char *)cg,
+			"--", pp,    "100", "1000",  NULL};
+
+	snprintf(bin, sizeof(bin), "%s/sockmesh", e->build);
+	snprintf(pp, sizeof(pp), "%s/tests/pingpong", e->build);
+	if (!ASSERT_EQ(env_counters(e, &c0, &sockets), 0, "counters"))
+		return;
+	ASSERT_EQ(env_run(out, sizeof(out), argv), 0, what);
+	ASSERT_STR_HAS(out, "100 x 1000 bytes verified", what);
+	if (!ASSERT_EQ(env_counters(e, &c1, &sockets), 0, "counters"))
+		return;
+	ASSERT_EQ(c1.bytes_redirected - c0.bytes_redirected, 200000, what);
+}
+
+/*
+ * cgroups = .../app.service: a systemd unit's cgroup. sockmeshd does not
+ * create it; it attaches when systemd makes it (here: the test, as
+ * systemd does, with mkdir), again when a restart makes it anew, and
+ * leaves it where it is when it stops.
+ */
+TEST(systemd_unit_cgroup_waited_for_and_attached_again)
+{
+	char cg[256], path[PATH_MAX], log[16384];
+	FILE *f;
+
+	snprintf(cg, sizeof(cg), "%s/app.service", e->cg_rel);
+	snprintf(path, sizeof(path), "%s/app.service", e->cg_path);
+	f = fopen(e->conf, "w");
+	if (f) {
+		fprintf(f,
+			"[daemon]\npin_dir = %s\nrun_dir = %s\nmetrics = off\n"
+			"[accelerate]\ncgroups = %s\n",
+			e->pin_dir, e->run_dir, cg);
+		fclose(f);
+	}
+	if (!ASSERT_TRUE(f, "config"))
+		return;
+	/* the slice exists, as system.slice does */
+	if (!ASSERT_TRUE(!mkdir(e->cg_path, 0755) || errno == EEXIST,
+			 "the slice") ||
+	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		return;
+	ASSERT_TRUE(access(path, F_OK) != 0, "the unit's cgroup not created");
+	{
+		int fd = open(e->log, O_RDONLY);
+		ssize_t n = fd >= 0 ? read(fd, log, sizeof(log) - 1) : -1;
+
+		log[n > 0 ? n : 0] = '\0';
+		if (fd >= 0)
+			close(fd);
+	}
+	ASSERT_STR_HAS(log, "it is systemd's", "the log says it waits");
+
+	/* the unit starts: systemd makes its cgroup */
+	if (!ASSERT_EQ(mkdir(path, 0755), 0, "mkdir, as systemd"))
+		return;
+	ASSERT_TRUE(wait_attached(path, 1), "attached once it exists");
+	pingpong_in(e, cg, "ping-pong in the unit's cgroup");
+
+	/* the unit restarts: the cgroup goes and comes back, a new one */
+	ASSERT_EQ(rmdir(path), 0, "rmdir, as systemd at stop");
+	if (!ASSERT_EQ(mkdir(path, 0755), 0, "mkdir, as systemd at start"))
+		return;
+	ASSERT_TRUE(wait_attached(path, 1), "attached to the new cgroup");
+	pingpong_in(e, cg, "ping-pong after the restart");
+
+	ASSERT_EQ(env_stop_daemon(e, SIGTERM), 0, "stop sockmeshd");
+	ASSERT_EQ(access(path, F_OK), 0, "the unit's cgroup left in place");
 }
