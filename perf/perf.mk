@@ -21,7 +21,7 @@ $(BUILD)/perf/%.o: perf/%.c perf/bench.h include/sockmesh.h \
 $(BUILD)/sockmesh-bench: $(BENCH_OBJS) $(BUILD)/libsmcore.a
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $(BENCH_OBJS) $(BUILD)/libsmcore.a $(LDLIBS_CORE) \
-		-luring -o $@
+		-luring -lm -o $@
 
 # The matrix (rr, stream, crr x 64 B..1 MiB x tcp, accel, uds) against a
 # private daemon, then the real clients (iperf3, sockperf, redis, nginx +
