@@ -184,12 +184,14 @@ for f in latest.json latest.md latency.svg throughput.svg crr.svg \
 		rm -f "$out/$f"
 	fi
 done
-# embed REPORT MARKER: the report goes between the markers MARKER:begin and
-# MARKER:end of perf/README.md, a level down (results of perf/results only)
+# embed REPORT MARKER [LINE]: the report (and LINE after it) goes between
+# the markers MARKER:begin and MARKER:end of perf/README.md, a level down
+# (results of perf/results only)
 embed() {
 	[ "$out" = perf/results ] && [ -f "$1" ] || return 0
 	grep -q "^<!-- $2:begin -->" perf/README.md 2>/dev/null || return 0
 	sed 's/^#/##/' "$1" >"$run/embed.md"
+	[ -z "${3:-}" ] || printf '%s\n\n' "$3" >>"$run/embed.md"
 	awk -v f="$run/embed.md" -v b="<!-- $2:begin -->" -v e="<!-- $2:end -->" '
 		$0 == b {
 			print
@@ -202,7 +204,7 @@ embed() {
 	cp "$run/README.md" perf/README.md
 }
 embed "$run/latest.md" bench-results
-embed "$run/sweep.md" sweep-results
+embed "$run/sweep.md" sweep-results "![latency against load](results/sweep.svg)"
 
 cat "$out/latest.md"
 [ ! -f "$out/sweep.md" ] || cat "$out/sweep.md"
