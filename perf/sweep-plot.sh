@@ -52,7 +52,7 @@ for t in tcp accel uds; do
 done
 [ -n "$plots" ] || die "$tsv has no valid point"
 if [ -s "$tmp/overloaded.dat" ] && grep -q . "$tmp/overloaded.dat"; then
-	plots="$plots, \"$tmp/overloaded.dat\" using 4:(\$7/1e3) with points pt 2 ps 1.5 lc rgb \"black\" title \"OVERLOADED (p99, a lower bound)\""
+	plots="$plots, \"$tmp/overloaded.dat\" using 4:(\$7/1e3) with points pt 2 ps 1.5 lc rgb \"black\" title \"OVERLOADED, p99\""
 fi
 
 cat >"$tmp/plot.gp" <<EOG
