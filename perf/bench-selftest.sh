@@ -6,7 +6,12 @@
 # The same for stream-rw with --rw-poll (64 KiB) and rr at 256 KiB. Also: a
 # bad option exits 2, stream-rw -n 2 exits 2, accel without sockmesh exits 3
 # ("not loaded").
-# No timing assertions. Needs root. Last line: "bench: N passed, M failed".
+# Open loop (tcp, no daemon): --rate 2000 achieves 2000/s within 3%; a 200 ms
+# server stall shows in the open-loop p99.9 (>= the stall: no coordinated
+# omission) and not in a closed-loop run's p50 or p99; an impossible rate is
+# INVALID, exit 1; --rate 0, --rate abc, --arrivals foo, --rate with stream
+# exit 2. Those are the only timing assertions, with wide margins (about 10 s).
+# Needs root. Last line: "bench: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.." || exit 1
 build=${1:-build}
@@ -70,6 +75,76 @@ if [ "$rc" -eq 3 ] && echo "$out" | grep -q "sockmesh is not loaded"; then
 	ok "accel without sockmesh: exit 3, not loaded"
 else
 	not_ok "accel without sockmesh: exit $rc, expected 3: $out"
+fi
+
+# ---- open loop (--rate), plain TCP: no daemon needed ----------------------
+
+# usage errors of the open loop: exit 2, a message naming the option
+usage_err() { # WHAT GREP ARGS...
+	what=$1 pat=$2
+	shift 2
+	out=$("$bench" "$@" 2>&1)
+	rc=$?
+	if [ "$rc" -eq 2 ] && echo "$out" | grep -q -- "$pat"; then
+		ok "$what: exit 2: $(echo "$out" | head -1)"
+	else
+		not_ok "$what: exit $rc, expected 2 and '$pat': $out"
+	fi
+}
+usage_err "--rate 0" "--rate" -m rr --rate 0
+usage_err "--rate abc" "--rate" -m rr --rate abc
+usage_err "--arrivals foo" "--arrivals" -m rr --rate 1000 --arrivals foo
+usage_err "--rate with stream" "rr only" -m stream --rate 1000
+
+# jfield JSON KEY: the first numeric or boolean "KEY": value in it
+jfield() {
+	printf '%s\n' "$1" | sed -n "s/.*\"$2\": \([0-9.a-z]*\).*/\1/p" | head -1
+}
+# ns_ge A B: A >= B (integers of ns, or decimals)
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+
+# a low rate is kept: achieved within 3% of asked, valid, exit 0
+out=$("$bench" -m rr -T tcp --rate 2000 -t 0.5 -w 0.05 --json 2>&1)
+rc=$?
+got=$(jfield "$out" rate_achieved)
+valid=$(jfield "$out" valid)
+if [ "$rc" -eq 0 ] && [ "$valid" = true ] && ge "$got" 1940 && ge 2060 "$got"; then
+	ok "--rate 2000 tcp: achieved $got/s, valid"
+else
+	not_ok "--rate 2000 tcp: exit $rc, achieved '${got}'/s (1940..2060), valid '$valid': $out"
+fi
+
+# a 200 ms server stall: the open loop counts it in every request it delays
+# (from intended send time: p99.9 >= the stall, less the histogram's 1%);
+# the closed loop sends nothing while it waits, so one request of thousands
+# sees it, not p50 nor p99 (coordinated omission)
+out=$("$bench" -m rr -T tcp --rate 2000 -t 1 -w 0.05 --test-server-stall 200 --json 2>&1)
+rc=$?
+p999=$(jfield "$out" p999)
+if [ "$rc" -eq 0 ] && [ -n "$p999" ] && ge "$p999" 198000000; then
+	ok "--rate 2000 --test-server-stall 200: open-loop p99.9 $((p999 / 1000)) us >= 198 ms"
+else
+	not_ok "--rate 2000 --test-server-stall 200: exit $rc, p99.9 '${p999}' ns, expected >= 198 ms: $out"
+fi
+out=$("$bench" -m rr -T tcp -t 1 -w 0.05 --test-server-stall 200 --json 2>&1)
+rc=$?
+p50=$(jfield "$out" p50)
+p99=$(jfield "$out" p99)
+max=$(jfield "$out" max)
+if [ "$rc" -eq 0 ] && [ -n "$p50" ] && ge 20000000 "$p50" && ge 150000000 "$p99" &&
+	ge "$max" 198000000; then
+	ok "closed loop, the same stall: p50 $((p50 / 1000)) us, p99 $((p99 / 1000)) us, max $((max / 1000)) us (the stall in one request only)"
+else
+	not_ok "closed loop --test-server-stall 200: exit $rc, p50 '$p50' (<= 20 ms), p99 '$p99' (<= 150 ms), max '$max' ns (>= 198 ms): $out"
+fi
+
+# a rate no transport can keep up with: INVALID, exit 1
+out=$("$bench" -m rr -T tcp --rate 10000000 -t 0.3 -w 0.05 2>&1)
+rc=$?
+if [ "$rc" -eq 1 ] && echo "$out" | grep -q INVALID; then
+	ok "--rate 10000000: INVALID, exit 1"
+else
+	not_ok "--rate 10000000: exit $rc, expected 1 and INVALID: $out"
 fi
 
 # the bench's blocking io_uring sockets: compat = fast (run-bench.sh)

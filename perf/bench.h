@@ -87,7 +87,20 @@ struct bench_params {
 	uint64_t warmup_ns;
 	uint64_t duration_ns;
 	bool rw_poll; /* stream-rw: poll() before every read(), as iperf3 */
+	double rate;  /* rr open loop: requests/s over all connections;
+		       * 0: closed loop */
+	bool exp_arrivals; /* open loop: Poisson arrivals, else constant */
+	uint64_t seed;	   /* open loop, exp: the arrivals' random seed */
+	uint64_t stall_ns; /* test: the server stalls once this long */
 };
+
+/* Open loop: a run is valid when the requests completed in the window are
+ * at least this fraction of those scheduled in it (see perf/README.md). */
+#define BENCH_RATE_VALID 0.99
+
+/* Open loop: how long after the window the requests scheduled in it may take
+ * to complete, at most (then the run is invalid). */
+#define BENCH_DRAIN_MAX_NS (2ULL * 1000000000ULL)
 
 /* Set by the client; the server samples its CPU time when it sees them. */
 enum bench_phase {
@@ -106,6 +119,9 @@ struct bench_side {
 	uint64_t window_ns;   /* client: length of the measured window */
 	uint64_t cpu_ns;      /* user + system time within the window */
 	uint64_t conns;	      /* server: connections accepted */
+	uint64_t sched;	      /* open loop: requests scheduled in the window */
+	uint64_t unfinished;  /* open loop: of those, not completed before
+			       * the drain deadline */
 	int ret;	      /* 0 or -errno */
 	char err[256];	      /* what failed, when ret is not 0 */
 };
@@ -167,6 +183,11 @@ struct bench_matrix {
 	int rounds;
 	double duration, warmup;    /* seconds, per run */
 	bool rw_poll;		    /* --rw-poll */
+	double rate;		    /* --rate, or 0 */
+	bool exp_arrivals;	    /* --arrivals exp */
+	bool sweep;		    /* --sweep */
+	double knee_us;		    /* --knee-us */
+	uint64_t stall_ns;	    /* --test-server-stall */
 	int cpu_server, cpu_client; /* -1: not pinned */
 	char cmdline[1024];
 };
@@ -183,8 +204,11 @@ struct bench_result {
 	struct bench_hist hist;
 	bool have_counters;	/* sockmesh counters were readable */
 	struct sm_counters ctr; /* their growth during the runs */
-	bool verified;		/* every round completed and checked its data */
-	char err[512];		/* the first failure */
+	uint64_t sched;	     /* open loop: requests scheduled in the windows */
+	uint64_t unfinished; /* open loop: scheduled, not completed */
+	double load;	     /* sweep: fraction of the reference maximum */
+	bool verified;	     /* every round completed and checked its data */
+	char err[512];	     /* the first failure */
 };
 
 /* Index of a result: modes, then sizes, then transports (run order). */
@@ -200,6 +224,11 @@ static inline int bench_nresults(const struct bench_matrix *m)
 }
 
 double bench_ops_per_s(const struct bench_result *r);
+/* Open loop: the rate the schedule asked for in the windows (requests/s). */
+double bench_sched_per_s(const struct bench_result *r);
+/* Open loop: the run kept up with its schedule (BENCH_RATE_VALID). Closed
+ * loop: true. */
+bool bench_rate_valid(const struct bench_result *r);
 /* Payload bytes per second, both directions counted (rr and crr echo). */
 double bench_bytes_per_s(const struct bench_result *r);
 double bench_cpu_ns_per_op(const struct bench_result *r);
@@ -214,5 +243,33 @@ void bench_print_markdown(FILE *out, const struct bench_matrix *m,
 			  const struct bench_result *res);
 void bench_print_tsv(FILE *out, const struct bench_matrix *m,
 		     const struct bench_result *res);
+
+/* --sweep: closed-loop maxima, then open-loop loads of the reference. */
+#define BENCH_SWEEP_LOADS 7
+extern const double bench_sweep_loads[BENCH_SWEEP_LOADS];
+
+struct bench_sweep {
+	size_t size;
+	int n_transports;
+	enum bench_transport transports[BENCH_TRANSPORTS];
+	int ref;	/* index of the reference transport (tcp, else 0) */
+	double ref_max; /* its closed-loop maximum, requests/s */
+	double knee_us; /* the p99 bound of a knee */
+	/* closed[ti]; open[li * n_transports + ti] */
+	struct bench_result closed[BENCH_TRANSPORTS];
+	struct bench_result open[BENCH_SWEEP_LOADS * BENCH_TRANSPORTS];
+};
+
+/* Index into sw->open of the highest load whose run and every lower one
+ * were valid with p99 under the bound; -1: none. */
+int bench_sweep_knee(const struct bench_sweep *sw, int ti);
+void bench_print_sweep_table(FILE *out, const struct bench_matrix *m,
+			     const struct bench_sweep *sw);
+void bench_print_sweep_json(FILE *out, const struct bench_matrix *m,
+			    const struct bench_sweep *sw);
+void bench_print_sweep_markdown(FILE *out, const struct bench_matrix *m,
+				const struct bench_sweep *sw);
+void bench_print_sweep_tsv(FILE *out, const struct bench_matrix *m,
+			   const struct bench_sweep *sw);
 
 #endif

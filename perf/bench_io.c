@@ -17,6 +17,17 @@
  * the start of the op (the send, or socket() for crr) to its end (the last
  * byte of the echo, the close for crr, the completion of the write for
  * stream). Ops that complete during the warm-up are not recorded.
+ *
+ * rr open loop (--rate): each connection has its own schedule of intended
+ * send times at rate/conns requests/s, constant or Poisson (the connections'
+ * Poisson streams add up to one of the total rate). A connection has one
+ * request in flight at most, as wrk2's connections do: a request whose time
+ * has come while its connection waits for the previous echo is sent as soon
+ * as that echo is in, never skipped, and its latency runs from its intended
+ * send time, so a stall is counted in every request it delays (no
+ * coordinated omission). The requests scheduled in the window are the ones
+ * measured, their echoes waited for after it (BENCH_DRAIN_MAX_NS at most);
+ * the requests completed in the window give the achieved rate.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,6 +37,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -253,6 +266,9 @@ struct cconn {
 	uint64_t seq;	  /* rr, crr: operations on this slot */
 	uint64_t off;	  /* stream: bytes written before this write */
 	unsigned char *sbuf, *rbuf;
+	uint64_t next; /* open loop: intended send time of the next request */
+	uint64_t rng;  /* open loop, exp: xorshift64* state */
+	bool busy;     /* open loop: a request is in flight */
 };
 
 struct client {
@@ -264,6 +280,10 @@ struct client {
 	unsigned char *pat; /* stream */
 	bool measuring, stopping;
 	int active; /* slots with an operation in progress */
+	/* open loop */
+	double gap_ns; /* mean time between one connection's requests */
+	uint64_t warm_end, end;
+	bool abandon; /* drain deadline: start nothing more */
 };
 
 static void stamp(unsigned char *buf, size_t size, uint64_t seq)
@@ -361,6 +381,19 @@ static int client_done(struct client *cl, int i)
 			cl->side, -EBADMSG,
 			"the echo of request %llu on connection %d differs from the request",
 			(unsigned long long)c->seq, i);
+	if (cl->p->rate > 0) {
+		/* measured: the requests scheduled in the window; achieved:
+		 * the completions in it */
+		if (c->t0 >= cl->warm_end && c->t0 < cl->end)
+			bench_hist_add(&cl->sh->hist, t1 - c->t0);
+		if (cl->measuring && !cl->stopping)
+			cl->side->ops++;
+		cl->side->ops_total++;
+		cl->side->bytes_total += size;
+		c->busy = false;
+		cl->active--;
+		return 0;
+	}
 	if (cl->measuring && !cl->stopping) {
 		bench_hist_add(&cl->sh->hist, t1 - c->t0);
 		cl->side->ops++;
@@ -558,6 +591,158 @@ static int client_rw(struct client *cl)
 	return 0;
 }
 
+/* ---- open loop ------------------------------------------------------- */
+
+/* The time from one of a connection's requests to its next one. */
+static uint64_t ol_gap(struct client *cl, struct cconn *c)
+{
+	double u;
+
+	if (!cl->p->exp_arrivals)
+		return (uint64_t)cl->gap_ns;
+	c->rng ^= c->rng >> 12; /* xorshift64* */
+	c->rng ^= c->rng << 25;
+	c->rng ^= c->rng >> 27;
+	/* (0, 1]: 53 random bits */
+	u = (double)((c->rng * 0x2545F4914F6CDD1DULL) >> 11) + 1.0;
+	u /= 9007199254740992.0;
+	return (uint64_t)(-log(u) * cl->gap_ns);
+}
+
+static void ol_init(struct client *cl, uint64_t base)
+{
+	const struct bench_params *p = cl->p;
+
+	cl->gap_ns = 1e9 * p->conns / p->rate;
+	for (int i = 0; i < p->conns; i++) {
+		struct cconn *c = &cl->c[i];
+
+		c->rng = (p->seed ? p->seed : 0x9E3779B97F4A7C15ULL) +
+			 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1);
+		/* constant: the connections' requests interleave evenly */
+		if (p->exp_arrivals)
+			c->next = base + ol_gap(cl, c);
+		else
+			c->next = base + (uint64_t)(cl->gap_ns * i / p->conns);
+	}
+	/* timer wake-ups as sharp as the kernel gives them */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+}
+
+/* Start every request whose time has come on an idle connection; the
+ * earliest intended time still to come, or UINT64_MAX. */
+static int ol_start_due(struct client *cl, uint64_t now, uint64_t *wake)
+{
+	int ret;
+
+	*wake = UINT64_MAX;
+	for (int i = 0; i < cl->p->conns; i++) {
+		struct cconn *c = &cl->c[i];
+
+		if (c->busy || cl->abandon || c->next >= cl->end)
+			continue;
+		if (c->next > now) {
+			if (c->next < *wake)
+				*wake = c->next;
+			continue;
+		}
+		ret = client_start(cl, i);
+		if (ret)
+			return ret;
+		c->t0 = c->next; /* latency from the intended time */
+		if (c->t0 >= cl->warm_end)
+			cl->side->sched++;
+		c->next += ol_gap(cl, c);
+		c->busy = true;
+		cl->active++;
+	}
+	return 0;
+}
+
+/* The drain deadline: count what was scheduled in the window and not sent. */
+static void ol_abandon(struct client *cl)
+{
+	cl->abandon = true;
+	for (int i = 0; i < cl->p->conns; i++) {
+		struct cconn *c = &cl->c[i];
+
+		for (; c->next < cl->end; c->next += ol_gap(cl, c))
+			if (c->next >= cl->warm_end) {
+				cl->side->sched++;
+				cl->side->unfinished++;
+			}
+	}
+}
+
+static bool ol_done(const struct client *cl)
+{
+	if (!cl->stopping || cl->active)
+		return false;
+	if (cl->abandon)
+		return true;
+	for (int i = 0; i < cl->p->conns; i++)
+		if (cl->c[i].next < cl->end)
+			return false;
+	return true;
+}
+
+static int client_open_loop(struct client *cl)
+{
+	const struct bench_params *p = cl->p;
+	uint64_t win0 = 0, cpu0 = 0, now, wake, deadline;
+	struct __kernel_timespec ts;
+	struct io_uring_cqe *cqe;
+	unsigned int head, n;
+	int ret;
+
+	now = bench_now_ns();
+	cl->warm_end = now + p->warmup_ns;
+	cl->end = cl->warm_end + p->duration_ns;
+	deadline = cl->end + BENCH_DRAIN_MAX_NS;
+	ol_init(cl, now);
+	for (;;) {
+		now = bench_now_ns();
+		client_clock(cl, now, cl->warm_end, cl->end, &win0, &cpu0);
+		if (cl->stopping && !cl->abandon && now >= deadline)
+			ol_abandon(cl);
+		ret = ol_start_due(cl, now, &wake);
+		if (ret)
+			return ret;
+		if (ol_done(cl))
+			return 0;
+		if (!cl->stopping && cl->end < wake)
+			wake = cl->end;
+		if (cl->stopping && !cl->abandon && deadline < wake)
+			wake = deadline;
+		if (wake != UINT64_MAX && wake > now) {
+			ts.tv_sec = (long long)((wake - now) / 1000000000ULL);
+			ts.tv_nsec = (long long)((wake - now) % 1000000000ULL);
+			ret = io_uring_submit_and_wait_timeout(&cl->ring, &cqe,
+							       1, &ts, NULL);
+		} else if (wake == UINT64_MAX) {
+			ret = io_uring_submit_and_wait(&cl->ring, 1);
+		} else {
+			ret = io_uring_submit(&cl->ring);
+		}
+		if (ret < 0 && ret != -EINTR && ret != -ETIME)
+			return side_fail(cl->side, ret,
+					 "io_uring_submit_and_wait: %s",
+					 strerror(-ret));
+		n = 0;
+		ret = 0;
+		io_uring_for_each_cqe(&cl->ring, head, cqe)
+		{
+			n++;
+			ret = client_cqe(cl, cqe);
+			if (ret)
+				break;
+		}
+		io_uring_cq_advance(&cl->ring, n);
+		if (ret)
+			return ret;
+	}
+}
+
 int bench_client(const struct bench_params *p, struct bench_shared *sh)
 {
 	struct client cl = {.p = p, .sh = sh, .side = &sh->client};
@@ -583,6 +768,10 @@ int bench_client(const struct bench_params *p, struct bench_shared *sh)
 		ret = client_connect_all(&cl);
 		if (ret)
 			goto out_ring;
+	}
+	if (p->rate > 0) {
+		ret = client_open_loop(&cl);
+		goto out_ring;
 	}
 	warm_end = bench_now_ns() + p->warmup_ns;
 	end = warm_end + p->duration_ns;
@@ -651,6 +840,7 @@ struct server {
 	bool stopping;
 	bool cpu0_set, cpu1_set;
 	uint64_t cpu0;
+	bool stalled; /* test: the one stall of stall_ns is done */
 };
 
 static int server_accept(struct server *sv)
@@ -780,6 +970,20 @@ static int server_got(struct server *sv, int i, int res)
 	if (c->got < size)
 		return server_recv(sv, i, false);
 	c->sent = 0;
+	if (sv->p->stall_ns && !sv->stalled &&
+	    __atomic_load_n(&sv->sh->phase, __ATOMIC_ACQUIRE) ==
+		    BENCH_PH_MEASURE) {
+		/* test: one stall in the window, as a page fault storm or a
+		 * preempted server would do */
+		struct timespec st = {
+			.tv_sec = (time_t)(sv->p->stall_ns / 1000000000ULL),
+			.tv_nsec = (long)(sv->p->stall_ns % 1000000000ULL),
+		};
+
+		sv->stalled = true;
+		while (nanosleep(&st, &st) && errno == EINTR)
+			;
+	}
 	return queue_send(&sv->ring, c->fd, c->buf, size, i);
 }
 

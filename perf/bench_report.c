@@ -27,9 +27,26 @@ const char *const bench_transport_names[BENCH_TRANSPORTS] = {
 	[BENCH_UDS] = "uds",
 };
 
+const double bench_sweep_loads[BENCH_SWEEP_LOADS] = {
+	0.10, 0.25, 0.50, 0.75, 0.90, 1.00, 1.10,
+};
+
 static bool ok(const struct bench_result *r)
 {
 	return r->rounds > 0 && !r->err[0];
+}
+
+double bench_sched_per_s(const struct bench_result *r)
+{
+	return r->window_ns ? (double)r->sched * 1e9 / (double)r->window_ns : 0;
+}
+
+bool bench_rate_valid(const struct bench_result *r)
+{
+	if (r->p.rate <= 0)
+		return true;
+	return r->sched && !r->unfinished &&
+	       (double)r->ops >= BENCH_RATE_VALID * (double)r->sched;
 }
 
 double bench_ops_per_s(const struct bench_result *r)
@@ -103,6 +120,8 @@ static const char *check(const struct bench_result *r)
 {
 	if (!ok(r))
 		return "FAILED";
+	if (!bench_rate_valid(r))
+		return r->load > 0 ? "OVERLOADED" : "INVALID";
 	if (!r->have_counters)
 		return "ok";
 	if (r->p.transport == BENCH_ACCEL && !r->ctr.bytes_redirected &&
@@ -157,8 +176,83 @@ static void fmt_num(char *buf, size_t len, double v)
 	snprintf(buf, len, v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v);
 }
 
+static void bench_print_table_closed(FILE *out, const struct bench_matrix *m,
+				     const struct bench_result *res);
+
+/* Open loop: one row per run, the rates and p50 .. p99.99. */
+static void print_rate_row(FILE *out, const struct bench_result *r,
+			   const char *first)
+{
+	static const double q[] = {0.5, 0.9, 0.99, 0.999, 0.9999};
+	char size[32], lat[5][16], asked[16], sched[16], got[16];
+
+	bench_fmt_size(size, sizeof(size), r->p.size);
+	for (int k = 0; k < 5; k++)
+		if (r->hist.n)
+			fmt_ns(lat[k], sizeof(lat[k]),
+			       (double)bench_hist_quantile(&r->hist, q[k]));
+		else /* nothing scheduled in the window was sent */
+			snprintf(lat[k], sizeof(lat[k]), "-");
+	fmt_count(asked, sizeof(asked), r->p.rate);
+	fmt_count(sched, sizeof(sched), bench_sched_per_s(r));
+	fmt_count(got, sizeof(got), bench_ops_per_s(r));
+	fprintf(out, "%-5s %-5s %7s %5d %8s %8s %8s %8s %8s %8s %8s %8s  %s\n",
+		first, bench_transport_names[r->p.transport], size, r->p.conns,
+		asked, sched, got, lat[0], lat[1], lat[2], lat[3], lat[4],
+		check(r));
+}
+
+static void print_rate_header(FILE *out, const char *first)
+{
+	fprintf(out, "%-5s %-5s %7s %5s %8s %8s %8s %8s %8s %8s %8s %8s  %s\n",
+		first, "trans", "size", "conns", "asked/s", "sched/s", "done/s",
+		"p50", "p90", "p99", "p99.9", "p99.99", "check");
+}
+
+static void print_failures(FILE *out, const struct bench_result *res, int n)
+{
+	char size[32];
+	int failed = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (ok(&res[i]))
+			continue;
+		if (!failed++)
+			fprintf(out, "\nfailed:\n");
+		bench_fmt_size(size, sizeof(size), res[i].p.size);
+		fprintf(out, "  %s %s %s: %s\n",
+			bench_mode_names[res[i].p.mode],
+			bench_transport_names[res[i].p.transport], size,
+			res[i].err[0] ? res[i].err : "no round ran");
+	}
+}
+
 void bench_print_table(FILE *out, const struct bench_matrix *m,
 		       const struct bench_result *res)
+{
+	if (m->rate > 0) {
+		int n = bench_nresults(m), bad = 0;
+
+		fprintf(out,
+			"open loop, %s arrivals; latency from each request's intended send time\n",
+			m->exp_arrivals ? "Poisson" : "constant");
+		print_rate_header(out, "mode");
+		for (int i = 0; i < n; i++) {
+			print_rate_row(out, &res[i], "rr");
+			bad += ok(&res[i]) && !bench_rate_valid(&res[i]);
+		}
+		if (bad)
+			fprintf(out,
+				"\nINVALID: completed fewer than %.0f%% of the requests scheduled in the measured time (the transport, or this machine, cannot keep up with the rate)\n",
+				BENCH_RATE_VALID * 100);
+		print_failures(out, res, n);
+		return;
+	}
+	bench_print_table_closed(out, m, res);
+}
+
+static void bench_print_table_closed(FILE *out, const struct bench_matrix *m,
+				     const struct bench_result *res)
 {
 	static const double q[] = {0.5, 0.9, 0.99, 0.999};
 	char size[32], lat[4][16], ops[16], mbs[16], cpu[16], red[16], pass[16];
@@ -240,6 +334,8 @@ static void json_run(FILE *out, const struct bench_matrix *m,
 		(unsigned long long)bench_hist_quantile(h, 0.9),
 		(unsigned long long)bench_hist_quantile(h, 0.99),
 		(unsigned long long)bench_hist_quantile(h, 0.999));
+	fprintf(out, "\"p9999\": %llu, ",
+		(unsigned long long)bench_hist_quantile(h, 0.9999));
 	fprintf(out, "\"min\": %llu, \"max\": %llu, \"mean\": %.0f}, ",
 		(unsigned long long)h->min, (unsigned long long)h->max,
 		h->n ? (double)h->sum / (double)h->n : 0.0);
@@ -247,6 +343,16 @@ static void json_run(FILE *out, const struct bench_matrix *m,
 		"\"cpu_ns_per_op\": %.0f, \"cpu_ns\": {\"client\": %llu, \"server\": %llu}, ",
 		bench_cpu_ns_per_op(r), (unsigned long long)r->cpu_client_ns,
 		(unsigned long long)r->cpu_server_ns);
+	if (r->p.rate > 0)
+		fprintf(out,
+			"\"open_loop\": {\"arrivals\": \"%s\", \"rate_asked\": %.1f, \"rate_scheduled\": %.1f, \"rate_achieved\": %.1f, \"scheduled\": %llu, \"unfinished\": %llu, \"valid\": %s}, ",
+			r->p.exp_arrivals ? "exp" : "const", r->p.rate,
+			bench_sched_per_s(r), bench_ops_per_s(r),
+			(unsigned long long)r->sched,
+			(unsigned long long)r->unfinished,
+			bench_rate_valid(r) ? "true" : "false");
+	if (r->load > 0)
+		fprintf(out, "\"load\": %.2f, ", r->load);
 	if (r->p.mode == BENCH_STREAM_RW)
 		fprintf(out, "\"rw_poll\": %s, ",
 			r->p.rw_poll ? "true" : "false");
@@ -519,6 +625,13 @@ static void md_notes(FILE *out, const struct bench_matrix *m,
 		if (!ok(r)) {
 			fprintf(out, "- **FAILED** %s %s %s: %s\n", mode, tr,
 				size, r->err[0] ? r->err : "no round ran");
+		} else if (!bench_rate_valid(r)) {
+			fprintf(out,
+				"- **INVALID** %s %s %s: asked %.0f requests/s, scheduled %.0f/s, completed %.0f/s (%llu unsent at the drain deadline): below %.0f%% of the schedule\n",
+				mode, tr, size, r->p.rate, bench_sched_per_s(r),
+				bench_ops_per_s(r),
+				(unsigned long long)r->unfinished,
+				BENCH_RATE_VALID * 100);
 		} else if (!r->have_counters) {
 			continue;
 		} else if (r->p.transport == BENCH_ACCEL &&
@@ -595,8 +708,245 @@ void bench_print_markdown(FILE *out, const struct bench_matrix *m,
 	if (m->rw_poll)
 		fprintf(out,
 			"- stream-rw: the reader poll()ed before every read() (--rw-poll)\n\n");
+	if (m->rate > 0)
+		fprintf(out,
+			"- open loop: %.0f requests/s asked, %s arrivals; latency from each request's intended send time (p50 is of those)\n\n",
+			m->rate, m->exp_arrivals ? "Poisson" : "constant");
 	for (int mi = 0; mi < m->n_modes; mi++)
 		md_summary(out, m, res, mi);
 	md_notes(out, m, res);
 	md_all_runs(out, m, res);
+}
+
+/* ---- --sweep --------------------------------------------------------- */
+
+int bench_sweep_knee(const struct bench_sweep *sw, int ti)
+{
+	int knee = -1;
+
+	for (int li = 0; li < BENCH_SWEEP_LOADS; li++) {
+		const struct bench_result *r =
+			&sw->open[li * sw->n_transports + ti];
+
+		if (!ok(r) || !bench_rate_valid(r) ||
+		    (double)bench_hist_quantile(&r->hist, 0.99) >
+			    sw->knee_us * 1e3)
+			break;
+		knee = li;
+	}
+	return knee;
+}
+
+static void sweep_knee_str(char *buf, size_t len, const struct bench_sweep *sw,
+			   int ti)
+{
+	int k = bench_sweep_knee(sw, ti);
+	char rate[16];
+
+	if (k < 0) {
+		snprintf(buf, len, "below %.0f%%", bench_sweep_loads[0] * 100);
+		return;
+	}
+	fmt_count(rate, sizeof(rate),
+		  bench_ops_per_s(&sw->open[k * sw->n_transports + ti]));
+	snprintf(buf, len, "%.0f%%%s (%s/s)", bench_sweep_loads[k] * 100,
+		 k == BENCH_SWEEP_LOADS - 1 ? " or more" : "", rate);
+}
+
+void bench_print_sweep_table(FILE *out, const struct bench_matrix *m,
+			     const struct bench_sweep *sw)
+{
+	int nt = sw->n_transports;
+	char size[32], first[16], buf[64];
+
+	bench_fmt_size(size, sizeof(size), sw->size);
+	fprintf(out, "closed-loop maximum (rr %s, %d connection%s):", size,
+		m->conns, m->conns > 1 ? "s" : "");
+	for (int ti = 0; ti < nt; ti++) {
+		fmt_count(buf, sizeof(buf), bench_ops_per_s(&sw->closed[ti]));
+		fprintf(out, "  %s %s/s%s",
+			bench_transport_names[sw->transports[ti]], buf,
+			ok(&sw->closed[ti]) ? "" : " FAILED");
+	}
+	fprintf(out,
+		"\nopen loop, %s arrivals, loads of %s's maximum; latency from each request's intended send time\n",
+		m->exp_arrivals ? "Poisson" : "constant",
+		bench_transport_names[sw->transports[sw->ref]]);
+	print_rate_header(out, "load");
+	for (int li = 0; li < BENCH_SWEEP_LOADS; li++)
+		for (int ti = 0; ti < nt; ti++) {
+			snprintf(first, sizeof(first), "%.0f%%",
+				 bench_sweep_loads[li] * 100);
+			print_rate_row(out, &sw->open[li * nt + ti], first);
+		}
+	fprintf(out, "knee (highest load with p99 <= %.0f us):", sw->knee_us);
+	for (int ti = 0; ti < nt; ti++) {
+		sweep_knee_str(buf, sizeof(buf), sw, ti);
+		fprintf(out, "  %s %s",
+			bench_transport_names[sw->transports[ti]], buf);
+	}
+	fprintf(out, "\n");
+	print_failures(out, sw->closed, nt);
+	print_failures(out, sw->open, nt * BENCH_SWEEP_LOADS);
+}
+
+void bench_print_sweep_json(FILE *out, const struct bench_matrix *m,
+			    const struct bench_sweep *sw)
+{
+	int nt = sw->n_transports, n = nt * BENCH_SWEEP_LOADS;
+
+	fprintf(out,
+		"{\"sweep\": {\"size\": %zu, \"conns\": %d, \"arrivals\": \"%s\", \"reference\": \"%s\", \"reference_max\": %.1f, \"knee_us\": %.1f, \"valid_fraction\": %.2f,\n",
+		sw->size, m->conns, m->exp_arrivals ? "exp" : "const",
+		bench_transport_names[sw->transports[sw->ref]], sw->ref_max,
+		sw->knee_us, BENCH_RATE_VALID);
+	fprintf(out, " \"knees\": {");
+	for (int ti = 0; ti < nt; ti++) {
+		int k = bench_sweep_knee(sw, ti);
+
+		fprintf(out, "%s\"%s\": ", ti ? ", " : "",
+			bench_transport_names[sw->transports[ti]]);
+		if (k < 0)
+			fprintf(out, "null");
+		else
+			fprintf(out,
+				"{\"load\": %.2f, \"rate_achieved\": %.1f}",
+				bench_sweep_loads[k],
+				bench_ops_per_s(&sw->open[k * nt + ti]));
+	}
+	fprintf(out, "},\n \"closed\": [\n");
+	for (int ti = 0; ti < nt; ti++) {
+		json_run(out, m, &sw->closed[ti]);
+		fprintf(out, "%s\n", ti + 1 < nt ? "," : "");
+	}
+	fprintf(out, " ],\n \"open\": [\n");
+	for (int i = 0; i < n; i++) {
+		json_run(out, m, &sw->open[i]);
+		fprintf(out, "%s\n", i + 1 < n ? "," : "");
+	}
+	fprintf(out, " ]}}\n");
+}
+
+void bench_print_sweep_tsv(FILE *out, const struct bench_matrix *m,
+			   const struct bench_sweep *sw)
+{
+	(void)m;
+	fprintf(out, "# load\ttransport\trate_asked\trate_achieved\t"
+		     "p50_ns\tp90_ns\tp99_ns\tp999_ns\tp9999_ns\tvalid\n");
+	for (int i = 0; i < sw->n_transports * BENCH_SWEEP_LOADS; i++) {
+		const struct bench_result *r = &sw->open[i];
+
+		if (!ok(r))
+			continue;
+		fprintf(out,
+			"%.2f\t%s\t%.1f\t%.1f\t%llu\t%llu\t%llu\t%llu\t%llu\t%d\n",
+			r->load, bench_transport_names[r->p.transport],
+			r->p.rate, bench_ops_per_s(r),
+			(unsigned long long)bench_hist_quantile(&r->hist, 0.5),
+			(unsigned long long)bench_hist_quantile(&r->hist, 0.9),
+			(unsigned long long)bench_hist_quantile(&r->hist, 0.99),
+			(unsigned long long)bench_hist_quantile(&r->hist,
+								0.999),
+			(unsigned long long)bench_hist_quantile(&r->hist,
+								0.9999),
+			bench_rate_valid(r));
+	}
+}
+
+void bench_print_sweep_markdown(FILE *out, const struct bench_matrix *m,
+				const struct bench_sweep *sw)
+{
+	int nt = sw->n_transports, ref = sw->ref, accel = -1;
+	char when[64] = "", size[32], buf[64];
+	time_t now = time(NULL);
+	struct utsname u = {0};
+	struct tm tm;
+
+	if (gmtime_r(&now, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+	uname(&u);
+	bench_fmt_size(size, sizeof(size), sw->size);
+	for (int ti = 0; ti < nt; ti++)
+		if (sw->transports[ti] == BENCH_ACCEL)
+			accel = ti;
+	fprintf(out, "# sockmesh-bench latency sweep\n\n");
+	fprintf(out, "- %s, Linux %s %s, %ld CPUs\n", when, u.release,
+		u.machine, sysconf(_SC_NPROCESSORS_ONLN));
+	fprintf(out, "- `%s`\n", m->cmdline);
+	fprintf(out,
+		"- rr %s, %d connection%s, %d round%s of %.2g s per point (after a %.2g s warm-up); open loop with %s arrivals, latency from each request's intended send time\n",
+		size, m->conns, m->conns > 1 ? "s" : "", m->rounds,
+		m->rounds > 1 ? "s" : "", m->duration, m->warmup,
+		m->exp_arrivals ? "Poisson" : "constant");
+	fprintf(out, "- closed-loop maximum:");
+	for (int ti = 0; ti < nt; ti++)
+		fprintf(out, "%s %s %.0f/s", ti ? "," : "",
+			bench_transport_names[sw->transports[ti]],
+			bench_ops_per_s(&sw->closed[ti]));
+	fprintf(out,
+		"; loads are fractions of %s's; a point whose transport completed fewer than %.0f%% of the requests scheduled is OVERLOADED (its latency is a lower bound)\n",
+		bench_transport_names[sw->transports[ref]],
+		BENCH_RATE_VALID * 100);
+	fprintf(out,
+		"- knee: the highest load whose p99 (and every lower load's) is at most %.0f µs:",
+		sw->knee_us);
+	for (int ti = 0; ti < nt; ti++) {
+		sweep_knee_str(buf, sizeof(buf), sw, ti);
+		fprintf(out, "%s %s %s", ti ? "," : "",
+			bench_transport_names[sw->transports[ti]], buf);
+	}
+	fprintf(out, "\n\n| load | asked/s |");
+	for (int ti = 0; ti < nt; ti++) {
+		const char *t = bench_transport_names[sw->transports[ti]];
+
+		fprintf(out, " %s done/s | %s p50 | %s p99 | %s p99.9 |", t, t,
+			t, t);
+	}
+	if (accel >= 0 && accel != ref)
+		fprintf(out, " accel/tcp p99 |");
+	fprintf(out, "\n| ---: | ---: |");
+	for (int ti = 0; ti < nt * 4 + (accel >= 0 && accel != ref); ti++)
+		fprintf(out, " ---: |");
+	fprintf(out, "\n");
+	for (int li = 0; li < BENCH_SWEEP_LOADS; li++) {
+		const struct bench_result *row = &sw->open[li * nt];
+
+		fprintf(out, "| %.0f%% | %.0f |", bench_sweep_loads[li] * 100,
+			row[0].p.rate);
+		for (int ti = 0; ti < nt; ti++) {
+			const struct bench_result *r = &row[ti];
+			char p[3][16];
+
+			if (!ok(r)) {
+				fprintf(out, " failed | - | - | - |");
+				continue;
+			}
+			fmt_us(p[0], sizeof(p[0]),
+			       (double)bench_hist_quantile(&r->hist, 0.5));
+			fmt_us(p[1], sizeof(p[1]),
+			       (double)bench_hist_quantile(&r->hist, 0.99));
+			fmt_us(p[2], sizeof(p[2]),
+			       (double)bench_hist_quantile(&r->hist, 0.999));
+			fprintf(out, " %.0f%s | %s | %s | %s |",
+				bench_ops_per_s(r),
+				bench_rate_valid(r) ? "" : " (overloaded)",
+				p[0], p[1], p[2]);
+		}
+		if (accel >= 0 && accel != ref) {
+			const struct bench_result *a = &row[accel],
+						  *t = &row[ref];
+			double tp = (double)bench_hist_quantile(&t->hist, 0.99);
+
+			if (ok(a) && ok(t) && tp > 0)
+				fprintf(out, " %.2f |",
+					(double)bench_hist_quantile(&a->hist,
+								    0.99) /
+						tp);
+			else
+				fprintf(out, " - |");
+		}
+		fprintf(out, "\n");
+	}
+	fprintf(out,
+		"\nLatencies in µs. Plot: latency (log) against the achieved load, one line per transport and percentile.\n\n");
 }

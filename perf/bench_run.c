@@ -222,6 +222,8 @@ static void merge(struct bench_result *r, const struct bench_shared *sh,
 	r->ops_per_s_round[r->rounds++] =
 		c->window_ns ? (double)c->ops * 1e9 / (double)c->window_ns : 0;
 	r->ops += c->ops;
+	r->sched += c->sched;
+	r->unfinished += c->unfinished;
 	r->window_ns += c->window_ns;
 	r->cpu_client_ns += c->cpu_ns;
 	r->cpu_server_ns += sh->server.cpu_ns;

@@ -11,8 +11,16 @@
 #   redis-get   redis-benchmark -t get, MESH_CONNS connections, MESH_REDIS_N requests
 #   http-100b   wrk, MESH_CONNS connections, MESH_TIME s, a 100 B file
 #   http-64k    wrk, the same, a 64 KiB file
+#   ul-RATE     a fixed-rate client: sockperf under-load, 64 B messages at
+#               RATE msg/s for MESH_TIME s, every one echoed (--reply-every
+#               1) by a sockperf server in pod B, full round trip
+#               (--full-rtt), p50/p99 from its percentile lines; one
+#               workload per rate of MESH_UL_RATES: latency against load
+#               through both sidecars
 #
-# Environment: MESH_ROUNDS=3, MESH_TIME=4, MESH_CONNS=16, MESH_REDIS_N=40000
+# Environment: MESH_ROUNDS=3, MESH_TIME=4, MESH_CONNS=16, MESH_REDIS_N=40000,
+# MESH_UL_RATES="1000 5000", MESH_WORKLOADS (default: all of the above),
+# MESH_OUT=perf/results (where mesh.json and mesh.md go)
 set -eu
 cd "$(dirname "$0")/.."
 build=$(cd "${1:-build}" && pwd)
@@ -21,24 +29,44 @@ rounds=${MESH_ROUNDS:-3}
 dur=${MESH_TIME:-4}
 conns=${MESH_CONNS:-16}
 redis_n=${MESH_REDIS_N:-40000}
-out=perf/results
+out=${MESH_OUT:-perf/results}
 M="scripts/mesh/mesh.sh -n bench"
 B=198.18.0.3
-WORKLOADS="redis-get http-100b http-64k"
+ul_rates=${MESH_UL_RATES:-1000 5000}
+ul=""
+for r in $ul_rates; do
+	case $r in '' | *[!0-9]* | 0*) echo "mesh-bench.sh: MESH_UL_RATES: '$r' is not a rate" >&2 && exit 1 ;; esac
+	ul="$ul ul-$r"
+done
+WORKLOADS=${MESH_WORKLOADS:-redis-get http-100b http-64k$ul}
 
 die() {
 	echo "mesh-bench.sh: $*" >&2
 	exit 1
 }
 [ "$(id -u)" -eq 0 ] || die "needs root (namespaces, BPF programs, cgroups)"
-for c in redis-benchmark wrk jq haproxy nginx redis-server; do
+for c in redis-benchmark wrk jq haproxy nginx redis-server sockperf; do
 	command -v $c >/dev/null || die "$c is missing (scripts/setup.sh installs it)"
 done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sockmesh-mesh-bench.XXXXXX")
+sp_pid="" # the sockperf server in pod B (ul-*), ours to stop
+stop_sockperf() {
+	[ -n "$sp_pid" ] || return 0
+	kill -TERM "$sp_pid" 2>/dev/null || true
+	i=0
+	while kill -0 "$sp_pid" 2>/dev/null && [ "$i" -lt 30 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -KILL "$sp_pid" 2>/dev/null || true
+	wait "$sp_pid" 2>/dev/null || true
+	sp_pid=""
+}
 cleanup() {
 	rc=$?
 	trap - EXIT HUP INT TERM
+	stop_sockperf
 	$M down >/dev/null 2>&1 || echo "mesh-bench.sh: mesh.sh down failed" >&2
 	rm -rf "$tmp"
 	exit $rc
@@ -50,6 +78,23 @@ start=$(date +%s)
 $M down >/dev/null 2>&1 || true # a mesh left by a killed run
 $M up 2>"$tmp/up.log" || { cat "$tmp/up.log" >&2; die "mesh.sh up failed"; }
 conf=$($M conf)
+
+# ul-*: a sockperf server in pod B on 127.0.0.1:11111, where HAProxy B's
+# inbound sends connections to that port; mesh.sh exec execs all the way,
+# so $! is sockperf's PID
+case " $WORKLOADS " in
+*" ul-"*)
+	$M exec b sockperf sr --tcp -i 127.0.0.1 -p 11111 </dev/null >"$tmp/sockperf-sr.log" 2>&1 &
+	sp_pid=$!
+	i=0
+	until $M exec b ss -Hltn "sport = :11111" | grep -q .; do
+		kill -0 "$sp_pid" 2>/dev/null || { cat "$tmp/sockperf-sr.log" >&2; die "sockperf sr in pod B exited"; }
+		i=$((i + 1))
+		[ "$i" -lt 100 ] || die "sockperf sr in pod B not listening after 10 s"
+		sleep 0.1
+	done
+	;;
+esac
 
 # counters FILE : sockmesh's counters as "name value" lines (none: plain)
 counters() {
@@ -106,6 +151,29 @@ run() {
 		[ -n "$rps" ] && [ -n "$p50" ] && [ -n "$p99" ] || { rps=0 p50=0 p99=0 errs=1; }
 		echo "$rps $(to_ms "$p50") $(to_ms "$p99") $errs"
 		;;
+	ul-*)
+		# the achieved rate (sent / valid duration) as req/s; an echo
+		# missing (received < sent) is an error
+		$M exec a sockperf ul --tcp -i $B -p 11111 -m 64 --mps "${1#ul-}" \
+			-t "$dur" --full-rtt --reply-every 1 >"$tmp/ul.out" 2>&1 || true
+		sed 's/\x1b\[[0-9;]*m//g' "$tmp/ul.out" | awk '
+			/\[Valid Duration\]/ {
+				for (i = 1; i <= NF; i++) {
+					split($i, kv, "=")
+					v = kv[2]
+					sub(/;.*/, "", v)
+					if (kv[1] ~ /RunTime$/) rt = v + 0
+					else if (kv[1] == "SentMessages") sent = v + 0
+					else if (kv[1] == "ReceivedMessages") recvd = v + 0
+				}
+			}
+			/percentile 50.000 =/ { p50 = $NF / 1000 }
+			/percentile 99.000 =/ { p99 = $NF / 1000 }
+			END {
+				if (!rt || p99 == "") { print 0, 0, 0, 1; exit }
+				printf "%.1f %.3f %.3f %d\n", sent / rt, p50, p99, (recvd < sent)
+			}'
+		;;
 	esac
 }
 
@@ -146,6 +214,7 @@ for r in $(seq "$rounds"); do
 	done
 done
 set_mode plain
+stop_sockperf
 
 # --- report ------------------------------------------------------------------
 main_commit=$(git log -1 --format=%h 2>/dev/null || echo unknown)
@@ -175,6 +244,7 @@ awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds"
 		md = "# sockmesh mesh benchmark\n\n- " when ", " host ", commit " commit "\n"
 		md = md "- pod A app -> HAProxy A (15001) -> HAProxy B (15006) -> pod B app, istio-init iptables, both sidecars as uid 1337 (scripts/mesh/mesh.sh)\n"
 		md = md "- " conns " connections; redis-benchmark -t get -n " rn "; wrk -t 1 for " dur " s; median of " rounds " rounds, plain and accel interleaved in each round\n"
+		md = md "- ul-RATE: a fixed-rate client, `sockperf ul --tcp -m 64 --mps RATE --full-rtt --reply-every 1` for " dur " s, one connection, to a sockperf server in pod B: req/s is the achieved message rate, p50/p99 the full round trip through both sidecars\n"
 		md = md "- hops redirected: bytes_redirected / the bytes the three hops carried (HAProxy stats), over the accel runs\n\n"
 		md = md "| workload | plain req/s | accel req/s | accel/plain | plain p50 ms | accel p50 ms | plain p99 ms | accel p99 ms | hops redirected | msgs redirected | msgs passed | peers paired (NAT) | unpaired | errors |\n"
 		md = md "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"

@@ -21,10 +21,11 @@ $(BUILD)/perf/%.o: perf/%.c perf/bench.h include/sockmesh.h \
 $(BUILD)/sockmesh-bench: $(BENCH_OBJS) $(BUILD)/libsmcore.a
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $(BENCH_OBJS) $(BUILD)/libsmcore.a $(LDLIBS_CORE) \
-		-luring -o $@
+		-luring -lm -o $@
 
-# The matrix (rr, stream, crr x 64 B..1 MiB x tcp, accel, uds) against a
-# private daemon, then the real clients (iperf3, sockperf, redis, nginx +
+# The matrix (rr, stream, crr x 64 B..1 MiB x tcp, accel, uds) and a latency
+# sweep (rr 64 B, open loop at 10..110% of tcp's maximum: sweep.{json,md,tsv,svg})
+# against a private daemon, then the real clients (iperf3, sockperf, redis, nginx +
 # wrk; plain vs accel, under compat = strict and again under fast); each
 # writes perf/results/ and its table in
 # perf/README.md. `make bench-clients` runs only the real clients,

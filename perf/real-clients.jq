@@ -81,7 +81,7 @@ def md:
 	"- each figure: the median of \($meta.rounds) run\(if $meta.rounds > 1 then "s" else "" end) of \($meta.time_s) s; in every round, each workload ran plain, accel (and uds) one after the other",
 	"- plain: client and server in a private network namespace and a private cgroup sockmesh is not attached to; accel: the same namespace, in the cgroup of a private sockmeshd (`sockmesh run`); uds: a UNIX socket (plain cgroup)",
 	"- ▲ higher is better, ▼ lower is better: accel/plain above 1 (▲) or below 1 (▼) means sockmesh is faster",
-	"- iperf3: one stream, `-l SIZE`, receiver's Gbit/s. sockperf ping-pong: TCP, one-way latency (half the round trip, as sockperf reports it), µs. redis-benchmark: GET of a 3-byte value, requests/s, each run as many requests as plain served in \($meta.time_s) s (measured once first). HTTP: nginx-light (one process, sendfile and tcp_nopush on, as Debian's nginx.conf; the one-write row: sendfile off) and wrk (1 thread, \($meta.http_conns) keep-alive connections), requests/s",
+	"- iperf3: one stream, `-l SIZE`, receiver's Gbit/s. sockperf ping-pong: TCP, one-way latency (half the round trip, as sockperf reports it), µs. sockperf under-load: a fixed message rate, `--full-rtt` (the whole round trip), every message echoed, p50 µs. redis-benchmark: GET of a 3-byte value, requests/s, each run as many requests as plain served in \($meta.time_s) s (measured once first). HTTP: nginx-light (one process, sendfile and tcp_nopush on, as Debian's nginx.conf; the one-write row: sendfile off) and wrk (1 thread, \($meta.http_conns) keep-alive connections), requests/s",
 	"- counters: the sums over the accel runs. msgs_redirected and msgs_passed count the messages of sockets in the socket map; a socket that has left it (a `sockets_left` counter, where the datapath has one) is plain TCP from then on and counted no more, so the redirected share is of the counted messages, not of all the bytes the tool moved",
 	"- no UNIX socket for iperf3 (TCP/UDP/SCTP only), sockperf 3.7 (Debian 12: no UNIX socket support) and HTTP (nginx can listen on a UNIX socket, but wrk cannot connect to one)",
 	"",
@@ -90,7 +90,7 @@ def md:
 	($s[] | select(.role == "main") | . as $w | .transports as $t | ($t.accel.counters // {}) as $ac
 		| "| \(.label) | \(arrow) | \(.unit) | \($t.plain.median | md_figure($w)) | \($t.accel.median | md_figure($w)) | \(if $t.uds then ($t.uds.median | md_figure($w)) else "-" end) | \(.ratio.accel | fix2) | \(.ratio.uds | fix2) | \($t.plain.median | pct) | \($t.accel.median | pct) | \($t.uds.median | pct) | \($ac.msgs_redirected // "-") | \($ac.msgs_passed // "-") | \(if .redirected_share then "\(.redirected_share * 1000 | round / 10)%" else "-" end) | \($ac | del(.msgs_redirected, .msgs_passed) | md_counters) | \(.check) |"),
 	"",
-	(($s | map(select(.role | startswith("xcheck:")))) as $xs
+	(($s | map(select((.role | startswith("xcheck:")) and .group == "iperf3"))) as $xs
 	| if ($xs | length) == 0 then empty else
 	"## Cross-check: sockmesh-bench's plain TCP against iperf3",
 	"",
@@ -104,6 +104,20 @@ def md:
 		| $i.transports.plain.median.gbit_s as $base
 		| def rel: if . and $base then . / $base else null end;
 		"| \($i.param) | \($base | fmt) | \($rw.transports.plain.median.gbit_s | fmt) | \($rw.transports.plain.median.gbit_s | rel | fix2) | \($rwp.transports.plain.median.gbit_s | fmt) | \($rwp.transports.plain.median.gbit_s | rel | fix2) | \($i.ratio.accel | fix2) | \($rw.ratio.accel | fix2) | \($rw.transports.accel.counters // {} | md_counters) |"),
+	"" end),
+	(($s | map(select((.role | startswith("xcheck:")) and .group == "sockperf"))) as $xs
+	| if ($xs | length) == 0 then empty else
+	"## Cross-check: sockperf under load against sockmesh-bench's open loop",
+	"",
+	"The same message size and rate, plain and accelerated, in the same rounds and namespace: `sockperf under-load --tcp -m SIZE --mps RATE --full-rtt --reply-every 1` against `sockperf sr --tcp` (sockperf paces its sender at RATE whatever the replies; the server echoes every message; p50 and p99 from its `---> percentile` lines, full round trip: `--full-rtt`, where sockperf's default is half of it) beside `sockmesh-bench -m rr -s SIZE --rate RATE` (one connection, one request in flight, latency from each request's intended send time, full round trip). µs, medians. sockperf measures from the time it actually sent, so a sender it delays (its pacing busy-waits) is not counted; sockmesh-bench counts it.",
+	"",
+	"| size @ rate | sockperf plain p50 / p99 | bench plain p50 / p99 | sockperf accel p50 / p99 | bench accel p50 / p99 | sockperf accel/plain p99 | bench accel/plain p99 | achieved rate plain (sockperf / bench) | sockperf accel counters | bench accel counters |",
+	"| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+	($s[] | select(.role == "main" and (.id | startswith("sockperf-ul-"))) | . as $u
+		| ($xs | map(select(.role == "xcheck:" + $u.id)) | .[0]) as $b
+		| def p99r: if .accel.median.p99_us and .plain.median.p99_us and .plain.median.p99_us > 0
+			then .accel.median.p99_us / .plain.median.p99_us else null end;
+		"| \($u.param | sub("@"; " B @ ")) msg/s | \($u.transports.plain.median | pct) | \($b.transports.plain.median | pct) | \($u.transports.accel.median | pct) | \($b.transports.accel.median | pct) | \($u.transports | p99r | fix2) | \($b.transports | p99r | fix2) | \($u.transports.plain.median.rate | fmt) / \($b.transports.plain.median.rate | fmt) | \($u.transports.accel.counters // {} | md_counters) | \($b.transports.accel.counters // {} | md_counters) |"),
 	"" end),
 	"## Every run",
 	"",

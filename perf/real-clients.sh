@@ -124,6 +124,8 @@ bench-rwp-1M|iperf3|1M|plain|sockmesh-bench stream-rw --rw-poll, 1 MiB writes|gb
 sockperf-64|sockperf|64|plain,accel|sockperf ping-pong, 64 B|avg_us|µs|lower|main
 sockperf-1024|sockperf|1024|plain,accel|sockperf ping-pong, 1 KiB|avg_us|µs|lower|main
 sockperf-16384|sockperf|16384|plain,accel|sockperf ping-pong, 16 KiB|avg_us|µs|lower|main
+sockperf-ul-64|sockperf|64@10000|plain,accel|sockperf under-load, 64 B at 10000 msg/s (full round trip)|p50_us|µs|lower|main
+bench-ul-64|sockperf|64@10000|plain,accel|sockmesh-bench rr --rate 10000, 64 B|p50_us|µs|lower|xcheck:sockperf-ul-64
 redis-c1|redis|-c 1|plain,accel,uds|redis GET -c 1|rps|req/s|higher|main
 redis-c50|redis|-c 50|plain,accel,uds|redis GET -c 50|rps|req/s|higher|main
 redis-c50-P16|redis|-c 50 -P 16|plain,accel,uds|redis GET -c 50 -P 16|rps|req/s|higher|main
@@ -366,6 +368,56 @@ sockperf_client() { # TR SIZE
 		}'
 }
 
+# sockperf_ul_client TR SIZE@RATE: under-load mode, the client sends RATE
+# messages/s whatever the replies (sockperf paces its sender), the server
+# echoes every one (--reply-every 1; sockperf's default, every 100th, leaves
+# too few observations for a p99); latency as the full round trip
+# (--full-rtt), not sockperf's default of half of it
+sockperf_ul_client() {
+	port=11111
+	[ "$1" = accel ] && port=11112
+	run_in "$1" sockperf ul --tcp -i 127.0.0.1 -p "$port" -m "${2%@*}" \
+		--mps "${2#*@}" -t "$time_s" --full-rtt --reply-every 1 \
+		>"$run/client.out" 2>&1 || true
+	sed 's/\x1b\[[0-9;]*m//g' "$run/client.out" | awk '
+		/\[Valid Duration\]/ {
+			for (i = 1; i <= NF; i++) {
+				split($i, kv, "=")
+				v = kv[2]
+				sub(/;.*/, "", v)
+				if (kv[1] ~ /RunTime$/) rt = v + 0
+				else if (kv[1] == "SentMessages") sent = v + 0
+				else if (kv[1] == "ReceivedMessages") recvd = v + 0
+			}
+		}
+		/avg-rtt=/ { sub(/.*avg-rtt=/, ""); avg = $1 + 0 }
+		/percentile 50.000 =/ { p50 = $NF + 0 }
+		/percentile 99.000 =/ { p99 = $NF + 0 }
+		END {
+			if (avg == "" || p99 == "" || !rt) exit 1
+			printf "{\"p50_us\": %s, \"p99_us\": %s, \"avg_us\": %s, \"rate\": %.1f, \"replies\": %d}\n", p50, p99, avg, sent / rt, recvd
+		}'
+}
+
+# bench_ul_client TR SIZE@RATE: sockmesh-bench's open-loop rr at the same
+# size and rate (one connection, latency from intended send time, full round
+# trip); a run that fell short of its rate (INVALID) is a failed run
+bench_ul_client() {
+	t=tcp
+	[ "$1" = accel ] && t=accel # its processes join the accel cgroup
+	run_in plain "$build"/sockmesh-bench -c "$sm_conf" -m rr -T "$t" \
+		-s "${2%@*}" --rate "${2#*@}" -t "$time_s" -w 0.5 --json \
+		>"$run/client.out" 2>"$run/client.err" || true
+	jq -c '.[0] | if .error then error(.error)
+		elif .open_loop.valid | not then error("INVALID: \(.open_loop.rate_achieved) of \(.open_loop.rate_asked) requests/s")
+		else {p50_us: (.lat_ns.p50 / 1e3), p99_us: (.lat_ns.p99 / 1e3),
+		      avg_us: (.lat_ns.mean / 1e3), rate: .open_loop.rate_achieved} end' \
+		"$run/client.out" 2>>"$run/client.err" || {
+		cat "$run/client.err" >>"$run/client.out"
+		return 1
+	}
+}
+
 redis_client() { # TR ARGS N
 	case $1 in
 	plain) where="-p 6379" ;;
@@ -475,7 +527,13 @@ fi
 if wanted sockperf; then
 	start_server sockperf plain tcp:11111 sockperf sr --tcp -i 127.0.0.1 -p 11111
 	start_server sockperf accel tcp:11112 sockperf sr --tcp -i 127.0.0.1 -p 11112
-	sockperf_run() { sockperf_client "$1" "$2"; }
+	sockperf_run() {
+		case $3 in
+		sockperf-ul-*) sockperf_ul_client "$1" "$2" ;;
+		bench-ul-*) bench_ul_client "$1" "$2" ;;
+		*) sockperf_client "$1" "$2" ;;
+		esac
+	}
 	run_group sockperf sockperf_run
 	stop_servers
 fi

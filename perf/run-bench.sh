@@ -1,12 +1,14 @@
 #!/bin/sh
 # run-bench.sh [BUILD] - `make bench`: the sockmesh-bench matrix (rr, stream,
 # stream-rw, crr x 64 B .. 1 MiB x tcp, accel, uds, interleaved) against a private
-# sockmeshd. Writes perf/results/latest.json, latest.md, latency.svg,
-# throughput.svg and crr.svg, puts the report in perf/README.md and prints
-# it. Uses a private cgroup, pin dir and run dir; removes them whatever
-# happens. Needs root and gnuplot (gnuplot-nox).
+# sockmeshd, then a latency sweep (rr 64 B, --sweep: open loop at 10..110% of
+# plain TCP's maximum, tcp, accel, uds). Writes perf/results/latest.json,
+# latest.md, latency.svg, throughput.svg, crr.svg, and sweep.json, sweep.md,
+# sweep.tsv, sweep.svg (perf/sweep-plot.sh), puts both reports in
+# perf/README.md and prints them. Uses a private cgroup, pin dir and run dir;
+# removes them whatever happens. Needs root and gnuplot (gnuplot-nox).
 #
-# Environment (the defaults take about 5 minutes on 2 CPUs):
+# Environment (the defaults take about 6 minutes on 2 CPUs):
 #   BENCH_TIME=1.2           seconds measured per run
 #   BENCH_ROUNDS=3           rounds of the whole matrix; each figure merges them
 #   BENCH_WARMUP=0.2         unmeasured seconds before each run
@@ -14,16 +16,26 @@
 #   BENCH_SIZES=64,1K,16K,64K,256K,1M
 #   BENCH_CPUS=none          or SERVER,CLIENT: pin them (e.g. 1,0)
 #   BENCH_ARGS=              more sockmesh-bench options (e.g. -n 4)
+#   BENCH_SWEEP=1            0: no sweep
+#   BENCH_SWEEP_TIME=1       seconds measured per point of the sweep
+#   BENCH_SWEEP_SIZE=64      its message size
+#   BENCH_SWEEP_ARGS=        more sockmesh-bench options for it (e.g.
+#                            --arrivals exp, --knee-us 200, -n 4)
+#   BENCH_OUT=perf/results   where the results go; perf/README.md is updated
+#                            only when it is perf/results
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build}
 bench=$build/sockmesh-bench
-out=perf/results
+out=${BENCH_OUT:-perf/results}
 time_s=${BENCH_TIME:-1.2}
 rounds=${BENCH_ROUNDS:-3}
 warmup=${BENCH_WARMUP:-0.2}
 modes=${BENCH_MODES:-rr,stream,stream-rw,crr}
 sizes=${BENCH_SIZES:-64,1K,16K,64K,256K,1M}
+sweep=${BENCH_SWEEP:-1}
+sweep_time=${BENCH_SWEEP_TIME:-1}
+sweep_size=${BENCH_SWEEP_SIZE:-64}
 
 die() {
 	echo "run-bench.sh: $*" >&2
@@ -62,7 +74,32 @@ rc=0
 # 1: some run failed, and the report says which; anything else: no report
 [ "$rc" -le 1 ] && [ -s "$run/latest.md" ] || die "sockmesh-bench failed (exit $rc)"
 
+# The latency sweep: latency against offered load, open loop (perf/README.md,
+# "Open loop and the latency sweep"). Overloaded points are part of the
+# curve, not failures; a failed run makes the exit status 1, as above.
+if [ "$sweep" != 0 ]; then
+	echo "sockmesh-bench --sweep: rr $sweep_size x tcp,accel,uds, 8 points of ${sweep_time} s" >&2
+	src=0
+	# shellcheck disable=SC2086 # $pin and $BENCH_SWEEP_ARGS are lists of options
+	"$bench" -c "$sm_conf" --sweep -s "$sweep_size" -T tcp,accel,uds \
+		-t "$sweep_time" -w "$warmup" $pin ${BENCH_SWEEP_ARGS:-} \
+		--save "$run/sweep" -v >"$run/sweep.txt" || src=$?
+	[ "$src" -eq 0 ] || rc=1
+	if [ "$src" -gt 1 ] || [ ! -s "$run/sweep.tsv" ]; then
+		# the matrix's results are still worth writing
+		echo "run-bench.sh: sockmesh-bench --sweep failed (exit $src), no sweep report:" >&2
+		tail -5 "$run/sweep.txt" >&2
+		rm -f "$run/sweep.json" "$run/sweep.md" "$run/sweep.tsv"
+		sweep=0
+	fi
+fi
+
 sm_daemon_stop
+
+if [ "$sweep" != 0 ]; then
+	perf/sweep-plot.sh "$run/sweep.tsv" "$run/sweep.svg" \
+		"rr, size $sweep_size: latency against load (open loop, from intended send time; lower is better)"
+fi
 
 # Plots: one data file per mode and transport, one line per transport.
 mkdir -p "$run/plot"
@@ -139,29 +176,38 @@ gnuplot "$run/plot.gp" 2>"$run/gnuplot.log" || {
 
 mkdir -p "$out"
 # a plot of a mode that did not run would belong to another run: drop it
-for f in latest.json latest.md latency.svg throughput.svg crr.svg; do
+for f in latest.json latest.md latency.svg throughput.svg crr.svg \
+	sweep.json sweep.md sweep.tsv sweep.svg; do
 	if [ -f "$run/$f" ]; then
 		cp "$run/$f" "$out/$f"
 	else
 		rm -f "$out/$f"
 	fi
 done
-# the report goes between the markers of perf/README.md, a level down
-if grep -q '^<!-- bench-results:begin -->' perf/README.md 2>/dev/null; then
-	sed 's/^#/##/' "$run/latest.md" >"$run/embed.md"
-	awk -v f="$run/embed.md" '
-		/^<!-- bench-results:begin -->/ {
+# embed REPORT MARKER [LINE]: the report (and LINE after it) goes between
+# the markers MARKER:begin and MARKER:end of perf/README.md, a level down
+# (results of perf/results only)
+embed() {
+	[ "$out" = perf/results ] && [ -f "$1" ] || return 0
+	grep -q "^<!-- $2:begin -->" perf/README.md 2>/dev/null || return 0
+	sed 's/^#/##/' "$1" >"$run/embed.md"
+	[ -z "${3:-}" ] || printf '%s\n\n' "$3" >>"$run/embed.md"
+	awk -v f="$run/embed.md" -v b="<!-- $2:begin -->" -v e="<!-- $2:end -->" '
+		$0 == b {
 			print
 			while ((getline l < f) > 0) print l
 			skip = 1
 			next
 		}
-		/^<!-- bench-results:end -->/ { skip = 0 }
+		$0 == e { skip = 0 }
 		!skip' perf/README.md >"$run/README.md"
 	cp "$run/README.md" perf/README.md
-fi
+}
+embed "$run/latest.md" bench-results
+embed "$run/sweep.md" sweep-results "![latency against load](results/sweep.svg)"
 
 cat "$out/latest.md"
+[ ! -f "$out/sweep.md" ] || cat "$out/sweep.md"
 end=$(date +%s)
-echo "make bench: $((end - start)) s; results in $out/ ($(cd "$out" && ls latest.md latest.json *.svg 2>/dev/null | tr '\n' ' ' | sed 's/ $//'))"
+echo "make bench: $((end - start)) s; results in $out/ ($(cd "$out" && ls latest.md latest.json sweep.md sweep.json sweep.tsv *.svg 2>/dev/null | tr '\n' ' ' | sed 's/ $//'))"
 exit "$rc"

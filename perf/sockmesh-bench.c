@@ -38,6 +38,8 @@
 #define EXIT_NOT_LOADED 3
 
 #define CONNS_MAX      1024
+#define RATE_MAX       1e8 /* requests/s: beyond any transport */
+#define KNEE_US_DEF    500 /* --knee-us: p99 bound of a knee */
 #define SIZE_MAX_BYTES (64UL << 20)
 #define MEM_MAX_BYTES  (512UL << 20) /* size x conns, per process */
 
@@ -101,22 +103,50 @@ static void usage(FILE *out)
 		"      --cpu-client N      pin the client process to CPU N\n"
 		"      --rw-poll           stream-rw: the reader poll()s before every read(), as\n"
 		"                          iperf3's select() loop does (to compare with it)\n"
+		"      --rate R            rr only: open loop at R requests/s in total, spread\n"
+		"                          over the -n connections (one request in flight per\n"
+		"                          connection at most; a request whose time has come is\n"
+		"                          sent when its connection is free, never skipped).\n"
+		"                          Latency runs from each request's intended send time,\n"
+		"                          so a stall counts in every request it delays. A run\n"
+		"                          that completed fewer than %.0f%% of the requests it\n"
+		"                          scheduled in the measured time is INVALID (exit 1)\n"
+		"      --arrivals const|exp  open loop: constant gaps (default) or Poisson\n"
+		"                          arrivals (exponential gaps)\n"
+		"      --sweep             rr, one size: the closed-loop maximum of every\n"
+		"                          transport, then open loop at 10, 25, 50, 75, 90, 100\n"
+		"                          and 110%% of plain TCP's maximum (the first transport's\n"
+		"                          if tcp is not listed), the transports interleaved;\n"
+		"                          reports p50/p99/p99.9 per load and each transport's\n"
+		"                          knee. Loads a transport cannot keep up with are\n"
+		"                          marked OVERLOADED (their latency is a lower bound),\n"
+		"                          not failed. With --save, perf/sweep-plot.sh\n"
+		"                          PREFIX.tsv OUT.svg draws the curve\n"
+		"      --knee-us US        the knee: the highest load whose p99 (and every\n"
+		"                          lower load's) stays at most US microseconds, the run\n"
+		"                          valid (default %d); past it, latency climbs steeply\n"
+		"      --test-server-stall MS  (for the bench's tests) the server stalls once,\n"
+		"                          MS ms, at the first request of the measured time\n"
 		"      --json              print a JSON array of runs instead of the table\n"
+		"                          (with --sweep: one object, closed and open runs)\n"
 		"      --save PREFIX       also write PREFIX.json, PREFIX.md (a markdown report\n"
 		"                          with the accel/tcp and uds/tcp ratios) and PREFIX.tsv\n"
-		"                          (for plots)\n"
+		"                          (for plots; with --sweep: the curve)\n"
 		"  -v, --verbose           one line per run on stderr as it completes\n"
 		"  -h, --help              this help\n"
 		"  -V, --version           print the version\n"
 		"\n"
 		"Reported per run: operations/s, payload throughput (both directions for rr\n"
-		"and crr), latency p50/p90/p99/p99.9 from a histogram of every operation in\n"
-		"the measured time (<1%% error), CPU time (user + system, client + server)\n"
-		"per operation, and the growth of the sockmesh counters.\n"
+		"and crr), latency p50/p90/p99/p99.9 (and p99.99 with --rate) from a\n"
+		"histogram of every operation in the measured time (<1%% error), CPU time\n"
+		"(user + system, client + server) per operation, and the growth of the\n"
+		"sockmesh counters; with --rate, the asked, scheduled and achieved rates.\n"
+		"Open vs closed loop, the sweep and its knee: perf/README.md.\n"
 		"\n"
 		"Exit status: 0 ok, 1 a run failed, 2 usage or config error, 3 sockmesh not\n"
 		"loaded (accel). Needs root for accel.\n",
-		CONNS_MAX, SM_CONF_DEFAULT);
+		CONNS_MAX, SM_CONF_DEFAULT, BENCH_RATE_VALID * 100,
+		KNEE_US_DEF);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -287,7 +317,26 @@ enum {
 	OPT_JSON,
 	OPT_SAVE,
 	OPT_RW_POLL,
+	OPT_RATE,
+	OPT_ARRIVALS,
+	OPT_SWEEP,
+	OPT_KNEE_US,
+	OPT_STALL,
 };
+
+static double parse_double(const char *opt, const char *s, double min,
+			   double max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < min || v > max)
+		bad_usage("%s: '%s' is not a number from %g to %g", opt, s, min,
+			  max);
+	return v;
+}
 
 static void parse_opts(struct ctx *x, int argc, char **argv)
 {
@@ -306,6 +355,11 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 		{"json", no_argument, NULL, OPT_JSON},
 		{"save", required_argument, NULL, OPT_SAVE},
 		{"rw-poll", no_argument, NULL, OPT_RW_POLL},
+		{"rate", required_argument, NULL, OPT_RATE},
+		{"arrivals", required_argument, NULL, OPT_ARRIVALS},
+		{"sweep", no_argument, NULL, OPT_SWEEP},
+		{"knee-us", required_argument, NULL, OPT_KNEE_US},
+		{"test-server-stall", required_argument, NULL, OPT_STALL},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -321,6 +375,7 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 	m->warmup = 0.2;
 	m->cpu_server = -1;
 	m->cpu_client = -1;
+	m->knee_us = KNEE_US_DEF;
 	parse_addr(x, "127.0.0.1");
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":m:T:s:n:t:w:r:c:a:vhV", opts,
@@ -367,6 +422,31 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 		case OPT_RW_POLL:
 			m->rw_poll = true;
 			break;
+		case OPT_RATE:
+			m->rate = parse_double("--rate", optarg, 1, RATE_MAX);
+			break;
+		case OPT_ARRIVALS:
+			if (!strcmp(optarg, "exp"))
+				m->exp_arrivals = true;
+			else if (!strcmp(optarg, "const"))
+				m->exp_arrivals = false;
+			else
+				bad_usage(
+					"--arrivals: '%s' is not const or exp",
+					optarg);
+			break;
+		case OPT_SWEEP:
+			m->sweep = true;
+			break;
+		case OPT_KNEE_US:
+			m->knee_us = parse_double("--knee-us", optarg, 1, 1e7);
+			break;
+		case OPT_STALL:
+			m->stall_ns =
+				(uint64_t)parse_long("--test-server-stall",
+						     optarg, 1, 10000) *
+				1000000ULL;
+			break;
 		case OPT_JSON:
 			x->json = true;
 			break;
@@ -399,6 +479,16 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 		add_transport(m, "tcp");
 	if (!m->n_sizes)
 		add_size(m, "64");
+	if ((m->rate > 0 || m->sweep) &&
+	    (m->n_modes != 1 || m->modes[0] != BENCH_RR))
+		bad_usage("--%s: mode rr only", m->sweep ? "sweep" : "rate");
+	if (m->rate > 0 && m->sweep)
+		bad_usage("--rate and --sweep: the sweep chooses its rates");
+	if (m->sweep && m->n_sizes != 1)
+		bad_usage("--sweep: one size only (--size lists %d)",
+			  m->n_sizes);
+	if (m->sweep && m->rounds > BENCH_ROUNDS_MAX / 2)
+		bad_usage("--sweep: --rounds %d at most", BENCH_ROUNDS_MAX / 2);
 	for (int i = 0; i < m->n_modes && m->conns > 1; i++)
 		if (m->modes[i] == BENCH_STREAM_RW)
 			bad_usage(
@@ -563,11 +653,100 @@ static void progress(const struct ctx *x, int done, int total,
 		bench_transport_names[r->p.transport], size);
 	if (ret)
 		fprintf(stderr, "FAILED: %s\n", r->err);
+	else if (r->p.rate > 0)
+		fprintf(stderr,
+			"asked %.0f/s, achieved %.0f/s, p50 %.1f us, p99 %.1f us%s\n",
+			r->p.rate, r->ops_per_s_round[r->rounds - 1],
+			(double)bench_hist_quantile(&x->env.sh->hist, 0.5) /
+				1e3,
+			(double)bench_hist_quantile(&x->env.sh->hist, 0.99) /
+				1e3,
+			x->env.sh->client.unfinished ||
+					(double)x->env.sh->client.ops <
+						BENCH_RATE_VALID *
+							(double)x->env.sh
+								->client.sched
+				? " (fell short)"
+				: "");
 	else
 		fprintf(stderr, "%.0f ops/s, p50 %.1f us\n",
 			r->ops_per_s_round[r->rounds - 1],
 			(double)bench_hist_quantile(&x->env.sh->hist, 0.5) /
 				1e3);
+}
+
+/* ---- --sweep ----------------------------------------------------------- */
+
+static void sweep_params(const struct bench_matrix *m, struct bench_result *r,
+			 enum bench_transport t, double rate, double load)
+{
+	r->p.mode = BENCH_RR;
+	r->p.transport = t;
+	r->p.size = m->sizes[0];
+	r->p.conns = m->conns;
+	r->p.warmup_ns = (uint64_t)(m->warmup * 1e9);
+	r->p.duration_ns = (uint64_t)(m->duration * 1e9);
+	r->p.rate = rate;
+	r->p.exp_arrivals = m->exp_arrivals;
+	r->p.stall_ns = m->stall_ns;
+	r->load = load;
+	r->verified = true;
+}
+
+/* Closed-loop maxima, then the loads, the transports interleaved. Returns
+ * the number of failed runs (an overloaded open-loop run is not one), or
+ * -1 when the reference maximum is unknown. */
+static int run_sweep(struct ctx *x, struct bench_sweep *sw)
+{
+	const struct bench_matrix *m = &x->m;
+	int nt = m->n_transports, failed = 0, done = 0;
+	int total = m->rounds * nt * (1 + BENCH_SWEEP_LOADS);
+
+	sw->size = m->sizes[0];
+	sw->n_transports = nt;
+	sw->knee_us = m->knee_us;
+	sw->ref = 0;
+	for (int ti = 0; ti < nt; ti++) {
+		sw->transports[ti] = m->transports[ti];
+		if (m->transports[ti] == BENCH_TCP)
+			sw->ref = ti;
+		sweep_params(m, &sw->closed[ti], m->transports[ti], 0, 0);
+	}
+	for (int round = 0; round < m->rounds; round++)
+		for (int ti = 0; ti < nt; ti++) {
+			struct bench_result *r = &sw->closed[ti];
+			int ret = bench_run(&x->env, &r->p, r);
+
+			failed += ret != 0;
+			progress(x, ++done, total, r, ret);
+		}
+	sw->ref_max = bench_ops_per_s(&sw->closed[sw->ref]);
+	if (sw->closed[sw->ref].err[0] || sw->ref_max <= 0) {
+		fprintf(stderr,
+			"sockmesh-bench: --sweep: no closed-loop maximum for %s: %s\n",
+			bench_transport_names[sw->transports[sw->ref]],
+			sw->closed[sw->ref].err);
+		return -1;
+	}
+	for (int li = 0; li < BENCH_SWEEP_LOADS; li++)
+		for (int ti = 0; ti < nt; ti++)
+			sweep_params(m, &sw->open[li * nt + ti],
+				     m->transports[ti],
+				     bench_sweep_loads[li] * sw->ref_max,
+				     bench_sweep_loads[li]);
+	for (int round = 0; round < m->rounds; round++)
+		for (int li = 0; li < BENCH_SWEEP_LOADS; li++)
+			for (int ti = 0; ti < nt; ti++) {
+				struct bench_result *r =
+					&sw->open[li * nt + ti];
+				int ret;
+
+				r->p.seed = (uint64_t)(round * 16 + li + 1);
+				ret = bench_run(&x->env, &r->p, r);
+				failed += ret != 0;
+				progress(x, ++done, total, r, ret);
+			}
+	return failed;
 }
 
 /* Every mode x size x transport, in run order. */
@@ -587,6 +766,9 @@ static void init_results(const struct bench_matrix *m, struct bench_result *res)
 				r->p.duration_ns =
 					(uint64_t)(m->duration * 1e9);
 				r->p.rw_poll = m->rw_poll;
+				r->p.rate = m->rate;
+				r->p.exp_arrivals = m->exp_arrivals;
+				r->p.stall_ns = m->stall_ns;
 				r->verified = true;
 			}
 }
@@ -602,15 +784,18 @@ static int run_matrix(struct ctx *x, struct bench_result *res)
 				for (int ti = 0; ti < m->n_transports; ti++) {
 					struct bench_result *r =
 						&res[bench_idx(m, mi, si, ti)];
-					int ret = bench_run(&x->env, &r->p, r);
+					int ret;
 
+					r->p.seed = (uint64_t)round + 1;
+					ret = bench_run(&x->env, &r->p, r);
 					failed += ret != 0;
 					progress(x, ++done, total, r, ret);
 				}
 	return failed;
 }
 
-static int save(const struct ctx *x, const struct bench_result *res)
+static int save(const struct ctx *x, const struct bench_result *res,
+		const struct bench_sweep *sw)
 {
 	static const char *const ext[] = {"json", "md", "tsv"};
 	char path[PATH_MAX];
@@ -624,7 +809,13 @@ static int save(const struct ctx *x, const struct bench_result *res)
 				path, strerror(errno));
 			return -errno;
 		}
-		if (i == 0)
+		if (sw && i == 0)
+			bench_print_sweep_json(f, &x->m, sw);
+		else if (sw && i == 1)
+			bench_print_sweep_markdown(f, &x->m, sw);
+		else if (sw)
+			bench_print_sweep_tsv(f, &x->m, sw);
+		else if (i == 0)
 			bench_print_json(f, &x->m, res);
 		else if (i == 1)
 			bench_print_markdown(f, &x->m, res);
@@ -643,6 +834,7 @@ int main(int argc, char **argv)
 {
 	static struct ctx x;
 	struct bench_result *res = NULL;
+	struct bench_sweep *sw = NULL;
 	sigset_t chld;
 	int ret, failed, status = EXIT_FAILURE;
 
@@ -661,7 +853,9 @@ int main(int argc, char **argv)
 		goto out_core;
 	}
 	res = calloc((size_t)bench_nresults(&x.m), sizeof(*res));
-	if (!res) {
+	if (x.m.sweep)
+		sw = calloc(1, sizeof(*sw));
+	if (!res || (x.m.sweep && !sw)) {
 		fprintf(stderr, "sockmesh-bench: out of memory\n");
 		goto out_unmap;
 	}
@@ -675,17 +869,32 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &chld, &x.env.child_mask);
 	signal(SIGPIPE, SIG_IGN);
 
-	failed = run_matrix(&x, res);
-	if (x.json)
-		bench_print_json(stdout, &x.m, res);
-	else
-		bench_print_table(stdout, &x.m, res);
+	if (sw) {
+		failed = run_sweep(&x, sw);
+		if (failed < 0)
+			goto out_free;
+		if (x.json)
+			bench_print_sweep_json(stdout, &x.m, sw);
+		else
+			bench_print_sweep_table(stdout, &x.m, sw);
+	} else {
+		failed = run_matrix(&x, res);
+		/* an open-loop run that fell short of its rate is refused */
+		for (int i = 0; i < bench_nresults(&x.m); i++)
+			failed += !res[i].err[0] && !bench_rate_valid(&res[i]);
+		if (x.json)
+			bench_print_json(stdout, &x.m, res);
+		else
+			bench_print_table(stdout, &x.m, res);
+	}
 	if (fflush(stdout))
 		failed++;
-	if (x.save && save(&x, res))
+	if (x.save && save(&x, res, sw))
 		failed++;
 	status = failed ? EXIT_FAILURE : EXIT_SUCCESS;
 
+out_free:
+	free(sw);
 	free(res);
 out_unmap:
 	munmap(x.env.sh, sizeof(*x.env.sh));
