@@ -10,7 +10,11 @@ CFLAGS      ?= -O2 -g
 CFLAGS      += -std=gnu11 -Wall -Wextra -DSM_VERSION='"$(VERSION)"' \
 	       -Iinclude -Icgroupd -I$(BUILD) $(EXTRA_CFLAGS)
 LDLIBS_CORE := -lbpf -lelf -lz -linih -luring
-BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+# the BPF target arch (bpf_tracing.h's PT_REGS) from the machine's
+ARCH        ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/i.86/x86/' \
+		 -e 's/aarch64.*/arm64/' -e 's/ppc64.*/powerpc/' \
+		 -e 's/s390x/s390/' -e 's/riscv64/riscv/' -e 's/loongarch64/loongarch/')
+BPF_CFLAGS  := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	       -I$(BUILD) -Iinclude
 
 ifeq ($(V),1)
@@ -135,6 +139,7 @@ test-kernels: deps
 
 check: $(BUILD)/vmlinux.h
 	$(Q)clang-format --dry-run --Werror cgroupd/*.c cgroupd/*.h include/*.h \
+		sockops/*.bpf.c skmsg/*.bpf.c perf/*.c perf/*.h \
 		tests/unit/*.c tests/integration/*.c tests/integration/*.h \
 		tests/conformance/*.c tests/conformance/*.h \
 		tests/conformance/soak/*.c tests/fuzz/*.c tests/deploy/*.c
