@@ -106,18 +106,27 @@ static int parse_abs_path(struct sm_config *cfg, const struct key_def *def,
 static int parse_metrics(struct sm_config *cfg, const struct key_def *def,
 			 const char *val, char *err, size_t errlen)
 {
-	char host[64];
+	struct sockaddr_in *sin = (struct sockaddr_in *)&cfg->metrics_addr;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&cfg->metrics_addr;
 	const char *colon = strrchr(val, ':');
-	unsigned char buf[16];
+	char host[64];
 	char *end;
 	long port;
 
 	(void)def;
+	memset(&cfg->metrics_addr, 0, sizeof(cfg->metrics_addr));
+	cfg->metrics_addr_len = 0;
 	if (!strcmp(val, "off")) {
 		cfg->metrics[0] = '\0';
 		return 0;
 	}
 	if (!colon || colon == val || (size_t)(colon - val) >= sizeof(host))
+		goto bad;
+	if (!isdigit((unsigned char)colon[1]) || strlen(colon + 1) > 5)
+		goto bad;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || port < 1 || port > 65535)
 		goto bad;
 	memcpy(host, val, colon - val);
 	host[colon - val] = '\0';
@@ -125,17 +134,18 @@ static int parse_metrics(struct sm_config *cfg, const struct key_def *def,
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = '\0';
-		if (inet_pton(AF_INET6, host, buf) != 1)
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
 			goto bad;
-	} else if (inet_pton(AF_INET, host, buf) != 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		cfg->metrics_addr_len = sizeof(*sin6);
+	} else if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		cfg->metrics_addr_len = sizeof(*sin);
+	} else {
 		goto bad;
 	}
-	if (!isdigit((unsigned char)colon[1]) || strlen(colon + 1) > 5)
-		goto bad;
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno || *end || port < 1 || port > 65535)
-		goto bad;
 	if (strlen(val) >= sizeof(cfg->metrics))
 		goto bad;
 	strcpy(cfg->metrics, val);
@@ -515,6 +525,10 @@ static int parse_u32(struct sm_config *cfg, const struct key_def *def,
 	return 0;
 }
 
+/* a shared constant as a default's text */
+#define SM_STR_(x) #x
+#define SM_STR(x)  SM_STR_(x)
+
 #define STR_FIELD(f)                          \
 	.off = offsetof(struct sm_config, f), \
 	.size = sizeof(((struct sm_config *)0)->f)
@@ -568,21 +582,21 @@ static const struct key_def keys[] = {
 	 .parse = parse_unique_cidrs},
 	{.section = "accelerate",
 	 .name = "max_sockets",
-	 .defval = "65536",
+	 .defval = SM_STR(SM_SOCKETS_DEFAULT),
 	 .parse = parse_u32,
 	 .off = offsetof(struct sm_config, max_sockets),
 	 .min = 1,
 	 .max = 1 << 24},
 	{.section = "accelerate",
 	 .name = "short_conn_msgs",
-	 .defval = "16",
+	 .defval = SM_STR(SM_SHORT_MSGS_DEFAULT),
 	 .parse = parse_u32,
 	 .off = offsetof(struct sm_config, short_conn_msgs),
 	 .min = 0,
 	 .max = SM_SHORT_MSGS_MAX},
 	{.section = "accelerate",
 	 .name = "small_write_gap_us",
-	 .defval = "50",
+	 .defval = SM_STR(SM_BULK_GAP_US),
 	 .parse = parse_u32,
 	 .off = offsetof(struct sm_config, small_write_gap_us),
 	 .min = 1,

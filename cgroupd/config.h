@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <linux/types.h>
 
@@ -43,7 +44,9 @@ struct sm_config {
 	/* [daemon] */
 	char pin_dir[PATH_MAX];
 	char run_dir[PATH_MAX];
-	char metrics[64]; /* "host:port", or "" when off */
+	char metrics[64];		      /* "host:port", or "" when off */
+	struct sockaddr_storage metrics_addr; /* it, parsed once */
+	socklen_t metrics_addr_len;
 	enum sm_log_level log_level;
 	enum sm_on_exit on_exit;
 	char run_group[64]; /* as written, or "" */

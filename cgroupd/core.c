@@ -720,7 +720,7 @@ int sm_counters_read(int fd, struct sm_counters *sum)
 		goto out;
 	}
 	for (int cpu = 0; cpu < ncpu; cpu++) {
-#define SM_ADD(name) sum->name += per[cpu].name;
+#define SM_ADD(name, ...) sum->name += per[cpu].name;
 		SM_COUNTERS(SM_ADD)
 #undef SM_ADD
 	}

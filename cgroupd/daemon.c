@@ -42,45 +42,22 @@ void daemon_init(struct sm_daemon *d)
 	sm_core_init(&d->core, "");
 }
 
-/* A listening TCP socket on "ADDR:PORT" or "[ADDR6]:PORT". */
-static int metrics_listen(const char *spec, char *err, size_t errlen)
+/* A listening TCP socket on the address of `metrics` (parsed by config.c). */
+static int metrics_listen(const struct sm_config *cfg, char *err, size_t errlen)
 {
-	struct sockaddr_storage ss = {};
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	char host[64];
-	const char *colon = strrchr(spec, ':');
-	socklen_t len;
-	int fd, one = 1, port;
+	const char *spec = cfg->metrics;
+	int fd, one = 1;
 
-	if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
-		errf("metrics = %s: not ADDRESS:PORT", spec);
-		return -EINVAL;
-	}
-	memcpy(host, spec, colon - spec);
-	host[colon - spec] = '\0';
-	port = atoi(colon + 1);
-	if (host[0] == '[') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		inet_pton(AF_INET6, host, &sin6->sin6_addr);
-		len = sizeof(*sin6);
-	} else {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		inet_pton(AF_INET, host, &sin->sin_addr);
-		len = sizeof(*sin);
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		    0);
+	fd = socket(cfg->metrics_addr.ss_family,
+		    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		errf("metrics = %s: %s", spec, strerror(errno));
 		return -errno;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 1024)) {
+	if (bind(fd, (const struct sockaddr *)&cfg->metrics_addr,
+		 cfg->metrics_addr_len) ||
+	    listen(fd, 1024)) {
 		int ret = -errno;
 
 		errf("metrics = %s: cannot listen: %s", spec, strerror(errno));
@@ -480,7 +457,7 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 	}
 	if (cfg->metrics[0] &&
 	    (!d->applied || strcmp(cfg->metrics, d->cfg.metrics))) {
-		metrics_fd = metrics_listen(cfg->metrics, err, errlen);
+		metrics_fd = metrics_listen(cfg, err, errlen);
 		if (metrics_fd < 0) {
 			ret = metrics_fd;
 			goto err_close;

@@ -124,7 +124,7 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 	}
 	sm_json_key(&j, "counters");
 	sm_json_begin_object(&j);
-#define SM_JSON_COUNTER(name) sm_json_ku64(&j, #name, st->c.name);
+#define SM_JSON_COUNTER(name, ...) sm_json_ku64(&j, #name, st->c.name);
 	SM_COUNTERS(SM_JSON_COUNTER)
 #undef SM_JSON_COUNTER
 	sm_json_end_object(&j);
@@ -209,7 +209,7 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 			n ? "" : ", every rule as on current kernels");
 	}
 	fprintf(out, "counters:\n");
-#define SM_HUMAN(name) \
+#define SM_HUMAN(name, ...) \
 	fprintf(out, "  %-20s %llu\n", #name, (unsigned long long)st->c.name);
 	SM_COUNTERS(SM_HUMAN)
 #undef SM_HUMAN
@@ -290,57 +290,8 @@ static int cg_index(const char *name)
 	return -1;
 }
 
-/* HELP texts of the counters known today; a counter added to SM_COUNTERS
- * later is exported all the same, with a generic text. */
-static const struct {
-	const char *name, *help;
-} helps[] = {
-	{"sockets_added", "sockets put into the socket map"},
-	{"sockets_add_failed", "sockets selected but refused by the map"},
-	{"sockets_skipped",
-	 "sockets in an attached cgroup policy did not select"},
-	{"peers_paired", "accepted ends whose connecting end was in the map"},
-	{"peers_paired_nat", "accepted ends paired through NAT"},
-	{"peers_unpaired",
-	 "accepted ends whose connecting end was not in the map"},
-	{"msgs_redirected", "sendmsg() calls handed straight to the peer"},
-	{"bytes_redirected", "bytes handed straight to the peer"},
-	{"msgs_passed", "sendmsg() calls that went through the TCP/IP stack"},
-	{"bytes_passed", "bytes that went through the TCP/IP stack"},
-	{"early_data", "sockets that sent before establishment (TFO)"},
-	{"peer_misses", "directions switched to the stack: peer absent"},
-	{"bulk_fallbacks", "directions switched to the stack: small writes"},
-	{"rcvbuf_fallbacks",
-	 "directions switched to the stack: receiver behind"},
-	{"slot_fallbacks",
-	 "directions switched to the stack: no flow slot to bound the receiver (kernels before 6.2)"},
-	{"ulp_fallbacks",
-	 "directions switched to the stack: the socket or its peer set an upper-layer protocol (kTLS)"},
-	{"strict_blocking",
-	 "connections kept on TCP (compat = strict): an end is a blocking socket"},
-	{"strict_rcvlowat",
-	 "connections kept on TCP (compat = strict): an end set SO_RCVLOWAT"},
-	{"strict_peek_off",
-	 "connections kept on TCP (compat = strict): an end set SO_PEEK_OFF"},
-	{"strict_splice",
-	 "connections moved to TCP (compat = strict): their reader used splice()"},
-	{"splice_readers",
-	 "connections whose reader called splice(), which misses redirected bytes"},
-	{"sockets_left", "sockets that left the map: plain TCP again"},
-	{"msgs_drained", "sendmsg() calls passed because unload drained"},
-	{"redirect_errors", "sockets in the map whose state was lost"},
-};
-
-static const char *help_of(const char *name)
-{
-	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++)
-		if (!strcmp(helps[i].name, name))
-			return helps[i].help;
-	return "sockmesh datapath counter";
-}
-
 static void prom_counter(const struct sm_status *st, FILE *out,
-			 const char *name, __u64 v)
+			 const char *name, const char *help, __u64 v)
 {
 	int k = cg_index(name);
 
@@ -348,9 +299,8 @@ static void prom_counter(const struct sm_status *st, FILE *out,
 		"# HELP sockmesh_%s_total %s (unlabelled: the node%s)\n"
 		"# TYPE sockmesh_%s_total counter\n"
 		"sockmesh_%s_total %" PRIu64 "\n",
-		name, help_of(name),
-		k >= 0 ? "; cgroup: per accelerated cgroup" : "", name, name,
-		(uint64_t)v);
+		name, help, k >= 0 ? "; cgroup: per accelerated cgroup" : "",
+		name, name, (uint64_t)v);
 	for (int i = 0; k >= 0 && i < st->n; i++) {
 		fprintf(out, "sockmesh_%s_total{cgroup=", name);
 		prom_label(out, st->cg[i].path);
@@ -363,7 +313,7 @@ void sm_status_prometheus(const struct sm_status *st,
 {
 	struct sm_rule r[SM_RULES_NR];
 
-#define SM_PROM(name) prom_counter(st, out, #name, st->c.name);
+#define SM_PROM(name, help) prom_counter(st, out, #name, help, st->c.name);
 	SM_COUNTERS(SM_PROM)
 #undef SM_PROM
 	fprintf(out,

@@ -198,7 +198,8 @@ struct sm_flow {
  * stays redirected. small_write_gap_us sets it (sm_ctl.bulk_gap_us): a
  * slower machine (emulated, or a busy one) writes further apart.
  */
-#define SM_BULK_GAP_NS (50 * 1000ULL)
+#define SM_BULK_GAP_US 50 /* small_write_gap_us's default */
+#define SM_BULK_GAP_NS (SM_BULK_GAP_US * 1000ULL)
 
 /*
  * Leaving the map. A socket whose peer no longer redirects to it and whose
@@ -284,13 +285,14 @@ struct sm_portstat {
 	__u32 pad;
 };
 
-#define SM_SHORT_DEFAULT  16 /* short_conn_msgs default */
-#define SM_SHORT_MSGS_MAX 65535
-#define SM_SHORT_SAMPLES  32
-#define SM_SHORT_WINDOW	  128
-#define SM_SHORT_PROBE	  8 /* a power of two */
-#define SM_SHORT_FRESH_NS (100 * 1000 * 1000ULL)
-#define SM_SHORT_BURST	  4
+#define SM_SHORT_DEFAULT      16 /* short_conn_msgs default */
+#define SM_SHORT_MSGS_MAX     65535
+#define SM_SHORT_MSGS_DEFAULT 16 /* short_conn_msgs's default */
+#define SM_SHORT_SAMPLES      32
+#define SM_SHORT_WINDOW	      128
+#define SM_SHORT_PROBE	      8 /* a power of two */
+#define SM_SHORT_FRESH_NS     (100 * 1000 * 1000ULL)
+#define SM_SHORT_BURST	      4
 
 /* Were 7 in 8 of the last connections to the port of @ps short? */
 static inline int sm_portstat_mostly_short(const struct sm_portstat *ps)
@@ -360,37 +362,59 @@ struct sm_lpm_key {
 
 /*
  * Counters, one struct per CPU in sm_counters (PERCPU_ARRAY, one entry).
- * Order and names are the contract of `sockmesh status` and the metrics.
+ * X(name, help): order, names and help texts (the metrics' HELP) are the
+ * contract of `sockmesh status` and the metrics.
  */
-#define SM_COUNTERS(X)                                                               \
-	X(sockets_added)      /* sockets put into sm_sockhash */                     \
-	X(sockets_add_failed) /* sockets selected, the map refused them (full) */    \
-	X(sockets_skipped) /* established in an attached cgroup, not selected */     \
-	X(peers_paired) /* accepted ends whose connecting end was in the map */      \
-	X(peers_paired_nat) /* ... through NAT: the two ends saw other tuples */     \
-	X(peers_unpaired)   /* accepted ends whose connecting end was not */         \
-	X(msgs_redirected)  /* sendmsg()s handed straight to the peer */             \
-	X(bytes_redirected) /* their bytes */                                        \
-	X(msgs_passed)	/* sendmsg()s that went through the TCP/IP stack */          \
-	X(bytes_passed) /* their bytes */                                            \
-	X(early_data) /* sockets that sent before establishment (TFO): stack */      \
-	X(peer_misses) /* directions switched to the stack: peer absent */           \
-	X(bulk_fallbacks) /* directions switched to the stack: small-write stream */ \
-	X(rcvbuf_fallbacks) /* directions switched to the stack: receiver behind */  \
-	X(slot_fallbacks) /* ... no flow slot to bound the receiver (before 6.2) */  \
-	X(ulp_fallbacks) /* ... the socket or its peer set an upper layer (kTLS) */  \
-	X(strict_blocking) /* connections kept on TCP (strict): a blocking end */    \
-	X(strict_rcvlowat) /* ... an end set SO_RCVLOWAT */                          \
-	X(strict_peek_off) /* ... an end set SO_PEEK_OFF */                          \
-	X(strict_splice)   /* ... its reader used splice() */                        \
-	X(splice_readers) /* connections whose reader called splice() (any mode) */  \
-	X(sockets_left)	   /* sockets that left the map: plain TCP again */          \
-	X(short_skipped)   /* connections not accelerated: short port */             \
-	X(msgs_drained)	   /* sendmsg()s passed because unload drained */            \
-	X(redirect_errors) /* socket in the map but its state lost */
+#define SM_COUNTERS(X)                                                        \
+	X(sockets_added, "sockets put into the socket map")                   \
+	X(sockets_add_failed,                                                 \
+	  "sockets selected but refused by the map (full)")                   \
+	X(sockets_skipped,                                                    \
+	  "sockets in an attached cgroup policy did not select")              \
+	X(peers_paired, "accepted ends whose connecting end was in the map")  \
+	X(peers_paired_nat,                                                   \
+	  "accepted ends paired through NAT (the two ends saw other tuples)") \
+	X(peers_unpaired,                                                     \
+	  "accepted ends whose connecting end was not in the map")            \
+	X(msgs_redirected, "sendmsg() calls handed straight to the peer")     \
+	X(bytes_redirected, "bytes handed straight to the peer")              \
+	X(msgs_passed, "sendmsg() calls that went through the TCP/IP stack")  \
+	X(bytes_passed, "bytes that went through the TCP/IP stack")           \
+	X(early_data, "sockets that sent before establishment (TFO): stack")  \
+	X(peer_misses, "directions switched to the stack: peer absent")       \
+	X(bulk_fallbacks, "directions switched to the stack: small writes")   \
+	X(rcvbuf_fallbacks,                                                   \
+	  "directions switched to the stack: receiver behind")                \
+	X(slot_fallbacks,                                                     \
+	  "directions switched to the stack: no flow slot to bound the "      \
+	  "receiver (kernels before 6.2)")                                    \
+	X(ulp_fallbacks,                                                      \
+	  "directions switched to the stack: the socket or its peer set an "  \
+	  "upper-layer protocol (kTLS)")                                      \
+	X(strict_blocking,                                                    \
+	  "connections kept on TCP (compat = strict): an end is a blocking "  \
+	  "socket")                                                           \
+	X(strict_rcvlowat,                                                    \
+	  "connections kept on TCP (compat = strict): an end set "            \
+	  "SO_RCVLOWAT")                                                      \
+	X(strict_peek_off,                                                    \
+	  "connections kept on TCP (compat = strict): an end set "            \
+	  "SO_PEEK_OFF")                                                      \
+	X(strict_splice,                                                      \
+	  "connections moved to TCP (compat = strict): their reader used "    \
+	  "splice()")                                                         \
+	X(splice_readers,                                                     \
+	  "connections whose reader called splice(), which misses "           \
+	  "redirected bytes")                                                 \
+	X(sockets_left, "sockets that left the map: plain TCP again")         \
+	X(short_skipped,                                                      \
+	  "connections not accelerated: their server port makes mostly "      \
+	  "short connections (short_conn_msgs)")                              \
+	X(msgs_drained, "sendmsg() calls passed because unload drained")      \
+	X(redirect_errors, "sockets in the map whose state was lost")
 
 struct sm_counters {
-#define SM_COUNTER_FIELD(name) __u64 name;
+#define SM_COUNTER_FIELD(name, ...) __u64 name;
 	SM_COUNTERS(SM_COUNTER_FIELD)
 #undef SM_COUNTER_FIELD
 };

@@ -101,7 +101,7 @@ static bool counters_moved(const struct bench_result *r)
 {
 	__u64 any = 0;
 
-#define SM_ANY(name) any |= r->ctr.name;
+#define SM_ANY(name, ...) any |= r->ctr.name;
 	SM_COUNTERS(SM_ANY)
 #undef SM_ANY
 	return any != 0;
@@ -360,7 +360,7 @@ static void json_run(FILE *out, const struct bench_matrix *m,
 		ok(r) && r->verified ? "true" : "false", check(r));
 	if (r->have_counters) {
 		fprintf(out, "\"counters\": {");
-#define SM_JSON(name)                              \
+#define SM_JSON(name, ...)                         \
 	fprintf(out, "%s\"" #name "\": %llu", sep, \
 		(unsigned long long)r->ctr.name);  \
 	sep = ", ";
@@ -596,7 +596,7 @@ static void md_counters(FILE *out, const struct sm_counters *c)
 {
 	const char *sep = "";
 
-#define SM_NONZERO(name)                              \
+#define SM_NONZERO(name, ...)                         \
 	if (c->name) {                                \
 		fprintf(out, "%s%s %llu", sep, #name, \
 			(unsigned long long)c->name); \

@@ -231,7 +231,7 @@ static void merge(struct bench_result *r, const struct bench_shared *sh,
 	if (!have_ctr)
 		return;
 	r->have_counters = true;
-#define SM_DELTA(name) r->ctr.name += after->name - before->name;
+#define SM_DELTA(name, ...) r->ctr.name += after->name - before->name;
 	SM_COUNTERS(SM_DELTA)
 #undef SM_DELTA
 }

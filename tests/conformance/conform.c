@@ -161,7 +161,7 @@ static int read_counters(int fd, struct sm_counters *c)
 static void counters_sub(struct sm_counters *d, const struct sm_counters *a,
 			 const struct sm_counters *b)
 {
-#define SUB(name) d->name = a->name - b->name;
+#define SUB(name, ...) d->name = a->name - b->name;
 	SM_COUNTERS(SUB)
 #undef SUB
 }
@@ -292,7 +292,7 @@ static void print_table(const char *what, const struct result *p,
 static void print_counters(const struct sm_counters *c)
 {
 	static const char *const names[] = {
-#define NAME(name) #name,
+#define NAME(name, ...) #name,
 		SM_COUNTERS(NAME)
 #undef NAME
 	};
@@ -399,7 +399,7 @@ int diff_run(struct env *e, const char *what, scenario_fn fn, void *arg,
 	bad += !check(e, res[0].eagain_gap == 0, __FILE__, __LINE__,
 		      "[%s] plain TCP: a blocking recv() returned EAGAIN",
 		      what);
-#define NZ(name) nz |= dp.name;
+#define NZ(name, ...) nz |= dp.name;
 	SM_COUNTERS(NZ)
 #undef NZ
 	bad += !check(e, nz == 0, __FILE__, __LINE__,

@@ -252,7 +252,7 @@ int env_counters(struct env *e, struct sm_counters *c, long *sockets)
 		fprintf(stderr, "    sockmesh status failed: %s\n", out);
 		return -1;
 	}
-#define GET(name) c->name = env_json_num(out, #name);
+#define GET(name, ...) c->name = env_json_num(out, #name);
 	SM_COUNTERS(GET)
 #undef GET
 	if (sockets)

@@ -603,7 +603,7 @@ TEST(metrics_parse_and_match_status)
 		       "promtool check metrics"))
 		fprintf(stderr, "    %s\n", out);
 
-#define CHECK_COUNTER(n)                                                       \
+#define CHECK_COUNTER(n, ...)                                                  \
 	snprintf(name, sizeof(name), "sockmesh_%s_total", #n);                 \
 	if (prom_value(body, name, NULL) != env_json_num(json, #n)) {          \
 		fprintf(stderr, "    %s: metrics %lld, status %lld\n", name,   \

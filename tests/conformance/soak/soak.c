@@ -387,7 +387,7 @@ TEST(soak_heartbeat_10000_connections)
 			       "accelerated soak ran"))
 			fprintf(stderr, "    %s\n", d.accel.why);
 		env_counters(e, &after, NULL);
-#define SUB(name) d.da.name = after.name - before.name;
+#define SUB(name, ...) d.da.name = after.name - before.name;
 		SM_COUNTERS(SUB)
 #undef SUB
 		for (int i = 0; i < d.accel.n; i++)
