@@ -41,6 +41,7 @@
 set -u
 build=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
+. scripts/lib.sh
 case $build in
 /*) top_build=$build ;;
 *) top_build=$(pwd)/$build ;;
@@ -57,28 +58,9 @@ failed=0
 skipped=0
 ctrs=
 
-cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-for m in /sys/fs/cgroup /sys/fs/cgroup/unified; do
-	if awk -v m="$m" '$2 == m && $3 == "cgroup2" { f = 1 } END { exit !f }' \
-		/proc/mounts; then
-		cgmnt=$m
-		break
-	fi
-done
+cgmnt=$(sm_cgroup2_mount)
 
-now() { date +%s; }
 start=$(now)
-ok() {
-	passed=$((passed + 1))
-	echo "ok   $1 ($(($(now) - $2)) s)"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL $1: $2"
-}
-show() {
-	sed 's/^/    /' "$@"
-}
 
 cleanup() {
 	for c in $ctrs; do

@@ -14,6 +14,8 @@
 # Needs root. Last line: "bench: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.." || exit 1
+# first: its own ok() below replaces scripts/lib.sh's
+. scripts/private-daemon.sh
 build=${1:-build}
 bench=$build/sockmesh-bench
 pass=0
@@ -32,7 +34,6 @@ summary() {
 	[ "$fail" -eq 0 ]
 }
 
-. scripts/private-daemon.sh
 sm_daemon_traps
 
 if [ ! -x "$bench" ]; then

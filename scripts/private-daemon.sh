@@ -13,6 +13,9 @@
 #                               caller defines it), then sm_daemon_cleanup;
 #                               the exit status is kept
 
+# sourced from the repository root, as the scripts that use it are run
+. scripts/lib.sh
+
 sm_pid=""
 sm_build=""
 sm_tag=""
@@ -25,13 +28,7 @@ sm_daemon_start() {
 	sm_tag=$2
 	sm_run=/tmp/$2
 	sm_conf=$sm_run/sockmesh.ini
-	for m in /sys/fs/cgroup /sys/fs/cgroup/unified; do
-		if awk -v m="$m" '$2 == m && $3 == "cgroup2" { f = 1 } END { exit !f }' /proc/mounts; then
-			sm_cgmnt=$m
-			break
-		fi
-	done
-	[ -n "$sm_cgmnt" ] || sm_cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	sm_cgmnt=$(sm_cgroup2_mount)
 	mkdir -p "$sm_run" || return 1
 	cat >"$sm_conf" <<EOC
 [daemon]

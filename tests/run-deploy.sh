@@ -35,6 +35,7 @@
 set -u
 build=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
+. scripts/lib.sh
 top=$(pwd)
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sockmesh-deploy.XXXXXX") || exit 1
@@ -45,14 +46,7 @@ passed=0
 failed=0
 pid=
 
-cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-for m in /sys/fs/cgroup /sys/fs/cgroup/unified; do
-	if awk -v m="$m" '$2 == m && $3 == "cgroup2" { f = 1 } END { exit !f }' \
-		/proc/mounts; then
-		cgmnt=$m
-		break
-	fi
-done
+cgmnt=$(sm_cgroup2_mount)
 
 stop_daemon() {
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
@@ -74,19 +68,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s; }
 start=$(now)
-ok() {
-	passed=$((passed + 1))
-	echo "ok   $1 ($(($(now) - $2)) s)"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL $1: $2"
-}
-show() {
-	sed 's/^/    /' "$@"
-}
 
 # --- the unit --------------------------------------------------------------
 

@@ -20,6 +20,7 @@
 set -u
 build=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
+. scripts/lib.sh
 fuzz_seconds=${FUZZ_SHORT:-20}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sockmesh-extra.XXXXXX") || exit 1
@@ -37,7 +38,7 @@ cleanup() {
 	# a daemon that did not stop cleanly leaves pins; the links go with them
 	[ -n "$vg_pins" ] && [ -e "$vg_pins" ] && rm -rf "$vg_pins"
 	if [ -n "$vg_cg" ]; then
-		mnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+		mnt=$(sm_cgroup2_mount)
 		[ -n "$mnt" ] && [ -d "$mnt/$vg_cg" ] && rmdir "$mnt/$vg_cg"
 	fi
 	rm -rf "$tmp"
@@ -45,18 +46,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s; }
 start=$(now)
 
 # ok NAME START / fail NAME WHY
-ok() {
-	passed=$((passed + 1))
-	echo "ok   $1 ($(($(now) - $2)) s)"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL $1: $2"
-}
 
 # Show a log indented: its summary lines are not this stage's.
 show() {

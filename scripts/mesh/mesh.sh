@@ -36,6 +36,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+. "$repo/scripts/lib.sh"
 build=${SOCKMESH_BUILD:-$repo/build}
 name=${MESH_NAME:-demo}
 if [ "${1:-}" = -n ]; then
@@ -56,7 +57,7 @@ SUBNET=198.18.0
 PROXY_UID=1337
 state=/run/sockmesh-mesh-$name
 pins=/sys/fs/bpf/sockmesh-mesh-$name
-cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+cgmnt=$(sm_cgroup2_mount)
 cgtop=sockmesh-mesh-$name
 
 log() { echo "mesh.sh: $*" >&2; }

@@ -12,6 +12,7 @@
 set -u
 build=${1:-build}
 cd "$(dirname "$0")/../.." || exit 1
+. scripts/lib.sh
 build=$(cd "$build" && pwd) || exit 1
 export SOCKMESH_BUILD="$build"
 name=t$$
@@ -35,14 +36,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ok() {
-	passed=$((passed + 1))
-	echo "ok   $1"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL $1: $2"
-}
 note() { echo "    $*"; }
 
 # --- probes ----------------------------------------------------------------
@@ -367,7 +360,7 @@ fi
 $M down >"$tmp/down.log" 2>&1
 left=
 ip netns list | grep -q "^smesh-$name-" && left="$left netns;"
-cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+cgmnt=$(sm_cgroup2_mount)
 [ ! -e "$cgmnt/sockmesh-mesh-$name" ] || left="$left cgroups;"
 [ ! -e "$pins" ] || left="$left pins;"
 [ ! -e "$state" ] || left="$left $state;"
