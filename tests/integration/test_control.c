@@ -69,7 +69,7 @@ static int free_port(void)
 	return port;
 }
 
-__attribute__((unused)) static int count_fds(pid_t pid)
+static int count_fds(pid_t pid)
 {
 	char path[64];
 	struct dirent *de;
@@ -86,7 +86,7 @@ __attribute__((unused)) static int count_fds(pid_t pid)
 	return n;
 }
 
-__attribute__((unused)) static long rss_kib(pid_t pid)
+static long rss_kib(pid_t pid)
 {
 	char path[64], line[256];
 	long kib = -1;
@@ -269,8 +269,7 @@ static int http_raw(int port, const char *req, size_t len, struct resp *r)
 	return 0;
 }
 
-__attribute__((unused)) static int http_req(int port, const char *req,
-					    struct resp *r)
+static int http_req(int port, const char *req, struct resp *r)
 {
 	return http_raw(port, req, strlen(req), r);
 }
@@ -326,8 +325,8 @@ static long long prom_value(const char *text, const char *series)
 	return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
 }
 
-__attribute__((unused)) static long long
-dropped(const char *text, const char *endpoint, const char *reason)
+static long long dropped(const char *text, const char *endpoint,
+			 const char *reason)
 {
 	char series[256];
 
@@ -528,4 +527,542 @@ TEST(control_metrics_dropped_counters)
 			   "counter\n") != NULL,
 		    "# TYPE ... counter");
 	resp_free(&r);
+}
+
+/* --- attackers ---------------------------------------------------------- */
+
+enum att_kind {
+	A_SLOWLORIS,	  /* a request line, one byte per tick */
+	A_ENDLESS_HEADER, /* headers, a line per tick, never the end */
+	A_BIG_HEADERS,	  /* 200 kB of headers at once */
+	A_IDLE,		  /* connect, send nothing */
+	A_NOREAD,	  /* tiny SO_RCVBUF, a full GET /metrics, never read */
+	A_CTL,		  /* the control socket: nothing, or half a line */
+};
+
+struct attack {
+	const char *name;
+	enum att_kind kind;
+	int n;	      /* connections held */
+	int port;     /* the metrics port; A_CTL: the control socket */
+	int tick_ms;  /* the attack's pace */
+	int per_tick; /* of those the daemon closed, reconnected per tick */
+	char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int ready_fd; /* 'r' once every connection is made */
+};
+
+struct aconn {
+	int fd;		/* -1: closed (by the daemon), to reconnect */
+	int connecting; /* connect() in progress */
+	size_t sent;	/* of the payload */
+};
+
+#define BIG_HEADERS (200 * 1024)
+
+static volatile sig_atomic_t att_stop;
+
+static void att_on_term(int sig)
+{
+	(void)sig;
+	att_stop = 1;
+}
+
+/* What connection @i sends at once; NULL: only per tick (or nothing). */
+static const char *att_payload(const struct attack *a, int i, size_t *len)
+{
+	static char *big;
+
+	switch (a->kind) {
+	case A_ENDLESS_HEADER:
+		*len = strlen("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+		return "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+	case A_BIG_HEADERS:
+		if (!big) {
+			int n = snprintf(
+				NULL, 0,
+				"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ");
+
+			big = malloc(BIG_HEADERS + 64);
+			if (!big)
+				return NULL;
+			snprintf(big, 64,
+				 "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ");
+			memset(big + n, 'b', BIG_HEADERS);
+			memcpy(big + n + BIG_HEADERS, "\r\n\r\n", 5);
+		}
+		*len = strlen(big);
+		return big;
+	case A_NOREAD:
+		*len = strlen(GET_METRICS);
+		return GET_METRICS;
+	case A_CTL:
+		*len = 3;
+		return i % 2 ? "rel" : NULL; /* half a line, or nothing */
+	default:
+		return NULL;
+	}
+}
+
+static int att_open(const struct attack *a, struct aconn *c)
+{
+	int fd;
+
+	c->fd = -1;
+	c->sent = 0;
+	c->connecting = 0;
+	if (a->kind == A_CTL) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", a->ctl_path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			    0);
+		if (fd < 0)
+			return -1;
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+		    errno != EINPROGRESS) {
+			close(fd); /* EAGAIN: the backlog is full, later */
+			return -1;
+		}
+	} else {
+		struct sockaddr_in sin = {.sin_family = AF_INET,
+					  .sin_port = htons(a->port),
+					  .sin_addr.s_addr =
+						  htonl(INADDR_LOOPBACK)};
+
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			    0);
+		if (fd < 0)
+			return -1;
+		if (a->kind == A_NOREAD) {
+			int one = 1, mss = 88;
+
+			/* before connect: the window it advertises, and the
+			 * daemon's segments (its send buffer) stay small */
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one,
+				   sizeof(one));
+			setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss,
+				   sizeof(mss));
+		}
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) &&
+		    errno != EINPROGRESS) {
+			close(fd);
+			return -1;
+		}
+	}
+	c->fd = fd;
+	c->connecting = 1;
+	return 0;
+}
+
+static void att_close(struct aconn *c, int *closed)
+{
+	close(c->fd);
+	c->fd = -1;
+	(*closed)++;
+}
+
+/* Send what is left of connection @i's payload. */
+static void att_send(const struct attack *a, int i, struct aconn *c)
+{
+	size_t len = 0;
+	const char *p = att_payload(a, i, &len);
+
+	while (p && c->sent < len) {
+		ssize_t n = send(c->fd, p + c->sent, len - c->sent,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n <= 0)
+			break;
+		c->sent += n;
+	}
+}
+
+/* The attacker: make a->n connections, say so, hold them until SIGTERM. */
+static int attack_child(struct attack *a)
+{
+	struct rlimit rl = {.rlim_cur = a->n + 256, .rlim_max = a->n + 256};
+	struct aconn *c = calloc(a->n, sizeof(*c));
+	struct pollfd *p = calloc(a->n, sizeof(*p));
+	int opened = 0, closed = 0, reconnects = 0, ready = 0;
+	double t0 = mono(), next_tick = t0;
+	char sink[65536];
+	long ticks = 0;
+
+	signal(SIGTERM, att_on_term);
+	signal(SIGPIPE, SIG_IGN);
+	if (!c || !p)
+		return 1;
+	if (setrlimit(RLIMIT_NOFILE, &rl)) {
+		perror("    attacker: RLIMIT_NOFILE");
+		return 1;
+	}
+	for (int i = 0; i < a->n; i++)
+		opened += !att_open(a, &c[i]);
+	while (!att_stop) {
+		int pending = 0, reopen = a->per_tick;
+		double now = mono();
+
+		for (int i = 0; i < a->n; i++) {
+			p[i].fd = c[i].fd;
+			p[i].revents = 0;
+			pending += c[i].connecting;
+			if (c[i].connecting)
+				p[i].events = POLLOUT;
+			else if (a->kind == A_NOREAD)
+				p[i].events = POLLRDHUP; /* never read */
+			else
+				p[i].events = POLLIN;
+			if (a->kind == A_BIG_HEADERS && !c[i].connecting &&
+			    c[i].sent < BIG_HEADERS)
+				p[i].events |= POLLOUT;
+		}
+		/* ready: every connect done (or refused) at least once */
+		if (!ready && (!pending || now - t0 > 20)) {
+			ready = 1;
+			if (write(a->ready_fd, "r", 1) != 1)
+				return 1;
+		}
+		if (now >= next_tick) {
+			next_tick = now + a->tick_ms / 1000.0;
+			ticks++;
+			for (int i = 0; i < a->n; i++) {
+				char line[32];
+				int n;
+
+				if (c[i].fd < 0) {
+					if (reopen > 0 && !att_open(a, &c[i])) {
+						reopen--;
+						reconnects++;
+					}
+					continue;
+				}
+				if (c[i].connecting)
+					continue;
+				if (a->kind == A_SLOWLORIS) {
+					/* "GET /metrics?aaaa...": never ends */
+					line[0] = c[i].sent < 13
+							  ? "GET /metrics?"
+								    [c[i].sent]
+							  : 'a';
+					n = send(c[i].fd, line, 1,
+						 MSG_NOSIGNAL | MSG_DONTWAIT);
+					c[i].sent += n > 0;
+				} else if (a->kind == A_ENDLESS_HEADER) {
+					n = snprintf(line, sizeof(line),
+						     "X-Pad-%ld: yyyy\r\n",
+						     ticks);
+					n = send(c[i].fd, line, n,
+						 MSG_NOSIGNAL | MSG_DONTWAIT);
+					(void)n;
+				}
+			}
+		}
+		if (poll(p, a->n, 20) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < a->n; i++) {
+			int err = 0;
+			socklen_t elen = sizeof(err);
+
+			if (c[i].fd < 0 || !p[i].revents)
+				continue;
+			if (c[i].connecting) {
+				if (getsockopt(c[i].fd, SOL_SOCKET, SO_ERROR,
+					       &err, &elen) ||
+				    err) {
+					att_close(&c[i], &closed);
+					continue;
+				}
+				c[i].connecting = 0;
+				att_send(a, i, &c[i]);
+				continue;
+			}
+			if (p[i].revents & POLLOUT)
+				att_send(a, i, &c[i]);
+			if (p[i].revents &
+			    (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) {
+				ssize_t n = a->kind == A_NOREAD
+						    ? 0
+						    : recv(c[i].fd, sink,
+							   sizeof(sink),
+							   MSG_DONTWAIT);
+
+				if (n > 0 || (n < 0 && errno == EAGAIN))
+					continue;
+				/* closed by the daemon */
+				att_close(&c[i], &closed);
+				if (a->kind == A_IDLE && i == 0) {
+					/* the one that comes right back */
+					reconnects += !att_open(a, &c[i]);
+				}
+			}
+		}
+	}
+	fprintf(stderr,
+		"    %s attacker: %d connections, %d closed by the daemon, "
+		"%d reconnected\n",
+		a->name, opened, closed, reconnects);
+	return 0;
+}
+
+static void attack_kill(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	if (env_wait(pid, 5) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+/* --- the parent: every request must answer while the attack holds ------ */
+
+struct lat {
+	double reload, status, ctl, scrape;
+};
+
+static void lat_max(double *m, double t0)
+{
+	double ms = (mono() - t0) * 1000;
+
+	if (ms > *m)
+		*m = ms;
+}
+
+/* A normal scrape: 200, the whole body, the reloads counted; 0 if so. */
+static int scrape(int port, struct resp *r)
+{
+	http_req(port, GET_METRICS, r);
+	return r->status == 200 && r->ended == 1 && r->clen >= 0 &&
+			       r->body == r->clen
+		       ? 0
+		       : -1;
+}
+
+static long long dropped_sum(const char *text, const char *endpoint)
+{
+	long long ev = dropped(text, endpoint, "evicted"),
+		  dl = dropped(text, endpoint, "deadline");
+
+	return ev < 0 || dl < 0 ? -1 : ev + dl;
+}
+
+/*
+ * Run attack @a against a daemon with metrics on @port (@n_sub as
+ * ctl_config), for HOLD_S seconds of reload, status and scrape rounds,
+ * then unload, the attack still in force. @endpoint: whose dropped
+ * counters must rise ("metrics", "control"), or NULL.
+ */
+static void attack_test(struct env *e, struct attack *a, int n_sub,
+			const char *endpoint)
+{
+	char out[16384], msg[128];
+	struct lat m = {0};
+	struct resp r;
+	int pfd[2] = {-1, -1}, fds0, fds_max = 0, rounds = 0, failed = 0;
+	int reloads = 0, alive;
+	long long drop0 = -1, drop1 = -1;
+	long rss0, rss_max = 0;
+	double t_end;
+	pid_t pid = -1;
+	char c;
+
+	a->port = free_port();
+	snprintf(a->ctl_path, sizeof(a->ctl_path), "%s/sockmeshd.sock",
+		 e->run_dir);
+	if (start(e, a->port, n_sub))
+		return;
+	if (!ASSERT_EQ(scrape(a->port, &r), 0, "a scrape before the attack"))
+		fprintf(stderr, "    reply: %.*s\n",
+			(int)strcspn(r.buf, "\r\n"), r.buf);
+	if (endpoint)
+		drop0 = dropped_sum(r.buf, endpoint);
+	fprintf(stderr, "    %s: /metrics is %ld bytes\n", a->name, r.clen);
+	resp_free(&r);
+	fds0 = count_fds(e->daemon);
+	rss0 = rss_kib(e->daemon);
+
+	if (!ASSERT_EQ(pipe2(pfd, O_CLOEXEC), 0, "pipe"))
+		return;
+	fflush(NULL);
+	pid = fork();
+	if (!pid) {
+		close(pfd[0]);
+		a->ready_fd = pfd[1];
+		_exit(attack_child(a));
+	}
+	close(pfd[1]);
+	if (!ASSERT_GT(pid, 0, "fork the attacker") ||
+	    !ASSERT_EQ(poll(&(struct pollfd){.fd = pfd[0], .events = POLLIN}, 1,
+			    60000),
+		       1, "the attacker connected within 60 s") ||
+	    !ASSERT_EQ(read(pfd[0], &c, 1), 1, "the attacker is ready"))
+		goto out;
+
+	for (t_end = mono() + HOLD_S; mono() < t_end && !failed; rounds++) {
+		double t0 = mono();
+		int rc;
+
+		rc = env_cli(e, out, sizeof(out), "reload", (char *)NULL);
+		lat_max(&m.reload, t0);
+		if (!ASSERT_EQ(rc, 0, "sockmesh reload under attack")) {
+			fprintf(stderr, "    %s", out);
+			failed++;
+		} else {
+			reloads++;
+		}
+		t0 = mono();
+		rc = env_cli(e, out, sizeof(out), "status", (char *)NULL);
+		lat_max(&m.status, t0);
+		if (!ASSERT_EQ(rc, 0, "sockmesh status under attack"))
+			failed++;
+		t0 = mono();
+		rc = env_ctl(e, "status json", out, sizeof(out));
+		lat_max(&m.ctl, t0);
+		if (!ASSERT_EQ(rc, 0, "status json over the control socket")) {
+			fprintf(stderr, "    %s\n", strerror(-rc));
+			failed++;
+		}
+		rc = scrape(a->port, &r);
+		if (r.ms > m.scrape)
+			m.scrape = r.ms;
+		if (!ASSERT_EQ(rc, 0,
+			       "a scrape under attack: 200, whole body")) {
+			fprintf(stderr, "    reply: '%.*s', %zu bytes, %s\n",
+				(int)strcspn(r.buf, "\r\n"), r.buf, r.len,
+				r.ended == 1   ? "then EOF"
+				: r.ended == 2 ? "then a reset"
+					       : "no EOF within the guard");
+			failed++;
+		} else {
+			ASSERT_EQ(prom_value(r.buf, "sockmesh_reloads_total"),
+				  reloads, "the scrape counts every reload");
+			if (endpoint)
+				drop1 = dropped_sum(r.buf, endpoint);
+		}
+		resp_free(&r);
+		if (count_fds(e->daemon) > fds_max)
+			fds_max = count_fds(e->daemon);
+		if (rss_kib(e->daemon) > rss_max)
+			rss_max = rss_kib(e->daemon);
+		usleep(100000);
+	}
+	alive = waitpid(pid, NULL, WNOHANG) == 0;
+	ASSERT_TRUE(alive, "the attack was in force throughout");
+	fprintf(stderr,
+		"    %s: %d rounds; max reload %.1f ms, status %.1f ms, "
+		"control status %.1f ms, scrape %.1f ms; fds %d -> max %d, "
+		"RSS %ld -> max %ld KiB\n",
+		a->name, rounds, m.reload, m.status, m.ctl, m.scrape, fds0,
+		fds_max, rss0, rss_max);
+	ASSERT_TRUE(fds_max <= fds0 + CTL_POOL + METRICS_POOL + 16,
+		    "the daemon's fds stay within its pools");
+	ASSERT_TRUE(rss_max - rss0 <= RSS_GROWTH_KB,
+		    "the daemon's RSS grows by 32 MiB at most");
+	if (endpoint) {
+		snprintf(msg, sizeof(msg),
+			 "dropped_total{endpoint=\"%s\"} (evicted + deadline) "
+			 "rose",
+			 endpoint);
+		ASSERT_GT(drop1, drop0, msg);
+		ASSERT_GE(drop0, 0, "the dropped counters are there");
+	}
+
+	/* and unload, the attack still in force */
+	if (!failed && alive) {
+		double t0 = mono();
+		int rc = env_cli(e, out, sizeof(out), "unload", (char *)NULL);
+
+		fprintf(stderr, "    %s: unload %.1f ms\n", a->name,
+			(mono() - t0) * 1000);
+		if (!ASSERT_EQ(rc, 0, "sockmesh unload under attack"))
+			fprintf(stderr, "    %s", out);
+		else
+			ASSERT_STR_HAS(out, "detached and removed the pins",
+				       "unload says what happened");
+		rc = env_wait(e->daemon, 10);
+		ASSERT_EQ(rc, 0, "the daemon exited cleanly");
+		if (rc >= 0)
+			e->daemon = 0;
+		if (!n_sub)
+			ASSERT_EQ(env_sockops_attached(e), 0, "detached");
+		ASSERT_TRUE(waitpid(pid, NULL, WNOHANG) == 0,
+			    "the attack was in force during the unload");
+	}
+out:
+	attack_kill(pid);
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+}
+
+/* (a) 300 connections, each a byte of a request line every 500 ms */
+TEST(control_attack_slowloris)
+{
+	struct attack a = {.name = "slowloris",
+			   .kind = A_SLOWLORIS,
+			   .n = 300,
+			   .tick_ms = 500,
+			   .per_tick = 10};
+
+	attack_test(e, &a, 0, "metrics");
+}
+
+/* (b) headers that never end: a header line every 200 ms */
+TEST(control_attack_endless_header)
+{
+	struct attack a = {.name = "endless header",
+			   .kind = A_ENDLESS_HEADER,
+			   .n = 100,
+			   .tick_ms = 200,
+			   .per_tick = 4};
+
+	attack_test(e, &a, 0, "metrics");
+}
+
+/* (c) 200 kB of headers at once, 16 connections */
+TEST(control_attack_big_headers)
+{
+	struct attack a = {.name = "200 kB headers",
+			   .kind = A_BIG_HEADERS,
+			   .n = 16,
+			   .tick_ms = 250,
+			   .per_tick = 4};
+
+	attack_test(e, &a, 0, NULL);
+}
+
+/* (d) 3000 idle connections, and one that comes back when closed */
+TEST(control_attack_3000_idle)
+{
+	struct attack a = {.name = "3000 idle",
+			   .kind = A_IDLE,
+			   .n = 3000,
+			   .tick_ms = 500,
+			   .per_tick = 0};
+
+	attack_test(e, &a, 0, "metrics");
+}
+
+/* (e) 200 clients that never read a body larger than their buffers */
+TEST(control_attack_noread)
+{
+	struct attack a = {.name = "never read",
+			   .kind = A_NOREAD,
+			   .n = 200,
+			   .tick_ms = 500,
+			   .per_tick = 5};
+
+	attack_test(e, &a, -1, NULL);
+}
+
+/* (f) 100 connections to the control socket: nothing, or half a line */
+TEST(control_attack_control_socket)
+{
+	struct attack a = {.name = "control socket",
+			   .kind = A_CTL,
+			   .n = 100,
+			   .tick_ms = 500,
+			   .per_tick = 2};
+
+	attack_test(e, &a, 0, "control");
 }
