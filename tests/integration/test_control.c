@@ -284,7 +284,7 @@ static void expect_reply(struct env *e, int port, const char *what,
 			 const char *req, size_t len, int status, bool head,
 			 bool rst_ok, struct resp *out)
 {
-	struct resp r;
+	struct resp r = {0};
 	const char *conn;
 	char msg[256];
 
@@ -394,7 +394,7 @@ TEST(control_http_get_head)
 TEST(control_http_errors)
 {
 	char *big = malloc(3 * REQ_MAX);
-	struct resp r;
+	struct resp r = {0};
 	int port = free_port(), n;
 
 	if (!ASSERT_TRUE(big != NULL, "malloc") || start(e, port, 0))
@@ -441,7 +441,7 @@ out:
 
 TEST(control_http_pipelined_and_aborted)
 {
-	struct resp r;
+	struct resp r = {0};
 	int port = free_port(), fd;
 
 	if (start(e, port, 0))
@@ -508,7 +508,7 @@ TEST(control_metrics_dropped_counters)
 		"sockmesh_daemon_clients_dropped_total{endpoint=\"metrics\",reason=\"evicted\"} ",
 		"sockmesh_daemon_clients_dropped_total{endpoint=\"metrics\",reason=\"deadline\"} ",
 	};
-	struct resp r;
+	struct resp r = {0};
 	int port = free_port();
 
 	if (start(e, port, 0))
@@ -690,10 +690,10 @@ static int attack_child(struct attack *a)
 
 	signal(SIGTERM, att_on_term);
 	signal(SIGPIPE, SIG_IGN);
-	if (!c || !p)
-		return 1;
-	if (setrlimit(RLIMIT_NOFILE, &rl)) {
-		perror("    attacker: RLIMIT_NOFILE");
+	if (!c || !p || setrlimit(RLIMIT_NOFILE, &rl)) {
+		perror("    attacker");
+		free(c);
+		free(p);
 		return 1;
 	}
 	for (int i = 0; i < a->n; i++)
@@ -720,7 +720,7 @@ static int attack_child(struct attack *a)
 		if (!ready && (!pending || now - t0 > 20)) {
 			ready = 1;
 			if (write(a->ready_fd, "r", 1) != 1)
-				return 1;
+				break;
 		}
 		if (now >= next_tick) {
 			next_tick = now + a->tick_ms / 1000.0;
@@ -801,6 +801,8 @@ static int attack_child(struct attack *a)
 		"    %s attacker: %d connections, %d closed by the daemon, "
 		"%d reconnected\n",
 		a->name, opened, closed, reconnects);
+	free(c);
+	free(p);
 	return 0;
 }
 
@@ -858,7 +860,7 @@ static void attack_test(struct env *e, struct attack *a, int n_sub,
 {
 	char out[16384], msg[128];
 	struct lat m = {0};
-	struct resp r;
+	struct resp r = {0};
 	int pfd[2] = {-1, -1}, fds0, fds_max = 0, rounds = 0, failed = 0;
 	int reloads = 0, alive;
 	long long drop0 = -1, drop1 = -1;
