@@ -683,7 +683,7 @@ static int attack_child(struct attack *a)
 	struct rlimit rl = {.rlim_cur = a->n + 256, .rlim_max = a->n + 256};
 	struct aconn *c = calloc(a->n, sizeof(*c));
 	struct pollfd *p = calloc(a->n, sizeof(*p));
-	int opened = 0, closed = 0, reconnects = 0, ready = 0;
+	int opened = 0, closed = 0, reconnects = 0, ready = 0, rr = 0;
 	double t0 = mono(), next_tick = t0;
 	char sink[65536];
 	long ticks = 0;
@@ -725,6 +725,15 @@ static int attack_child(struct attack *a)
 		if (now >= next_tick) {
 			next_tick = now + a->tick_ms / 1000.0;
 			ticks++;
+			/* never-readers come and go: the oldest few make way
+			 * for new ones, each with a reply it will not read */
+			for (int k = 0; a->kind == A_NOREAD && k < a->per_tick;
+			     k++, rr = (rr + 1) % a->n) {
+				if (c[rr].fd < 0 || c[rr].connecting)
+					continue;
+				close(c[rr].fd);
+				reconnects += !att_open(a, &c[rr]);
+			}
 			for (int i = 0; i < a->n; i++) {
 				char line[32];
 				int n;
