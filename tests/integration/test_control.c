@@ -702,26 +702,6 @@ static int attack_child(struct attack *a)
 		int pending = 0, reopen = a->per_tick;
 		double now = mono();
 
-		for (int i = 0; i < a->n; i++) {
-			p[i].fd = c[i].fd;
-			p[i].revents = 0;
-			pending += c[i].connecting;
-			if (c[i].connecting)
-				p[i].events = POLLOUT;
-			else if (a->kind == A_NOREAD)
-				p[i].events = POLLRDHUP; /* never read */
-			else
-				p[i].events = POLLIN;
-			if (a->kind == A_BIG_HEADERS && !c[i].connecting &&
-			    c[i].sent < BIG_HEADERS)
-				p[i].events |= POLLOUT;
-		}
-		/* ready: every connect done (or refused) at least once */
-		if (!ready && (!pending || now - t0 > 20)) {
-			ready = 1;
-			if (write(a->ready_fd, "r", 1) != 1)
-				break;
-		}
 		if (now >= next_tick) {
 			next_tick = now + a->tick_ms / 1000.0;
 			ticks++;
@@ -765,6 +745,27 @@ static int attack_child(struct attack *a)
 					(void)n;
 				}
 			}
+		}
+		for (int i = 0; i < a->n; i++) {
+			p[i].fd = c[i].fd;
+			p[i].revents = 0;
+			pending += c[i].connecting;
+			if (c[i].connecting)
+				p[i].events = POLLOUT;
+			else if (a->kind == A_NOREAD)
+				p[i].events = POLLRDHUP; /* never read */
+			else
+				p[i].events = POLLIN;
+			if (a->kind == A_BIG_HEADERS && !c[i].connecting &&
+			    c[i].sent < BIG_HEADERS)
+				p[i].events |= POLLOUT;
+		}
+		/* (after the tick: it closes and opens sockets)
+		 * ready: every connect done (or refused) at least once */
+		if (!ready && (!pending || now - t0 > 20)) {
+			ready = 1;
+			if (write(a->ready_fd, "r", 1) != 1)
+				break;
 		}
 		if (poll(p, a->n, 20) < 0 && errno != EINTR)
 			break;
