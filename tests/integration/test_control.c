@@ -558,6 +558,7 @@ struct aconn {
 };
 
 #define BIG_HEADERS (200 * 1024)
+#define OPEN_BATCH  12 /* first connections opened per 5 ms */
 
 static volatile sig_atomic_t att_stop;
 
@@ -684,6 +685,7 @@ static int attack_child(struct attack *a)
 	struct aconn *c = calloc(a->n, sizeof(*c));
 	struct pollfd *p = calloc(a->n, sizeof(*p));
 	int opened = 0, closed = 0, reconnects = 0, ready = 0, rr = 0;
+	int next_open = 0;
 	double t0 = mono(), next_tick = t0;
 	char sink[65536];
 	long ticks = 0;
@@ -697,10 +699,19 @@ static int attack_child(struct attack *a)
 		return 1;
 	}
 	for (int i = 0; i < a->n; i++)
-		opened += !att_open(a, &c[i]);
+		c[i].fd = -2; /* not opened yet */
 	while (!att_stop) {
 		int pending = 0, reopen = a->per_tick;
 		double now = mono();
+
+		/*
+		 * The first connections in batches: a burst larger than the
+		 * daemon's listen backlog would have the kernel drop the
+		 * handshakes' last ACKs, and their retransmissions come back
+		 * as a wave a second later, while the parent measures.
+		 */
+		for (int k = 0; k < OPEN_BATCH && next_open < a->n; k++)
+			opened += !att_open(a, &c[next_open++]);
 
 		if (now >= next_tick) {
 			next_tick = now + a->tick_ms / 1000.0;
@@ -718,14 +729,14 @@ static int attack_child(struct attack *a)
 				char line[32];
 				int n;
 
-				if (c[i].fd < 0) {
+				if (c[i].fd == -1) {
 					if (reopen > 0 && !att_open(a, &c[i])) {
 						reopen--;
 						reconnects++;
 					}
 					continue;
 				}
-				if (c[i].connecting)
+				if (c[i].fd < 0 || c[i].connecting)
 					continue;
 				if (a->kind == A_SLOWLORIS) {
 					/* "GET /metrics?aaaa...": never ends */
@@ -762,12 +773,14 @@ static int attack_child(struct attack *a)
 		}
 		/* (after the tick: it closes and opens sockets)
 		 * ready: every connect done (or refused) at least once */
-		if (!ready && (!pending || now - t0 > 20)) {
+		if (!ready && next_open == a->n &&
+		    (!pending || now - t0 > 20)) {
 			ready = 1;
 			if (write(a->ready_fd, "r", 1) != 1)
 				break;
 		}
-		if (poll(p, a->n, 20) < 0 && errno != EINTR)
+		if (poll(p, a->n, next_open < a->n ? 5 : 20) < 0 &&
+		    errno != EINTR)
 			break;
 		for (int i = 0; i < a->n; i++) {
 			int err = 0;
@@ -910,6 +923,10 @@ static void attack_test(struct env *e, struct attack *a, int n_sub,
 		       1, "the attacker connected within 60 s") ||
 	    !ASSERT_EQ(read(pfd[0], &c, 1), 1, "the attacker is ready"))
 		goto out;
+	/* handshakes the kernel still completes (retransmitted) arrive in
+	 * the next second: the paced arrivals of the attack are what
+	 * the requests below are measured against */
+	usleep(1000000);
 
 	for (t_end = mono() + HOLD_S; mono() < t_end && !failed; rounds++) {
 		double t0 = mono();
