@@ -558,7 +558,7 @@ struct aconn {
 };
 
 #define BIG_HEADERS (200 * 1024)
-#define OPEN_BATCH  12 /* first connections opened per 5 ms */
+#define OPEN_BATCH  12 /* first connections opened per turn of the loop */
 
 static volatile sig_atomic_t att_stop;
 
@@ -917,12 +917,15 @@ static void attack_test(struct env *e, struct attack *a, int n_sub,
 		_exit(attack_child(a));
 	}
 	close(pfd[1]);
+	t_end = mono();
 	if (!ASSERT_GT(pid, 0, "fork the attacker") ||
 	    !ASSERT_EQ(poll(&(struct pollfd){.fd = pfd[0], .events = POLLIN}, 1,
 			    60000),
 		       1, "the attacker connected within 60 s") ||
 	    !ASSERT_EQ(read(pfd[0], &c, 1), 1, "the attacker is ready"))
 		goto out;
+	fprintf(stderr, "    %s: the attacker connected in %.1f ms\n", a->name,
+		(mono() - t_end) * 1000);
 	/* handshakes the kernel still completes (retransmitted) arrive in
 	 * the next second: the paced arrivals of the attack are what
 	 * the requests below are measured against */
