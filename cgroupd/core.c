@@ -762,61 +762,32 @@ static int portstat_walk(const struct sm_core *core,
 	}
 }
 
-struct short_walk {
-	struct sm_portstat *out;
-	int *skipping, max, n;
-	__u64 now;
-};
-
-static void short_one(const struct sm_portstat *ps, void *arg)
+static void port_one(const struct sm_portstat *ps, void *arg)
 {
-	struct short_walk *w = arg;
+	struct sm_port_report *r = arg;
 
-	if (!sm_portstat_mostly_short(ps))
-		return;
-	if (w->n < w->max) {
-		w->out[w->n] = *ps;
-		w->skipping[w->n] = sm_portstat_short(ps, w->now);
+	if (sm_portstat_mostly_short(ps)) {
+		if (r->n_short < r->max_short) {
+			r->short_ports[r->n_short] = *ps;
+			r->skipping[r->n_short] = sm_portstat_short(ps, r->now);
+		}
+		r->n_short++;
 	}
-	w->n++;
+	if (ps->strict) {
+		if (r->n_strict < r->max_strict)
+			r->strict_ports[r->n_strict] = *ps;
+		r->n_strict++;
+	}
 }
 
-int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
-			int *skipping, int max)
+int sm_core_ports(const struct sm_core *core, struct sm_port_report *r)
 {
-	struct short_walk w = {out, skipping, max, 0, 0};
 	struct timespec ts;
-	int ret;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
-	w.now = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-	ret = portstat_walk(core, short_one, &w);
-	return ret ? ret : w.n;
-}
-
-struct strict_walk {
-	struct sm_portstat *out;
-	int max, n;
-};
-
-static void strict_one(const struct sm_portstat *ps, void *arg)
-{
-	struct strict_walk *w = arg;
-
-	if (!ps->strict)
-		return;
-	if (w->n < w->max)
-		w->out[w->n] = *ps;
-	w->n++;
-}
-
-int sm_core_strict_ports(const struct sm_core *core, struct sm_portstat *out,
-			 int max)
-{
-	struct strict_walk w = {out, max, 0};
-	int ret = portstat_walk(core, strict_one, &w);
-
-	return ret ? ret : w.n;
+	r->now = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	r->n_short = r->n_strict = 0;
+	return portstat_walk(core, port_one, r);
 }
 
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n)

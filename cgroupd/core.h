@@ -104,21 +104,23 @@ int sm_core_attached(const struct sm_core *core, __u64 id);
 
 int sm_core_counters(const struct sm_core *core, struct sm_counters *sum);
 /*
- * The ports whose last connections were mostly short
- * (sm_portstat_mostly_short()): up to @max of them into @out, in slot
- * order, each with @skipping[i] set while new ones are not accelerated
- * (sm_portstat_short()); their number, or -errno.
+ * What the ports' slots say, in one walk of sm_portstats (65536 slots):
+ * the ports whose last connections were mostly short
+ * (sm_portstat_mostly_short()), each with @skipping[i] set while new ones
+ * are not accelerated (sm_portstat_short()); and the ports where compat =
+ * strict found a connection with a blocking end or a splice() reader
+ * (sm_portstat.strict, SM_PS_*; under strict, new connections to them stay
+ * on TCP). Up to max_* of each into the arrays, in slot order; n_* counts
+ * them all.
  */
-int sm_core_short_ports(const struct sm_core *core, struct sm_portstat *out,
-			int *skipping, int max);
-/*
- * The ports where compat = strict found a connection with a blocking end or
- * a splice() reader (sm_portstat.strict, SM_PS_*; under strict, new
- * connections to them stay on TCP): up to @max into @out; their number, or
- * -errno.
- */
-int sm_core_strict_ports(const struct sm_core *core, struct sm_portstat *out,
-			 int max);
+struct sm_port_report {
+	struct sm_portstat *short_ports, *strict_ports;
+	int *skipping;
+	int max_short, max_strict;
+	int n_short, n_strict; /* out */
+	__u64 now;
+};
+int sm_core_ports(const struct sm_core *core, struct sm_port_report *r);
 /* Sum the per-CPU values of an sm_counters map @fd (pinned or not). */
 int sm_counters_read(int fd, struct sm_counters *sum);
 int sm_core_count_sockets(const struct sm_core *core, __u32 *n);

@@ -39,15 +39,17 @@ int sm_status_read(const struct sm_core *core, const char *run_dir,
 	    !(st->feat & SM_FEAT_SET))
 		st->feat = 0;
 	if (!ret) {
-		st->n_short = sm_core_short_ports(core, st->short_ports,
-						  st->short_skipping,
-						  SM_STATUS_SHORT);
-		ret = st->n_short < 0 ? st->n_short : 0;
-	}
-	if (!ret) {
-		st->n_strict = sm_core_strict_ports(core, st->strict_ports,
-						    SM_STATUS_SHORT);
-		ret = st->n_strict < 0 ? st->n_strict : 0;
+		struct sm_port_report r = {
+			.short_ports = st->short_ports,
+			.skipping = st->short_skipping,
+			.max_short = SM_STATUS_SHORT,
+			.strict_ports = st->strict_ports,
+			.max_strict = SM_STATUS_SHORT,
+		};
+
+		ret = sm_core_ports(core, &r);
+		st->n_short = r.n_short;
+		st->n_strict = r.n_strict;
 	}
 	if (ret)
 		return ret;
