@@ -537,6 +537,9 @@ static void reload(struct sm_loop *l, const char *path, char *msg, size_t len,
 {
 	sm_notify("RELOADING=1\nMONOTONIC_USEC=%llu", sm_monotonic_usec());
 	*ok = !daemon_reload(l->d, path, msg, len);
+	/* a scrape after a reload sees it */
+	body_put(l->metrics);
+	l->metrics = NULL;
 	sync_metrics(l);
 	sync_watches(l);
 	sm_notify("READY=1");

@@ -21,7 +21,8 @@ ASAN_DIR    := $(BUILD)/asan
 ASAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
 ASAN_BINS   := $(ASAN_DIR)/sockmeshd $(ASAN_DIR)/sockmesh \
 	       $(ASAN_DIR)/tests/integration \
-	       $(patsubst $(BUILD)/%,$(ASAN_DIR)/%,$(UNIT_BINS))
+	       $(patsubst $(BUILD)/%,$(ASAN_DIR)/%,$(UNIT_BINS)) \
+	       $(ASAN_DIR)/tests/pingpong
 
 TEST_BINS += $(FUZZ_BINS) asan
 
