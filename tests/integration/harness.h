@@ -152,6 +152,13 @@ struct stream {
 };
 int stream_child(void *arg);
 
+/* A free TCP port on 127.0.0.1 (bound, then closed), or -1. */
+int env_free_port(void);
+/* Open fds of @pid, or -1. */
+int env_count_fds(pid_t pid);
+/* VmRSS of @pid in KiB, or -1. */
+long env_rss_kib(pid_t pid);
+
 #endif
 
 /* --- BPF objects, read directly ---------------------------------------- */

@@ -53,56 +53,6 @@ static double mono(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (!bind(fd, (struct sockaddr *)&sin, sizeof(sin)) &&
-	    !getsockname(fd, (struct sockaddr *)&sin, &len))
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-static long rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
 /*
  * The test's config with the metrics endpoint on 127.0.0.1:@port. @n_sub:
  * 0 accelerates the test's cgroup; else that many sub-cgroups of it (the
@@ -361,7 +311,7 @@ static int start(struct env *e, int port, int n_sub)
 TEST(control_http_get_head)
 {
 	struct resp get, head, hz;
-	int port = free_port();
+	int port = env_free_port();
 
 	if (start(e, port, 0))
 		return;
@@ -403,7 +353,7 @@ TEST(control_http_errors)
 {
 	char *big = malloc(3 * REQ_MAX);
 	struct resp r = {0};
-	int port = free_port(), n;
+	int port = env_free_port(), n;
 
 	if (!ASSERT_TRUE(big != NULL, "malloc") || start(e, port, 0))
 		goto out;
@@ -450,7 +400,7 @@ out:
 TEST(control_http_pipelined_and_aborted)
 {
 	struct resp r = {0};
-	int port = free_port(), fd;
+	int port = env_free_port(), fd;
 
 	if (start(e, port, 0))
 		return;
@@ -517,7 +467,7 @@ TEST(control_metrics_dropped_counters)
 		"sockmesh_daemon_clients_dropped_total{endpoint=\"metrics\",reason=\"deadline\"} ",
 	};
 	struct resp r = {0};
-	int port = free_port();
+	int port = env_free_port();
 
 	if (start(e, port, 0))
 		return;
@@ -900,7 +850,7 @@ static void attack_test(struct env *e, struct attack *a, int n_sub,
 	pid_t pid = -1;
 	char c;
 
-	a->port = free_port();
+	a->port = env_free_port();
 	snprintf(a->ctl_path, sizeof(a->ctl_path), "%s/sockmeshd.sock",
 		 e->run_dir);
 	if (start(e, a->port, n_sub))
@@ -912,8 +862,8 @@ static void attack_test(struct env *e, struct attack *a, int n_sub,
 		drop0 = dropped_sum(r.buf, endpoint);
 	fprintf(stderr, "    %s: /metrics is %ld bytes\n", a->name, r.clen);
 	resp_free(&r);
-	fds0 = count_fds(e->daemon);
-	rss0 = rss_kib(e->daemon);
+	fds0 = env_count_fds(e->daemon);
+	rss0 = env_rss_kib(e->daemon);
 
 	if (!ASSERT_EQ(pipe2(pfd, O_CLOEXEC), 0, "pipe"))
 		return;
@@ -981,10 +931,10 @@ static void attack_test(struct env *e, struct attack *a, int n_sub,
 				drop1 = dropped_sum(r.buf, endpoint);
 		}
 		resp_free(&r);
-		if (count_fds(e->daemon) > fds_max)
-			fds_max = count_fds(e->daemon);
-		if (rss_kib(e->daemon) > rss_max)
-			rss_max = rss_kib(e->daemon);
+		if (env_count_fds(e->daemon) > fds_max)
+			fds_max = env_count_fds(e->daemon);
+		if (env_rss_kib(e->daemon) > rss_max)
+			rss_max = env_rss_kib(e->daemon);
 		usleep(100000);
 	}
 	alive = waitpid(pid, NULL, WNOHANG) == 0;

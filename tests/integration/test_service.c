@@ -72,22 +72,6 @@ static int status_json(struct env *e, char *out, size_t len)
 	return env_cli(e, out, len, "status", "--json", (char *)NULL);
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (!bind(fd, (struct sockaddr *)&sin, sizeof(sin)) &&
-	    !getsockname(fd, (struct sockaddr *)&sin, &len))
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
 /* GET @path from 127.0.0.1:@port; the whole response in @out. */
 static int http_get(int port, const char *path, char *out, size_t len)
 {
@@ -120,40 +104,6 @@ static int http_get(int port, const char *path, char *out, size_t len)
 	out[used] = '\0';
 	close(fd);
 	return 0;
-}
-
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-static long rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
 }
 
 static int read_file(const char *path, char *out, size_t len)
@@ -291,12 +241,12 @@ TEST(reload_200_times_fds_and_rss_flat)
 			fprintf(stderr, "    reload %d: %s\n", i, out);
 		}
 		if (i == 19) { /* warmed up: allocator and libbpf caches */
-			fds0 = count_fds(e->daemon);
-			rss0 = rss_kib(e->daemon);
+			fds0 = env_count_fds(e->daemon);
+			rss0 = env_rss_kib(e->daemon);
 		}
 	}
-	fds1 = count_fds(e->daemon);
-	rss1 = rss_kib(e->daemon);
+	fds1 = env_count_fds(e->daemon);
+	rss1 = env_rss_kib(e->daemon);
 	fprintf(stderr,
 		"    after 20 reloads: %d fds, %ld KiB RSS; after 220: %d fds, %ld KiB\n",
 		fds0, rss0, fds1, rss1);
@@ -568,7 +518,7 @@ TEST(metrics_parse_and_match_status)
 		cmd[PATH_MAX + 64], out[8192], name[64], cg[300];
 	char *argv[] = {"/bin/sh", "-c", cmd, NULL};
 	const char *body;
-	int port = free_port(), mismatches = 0;
+	int port = env_free_port(), mismatches = 0;
 	FILE *f;
 
 	snprintf(extra, sizeof(extra), "metrics = 127.0.0.1:%d", port);
@@ -921,10 +871,10 @@ TEST(prometheus_scrapes_the_endpoint)
 	char extra[64], yml[PATH_MAX + 16], data[PATH_MAX + 16],
 		plog[PATH_MAX + 16], listen_arg[64], cfg_arg[PATH_MAX + 32],
 		data_arg[PATH_MAX + 32], json[16384], resp[65536], q[512];
-	int port = free_port(), web = free_port(), found = 0, fd;
+	int port = env_free_port(), web = env_free_port(), found = 0, fd;
 
 	for (int i = 0; i < 10 && web == port; i++)
-		web = free_port();
+		web = env_free_port();
 	long long want_node, want_cg;
 	pid_t prom;
 	FILE *f;
@@ -1003,13 +953,13 @@ TEST(prometheus_scrapes_the_endpoint)
 TEST(reload_refuses_restart_keys_and_nested_cgroups)
 {
 	char out[8192], other[PATH_MAX + 16], nested[512], extra[64];
-	int port = free_port(), port2 = free_port(), busy;
+	int port = env_free_port(), port2 = env_free_port(), busy;
 	struct sockaddr_in sin = {.sin_family = AF_INET,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	FILE *f;
 
 	for (int i = 0; i < 10 && port2 == port; i++)
-		port2 = free_port();
+		port2 = env_free_port();
 	snprintf(extra, sizeof(extra), "metrics = 127.0.0.1:%d", port);
 	if (!ASSERT_EQ(write_conf(e, e->conf, e->cg_rel, extra, ""), 0,
 		       "config") ||
