@@ -23,6 +23,7 @@
 # MESH_OUT=perf/results (where mesh.json and mesh.md go)
 set -eu
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 build=$(cd "${1:-build}" && pwd)
 export SOCKMESH_BUILD="$build"
 rounds=${MESH_ROUNDS:-3}
@@ -156,23 +157,12 @@ run() {
 		# missing (received < sent) is an error
 		$M exec a sockperf ul --tcp -i $B -p 11111 -m 64 --mps "${1#ul-}" \
 			-t "$dur" --full-rtt --reply-every 1 >"$tmp/ul.out" 2>&1 || true
-		sed 's/\x1b\[[0-9;]*m//g' "$tmp/ul.out" | awk '
-			/\[Valid Duration\]/ {
-				for (i = 1; i <= NF; i++) {
-					split($i, kv, "=")
-					v = kv[2]
-					sub(/;.*/, "", v)
-					if (kv[1] ~ /RunTime$/) rt = v + 0
-					else if (kv[1] == "SentMessages") sent = v + 0
-					else if (kv[1] == "ReceivedMessages") recvd = v + 0
-				}
-			}
-			/percentile 50.000 =/ { p50 = $NF / 1000 }
-			/percentile 99.000 =/ { p99 = $NF / 1000 }
-			END {
-				if (!rt || p99 == "") { print 0, 0, 0, 1; exit }
-				printf "%.1f %.3f %.3f %d\n", sent / rt, p50, p99, (recvd < sent)
-			}'
+		if set -- $(sm_sockperf_ul "$tmp/ul.out") && [ $# -eq 6 ]; then
+			awk -v r="$1" -v p50="$2" -v p99="$3" -v s="$5" -v n="$6" \
+				'BEGIN { printf "%s %.3f %.3f %d\n", r, p50 / 1000, p99 / 1000, (n < s) }'
+		else
+			echo "0 0 0 1"
+		fi
 		;;
 	esac
 }

@@ -379,24 +379,10 @@ sockperf_ul_client() {
 	run_in "$1" sockperf ul --tcp -i 127.0.0.1 -p "$port" -m "${2%@*}" \
 		--mps "${2#*@}" -t "$time_s" --full-rtt --reply-every 1 \
 		>"$run/client.out" 2>&1 || true
-	sed 's/\x1b\[[0-9;]*m//g' "$run/client.out" | awk '
-		/\[Valid Duration\]/ {
-			for (i = 1; i <= NF; i++) {
-				split($i, kv, "=")
-				v = kv[2]
-				sub(/;.*/, "", v)
-				if (kv[1] ~ /RunTime$/) rt = v + 0
-				else if (kv[1] == "SentMessages") sent = v + 0
-				else if (kv[1] == "ReceivedMessages") recvd = v + 0
-			}
-		}
-		/avg-rtt=/ { sub(/.*avg-rtt=/, ""); avg = $1 + 0 }
-		/percentile 50.000 =/ { p50 = $NF + 0 }
-		/percentile 99.000 =/ { p99 = $NF + 0 }
-		END {
-			if (avg == "" || p99 == "" || !rt) exit 1
-			printf "{\"p50_us\": %s, \"p99_us\": %s, \"avg_us\": %s, \"rate\": %.1f, \"replies\": %d}\n", p50, p99, avg, sent / rt, recvd
-		}'
+	set -- $(sm_sockperf_ul "$run/client.out") || return 1
+	[ $# -eq 6 ] || return 1
+	printf '{"p50_us": %s, "p99_us": %s, "avg_us": %s, "rate": %s, "replies": %d}\n' \
+		"$2" "$3" "$4" "$1" "$6"
 }
 
 # bench_ul_client TR SIZE@RATE: sockmesh-bench's open-loop rr at the same
