@@ -29,7 +29,7 @@ CORE_SRCS := cgroupd/config.c cgroupd/core.c cgroupd/cgroup.c \
 	     cgroupd/policy.c cgroupd/log.c cgroupd/cli.c cgroupd/json.c \
 	     cgroupd/common.c cgroupd/status.c cgroupd/daemon.c \
 	     cgroupd/notify.c cgroupd/probe.c cgroupd/http.c \
-	     cgroupd/loop.c
+	     cgroupd/loop.c cgroupd/control.c cgroupd/metrics.c
 CORE_OBJS := $(patsubst cgroupd/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
 BPF_OBJS  := $(BUILD)/sockops.bpf.o $(BUILD)/skmsg.bpf.o
 BINS      := $(BUILD)/sockmeshd $(BUILD)/sockmesh

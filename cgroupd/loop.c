@@ -1,20 +1,17 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * loop.c - see loop.h.
+ * loop.c - see loop.h: the ring, the clients and their states; what they
+ * ask is control.c's and metrics.c's.
  *
  * A client goes READ (its request) -> WRITE (the reply, through the ring)
  * -> DRAIN (metrics: our side shut, its bytes read until EOF, so that
- * closing does not reset a reply it has not read yet) -> DEAD, and is freed once the
- * kernel has answered every submission it had. Each submission's user_data
- * is one of the client's struct op; cancels and timeout removals carry
- * loop.ignore.
+ * closing does not reset a reply it has not read yet) -> DEAD, and is
+ * freed once the kernel has answered every submission it had. Each
+ * submission's user_data is one of the client's struct op; cancels and
+ * timeout removals carry loop.ignore.
  *
  * The CQEs are taken in batches. In each, the control socket's and the
- * signals' are handled before the metrics endpoint's. /metrics is
- * rendered at most once per METRICS_FRESH_MS and shared by the scrapes
- * meanwhile: a render reads every port's slot (about 15 ms on a 2-core
- * machine), and clients that connect and ask as fast as they can must
- * not make the daemon do nothing else.
+ * signals' are handled before the metrics endpoint's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,105 +27,12 @@
 
 #include "cgroup.h"
 #include "common.h"
-#include "http.h"
 #include "log.h"
-#include "loop.h"
+#include "loop_priv.h"
 #include "notify.h"
 #include "status.h"
 
-#define RING_ENTRIES	 256
-#define BATCH		 64
-#define STATUS_INTERVAL	 60  /* seconds between STATUS= refreshes */
-#define UNLOAD_SEND_TO	 5   /* seconds to answer unload, at exit */
-#define METRICS_FRESH_MS 100 /* a /metrics render serves this long */
-
-enum op_kind {
-	OP_SIGNAL,   /* read from the signalfd */
-	OP_ACCEPT,   /* on a pool's listener */
-	OP_RECV,     /* a client's bytes */
-	OP_SEND,     /* a client's reply */
-	OP_DEADLINE, /* a client's whole exchange */
-	OP_TIMER,    /* the STATUS= refresh */
-	OP_INOTIFY,  /* systemd's cgroups made or removed */
-	OP_IGNORE,   /* cancels, timeout removals */
-};
-
-enum pool_id { POOL_CTL, POOL_METRICS, POOLS };
-
-struct client;
-struct pool;
-
-/* What each submission is for: its user_data points to one of these. */
-struct op {
-	enum op_kind kind;
-	struct pool *pool; /* OP_ACCEPT */
-	int fd;		   /* OP_ACCEPT: the listener */
-	struct client *cl; /* OP_RECV, OP_SEND, OP_DEADLINE */
-};
-
-/* A reply's body, shared by the scrapes of one batch. */
-struct body {
-	int refs;
-	size_t len;
-	char *data; /* malloc()ed */
-};
-
-enum cl_state { CL_READ, CL_WRITE, CL_DRAIN, CL_DEAD };
-
-struct client {
-	struct client *prev, *next; /* in its pool, oldest first */
-	struct pool *pool;
-	int fd;
-	enum cl_state state;
-	int pending; /* submissions in flight */
-	bool recv_armed, send_armed, deadline_armed;
-	struct op recv, send, deadline;
-	struct __kernel_timespec ts;
-	/* the reply: head (status line or HTTP headers), then body */
-	char head[256];
-	size_t head_len, total, sent;
-	struct body *body;
-	struct msghdr mh;
-	struct iovec iov[2];
-	struct ucred cred; /* control socket: who connected (SO_PEERCRED) */
-	size_t len;	   /* request bytes in buf */
-	char buf[SM_HTTP_REQ_MAX + 1];
-};
-
-struct pool {
-	const char *name; /* the endpoint label */
-	int id, max, n;
-	struct client *head, *tail;
-	struct op *accept; /* armed on accept->fd, or NULL */
-	unsigned long long evicted, deadline;
-};
-
-enum stop { RUNNING, STOP, STOP_UNLOAD };
-
-struct sm_loop {
-	struct io_uring ring;
-	struct sm_daemon *d;
-	int sfd;
-	struct signalfd_siginfo si;
-	struct op sig, timer, ignore, ino_op;
-	/* inotify on the parents of systemd's cgroups (cgroup.h) */
-	int ino;
-	struct {
-		int wd;
-		char parent[SM_CGROUP_LEN];
-	} watch[SM_CGROUPS_MAX];
-	int n_watch;
-	char ino_buf[4096] __attribute__((aligned(8)));
-	struct pool pools[POOLS];
-	struct client *dead; /* DEAD clients waiting for their CQEs */
-	struct __kernel_timespec tick;
-	struct body *metrics; /* the last /metrics, or NULL */
-	__u64 metrics_at;     /* when it was rendered, monotonic ms */
-	enum stop stop;
-	int unload_fd; /* the client that asked to unload */
-};
-
-static struct io_uring_sqe *sqe_get(struct sm_loop *l)
+struct io_uring_sqe *loop_sqe(struct sm_loop *l)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
 
@@ -139,7 +43,7 @@ static struct io_uring_sqe *sqe_get(struct sm_loop *l)
 	return sqe;
 }
 
-static void body_put(struct body *b)
+void loop_body_put(struct body *b)
 {
 	if (b && !--b->refs) {
 		free(b->data);
@@ -147,7 +51,7 @@ static void body_put(struct body *b)
 	}
 }
 
-static struct body *body_new(char *data, size_t len)
+struct body *loop_body_new(char *data, size_t len)
 {
 	struct body *b = calloc(1, sizeof(*b));
 
@@ -165,7 +69,7 @@ static struct body *body_new(char *data, size_t len)
 
 static int arm_signal(struct sm_loop *l)
 {
-	struct io_uring_sqe *sqe = sqe_get(l);
+	struct io_uring_sqe *sqe = loop_sqe(l);
 
 	if (!sqe)
 		return -EBUSY;
@@ -176,7 +80,7 @@ static int arm_signal(struct sm_loop *l)
 
 static int arm_accept(struct sm_loop *l, struct op *op)
 {
-	struct io_uring_sqe *sqe = sqe_get(l);
+	struct io_uring_sqe *sqe = loop_sqe(l);
 
 	if (!sqe)
 		return -EBUSY;
@@ -187,7 +91,7 @@ static int arm_accept(struct sm_loop *l, struct op *op)
 
 static int arm_timer(struct sm_loop *l)
 {
-	struct io_uring_sqe *sqe = sqe_get(l);
+	struct io_uring_sqe *sqe = loop_sqe(l);
 
 	if (!sqe)
 		return -EBUSY;
@@ -197,9 +101,9 @@ static int arm_timer(struct sm_loop *l)
 	return 0;
 }
 
-static int arm_recv(struct sm_loop *l, struct client *cl)
+int loop_arm_recv(struct sm_loop *l, struct client *cl)
 {
-	struct io_uring_sqe *sqe = sqe_get(l);
+	struct io_uring_sqe *sqe = loop_sqe(l);
 	size_t room = SM_HTTP_REQ_MAX - cl->len;
 
 	if (!sqe)
@@ -217,7 +121,7 @@ static int arm_recv(struct sm_loop *l, struct client *cl)
 
 static int arm_send(struct sm_loop *l, struct client *cl)
 {
-	struct io_uring_sqe *sqe = sqe_get(l);
+	struct io_uring_sqe *sqe = loop_sqe(l);
 	size_t off = cl->sent;
 	int n = 0;
 
@@ -243,7 +147,7 @@ static int arm_send(struct sm_loop *l, struct client *cl)
 
 static int arm_deadline(struct sm_loop *l, struct client *cl)
 {
-	struct io_uring_sqe *sqe = sqe_get(l);
+	struct io_uring_sqe *sqe = loop_sqe(l);
 
 	if (!sqe)
 		return -EBUSY;
@@ -258,7 +162,7 @@ static int arm_deadline(struct sm_loop *l, struct client *cl)
 /* Cancel the submission whose user_data is @op; its CQE still comes. */
 static void cancel(struct sm_loop *l, struct op *op)
 {
-	struct io_uring_sqe *sqe = sqe_get(l);
+	struct io_uring_sqe *sqe = loop_sqe(l);
 
 	if (!sqe)
 		return; /* the shutdown() or the deadline ends it */
@@ -293,7 +197,7 @@ static void sync_metrics(struct sm_loop *l)
 
 static int arm_inotify(struct sm_loop *l)
 {
-	struct io_uring_sqe *sqe = sqe_get(l);
+	struct io_uring_sqe *sqe = loop_sqe(l);
 
 	if (!sqe)
 		return -EBUSY;
@@ -424,13 +328,13 @@ static void reap(struct sm_loop *l)
 		if (cl->pending)
 			continue;
 		list_del(&l->dead, NULL, cl);
-		body_put(cl->body);
+		loop_body_put(cl->body);
 		free(cl);
 	}
 }
 
 /* Close @cl now; reap() frees it once its last CQE has come. */
-static void client_kill(struct sm_loop *l, struct client *cl)
+void loop_client_kill(struct sm_loop *l, struct client *cl)
 {
 	struct pool *p = cl->pool;
 
@@ -466,7 +370,7 @@ static void client_new(struct sm_loop *l, struct pool *p, int fd)
 	if (p->n >= p->max) { /* the oldest goes, the new one stays */
 		pr_debug("%s: %d clients, dropping the oldest", p->name, p->n);
 		p->evicted++;
-		client_kill(l, p->head);
+		loop_client_kill(l, p->head);
 	}
 	cl = calloc(1, sizeof(*cl));
 	if (!cl) {
@@ -493,14 +397,14 @@ static void client_new(struct sm_loop *l, struct pool *p, int fd)
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cl->cred, &sl))
 			cl->cred = (struct ucred){.pid = 0, .uid = (uid_t)-1};
 	}
-	if (arm_deadline(l, cl) || arm_recv(l, cl))
-		client_kill(l, cl);
+	if (arm_deadline(l, cl) || loop_arm_recv(l, cl))
+		loop_client_kill(l, cl);
 }
 
 /* Reply @head_len bytes of cl->head, then @body (its reference is
  * taken), @body_len of it sent unless @head_only. */
-static void client_reply(struct sm_loop *l, struct client *cl,
-			 struct body *body, bool head_only)
+void loop_client_reply(struct sm_loop *l, struct client *cl, struct body *body,
+		       bool head_only)
 {
 	size_t blen = body && !head_only ? body->len : 0;
 
@@ -509,7 +413,7 @@ static void client_reply(struct sm_loop *l, struct client *cl,
 	cl->sent = 0;
 	cl->state = CL_WRITE;
 	if (!cl->total || arm_send(l, cl))
-		client_kill(l, cl);
+		loop_client_kill(l, cl);
 }
 
 /*
@@ -521,25 +425,23 @@ static void client_reply(struct sm_loop *l, struct client *cl,
 static void client_drain(struct sm_loop *l, struct client *cl)
 {
 	if (cl->pool->id == POOL_CTL) {
-		client_kill(l, cl);
+		loop_client_kill(l, cl);
 		return;
 	}
 	cl->state = CL_DRAIN;
 	shutdown(cl->fd, SHUT_WR);
-	if (arm_recv(l, cl))
-		client_kill(l, cl);
+	if (loop_arm_recv(l, cl))
+		loop_client_kill(l, cl);
 }
 
 /* --- what the clients ask ----------------------------------------------- */
 
-static void reload(struct sm_loop *l, const char *path, char *msg, size_t len,
-		   int *ok)
+void loop_reload(struct sm_loop *l, const char *path, char *msg, size_t len,
+		 int *ok)
 {
 	sm_notify("RELOADING=1\nMONOTONIC_USEC=%llu", sm_monotonic_usec());
 	*ok = !daemon_reload(l->d, path, msg, len);
-	/* a scrape after a reload sees it */
-	body_put(l->metrics);
-	l->metrics = NULL;
+	sm_metrics_forget(l); /* a scrape after a reload sees it */
 	sync_metrics(l);
 	sync_watches(l);
 	sm_notify("READY=1");
@@ -548,8 +450,7 @@ static void reload(struct sm_loop *l, const char *path, char *msg, size_t len,
 
 /* The status as JSON, human text or Prometheus text; NULL if the pins
  * cannot be read. */
-static struct body *render_status(struct sm_loop *l, int as_json,
-				  int prometheus)
+struct body *loop_render(struct sm_loop *l, int as_json, int prometheus)
 {
 	static struct sm_status st;
 	struct pool *c = &l->pools[POOL_CTL], *m = &l->pools[POOL_METRICS];
@@ -581,281 +482,7 @@ static struct body *render_status(struct sm_loop *l, int as_json,
 		free(buf);
 		return NULL;
 	}
-	return body_new(buf, len);
-}
-
-/* A control reply: "ok\n" or "error\n", then @text or @body. */
-static void ctl_reply(struct sm_loop *l, struct client *cl, int ok,
-		      const char *text, struct body *body)
-{
-	cl->head_len = snprintf(cl->head, sizeof(cl->head), "%s",
-				ok ? SM_CTL_OK : SM_CTL_ERROR);
-	if (!body && text) {
-		char *s = strdup(text);
-
-		body = s ? body_new(s, strlen(s)) : NULL;
-	}
-	client_reply(l, cl, body, false);
-}
-
-static void ctl_reload(struct sm_loop *l, struct client *cl, const char *arg)
-{
-	char msg[PATH_MAX + SM_ERR_LEN * 2];
-	int ok;
-
-	reload(l, arg, msg, sizeof(msg), &ok);
-	ctl_reply(l, cl, ok, msg, NULL);
-}
-
-static void ctl_unload(struct sm_loop *l, struct client *cl, const char *arg)
-{
-	struct timeval tv = {.tv_sec = UNLOAD_SEND_TO};
-
-	(void)arg;
-	pr_info("unload requested over %s: detaching and stopping",
-		SM_CTL_SOCK);
-	l->stop = STOP_UNLOAD;
-	if (l->unload_fd >= 0) {
-		ctl_reply(l, cl, 0, "an unload is already under way\n", NULL);
-		return;
-	}
-	/* answered, blocking, once it is done: the loop is over by then */
-	setsockopt(cl->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	l->unload_fd = cl->fd;
-	cl->fd = -1;
-	client_kill(l, cl);
-}
-
-static void ctl_status(struct sm_loop *l, struct client *cl, const char *arg)
-{
-	struct body *b;
-	char msg[PATH_MAX + 32];
-
-	if (arg && strcmp(arg, "json")) {
-		snprintf(msg, sizeof(msg),
-			 "unknown status format '%.64s' (json)\n", arg);
-		ctl_reply(l, cl, 0, msg, NULL);
-		return;
-	}
-	b = render_status(l, arg != NULL, 0);
-	if (b) {
-		ctl_reply(l, cl, 1, NULL, b);
-		return;
-	}
-	snprintf(msg, sizeof(msg), "cannot read %s\n", l->d->core.dir);
-	ctl_reply(l, cl, 0, msg, NULL);
-}
-
-/* /proc/PID/status's real and effective uid are both @uid. */
-static bool pid_owned_by(pid_t pid, uid_t uid)
-{
-	char path[64], line[256];
-	unsigned int r, e;
-	bool ok = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Uid: %u %u", &r, &e) == 2) {
-			ok = r == uid && e == uid;
-			break;
-		}
-	fclose(f);
-	return ok;
-}
-
-/* The peer is in run_group: its gid, or one of its groups. */
-static bool peer_in_group(const struct client *cl, long gid)
-{
-	gid_t groups[256];
-	socklen_t len = sizeof(groups);
-
-	if (gid < 0)
-		return false;
-	if (cl->cred.gid == (gid_t)gid)
-		return true;
-	if (getsockopt(cl->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len))
-		return false;
-	for (size_t i = 0; i < len / sizeof(gid_t); i++)
-		if (groups[i] == (gid_t)gid)
-			return true;
-	return false;
-}
-
-/*
- * run CGROUP: move the process that connected into CGROUP, one of the
- * configured ones, for `sockmesh run` by root or a member of run_group.
- * No pid is asked for: a client moves itself and nothing else; the pid
- * must still belong to the uid that connected (not reused since).
- */
-static void ctl_run(struct sm_loop *l, struct client *cl, const char *arg)
-{
-	const struct sm_daemon *d = l->d;
-	char msg[SM_CGROUP_LEN + 128];
-	pid_t pid = cl->cred.pid;
-	uid_t uid = cl->cred.uid;
-	int i, ret;
-
-	if (uid && !peer_in_group(cl, d->cfg.run_gid)) {
-		snprintf(msg, sizeof(msg),
-			 "uid %u is neither root nor in run_group (%s)\n",
-			 (unsigned int)uid,
-			 d->cfg.run_group[0] ? d->cfg.run_group : "not set");
-		ctl_reply(l, cl, 0, msg, NULL);
-		return;
-	}
-	for (i = 0; arg && i < d->n_cg; i++)
-		if (!strcmp(arg, d->cfg.cgroups[i]))
-			break;
-	if (!arg || i == d->n_cg) {
-		snprintf(msg, sizeof(msg),
-			 "cgroup '%.64s' is not one sockmeshd accelerates\n",
-			 arg ? arg : "");
-		ctl_reply(l, cl, 0, msg, NULL);
-		return;
-	}
-	if (d->cg_fds[i] < 0) {
-		snprintf(
-			msg, sizeof(msg),
-			"cgroup /%.64s does not exist yet (its unit is not running)\n",
-			arg);
-		ctl_reply(l, cl, 0, msg, NULL);
-		return;
-	}
-	if (pid <= 0 || !pid_owned_by(pid, uid)) {
-		ctl_reply(
-			l, cl, 0,
-			"the process that asked is gone, or no longer yours\n",
-			NULL);
-		return;
-	}
-	ret = sm_cgroup_join(d->cg_fds[i], pid);
-	if (ret) {
-		snprintf(msg, sizeof(msg), "cannot move pid %d into /%s: %s\n",
-			 (int)pid, d->cfg.cgroups[i], strerror(-ret));
-		ctl_reply(l, cl, 0, msg, NULL);
-		return;
-	}
-	pr_info("run: moved pid %d (uid %u) into /%s, as it asked", (int)pid,
-		(unsigned int)uid, d->cfg.cgroups[i]);
-	snprintf(msg, sizeof(msg), "moved pid %d into /%s\n", (int)pid,
-		 d->cfg.cgroups[i]);
-	ctl_reply(l, cl, 1, msg, NULL);
-}
-
-static const struct ctl_req {
-	const char *name;
-	bool root; /* only root may ask it */
-	void (*fn)(struct sm_loop *l, struct client *cl, const char *arg);
-} ctl_reqs[] = {
-	{"reload", true, ctl_reload}, /* reload [PATH] */
-	{"unload", true, ctl_unload},
-	{"status", false, ctl_status}, /* status [json] */
-	{"run", false, ctl_run},       /* run CGROUP */
-};
-/* A request line of the control socket, its '\n' replaced by '\0'. */
-static void handle_ctl(struct sm_loop *l, struct client *cl)
-{
-	char msg[192], *req = cl->buf, *arg = strchr(req, ' ');
-	size_t n = arg ? (size_t)(arg - req) : strlen(req);
-
-	if (arg)
-		arg++;
-	for (size_t i = 0; i < sizeof(ctl_reqs) / sizeof(ctl_reqs[0]); i++)
-		if (n == strlen(ctl_reqs[i].name) &&
-		    !strncmp(req, ctl_reqs[i].name, n)) {
-			if (ctl_reqs[i].root && cl->cred.uid) {
-				snprintf(msg, sizeof(msg),
-					 "%s needs root (you are uid %u)\n",
-					 ctl_reqs[i].name,
-					 (unsigned int)cl->cred.uid);
-				ctl_reply(l, cl, 0, msg, NULL);
-				return;
-			}
-			ctl_reqs[i].fn(l, cl, arg);
-			return;
-		}
-	snprintf(
-		msg, sizeof(msg),
-		"unknown request '%.64s' (reload [PATH], unload, status [json], run CGROUP)",
-		req);
-	ctl_reply(l, cl, 0, msg, NULL);
-}
-
-static struct body *text_body(const char *s)
-{
-	char *d = strdup(s);
-
-	return d ? body_new(d, strlen(d)) : NULL;
-}
-
-static void http_reply(struct sm_loop *l, struct client *cl, int status,
-		       const char *type, struct body *body, bool head_only)
-{
-	int n = sm_http_head(cl->head, sizeof(cl->head), status, type,
-			     body ? body->len : 0);
-
-	if (n < 0) {
-		body_put(body);
-		client_kill(l, cl);
-		return;
-	}
-	cl->head_len = n;
-	client_reply(l, cl, body, head_only);
-}
-
-static void handle_http(struct sm_loop *l, struct client *cl, bool eof)
-{
-	struct sm_http_req req;
-	char msg[64];
-	int status;
-
-	status = sm_http_parse(cl->buf, cl->len, eof, &req);
-	if (!status) {
-		if (arm_recv(l, cl))
-			client_kill(l, cl);
-		return;
-	}
-	if (status != 200) {
-		snprintf(msg, sizeof(msg), "%d %s\n", status,
-			 sm_http_reason(status));
-		http_reply(l, cl, status, "text/plain", text_body(msg), false);
-		return;
-	}
-	switch (req.route) {
-	case SM_HTTP_HEALTHZ:
-		http_reply(l, cl, 200, "text/plain", text_body("ok\n"),
-			   req.head);
-		return;
-	case SM_HTTP_METRICS:
-		if (l->metrics && sm_monotonic_usec() / 1000 - l->metrics_at >=
-					  METRICS_FRESH_MS) {
-			body_put(l->metrics);
-			l->metrics = NULL;
-		}
-		if (!l->metrics) {
-			l->metrics = render_status(l, 0, 1);
-			l->metrics_at = sm_monotonic_usec() / 1000;
-		}
-		if (!l->metrics) {
-			http_reply(l, cl, 503, "text/plain",
-				   text_body("cannot read the pins\n"), false);
-			return;
-		}
-		l->metrics->refs++;
-		http_reply(l, cl, 200,
-			   "text/plain; version=0.0.4; charset=utf-8",
-			   l->metrics, req.head);
-		return;
-	default:
-		http_reply(l, cl, 404, "text/plain",
-			   text_body("not found: try /metrics or /healthz\n"),
-			   req.head);
-		return;
-	}
+	return loop_body_new(buf, len);
 }
 
 /* --- completions -------------------------------------------------------- */
@@ -868,31 +495,31 @@ static void on_recv(struct sm_loop *l, struct client *cl, int res)
 	if (cl->state == CL_DEAD)
 		return;
 	if (res < 0 || (eof && (cl->state == CL_DRAIN || !cl->len))) {
-		client_kill(l, cl); /* done, gone, or a silent close */
+		loop_client_kill(l, cl); /* done, gone, or a silent close */
 		return;
 	}
 	cl->len += res;
 	if (cl->state == CL_DRAIN) {
-		if (arm_recv(l, cl))
-			client_kill(l, cl);
+		if (loop_arm_recv(l, cl))
+			loop_client_kill(l, cl);
 		return;
 	}
 	if (cl->state != CL_READ)
 		return;
 	cl->buf[cl->len] = '\0';
 	if (cl->pool->id == POOL_METRICS) {
-		handle_http(l, cl, eof);
+		sm_metrics_handle(l, cl, eof);
 		return;
 	}
 	nl = memchr(cl->buf, '\n', cl->len);
 	if (nl || eof) {
 		if (nl)
 			*nl = '\0';
-		handle_ctl(l, cl);
+		sm_control_handle(l, cl);
 	} else if (cl->len >= SM_CTL_MAX) {
-		ctl_reply(l, cl, 0, "request line too long\n", NULL);
-	} else if (arm_recv(l, cl)) {
-		client_kill(l, cl);
+		sm_control_reply(l, cl, 0, "request line too long\n", NULL);
+	} else if (loop_arm_recv(l, cl)) {
+		loop_client_kill(l, cl);
 	}
 }
 
@@ -901,13 +528,13 @@ static void on_send(struct sm_loop *l, struct client *cl, int res)
 	if (cl->state != CL_WRITE)
 		return;
 	if (res <= 0) {
-		client_kill(l, cl);
+		loop_client_kill(l, cl);
 		return;
 	}
 	cl->sent += res;
 	if (cl->sent < cl->total) {
 		if (arm_send(l, cl))
-			client_kill(l, cl);
+			loop_client_kill(l, cl);
 		return;
 	}
 	client_drain(l, cl);
@@ -925,7 +552,7 @@ static void on_signal(struct sm_loop *l, int res)
 	}
 	if (l->si.ssi_signo == SIGHUP) {
 		pr_info("SIGHUP: reloading %s", l->d->cfg.path);
-		reload(l, NULL, msg, sizeof(msg), &ok);
+		loop_reload(l, NULL, msg, sizeof(msg), &ok);
 	} else {
 		pr_info("%s: stopping", strsignal(l->si.ssi_signo));
 		l->stop = STOP;
@@ -992,7 +619,7 @@ static void on_cqe(struct sm_loop *l, struct op *op, int res)
 				cl->pool->deadline++;
 			pr_debug("%s: a client's %d s are up, closing it",
 				 cl->pool->name, SM_LOOP_DEADLINE);
-			client_kill(l, cl);
+			loop_client_kill(l, cl);
 		}
 		break;
 	}
@@ -1117,7 +744,7 @@ static void free_all(struct client *cl)
 
 		if (cl->fd >= 0)
 			close(cl->fd);
-		body_put(cl->body);
+		loop_body_put(cl->body);
 		free(cl);
 		cl = next;
 	}
@@ -1134,7 +761,7 @@ void sm_loop_free(struct sm_loop *l)
 		free(l->pools[i].accept);
 	}
 	free_all(l->dead);
-	body_put(l->metrics);
+	loop_body_put(l->metrics);
 	if (l->unload_fd >= 0)
 		close(l->unload_fd);
 	if (l->ino >= 0)
