@@ -290,6 +290,7 @@ static void on_inotify(struct sm_loop *l, int res)
 	if (refresh) {
 		if (daemon_refresh(l->d, err, sizeof(err)))
 			pr_warn("%s", err);
+		sm_metrics_forget(l); /* another set of cgroups attached */
 		sync_watches(l);
 		daemon_notify_status(l->d);
 	}

@@ -345,20 +345,21 @@ void sm_status_prometheus(const struct sm_status *st,
 	fprintf(out,
 		"# HELP sockmesh_daemon_clients_dropped_total clients of the control socket or the metrics endpoint closed before their exchange ended: evicted (their pool full, the oldest goes) or deadline (their 5 s were up)\n"
 		"# TYPE sockmesh_daemon_clients_dropped_total counter\n");
-	for (int i = 0; i < 4; i++) {
-		static const char *const ep[] = {"control", "metrics"};
-		static const char *const why[] = {"evicted", "deadline"};
-		unsigned long long v[4] = {0};
+	{
+		const struct {
+			const char *ep, *why;
+			unsigned long long v;
+		} rows[] = {
+			{"control", "evicted", d ? d->ctl_evicted : 0},
+			{"control", "deadline", d ? d->ctl_deadline : 0},
+			{"metrics", "evicted", d ? d->metrics_evicted : 0},
+			{"metrics", "deadline", d ? d->metrics_deadline : 0},
+		};
 
-		if (d) {
-			v[0] = d->ctl_evicted;
-			v[1] = d->ctl_deadline;
-			v[2] = d->metrics_evicted;
-			v[3] = d->metrics_deadline;
-		}
-		fprintf(out,
-			"sockmesh_daemon_clients_dropped_total{endpoint=\"%s\",reason=\"%s\"} %llu\n",
-			ep[i / 2], why[i % 2], v[i]);
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+			fprintf(out,
+				"sockmesh_daemon_clients_dropped_total{endpoint=\"%s\",reason=\"%s\"} %llu\n",
+				rows[i].ep, rows[i].why, rows[i].v);
 	}
 	if (!st->feat)
 		return;
