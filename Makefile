@@ -8,7 +8,7 @@ CLANG       ?= clang
 BPFTOOL     ?= bpftool
 CFLAGS      ?= -O2 -g
 CFLAGS      += -std=gnu11 -Wall -Wextra -DSM_VERSION='"$(VERSION)"' \
-	       -Iinclude -Icgroupd -I$(BUILD) $(EXTRA_CFLAGS)
+	       -Iinclude -Icgroupd/lib -I$(BUILD) $(EXTRA_CFLAGS)
 LDLIBS_CORE := -lbpf -lelf -lz -linih -luring
 # the BPF target arch (bpf_tracing.h's PT_REGS) from the machine's
 ARCH        ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/i.86/x86/' \
@@ -25,12 +25,17 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-CORE_SRCS := cgroupd/config.c cgroupd/core.c cgroupd/cgroup.c \
-	     cgroupd/policy.c cgroupd/log.c cgroupd/cli.c cgroupd/json.c \
-	     cgroupd/common.c cgroupd/status.c cgroupd/daemon.c \
-	     cgroupd/notify.c cgroupd/probe.c cgroupd/http.c \
-	     cgroupd/loop.c cgroupd/control.c cgroupd/metrics.c
-CORE_OBJS := $(patsubst cgroupd/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
+# cgroupd/: lib/ (config, pins, cgroups, policy, status: what both binaries
+# and the tests share), sockmeshd/ (the daemon), sockmesh/ (the CLI). Each
+# folder but its main.c is one archive; a binary links its own and lib's.
+LIB_SRCS  := $(wildcard cgroupd/lib/*.c)
+D_SRCS    := $(filter-out %/main.c,$(wildcard cgroupd/sockmeshd/*.c))
+CLI_SRCS  := $(filter-out %/main.c,$(wildcard cgroupd/sockmesh/*.c))
+CG_HDRS   := $(wildcard cgroupd/*/*.h)
+LIBSM     := $(BUILD)/libsockmesh.a
+LIBSMD    := $(BUILD)/libsockmeshd.a
+LIBSMCLI  := $(BUILD)/libsockmesh-cli.a
+obj_of     = $(patsubst cgroupd/%.c,$(BUILD)/obj/%.o,$(1))
 BPF_OBJS  := $(BUILD)/sockops.bpf.o $(BUILD)/skmsg.bpf.o
 BINS      := $(BUILD)/sockmeshd $(BUILD)/sockmesh
 EXTRA_BINS :=
@@ -75,7 +80,7 @@ help:
 deps:
 	$(Q)scripts/setup.sh
 
-$(BUILD) $(BUILD)/obj $(BUILD)/tests:
+$(BUILD) $(BUILD)/tests:
 	$(Q)mkdir -p $@
 
 $(BUILD)/vmlinux.h: | $(BUILD)
@@ -96,31 +101,40 @@ $(BUILD)/sockmesh.skel.h: $(BUILD)/sockmesh.bpf.o
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name sockmesh_bpf > $@
 
-$(BUILD)/obj/%.o: cgroupd/%.c $(wildcard cgroupd/*.h) include/sockmesh.h $(BUILD)/sockmesh.skel.h | $(BUILD)/obj
+$(BUILD)/obj/%.o: cgroupd/%.c $(CG_HDRS) include/sockmesh.h $(BUILD)/sockmesh.skel.h
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/libsmcore.a: $(CORE_OBJS)
+$(LIBSM): $(call obj_of,$(LIB_SRCS))
+$(LIBSMD): $(call obj_of,$(D_SRCS))
+$(LIBSMCLI): $(call obj_of,$(CLI_SRCS))
+$(LIBSM) $(LIBSMD) $(LIBSMCLI):
 	$(call msg,AR,$@)
+	$(Q)rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
-$(BINS): $(BUILD)/%: $(BUILD)/obj/%.o $(BUILD)/libsmcore.a
+$(BUILD)/sockmeshd: $(BUILD)/obj/sockmeshd/main.o $(LIBSMD) $(LIBSM)
+$(BUILD)/sockmesh: $(BUILD)/obj/sockmesh/main.o $(LIBSMCLI) $(LIBSM)
+$(BINS):
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS_CORE) -o $@
 
 run: deps all
 	$(BUILD)/sockmeshd -c $(CONFIG)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libsmcore.a include/sockmesh.h \
-		       | $(BUILD)/tests
+# the unit tests reach into all three folders
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBSMD) $(LIBSMCLI) $(LIBSM) \
+		       include/sockmesh.h | $(BUILD)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libsmcore.a $(LDLIBS_CORE) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -Icgroupd/sockmeshd -Icgroupd/sockmesh $< \
+		$(LIBSMD) $(LIBSMCLI) $(LIBSM) $(LDLIBS_CORE) -lcmocka -o $@
 
 $(INTEG_BIN): $(INTEG_SRCS) tests/integration/harness.c tests/integration/harness.h \
-	      include/sockmesh.h $(BUILD)/libsmcore.a | $(BUILD)/tests
+	      include/sockmesh.h $(LIBSM) | $(BUILD)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Itests/integration -Wno-format-truncation -pthread $(INTEG_SRCS) tests/integration/harness.c \
-		$(BUILD)/libsmcore.a $(LDLIBS_CORE) -o $@
+	$(Q)$(CC) $(CFLAGS) -Icgroupd -Itests/integration -Wno-format-truncation -pthread $(INTEG_SRCS) tests/integration/harness.c \
+		$(LIBSM) $(LDLIBS_CORE) -o $@
 
 test-unit: $(UNIT_BINS)
 	$(Q)tests/run-unit.sh $(UNIT_BINS)
@@ -138,13 +152,13 @@ test-kernels: deps
 	$(Q)scripts/kernels/test-kernels.sh -b $(BUILD) -o docs/kernels.md $(KERNELS)
 
 check: $(BUILD)/vmlinux.h
-	$(Q)clang-format --dry-run --Werror cgroupd/*.c cgroupd/*.h include/*.h \
+	$(Q)clang-format --dry-run --Werror cgroupd/*/*.c cgroupd/*/*.h include/*.h \
 		sockops/*.bpf.c skmsg/*.bpf.c perf/*.c perf/*.h \
 		tests/unit/*.c tests/integration/*.c tests/integration/*.h \
 		tests/conformance/*.c tests/conformance/*.h \
 		tests/conformance/soak/*.c tests/fuzz/*.c tests/deploy/*.c
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-		--inline-suppr -Iinclude -Icgroupd cgroupd tests
+		--inline-suppr -Iinclude -Icgroupd/lib cgroupd tests
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/check EXTRA_CFLAGS=-Werror \
 		all $(BUILD)/check/tests/integration
 

@@ -19,7 +19,7 @@
 /*
  * Every pinned map and program, once: X(IDX, name). The names are the pin
  * names and the skeleton's; prefixed, under 16 characters (BPF_OBJ_NAME_LEN).
- * core.h makes the enum, core.c the pin, open and skeleton tables from it.
+ * pins.h makes the enum, pins.c the pin, open and skeleton tables from it.
  * The *1 policy maps are generation 1 (sm_ctl.policy_gen) of the maps
  * without the suffix (generation 0): reload fills the idle one and flips.
  */
@@ -324,7 +324,7 @@ static inline void sm_portstat_short_closed(struct sm_portstat *ps, __u64 now)
 }
 
 /*
- * Kernel features the datapath can do without (cgroupd/probe.c probes them;
+ * Kernel features the datapath can do without (cgroupd/lib/probe.c probes them;
  * SM_DATAPATH_RULES in probe.h says what each rule does without them). Set
  * in sockops.bpf.c's sm_feat before load, so the verifier drops the path a
  * kernel cannot run; bpf_cast_to_kern_ctx chooses the SK_MSG program.

@@ -146,7 +146,7 @@ int bench_server(const struct bench_params *p, struct bench_shared *sh, int lfd,
 /* Connect, warm up, measure, let in-flight operations finish, close. */
 int bench_client(const struct bench_params *p, struct bench_shared *sh);
 
-struct sm_core;
+struct sm_pins;
 
 /* What every run needs from the parent. */
 struct bench_env {
@@ -156,7 +156,7 @@ struct bench_env {
 	int cpu_server, cpu_client; /* -1: not pinned */
 	int cg_fd;		    /* accel: the accelerated cgroup */
 	const char *cg_name;	    /* its name, for messages */
-	const struct sm_core *core; /* the pins, for counters; or NULL */
+	const struct sm_pins *pins; /* the pins, for counters; or NULL */
 	pid_t parent;
 	sigset_t child_mask; /* the children's signal mask */
 	unsigned int run_no; /* names the UNIX socket of each run */

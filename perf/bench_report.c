@@ -306,7 +306,7 @@ static void bench_print_table_closed(FILE *out, const struct bench_matrix *m,
 
 static void json_str(FILE *out, const char *s)
 {
-	sm_json_quote(out, s); /* the one escaper (cgroupd/json.c) */
+	sm_json_quote(out, s); /* the one escaper (cgroupd/lib/json.c) */
 }
 
 static void json_run(FILE *out, const struct bench_matrix *m,

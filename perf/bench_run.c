@@ -24,7 +24,7 @@
 
 #include "bench.h"
 #include "cgroup.h"
-#include "core.h"
+#include "pins.h"
 
 #define READY_TIMEOUT_NS (5ULL * 1000000000ULL)
 #define CLIENT_GRACE_NS	 (10ULL * 1000000000ULL) /* beyond warm-up + time */
@@ -249,7 +249,7 @@ int bench_run(struct bench_env *x, const struct bench_params *p,
 
 	memset(sh, 0, sizeof(*sh));
 	set_addr(x, p);
-	have_ctr = x->core && !sm_core_counters(x->core, &before);
+	have_ctr = x->pins && !sm_pins_counters(x->pins, &before);
 	if (pipe(ready) || pipe(ctl)) {
 		ret = -errno;
 		snprintf(err, sizeof(err), "pipe: %s", strerror(errno));
@@ -315,7 +315,7 @@ int bench_run(struct bench_env *x, const struct bench_params *p,
 		check_totals(p, sh, err, sizeof(err));
 	ret = err[0] ? -EIO : 0;
 	if (have_ctr)
-		have_ctr = !sm_core_counters(x->core, &after);
+		have_ctr = !sm_pins_counters(x->pins, &after);
 	if (!ret)
 		merge(r, sh, have_ctr, &before, &after);
 out_children: /* whatever still runs (nothing, when all went well) */

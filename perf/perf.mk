@@ -14,13 +14,13 @@ $(BUILD)/perf:
 	$(Q)mkdir -p $@
 
 $(BUILD)/perf/%.o: perf/%.c perf/bench.h include/sockmesh.h \
-		   $(wildcard cgroupd/*.h) | $(BUILD)/perf
+		   $(CG_HDRS) | $(BUILD)/perf
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/sockmesh-bench: $(BENCH_OBJS) $(BUILD)/libsmcore.a
+$(BUILD)/sockmesh-bench: $(BENCH_OBJS) $(LIBSM)
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $(BENCH_OBJS) $(BUILD)/libsmcore.a $(LDLIBS_CORE) \
+	$(Q)$(CC) $(CFLAGS) $(BENCH_OBJS) $(LIBSM) $(LDLIBS_CORE) \
 		-luring -lm -o $@
 
 # The matrix (rr, stream, crr x 64 B..1 MiB x tcp, accel, uds) and a latency
@@ -56,4 +56,4 @@ check: bench-check
 bench-check:
 	$(Q)clang-format --dry-run --Werror perf/*.c perf/*.h
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-		--inline-suppr -Iinclude -Icgroupd perf
+		--inline-suppr -Iinclude -Icgroupd/lib perf

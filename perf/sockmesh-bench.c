@@ -32,7 +32,7 @@
 #include "bench.h"
 #include "cgroup.h"
 #include "config.h"
-#include "core.h"
+#include "pins.h"
 
 #define EXIT_USAGE	2
 #define EXIT_NOT_LOADED 3
@@ -49,7 +49,7 @@ struct ctx {
 	bool json, verbose;
 	const char *save; /* --save PREFIX */
 	struct sm_config cfg;
-	struct sm_core core;
+	struct sm_pins pins;
 	struct bench_env env; /* what each run needs */
 };
 
@@ -574,36 +574,36 @@ static int open_sockmesh(struct ctx *x)
 	int ret, n;
 
 	x->env.cg_fd = -1;
-	sm_core_init(&x->core, "");
+	sm_pins_init(&x->pins, "");
 	if (!accel && !x->config)
 		return 0;
 	if (sm_config_load_default(&x->cfg, x->config, err, sizeof(err))) {
 		fprintf(stderr, "sockmesh-bench: %s\n", err);
 		return -EINVAL;
 	}
-	sm_core_init(&x->core, x->cfg.pin_dir);
-	ret = sm_core_open(&x->core);
+	sm_pins_init(&x->pins, x->cfg.pin_dir);
+	ret = sm_pins_open(&x->pins);
 	if (ret && !accel) {
 		fprintf(stderr,
 			"sockmesh-bench: warning: no sockmesh counters: cannot open the pins in %s: %s\n",
-			x->core.dir, strerror(-ret));
+			x->pins.dir, strerror(-ret));
 		return 0;
 	}
 	if (ret == -ENOENT) {
 		fprintf(stderr,
 			"sockmesh-bench: sockmesh is not loaded: no pins in %s (start sockmeshd%s%s)\n",
-			x->core.dir, x->config ? " -c " : ": make run",
+			x->pins.dir, x->config ? " -c " : ": make run",
 			x->config ? x->config : "");
 		return ret;
 	}
 	if (ret) {
 		fprintf(stderr,
 			"sockmesh-bench: cannot open the pins in %s: %s\n",
-			x->core.dir, strerror(-ret));
+			x->pins.dir, strerror(-ret));
 		return ret;
 	}
-	x->env.core = &x->core;
-	n = sm_core_links(&x->core, ids, SM_LINKS_MAX);
+	x->env.pins = &x->pins;
+	n = sm_pins_links(&x->pins, ids, SM_LINKS_MAX);
 	if (n < 0)
 		n = 0;
 	ret = sm_cgroup2_mount(mnt, sizeof(mnt));
@@ -901,6 +901,6 @@ out_unmap:
 out_core:
 	if (x.env.cg_fd >= 0)
 		close(x.env.cg_fd);
-	sm_core_close(&x.core);
+	sm_pins_close(&x.pins);
 	return status;
 }

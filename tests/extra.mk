@@ -32,9 +32,11 @@ $(FUZZ_DIR)/obj:
 	$(Q)mkdir -p $@
 
 # The code under test gets coverage (fuzzer-no-link); the harness links it.
-$(FUZZ_DIR)/obj/%.o: cgroupd/%.c $(wildcard cgroupd/*.h) include/sockmesh.h | $(FUZZ_DIR)/obj
+$(FUZZ_DIR)/obj/config.o: cgroupd/lib/config.c
+$(FUZZ_DIR)/obj/cli.o: cgroupd/sockmesh/cli.c
+$(FUZZ_DIR)/obj/config.o $(FUZZ_DIR)/obj/cli.o: $(CG_HDRS) include/sockmesh.h | $(FUZZ_DIR)/obj
 	$(call msg,CC,$@)
-	$(Q)$(CLANG) $(CFLAGS) $(subst fuzzer,fuzzer-no-link,$(FUZZ_CFLAGS)) -c $< -o $@
+	$(Q)$(CLANG) $(CFLAGS) $(subst fuzzer,fuzzer-no-link,$(FUZZ_CFLAGS)) -c $(filter %.c,$^) -o $@
 
 $(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_DIR)/obj/config.o
 	$(call msg,FUZZ,$@)
@@ -42,7 +44,7 @@ $(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_DIR)/obj/config.o
 
 $(FUZZ_DIR)/fuzz_cli: tests/fuzz/fuzz_cli.c $(FUZZ_DIR)/obj/cli.o
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(CFLAGS) $(FUZZ_CFLAGS) $^ -o $@
+	$(Q)$(CLANG) $(CFLAGS) -Icgroupd/sockmesh $(FUZZ_CFLAGS) $^ -o $@
 
 fuzz: $(patsubst %,fuzz-%,$(FUZZ_NAMES))
 

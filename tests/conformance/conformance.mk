@@ -17,13 +17,13 @@ SOAK_BIN  := $(BUILD)/tests/soak
 
 TEST_BINS += $(CONF_BIN)
 
-$(CONF_BIN): $(CONF_SRCS) $(CONF_HDRS) tests/integration/harness.c $(BUILD)/libsmcore.a | $(BUILD)/tests
+$(CONF_BIN): $(CONF_SRCS) $(CONF_HDRS) tests/integration/harness.c $(LIBSM) | $(BUILD)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Itests/integration -Wno-format-truncation -pthread $(CONF_SRCS) tests/integration/harness.c $(BUILD)/libsmcore.a $(LDLIBS_CORE) -o $@
+	$(Q)$(CC) $(CFLAGS) -Itests/integration -Wno-format-truncation -pthread $(CONF_SRCS) tests/integration/harness.c $(LIBSM) $(LDLIBS_CORE) -o $@
 
-$(SOAK_BIN): tests/conformance/soak/soak.c tests/conformance/conform.c $(CONF_HDRS) tests/integration/harness.c $(BUILD)/libsmcore.a | $(BUILD)/tests
+$(SOAK_BIN): tests/conformance/soak/soak.c tests/conformance/conform.c $(CONF_HDRS) tests/integration/harness.c $(LIBSM) | $(BUILD)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Itests/integration -Itests/conformance -Wno-format-truncation -pthread tests/conformance/soak/soak.c tests/conformance/conform.c tests/integration/harness.c $(BUILD)/libsmcore.a $(LDLIBS_CORE) -o $@
+	$(Q)$(CC) $(CFLAGS) -Itests/integration -Itests/conformance -Wno-format-truncation -pthread tests/conformance/soak/soak.c tests/conformance/conform.c tests/integration/harness.c $(LIBSM) $(LDLIBS_CORE) -o $@
 
 # 10,000 connections heartbeating for SOAK_MINUTES (10), no stall over 1 s.
 .PHONY: soak

@@ -26,8 +26,8 @@
 #include <bpf/libbpf.h>
 
 #include "cgroup.h"
-#include "common.h"
-#include "core.h"
+#include "rundir.h"
+#include "pins.h"
 #include "harness.h"
 
 /* TEST_TIMEOUT: seconds, then the test's processes are killed

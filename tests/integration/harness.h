@@ -166,7 +166,7 @@ long env_rss_kib(pid_t pid);
 /* fd of the pinned counters map (kept open, it outlives an unload). */
 int env_counters_fd(struct env *e);
 /* SM_FEAT_* the running datapath was loaded with (| SM_FEAT_SET), 0 if
- * none is loaded: the kernel's variant (cgroupd/probe.h) */
+ * none is loaded: the kernel's variant (cgroupd/lib/probe.h) */
 __u32 env_feat(struct env *e);
 /* Does the datapath keep per-cgroup counters? If not (a kernel before
  * 5.15), the test is marked skipped with the missing feature named. */

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "loop.h"
+#include "sockmeshd/loop.h" /* SM_LOOP_CTL_MAX */
 
 struct streaming {
 	int stop[2];

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * test_cli.c - the command table and option parser of `sockmesh`
- * (cgroupd/cli.c): every command of SM_CLI_COMMANDS is found by its name,
+ * (cgroupd/sockmesh/cli.c): every command of SM_CLI_COMMANDS is found by its name,
  * each takes only its own options, and the values of -d and -n are checked.
  */
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * test_config.c - sockmesh.ini as a user writes it (cgroupd/config.c on
+ * test_config.c - sockmesh.ini as a user writes it (cgroupd/lib/config.c on
  * top of inih): defaults, every key, every kind of mistake and the message
  * it gets, --check output that reads back, long lines.
  *

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * test_http.c - the metrics endpoint's request parser (cgroupd/http.c):
+ * test_http.c - the metrics endpoint's request parser (cgroupd/sockmeshd/http.c):
  * what a scraper sends is answered, what a broken or hostile client sends
  * gets the status RFC 9112 asks for, and an incomplete request waits.
  */

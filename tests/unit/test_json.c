@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * test_json.c - the one JSON writer (cgroupd/json.c): separators, nesting,
+ * test_json.c - the one JSON writer (cgroupd/lib/json.c): separators, nesting,
  * and strings escaped as RFC 8259 requires, control characters included.
  */
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * test_policy.c - config -> policy map contents (cgroupd/policy.c): the
+ * test_policy.c - config -> policy map contents (cgroupd/lib/policy.c): the
  * sm_ports flags of every port, LPM keys, prefix membership.
  *
  * The configs are built field by field, not parsed, so that a parser bug

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * test_probe.c - sm_probe_kernel (cgroupd/probe.c) on a kernel that lacks
+ * test_probe.c - sm_probe_kernel (cgroupd/lib/probe.c) on a kernel that lacks
  * one feature or another. The libbpf probe functions and the BTF loader
  * are defined here, so probe.o from build/libsmcore.a binds to them (as
- * in test_core_errors.c): no root, no kernel needed.
+ * in test_pins_errors.c): no root, no kernel needed.
  */
 #include <stdarg.h>
 #include <stddef.h>

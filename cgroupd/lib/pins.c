@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* core.c - load, adopt, attach, fill, read and unload the pinned datapath. */
+/* pins.c - load, adopt, attach, fill, read and unload the pinned datapath. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -20,7 +20,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "core.h"
+#include "pins.h"
 #include "policy.h"
 #include "sockmesh.skel.h"
 
@@ -51,32 +51,32 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-void sm_core_init(struct sm_core *core, const char *pin_dir)
+void sm_pins_init(struct sm_pins *pins, const char *pin_dir)
 {
-	memset(core, 0, sizeof(*core));
-	snprintf(core->pin_dir, sizeof(core->pin_dir), "%s", pin_dir);
-	snprintf(core->dir, sizeof(core->dir), "%s/%s", pin_dir, SM_PIN_LAYOUT);
-	core->lock_fd = -1;
+	memset(pins, 0, sizeof(*pins));
+	snprintf(pins->pin_dir, sizeof(pins->pin_dir), "%s", pin_dir);
+	snprintf(pins->dir, sizeof(pins->dir), "%s/%s", pin_dir, SM_PIN_LAYOUT);
+	pins->lock_fd = -1;
 	for (int i = 0; i < SM_P_NR; i++)
-		core->prog_fds[i] = -1;
+		pins->prog_fds[i] = -1;
 	for (int i = 0; i < SM_M_NR; i++)
-		core->map_fds[i] = -1;
+		pins->map_fds[i] = -1;
 }
 
-static void close_objects(struct sm_core *core)
+static void close_objects(struct sm_pins *pins)
 {
 	for (int i = 0; i < SM_M_NR; i++)
-		close_fd(&core->map_fds[i]);
+		close_fd(&pins->map_fds[i]);
 	for (int i = 0; i < SM_P_NR; i++)
-		close_fd(&core->prog_fds[i]);
+		close_fd(&pins->prog_fds[i]);
 }
 
-void sm_core_close(struct sm_core *core)
+void sm_pins_close(struct sm_pins *pins)
 {
-	if (!core)
+	if (!pins)
 		return;
-	close_objects(core);
-	close_fd(&core->lock_fd);
+	close_objects(pins);
+	close_fd(&pins->lock_fd);
 }
 
 static int is_bpffs(const char *path)
@@ -106,47 +106,47 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-int sm_core_prepare_dir(struct sm_core *core)
+int sm_pins_prepare_dir(struct sm_pins *pins)
 {
 	size_t n = strlen(BPFFS_DEFAULT);
 	int ret;
 
-	if (!strncmp(core->pin_dir, BPFFS_DEFAULT, n) &&
-	    (core->pin_dir[n] == '/' || !core->pin_dir[n]) &&
+	if (!strncmp(pins->pin_dir, BPFFS_DEFAULT, n) &&
+	    (pins->pin_dir[n] == '/' || !pins->pin_dir[n]) &&
 	    is_bpffs(BPFFS_DEFAULT) == 0) {
 		if (mount("bpf", BPFFS_DEFAULT, "bpf", 0, "mode=0700"))
 			return -errno;
 	}
-	ret = mkdir_p(core->pin_dir, 0700);
+	ret = mkdir_p(pins->pin_dir, 0700);
 	if (ret)
 		return ret;
-	ret = is_bpffs(core->pin_dir);
+	ret = is_bpffs(pins->pin_dir);
 	if (ret < 0)
 		return ret;
 	return ret ? 0 : -EXDEV;
 }
 
-int sm_core_lock(struct sm_core *core)
+int sm_pins_lock(struct sm_pins *pins)
 {
-	core->lock_fd = open(core->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (core->lock_fd < 0)
+	pins->lock_fd = open(pins->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pins->lock_fd < 0)
 		return -errno;
-	if (flock(core->lock_fd, LOCK_EX | LOCK_NB)) {
+	if (flock(pins->lock_fd, LOCK_EX | LOCK_NB)) {
 		int ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
 
-		close_fd(&core->lock_fd);
+		close_fd(&pins->lock_fd);
 		return ret;
 	}
 	return 0;
 }
 
-int sm_core_locked(const struct sm_core *core)
+int sm_pins_locked(const struct sm_pins *pins)
 {
 	int fd, ret = 0;
 
-	if (core->lock_fd >= 0)
+	if (pins->lock_fd >= 0)
 		return 0; /* held by us */
-	fd = open(core->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(pins->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	if (flock(fd, LOCK_EX | LOCK_NB))
@@ -175,24 +175,24 @@ static int obj_get(const char *dir, const char *name, int *fd)
 	return *fd < 0 ? -errno : 0;
 }
 
-int sm_core_open(struct sm_core *core)
+int sm_pins_open(struct sm_pins *pins)
 {
 	int ret;
 
-	close_objects(core);
+	close_objects(pins);
 	for (int i = 0; i < SM_M_NR; i++) {
-		ret = obj_get(core->dir, map_names[i], &core->map_fds[i]);
+		ret = obj_get(pins->dir, map_names[i], &pins->map_fds[i]);
 		if (ret)
 			goto err_close;
 	}
 	for (int i = 0; i < SM_P_NR; i++) {
-		ret = obj_get(core->dir, prog_names[i], &core->prog_fds[i]);
+		ret = obj_get(pins->dir, prog_names[i], &pins->prog_fds[i]);
 		if (ret)
 			goto err_close;
 	}
 	return 0;
 err_close:
-	close_objects(core);
+	close_objects(pins);
 	return ret;
 }
 
@@ -272,7 +272,7 @@ static struct sockmesh_bpf *skel_load(__u32 max_sockets, __u32 feat, int *err)
 	return skel;
 }
 
-int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
+int sm_pins_load(struct sm_pins *pins, __u32 max_sockets, __u32 *featp)
 {
 	struct sm_ctl ctl = {};
 	__u32 zero = 0, feat = *featp;
@@ -283,8 +283,8 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 	char tmp[PATH_MAX], path[PATH_MAX + 32];
 	int ret;
 
-	close_objects(core);
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s_new_%d", core->dir,
+	close_objects(pins);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s_new_%d", pins->dir,
 			     getpid()) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 
@@ -363,20 +363,20 @@ int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *featp)
 		if (ret)
 			goto err_remove;
 	}
-	if (rename(tmp, core->dir)) {
+	if (rename(tmp, pins->dir)) {
 		ret = errno == ENOTEMPTY ? -EEXIST : -errno;
 		goto err_remove;
 	}
 
 	for (int i = 0; i < SM_M_NR && !ret; i++)
-		ret = dup_fd(bpf_map__fd(maps[i]), &core->map_fds[i]);
+		ret = dup_fd(bpf_map__fd(maps[i]), &pins->map_fds[i]);
 	for (int i = 0; i < SM_P_NR && !ret; i++)
-		ret = dup_fd(bpf_program__fd(progs[i]), &core->prog_fds[i]);
+		ret = dup_fd(bpf_program__fd(progs[i]), &pins->prog_fds[i]);
 	bpf_link__destroy(recv); /* the fds: the pins hold the links */
 	bpf_link__destroy(splice);
 	sockmesh_bpf__destroy(skel);
 	if (ret)
-		close_objects(core);
+		close_objects(pins);
 	return ret;
 
 err_remove:
@@ -388,12 +388,12 @@ err_destroy:
 	return ret;
 }
 
-int sm_core_max_sockets(const struct sm_core *core, __u32 *max)
+int sm_pins_max_sockets(const struct sm_pins *pins, __u32 *max)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
 
-	if (bpf_obj_get_info_by_fd(core->map_fds[SM_M_SOCKHASH], &info, &len))
+	if (bpf_obj_get_info_by_fd(pins->map_fds[SM_M_SOCKHASH], &info, &len))
 		return -errno;
 	*max = info.max_entries;
 	return 0;
@@ -430,7 +430,7 @@ static int sync_lpm(int fd, const struct sm_cidr *cidrs, int n)
 	return 0;
 }
 
-int sm_core_fill_policy(const struct sm_core *core, int gen,
+int sm_pins_fill_policy(const struct sm_pins *pins, int gen,
 			const struct sm_config *cfg)
 {
 	static __u8 flags[SM_PORTS_MAX];
@@ -442,47 +442,47 @@ int sm_core_fill_policy(const struct sm_core *core, int gen,
 	sm_policy_port_flags(cfg, flags);
 	for (__u32 i = 0; i < SM_PORTS_MAX; i++)
 		keys[i] = i;
-	if (bpf_map_update_batch(core->map_fds[m[0]], keys, flags, &count,
+	if (bpf_map_update_batch(pins->map_fds[m[0]], keys, flags, &count,
 				 NULL))
 		return -errno;
-	ret = sync_lpm(core->map_fds[m[1]], cfg->cidrs, cfg->n_cidrs);
+	ret = sync_lpm(pins->map_fds[m[1]], cfg->cidrs, cfg->n_cidrs);
 	if (ret)
 		return ret;
-	return sync_lpm(core->map_fds[m[2]], cfg->node_unique_cidrs,
+	return sync_lpm(pins->map_fds[m[2]], cfg->node_unique_cidrs,
 			cfg->n_node_unique_cidrs);
 }
 
-static int ctl_read(const struct sm_core *core, struct sm_ctl *ctl)
+static int ctl_read(const struct sm_pins *pins, struct sm_ctl *ctl)
 {
 	__u32 zero = 0;
 
-	if (bpf_map_lookup_elem(core->map_fds[SM_M_CTL], &zero, ctl))
+	if (bpf_map_lookup_elem(pins->map_fds[SM_M_CTL], &zero, ctl))
 		return -errno;
 	return 0;
 }
 
-int sm_core_policy_gen(const struct sm_core *core, __u32 *gen)
+int sm_pins_policy_gen(const struct sm_pins *pins, __u32 *gen)
 {
 	struct sm_ctl ctl;
-	int ret = ctl_read(core, &ctl);
+	int ret = ctl_read(pins, &ctl);
 
 	if (!ret)
 		*gen = ctl.policy_gen;
 	return ret;
 }
 
-int sm_core_apply_policy(const struct sm_core *core,
+int sm_pins_apply_policy(const struct sm_pins *pins,
 			 const struct sm_config *cfg)
 {
 	struct sm_ctl ctl;
 	__u32 zero = 0, idle;
 	int ret;
 
-	ret = ctl_read(core, &ctl);
+	ret = ctl_read(pins, &ctl);
 	if (ret)
 		return ret;
 	idle = !ctl.policy_gen;
-	ret = sm_core_fill_policy(core, idle, cfg);
+	ret = sm_pins_fill_policy(pins, idle, cfg);
 	if (ret)
 		return ret;
 	/* only this process writes sm_ctl while it holds the pin_dir lock */
@@ -491,7 +491,7 @@ int sm_core_apply_policy(const struct sm_core *core,
 	ctl.bulk_gap_us = cfg->small_write_gap_us;
 	ctl.flags = (ctl.flags & ~SM_CTL_FAST) |
 		    (cfg->compat_fast ? SM_CTL_FAST : 0);
-	if (bpf_map_update_elem(core->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
+	if (bpf_map_update_elem(pins->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
 		return -errno;
 	/*
 	 * sock_ops runs under RCU: after a grace period none still reads the
@@ -506,11 +506,11 @@ int sm_core_apply_policy(const struct sm_core *core,
 	return 0;
 }
 
-int sm_core_cg_slot(const struct sm_core *core, __u64 id, __u32 *slot)
+int sm_pins_cg_slot(const struct sm_pins *pins, __u64 id, __u32 *slot)
 {
 	__u16 v;
 
-	if (bpf_map_lookup_elem(core->map_fds[SM_M_CGSLOTS], &id, &v))
+	if (bpf_map_lookup_elem(pins->map_fds[SM_M_CGSLOTS], &id, &v))
 		return -errno;
 	*slot = v;
 	return 0;
@@ -531,7 +531,7 @@ static struct sm_cg_counters *cg_percpu_alloc(int *ncpu)
 	return per;
 }
 
-int sm_core_cg_counters(const struct sm_core *core, __u32 slot,
+int sm_pins_cg_counters(const struct sm_pins *pins, __u32 slot,
 			struct sm_cg_counters *sum)
 {
 	int ncpu, ret = 0;
@@ -540,7 +540,7 @@ int sm_core_cg_counters(const struct sm_core *core, __u32 slot,
 	if (!per)
 		return ncpu;
 	memset(sum, 0, sizeof(*sum));
-	if (bpf_map_lookup_elem(core->map_fds[SM_M_CGCOUNTERS], &slot, per)) {
+	if (bpf_map_lookup_elem(pins->map_fds[SM_M_CGCOUNTERS], &slot, per)) {
 		ret = -errno;
 		goto out;
 	}
@@ -552,24 +552,24 @@ out:
 	return ret;
 }
 
-static int cg_counters_zero(const struct sm_core *core, __u32 slot)
+static int cg_counters_zero(const struct sm_pins *pins, __u32 slot)
 {
 	int ncpu, ret = 0;
 	struct sm_cg_counters *per = cg_percpu_alloc(&ncpu);
 
 	if (!per)
 		return ncpu;
-	if (bpf_map_update_elem(core->map_fds[SM_M_CGCOUNTERS], &slot, per,
+	if (bpf_map_update_elem(pins->map_fds[SM_M_CGCOUNTERS], &slot, per,
 				BPF_ANY))
 		ret = -errno;
 	free(per);
 	return ret;
 }
 
-int sm_core_cg_slots_sync(const struct sm_core *core, const __u64 *ids, int n,
+int sm_pins_cg_slots_sync(const struct sm_pins *pins, const __u64 *ids, int n,
 			  int prune)
 {
-	int fd = core->map_fds[SM_M_CGSLOTS], more, n_have = 0, ret;
+	int fd = pins->map_fds[SM_M_CGSLOTS], more, n_have = 0, ret;
 	__u64 key, next, have_id[SM_CG_SLOTS];
 	unsigned char used[SM_CG_SLOTS] = {1}; /* slot 0 means "none" */
 	__u16 slot, last = 0;
@@ -591,7 +591,7 @@ int sm_core_cg_slots_sync(const struct sm_core *core, const __u64 *ids, int n,
 
 		if (!ids[i]) /* a cgroup waited for */
 			continue;
-		if (!sm_core_cg_slot(core, ids[i], &s))
+		if (!sm_pins_cg_slot(pins, ids[i], &s))
 			continue;
 		/* a fresh slot, after the last one used: a slot freed by a
 		 * removed cgroup is reused last (its sockets still carry it) */
@@ -603,7 +603,7 @@ int sm_core_cg_slots_sync(const struct sm_core *core, const __u64 *ids, int n,
 		}
 		if (!s)
 			return -ENOSPC;
-		ret = cg_counters_zero(core, s);
+		ret = cg_counters_zero(pins, s);
 		if (ret)
 			return ret;
 		slot = s;
@@ -629,7 +629,7 @@ static void link_name(char *buf, size_t len, __u64 cg_id)
 	snprintf(buf, len, "cg_%" PRIu64, (uint64_t)cg_id);
 }
 
-int sm_core_attach(const struct sm_core *core, int cg_fd, __u64 cg_id,
+int sm_pins_attach(const struct sm_pins *pins, int cg_fd, __u64 cg_id,
 		   int *created)
 {
 	char name[32];
@@ -637,15 +637,15 @@ int sm_core_attach(const struct sm_core *core, int cg_fd, __u64 cg_id,
 
 	*created = 0;
 	link_name(name, sizeof(name), cg_id);
-	if (!obj_get(core->dir, name, &fd)) {
+	if (!obj_get(pins->dir, name, &fd)) {
 		close(fd);
 		return 0;
 	}
-	fd = bpf_link_create(core->prog_fds[SM_P_SOCKOPS], cg_fd,
+	fd = bpf_link_create(pins->prog_fds[SM_P_SOCKOPS], cg_fd,
 			     BPF_CGROUP_SOCK_OPS, NULL);
 	if (fd < 0)
 		return -errno;
-	ret = obj_pin(fd, core->dir, name);
+	ret = obj_pin(fd, pins->dir, name);
 	if (ret)
 		bpf_link_detach(fd);
 	else
@@ -654,31 +654,31 @@ int sm_core_attach(const struct sm_core *core, int cg_fd, __u64 cg_id,
 	return ret;
 }
 
-int sm_core_detach(const struct sm_core *core, __u64 cg_id)
+int sm_pins_detach(const struct sm_pins *pins, __u64 cg_id)
 {
 	char name[32], path[PATH_MAX];
 	int fd, ret;
 
 	link_name(name, sizeof(name), cg_id);
-	ret = obj_get(core->dir, name, &fd);
+	ret = obj_get(pins->dir, name, &fd);
 	if (ret)
 		return ret;
 	/* detach now, even if another process still holds the link */
 	bpf_link_detach(fd);
 	close(fd);
-	ret = pin_path(path, sizeof(path), core->dir, name);
+	ret = pin_path(path, sizeof(path), pins->dir, name);
 	if (!ret && unlink(path))
 		ret = -errno;
 	return ret;
 }
 
-int sm_core_links(const struct sm_core *core, __u64 *ids, int max)
+int sm_pins_links(const struct sm_pins *pins, __u64 *ids, int max)
 {
 	struct dirent *de;
 	unsigned long long id;
 	int n = 0;
 	char c;
-	DIR *d = opendir(core->dir);
+	DIR *d = opendir(pins->dir);
 
 	if (!d)
 		return -errno;
@@ -689,10 +689,10 @@ int sm_core_links(const struct sm_core *core, __u64 *ids, int max)
 	return n;
 }
 
-int sm_core_attached(const struct sm_core *core, __u64 id)
+int sm_pins_attached(const struct sm_pins *pins, __u64 id)
 {
 	__u64 ids[SM_LINKS_MAX];
-	int n = sm_core_links(core, ids, SM_LINKS_MAX);
+	int n = sm_pins_links(pins, ids, SM_LINKS_MAX);
 
 	if (n < 0)
 		return n;
@@ -729,20 +729,20 @@ out:
 	return ret;
 }
 
-int sm_core_counters(const struct sm_core *core, struct sm_counters *sum)
+int sm_pins_counters(const struct sm_pins *pins, struct sm_counters *sum)
 {
-	return sm_counters_read(core->map_fds[SM_M_COUNTERS], sum);
+	return sm_counters_read(pins->map_fds[SM_M_COUNTERS], sum);
 }
 
 /* Every sm_portstats entry through @fn, in batches; 0 or -errno. */
-static int portstat_walk(const struct sm_core *core,
+static int portstat_walk(const struct sm_pins *pins,
 			 void (*fn)(const struct sm_portstat *ps, void *arg),
 			 void *arg)
 {
 	enum { CHUNK = 4096 };
 	static struct sm_portstat v[CHUNK];
 	static __u32 keys[CHUNK];
-	int fd = core->map_fds[SM_M_PORTSTATS];
+	int fd = pins->map_fds[SM_M_PORTSTATS];
 	__u32 batch = 0, count;
 	void *in = NULL;
 
@@ -780,20 +780,20 @@ static void port_one(const struct sm_portstat *ps, void *arg)
 	}
 }
 
-int sm_core_ports(const struct sm_core *core, struct sm_port_report *r)
+int sm_pins_ports(const struct sm_pins *pins, struct sm_port_report *r)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns()'s clock */
 	r->now = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 	r->n_short = r->n_strict = 0;
-	return portstat_walk(core, port_one, r);
+	return portstat_walk(pins, port_one, r);
 }
 
-int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
+int sm_pins_count_sockets(const struct sm_pins *pins, __u32 *n)
 {
 	struct sm_key key, next;
-	int fd = core->map_fds[SM_M_SOCKHASH];
+	int fd = pins->map_fds[SM_M_SOCKHASH];
 
 	*n = 0;
 	if (bpf_map_get_next_key(fd, NULL, &next))
@@ -805,10 +805,10 @@ int sm_core_count_sockets(const struct sm_core *core, __u32 *n)
 	return errno == ENOENT ? 0 : -errno;
 }
 
-int sm_core_feat(const struct sm_core *core, __u32 *feat, __u32 *flags)
+int sm_pins_feat(const struct sm_pins *pins, __u32 *feat, __u32 *flags)
 {
 	struct sm_ctl ctl;
-	int ret = ctl_read(core, &ctl);
+	int ret = ctl_read(pins, &ctl);
 
 	if (!ret) {
 		*feat = ctl.feat;
@@ -818,23 +818,23 @@ int sm_core_feat(const struct sm_core *core, __u32 *feat, __u32 *flags)
 	return ret;
 }
 
-int sm_core_set_drain(const struct sm_core *core)
+int sm_pins_set_drain(const struct sm_pins *pins)
 {
 	struct sm_ctl ctl = {.flags = SM_CTL_DRAIN};
 	__u32 zero = 0;
 
 	/* keep what it was loaded with: status still shows it */
-	if (!ctl_read(core, &ctl))
+	if (!ctl_read(pins, &ctl))
 		ctl.flags |= SM_CTL_DRAIN;
-	if (bpf_map_update_elem(core->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
+	if (bpf_map_update_elem(pins->map_fds[SM_M_CTL], &zero, &ctl, BPF_ANY))
 		return -errno;
 	return 0;
 }
 
-int sm_core_unload(struct sm_core *core)
+int sm_pins_unload(struct sm_pins *pins)
 {
 	__u64 ids[SM_LINKS_MAX];
-	int n = sm_core_links(core, ids, SM_LINKS_MAX);
+	int n = sm_pins_links(pins, ids, SM_LINKS_MAX);
 
 	if (n == -ENOENT)
 		return -ENOENT;
@@ -844,18 +844,18 @@ int sm_core_unload(struct sm_core *core)
 	 * message takes the stack (redirect -> stack keeps order), and each
 	 * socket leaves the unpinned map when it closes.
 	 */
-	if (core->map_fds[SM_M_CTL] >= 0) {
-		int ret = sm_core_set_drain(core);
+	if (pins->map_fds[SM_M_CTL] >= 0) {
+		int ret = sm_pins_set_drain(pins);
 
 		if (ret)
 			return ret;
 	}
 	for (int i = 0; i < n; i++)
-		sm_core_detach(core, ids[i]);
-	close_objects(core);
-	remove_dir(core->dir);
-	if (access(core->dir, F_OK) == 0)
+		sm_pins_detach(pins, ids[i]);
+	close_objects(pins);
+	remove_dir(pins->dir);
+	if (access(pins->dir, F_OK) == 0)
 		return -ENOTEMPTY;
-	rmdir(core->pin_dir); /* ours if empty; leave it if not */
+	rmdir(pins->pin_dir); /* ours if empty; leave it if not */
 	return 0;
 }

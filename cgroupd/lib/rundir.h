@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * common.h - facts every client of sockmeshd needs, in one place: the
+ * rundir.h - facts every client of sockmeshd needs, in one place: the
  * files in run_dir, the exit codes, whether a daemon runs, the control
  * protocol, and the checks on the config file.
  */
-#ifndef SM_COMMON_H
-#define SM_COMMON_H
+#ifndef SM_RUNDIR_H
+#define SM_RUNDIR_H
 
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "core.h"
+#include "pins.h"
 
 /* In run_dir (mode 0700): */
 #define SM_PID_FILE "sockmeshd.pid"  /* the daemon's pid, written when ready */
@@ -47,12 +47,12 @@ int sm_run_path(char *buf, size_t len, const char *run_dir, const char *name);
  */
 int sm_run_lock_holder(const char *run_dir, pid_t *pid, char *cfg, size_t len);
 /*
- * The running daemon of @run_dir (or, failing that, of @core's pin_dir):
+ * The running daemon of @run_dir (or, failing that, of @pins's pin_dir):
  * its pid, -1 if one runs whose pid is not known (it is starting, or it
  * holds pin_dir with another run_dir), 0 if none runs. Never a pid from a
  * file a dead daemon left: the lock says who is alive.
  */
-pid_t sm_daemon_pid(const struct sm_core *core, const char *run_dir);
+pid_t sm_daemon_pid(const struct sm_pins *pins, const char *run_dir);
 /*
  * Ask the daemon at @run_dir: send @request, put the reply's text in @out.
  * Returns 0 (reply "ok"), -EREMOTEIO (reply "error"; the text says why),

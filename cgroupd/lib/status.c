@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cgroup.h"
-#include "common.h"
+#include "rundir.h"
 #include "json.h"
 #include "probe.h"
 #include "status.h"
@@ -17,7 +17,7 @@ static const char *const cg_names[SM_CG_NR] = {
 #undef SM_CG_NAME
 };
 
-int sm_status_read(const struct sm_core *core, const char *run_dir,
+int sm_status_read(const struct sm_pins *pins, const char *run_dir,
 		   struct sm_status *st)
 {
 	__u64 ids[SM_LINKS_MAX];
@@ -25,17 +25,17 @@ int sm_status_read(const struct sm_core *core, const char *run_dir,
 	int n, ret;
 
 	memset(st, 0, sizeof(*st));
-	snprintf(st->pin_dir, sizeof(st->pin_dir), "%s", core->pin_dir);
-	snprintf(st->dir, sizeof(st->dir), "%s", core->dir);
-	n = sm_core_links(core, ids, SM_LINKS_MAX);
+	snprintf(st->pin_dir, sizeof(st->pin_dir), "%s", pins->pin_dir);
+	snprintf(st->dir, sizeof(st->dir), "%s", pins->dir);
+	n = sm_pins_links(pins, ids, SM_LINKS_MAX);
 	if (n < 0)
 		return n;
-	ret = sm_core_counters(core, &st->c);
+	ret = sm_pins_counters(pins, &st->c);
 	if (!ret)
-		ret = sm_core_count_sockets(core, &st->sockets);
+		ret = sm_pins_count_sockets(pins, &st->sockets);
 	if (!ret)
-		ret = sm_core_max_sockets(core, &st->max_sockets);
-	if (!ret && !sm_core_feat(core, &st->feat, &st->ctl_flags) &&
+		ret = sm_pins_max_sockets(pins, &st->max_sockets);
+	if (!ret && !sm_pins_feat(pins, &st->feat, &st->ctl_flags) &&
 	    !(st->feat & SM_FEAT_SET))
 		st->feat = 0;
 	if (!ret) {
@@ -47,7 +47,7 @@ int sm_status_read(const struct sm_core *core, const char *run_dir,
 			.max_strict = SM_STATUS_SHORT,
 		};
 
-		ret = sm_core_ports(core, &r);
+		ret = sm_pins_ports(pins, &r);
 		st->n_short = r.n_short;
 		st->n_strict = r.n_strict;
 	}
@@ -61,13 +61,13 @@ int sm_status_read(const struct sm_core *core, const char *run_dir,
 		if (!mnt[0] ||
 		    sm_cgroup_path(mnt, ids[i], cg->path, sizeof(cg->path)))
 			strcpy(cg->path, "(removed)");
-		if (sm_core_cg_slot(core, ids[i], &cg->slot))
+		if (sm_pins_cg_slot(pins, ids[i], &cg->slot))
 			cg->slot = 0;
-		if (cg->slot && sm_core_cg_counters(core, cg->slot, &cg->c))
+		if (cg->slot && sm_pins_cg_counters(pins, cg->slot, &cg->c))
 			cg->slot = 0;
 	}
 	st->n = n;
-	st->daemon_pid = sm_daemon_pid(core, run_dir);
+	st->daemon_pid = sm_daemon_pid(pins, run_dir);
 	return 0;
 }
 

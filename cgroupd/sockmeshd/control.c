@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
-#include "common.h"
+#include "rundir.h"
 #include "log.h"
 #include "loop_priv.h"
 
@@ -79,7 +79,7 @@ static void ctl_status(struct sm_loop *l, struct client *cl, const char *arg)
 		sm_control_reply(l, cl, 1, NULL, b);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "cannot read %s\n", l->d->core.dir);
+	snprintf(msg, sizeof(msg), "cannot read %s\n", l->d->pins.dir);
 	sm_control_reply(l, cl, 0, msg, NULL);
 }
 

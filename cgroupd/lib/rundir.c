@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* common.c - see common.h. */
+/* rundir.c - see rundir.h. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "rundir.h"
 
 int sm_run_path(char *buf, size_t len, const char *run_dir, const char *name)
 {
@@ -69,15 +69,15 @@ int sm_run_lock_holder(const char *run_dir, pid_t *pid, char *cfg, size_t len)
 	return 1;
 }
 
-pid_t sm_daemon_pid(const struct sm_core *core, const char *run_dir)
+pid_t sm_daemon_pid(const struct sm_pins *pins, const char *run_dir)
 {
 	pid_t pid;
 
-	if (core->lock_fd >= 0) /* we are the daemon */
+	if (pins->lock_fd >= 0) /* we are the daemon */
 		return getpid();
 	if (sm_run_lock_holder(run_dir, &pid, NULL, 0) == 1)
 		return pid > 0 ? pid : -1;
-	return sm_core_locked(core) ? -1 : 0;
+	return sm_pins_locked(pins) ? -1 : 0;
 }
 
 int sm_ctl_request(const char *run_dir, const char *request, char *out,

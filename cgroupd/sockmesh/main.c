@@ -19,9 +19,9 @@
 
 #include "cgroup.h"
 #include "cli.h"
-#include "common.h"
+#include "rundir.h"
 #include "config.h"
-#include "core.h"
+#include "pins.h"
 #include "json.h"
 #include "status.h"
 
@@ -50,7 +50,7 @@ static void __attribute__((format(printf, 1, 2))) fail(const char *fmt, ...)
 struct common {
 	struct sm_cli_args args;
 	struct sm_config cfg;
-	struct sm_core core;
+	struct sm_pins pins;
 	char cfg_err[SM_ERR_LEN]; /* the config did not load: why */
 };
 
@@ -78,15 +78,15 @@ static int cmd_version(struct common *c, int argc, char **argv)
 
 static int open_pins(struct common *c)
 {
-	int ret = sm_core_open(&c->core);
+	int ret = sm_pins_open(&c->pins);
 
 	if (ret == -ENOENT) {
 		fail("sockmesh is not loaded: no pins in %s (start sockmeshd: make run)",
-		     c->core.dir);
+		     c->pins.dir);
 		return SM_EXIT_NOT_LOADED;
 	}
 	if (ret) {
-		fail("cannot open the pins in %s: %s", c->core.dir,
+		fail("cannot open the pins in %s: %s", c->pins.dir,
 		     strerror(-ret));
 		return SM_EXIT_FAILURE;
 	}
@@ -99,7 +99,7 @@ static int open_pins(struct common *c)
  */
 static int no_answer(struct common *c, const char *what, int err)
 {
-	pid_t pid = sm_daemon_pid(&c->core, c->cfg.run_dir);
+	pid_t pid = sm_daemon_pid(&c->pins, c->cfg.run_dir);
 	char who[32] = "pid unknown";
 
 	if (!pid) {
@@ -239,7 +239,7 @@ static int cmd_run(struct common *c, int argc, char **argv)
 		     mnt, cg);
 		return SM_EXIT_NOT_LOADED;
 	}
-	if (sm_core_attached(&c->core, id) != 1) {
+	if (sm_pins_attached(&c->pins, id) != 1) {
 		fail("sockmesh is not attached to cgroup /%s: start sockmeshd first (make run)",
 		     cg);
 		return SM_EXIT_NOT_LOADED;
@@ -250,7 +250,7 @@ static int cmd_run(struct common *c, int argc, char **argv)
 		return SM_EXIT_FAILURE;
 	}
 	close(cg_fd);
-	sm_core_close(&c->core);
+	sm_pins_close(&c->pins);
 	if (!c->args.as_root) {
 		ret = run_drop_to_sudo_user();
 		if (ret)
@@ -272,9 +272,9 @@ static int cmd_status(struct common *c, int argc, char **argv)
 		ret = open_pins(c);
 	if (ret)
 		return ret;
-	ret = sm_status_read(&c->core, c->cfg.run_dir, &st);
+	ret = sm_status_read(&c->pins, c->cfg.run_dir, &st);
 	if (ret) {
-		fail("cannot read %s: %s", c->core.dir, strerror(-ret));
+		fail("cannot read %s: %s", c->pins.dir, strerror(-ret));
 		return SM_EXIT_FAILURE;
 	}
 	if (json)
@@ -288,7 +288,7 @@ static int cmd_status(struct common *c, int argc, char **argv)
 static int wait_daemon_gone(const struct common *c, int seconds)
 {
 	for (int i = 0; i < seconds * 20; i++) {
-		if (!sm_core_locked(&c->core))
+		if (!sm_pins_locked(&c->pins))
 			return 0;
 		usleep(50000);
 	}
@@ -304,7 +304,7 @@ static int cmd_unload(struct common *c, int argc, char **argv)
 	ret = no_operands(c, argc, argv);
 	if (ret)
 		return ret;
-	pid = sm_daemon_pid(&c->core, c->cfg.run_dir);
+	pid = sm_daemon_pid(&c->pins, c->cfg.run_dir);
 	if (pid) {
 		ret = sm_ctl_request(c->cfg.run_dir, "unload", reply,
 				     sizeof(reply));
@@ -324,18 +324,18 @@ static int cmd_unload(struct common *c, int argc, char **argv)
 	}
 	ret = open_pins(c);
 	if (ret == SM_EXIT_NOT_LOADED) {
-		printf("sockmesh: nothing to unload in %s\n", c->core.dir);
+		printf("sockmesh: nothing to unload in %s\n", c->pins.dir);
 		return 0;
 	}
 	if (ret)
 		return ret;
-	ret = sm_core_unload(&c->core);
+	ret = sm_pins_unload(&c->pins);
 	if (ret) {
-		fail("cannot remove every pin in %s: %s", c->core.dir,
+		fail("cannot remove every pin in %s: %s", c->pins.dir,
 		     strerror(-ret));
 		return SM_EXIT_FAILURE;
 	}
-	printf("sockmesh: detached and removed the pins in %s\n", c->core.dir);
+	printf("sockmesh: detached and removed the pins in %s\n", c->pins.dir);
 	return 0;
 }
 
@@ -366,7 +366,7 @@ static int cmd_reload(struct common *c, int argc, char **argv)
 	}
 	if (ret) {
 		/* no daemon to ask, and the file is bad: say what is wrong */
-		if (c->cfg_err[0] && !sm_daemon_pid(&c->core, c->cfg.run_dir)) {
+		if (c->cfg_err[0] && !sm_daemon_pid(&c->pins, c->cfg.run_dir)) {
 			fail("%s", c->cfg_err);
 			return SM_EXIT_USAGE;
 		}
@@ -448,7 +448,7 @@ static int cmd_top(struct common *c, int argc, char **argv)
 		return ret;
 	signal(SIGINT, on_stop);
 	signal(SIGTERM, on_stop);
-	ret = sm_status_read(&c->core, c->cfg.run_dir, &st[cur]);
+	ret = sm_status_read(&c->pins, c->cfg.run_dir, &st[cur]);
 	t0 = mono();
 	for (long frame = 0;
 	     !ret && !top_stop && (!c->args.count || frame < c->args.count);
@@ -456,7 +456,7 @@ static int cmd_top(struct common *c, int argc, char **argv)
 		usleep((useconds_t)(c->args.delay * 1e6));
 		if (top_stop)
 			break;
-		ret = sm_status_read(&c->core, c->cfg.run_dir, &st[!cur]);
+		ret = sm_status_read(&c->pins, c->cfg.run_dir, &st[!cur]);
 		t1 = mono();
 		if (ret)
 			break;
@@ -465,7 +465,7 @@ static int cmd_top(struct common *c, int argc, char **argv)
 		t0 = t1;
 	}
 	if (ret) {
-		fail("cannot read %s: %s", c->core.dir, strerror(-ret));
+		fail("cannot read %s: %s", c->pins.dir, strerror(-ret));
 		return SM_EXIT_FAILURE;
 	}
 	return 0;
@@ -558,7 +558,7 @@ int main(int argc, char **argv)
 			}
 			config_for_reload(&c);
 		}
-		sm_core_init(&c.core, c.cfg.pin_dir);
+		sm_pins_init(&c.pins, c.cfg.pin_dir);
 	}
 	return commands[c.args.cmd].fn(&c, argc, argv);
 }

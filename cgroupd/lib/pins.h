@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * core.h - the datapath as pinned objects: load or adopt, attach to
+ * pins.h - the datapath as pinned objects: load or adopt, attach to
  * cgroups, fill the policy maps, read counters, unload. Shared by sockmeshd
  * and the sockmesh CLI; functions return 0 or -errno and never log.
  *
@@ -8,8 +8,8 @@
  *   v1/<every map and program of SM_MAPS and SM_PROGS, by its name>
  *   v1/cg_<cgroup id>                             one sock_ops link per cgroup
  */
-#ifndef SM_CORE_H
-#define SM_CORE_H
+#ifndef SM_PINS_H
+#define SM_PINS_H
 
 #include <limits.h>
 #include <linux/types.h>
@@ -31,7 +31,7 @@ enum sm_prog_idx {
 		SM_P_NR,
 };
 
-struct sm_core {
+struct sm_pins {
 	char pin_dir[PATH_MAX];
 	char dir[PATH_MAX]; /* pin_dir/SM_PIN_LAYOUT */
 	int lock_fd;
@@ -41,27 +41,27 @@ struct sm_core {
 
 #define SM_LINKS_MAX 256
 
-void sm_core_init(struct sm_core *core, const char *pin_dir);
-void sm_core_close(struct sm_core *core);
+void sm_pins_init(struct sm_pins *pins, const char *pin_dir);
+void sm_pins_close(struct sm_pins *pins);
 
 /* Mount bpffs on /sys/fs/bpf if pin_dir is below it and it is missing;
  * create pin_dir; -EXDEV if pin_dir is not on bpffs. */
-int sm_core_prepare_dir(struct sm_core *core);
+int sm_pins_prepare_dir(struct sm_pins *pins);
 /* Take the pin_dir lock for this process's lifetime; -EBUSY if held. */
-int sm_core_lock(struct sm_core *core);
+int sm_pins_lock(struct sm_pins *pins);
 /* Is the pin_dir lock held by someone (a running sockmeshd)? */
-int sm_core_locked(const struct sm_core *core);
+int sm_pins_locked(const struct sm_pins *pins);
 
 /* Open pinned objects; -ENOENT when nothing is pinned. */
-int sm_core_open(struct sm_core *core);
+int sm_pins_open(struct sm_pins *pins);
 /* Load the programs fresh, attach SK_MSG to the sockhash, pin atomically. */
 /* @feat: the kernel's SM_FEAT_*; cleared of what the kernel refused. */
-int sm_core_load(struct sm_core *core, __u32 max_sockets, __u32 *feat);
+int sm_pins_load(struct sm_pins *pins, __u32 max_sockets, __u32 *feat);
 /* The SM_FEAT_* the pinned datapath was loaded with (| SM_FEAT_SET), and
  * (@flags, may be NULL) its SM_CTL_* switches now. */
-int sm_core_feat(const struct sm_core *core, __u32 *feat, __u32 *flags);
+int sm_pins_feat(const struct sm_pins *pins, __u32 *feat, __u32 *flags);
 /* max_entries of the pinned sockhash. */
-int sm_core_max_sockets(const struct sm_core *core, __u32 *max);
+int sm_pins_max_sockets(const struct sm_pins *pins, __u32 *max);
 
 /*
  * Make the policy maps say @cfg, swapped, not edited in place: fill the
@@ -70,13 +70,13 @@ int sm_core_max_sockets(const struct sm_core *core, __u32 *max);
  * next call fills it. New connections see the whole new policy; old ones
  * keep the decision taken at their establishment.
  */
-int sm_core_apply_policy(const struct sm_core *core,
+int sm_pins_apply_policy(const struct sm_pins *pins,
 			 const struct sm_config *cfg);
 /* Fill the maps of policy generation @gen (0 or 1) from @cfg. */
-int sm_core_fill_policy(const struct sm_core *core, int gen,
+int sm_pins_fill_policy(const struct sm_pins *pins, int gen,
 			const struct sm_config *cfg);
 /* The generation sock_ops reads now. */
-int sm_core_policy_gen(const struct sm_core *core, __u32 *gen);
+int sm_pins_policy_gen(const struct sm_pins *pins, __u32 *gen);
 
 /*
  * Per-cgroup counter slots: make sm_cgslots hold a slot for each of the
@@ -84,25 +84,25 @@ int sm_core_policy_gen(const struct sm_core *core, __u32 *gen);
  * giving new ones a free slot with zeroed counters. With @prune, drop the
  * slots of cgroups not in @ids (after they were detached).
  */
-int sm_core_cg_slots_sync(const struct sm_core *core, const __u64 *ids, int n,
+int sm_pins_cg_slots_sync(const struct sm_pins *pins, const __u64 *ids, int n,
 			  int prune);
 /* Slot of cgroup @id; -ENOENT if it has none. */
-int sm_core_cg_slot(const struct sm_core *core, __u64 id, __u32 *slot);
+int sm_pins_cg_slot(const struct sm_pins *pins, __u64 id, __u32 *slot);
 /* Per-CPU sum of the counters of @slot. */
-int sm_core_cg_counters(const struct sm_core *core, __u32 slot,
+int sm_pins_cg_counters(const struct sm_pins *pins, __u32 slot,
 			struct sm_cg_counters *sum);
 
 /* Attach the sock_ops program to cgroup @cg_fd unless a link is pinned for
  * it already; *@created says which. */
-int sm_core_attach(const struct sm_core *core, int cg_fd, __u64 cg_id,
+int sm_pins_attach(const struct sm_pins *pins, int cg_fd, __u64 cg_id,
 		   int *created);
-int sm_core_detach(const struct sm_core *core, __u64 cg_id);
+int sm_pins_detach(const struct sm_pins *pins, __u64 cg_id);
 /* Cgroup ids with a pinned link; returns their count or -errno. */
-int sm_core_links(const struct sm_core *core, __u64 *ids, int max);
+int sm_pins_links(const struct sm_pins *pins, __u64 *ids, int max);
 /* Is cgroup @id attached (a link pinned for it)? 1, 0 or -errno. */
-int sm_core_attached(const struct sm_core *core, __u64 id);
+int sm_pins_attached(const struct sm_pins *pins, __u64 id);
 
-int sm_core_counters(const struct sm_core *core, struct sm_counters *sum);
+int sm_pins_counters(const struct sm_pins *pins, struct sm_counters *sum);
 /*
  * What the ports' slots say, in one walk of sm_portstats (65536 slots):
  * the ports whose last connections were mostly short
@@ -120,15 +120,15 @@ struct sm_port_report {
 	int n_short, n_strict; /* out */
 	__u64 now;
 };
-int sm_core_ports(const struct sm_core *core, struct sm_port_report *r);
+int sm_pins_ports(const struct sm_pins *pins, struct sm_port_report *r);
 /* Sum the per-CPU values of an sm_counters map @fd (pinned or not). */
 int sm_counters_read(int fd, struct sm_counters *sum);
-int sm_core_count_sockets(const struct sm_core *core, __u32 *n);
+int sm_pins_count_sockets(const struct sm_pins *pins, __u32 *n);
 
 /* Stop redirecting: every later message takes the stack. */
-int sm_core_set_drain(const struct sm_core *core);
+int sm_pins_set_drain(const struct sm_pins *pins);
 /* Drain, detach every link and remove every pin. Connections go on over
  * TCP; their sockets leave the unpinned map as they close. */
-int sm_core_unload(struct sm_core *core);
+int sm_pins_unload(struct sm_pins *pins);
 
 #endif

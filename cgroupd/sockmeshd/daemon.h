@@ -10,11 +10,11 @@
 #include <limits.h>
 
 #include "config.h"
-#include "core.h"
+#include "pins.h"
 
 struct sm_daemon {
 	struct sm_config cfg; /* the running config */
-	struct sm_core core;
+	struct sm_pins pins;
 	char cg_mnt[PATH_MAX];
 	int n_cg; /* == cfg.n_cgroups once applied */
 	int cg_fds[SM_CGROUPS_MAX];

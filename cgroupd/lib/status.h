@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "core.h"
+#include "pins.h"
 
 struct sm_status_cg {
 	char path[PATH_MAX]; /* relative to the cgroup2 mount, "/x" */
@@ -39,8 +39,8 @@ struct sm_status {
 	struct sm_portstat strict_ports[SM_STATUS_SHORT];
 };
 
-/* Read everything from @core (opened) into @st. */
-int sm_status_read(const struct sm_core *core, const char *run_dir,
+/* Read everything from @pins (opened) into @st. */
+int sm_status_read(const struct sm_pins *pins, const char *run_dir,
 		   struct sm_status *st);
 void sm_status_json(const struct sm_status *st, FILE *out);
 void sm_status_human(const struct sm_status *st, FILE *out);

@@ -21,9 +21,9 @@
 #include <bpf/libbpf.h>
 #include <liburing.h>
 
-#include "common.h"
+#include "rundir.h"
 #include "config.h"
-#include "core.h"
+#include "pins.h"
 #include "daemon.h"
 #include "loop.h"
 #include "notify.h"
@@ -258,7 +258,7 @@ int main(int argc, char **argv)
 	if (unload_fd >= 0) {
 		snprintf(reply, sizeof(reply),
 			 "%sdetached and removed the pins in %s\n", SM_CTL_OK,
-			 d.core.dir);
+			 d.pins.dir);
 		send_all(unload_fd, reply, strlen(reply));
 		close(unload_fd);
 	}

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * test_core_errors.c - sm_core_fill_policy (cgroupd/core.c) against fake
+ * test_pins_errors.c - sm_pins_fill_policy (cgroupd/lib/pins.c) against fake
  * map syscalls: what it writes, in which order, and that a failing call
  * makes it stop and return that call's -errno.
  *
- * The four libbpf functions it calls are defined here. core.o comes from
+ * The four libbpf functions it calls are defined here. pins.o comes from
  * build/libsmcore.a and is linked into this executable, so its references
  * bind to these definitions before -lbpf is searched: no --wrap, no root,
  * no kernel needed, and the Makefile's generic rule builds it.
@@ -21,7 +21,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "core.h"
+#include "pins.h"
 #include "policy.h"
 #include "sockmesh.h"
 
@@ -62,7 +62,7 @@ struct fake_lpm {
 static struct fake_lpm lpm[2];
 
 static struct sm_config cfg;
-static struct sm_core core;
+static struct sm_pins pins;
 
 static int record(enum fn fn, int fd)
 {
@@ -250,10 +250,10 @@ static int reset(void **state)
 	lpm[0].fd = FD_CIDRS;
 	lpm[1].fd = FD_UNIQUE;
 
-	sm_core_init(&core, "/sys/fs/bpf/sm-unit-test");
-	core.map_fds[SM_M_PORTS] = FD_PORTS;
-	core.map_fds[SM_M_CIDRS] = FD_CIDRS;
-	core.map_fds[SM_M_UNIQUE] = FD_UNIQUE;
+	sm_pins_init(&pins, "/sys/fs/bpf/sm-unit-test");
+	pins.map_fds[SM_M_PORTS] = FD_PORTS;
+	pins.map_fds[SM_M_CIDRS] = FD_CIDRS;
+	pins.map_fds[SM_M_UNIQUE] = FD_UNIQUE;
 
 	/* ports 6379, 8000-8100 minus 8050; cidrs 127/8, ::1; unique 10.244/16 */
 	sm_config_defaults(&cfg);
@@ -273,7 +273,7 @@ static void test_apply_writes_flags_of_every_port_in_one_batch(void **state)
 	int ret;
 
 	(void)state;
-	ret = sm_core_fill_policy(&core, 0, &cfg);
+	ret = sm_pins_fill_policy(&pins, 0, &cfg);
 	if (ret)
 		fail_msg("returned %d; calls:%s", ret, call_list());
 	assert_int_equal(n_of[BATCH], 1);
@@ -304,7 +304,7 @@ static void test_apply_syncs_lpm_maps_adding_before_deleting(void **state)
 	lpm_put(FD_CIDRS, stale);
 	lpm_put(FD_CIDRS, v4); /* already there: kept */
 	lpm_put(FD_UNIQUE, stale_u);
-	ret = sm_core_fill_policy(&core, 0, &cfg);
+	ret = sm_pins_fill_policy(&pins, 0, &cfg);
 	if (ret)
 		fail_msg("returned %d; calls:%s", ret, call_list());
 	expect_lpm_has(FD_CIDRS, v4, 1);
@@ -336,7 +336,7 @@ static void test_apply_lpm_keys_have_host_bits_cleared(void **state)
 	/* a prefix built by hand with host bits (the parser rejects them) */
 	cfg.cidrs[0] = cidr("::ffff:10.1.2.3", 104);
 	cfg.n_cidrs = 1;
-	ret = sm_core_fill_policy(&core, 0, &cfg);
+	ret = sm_pins_fill_policy(&pins, 0, &cfg);
 	assert_int_equal(ret, 0);
 	assert_int_equal(lpm[0].n, 1);
 	expect_lpm_has(FD_CIDRS, lpm_key("::ffff:10.0.0.0", 104), 1);
@@ -348,7 +348,7 @@ static void test_apply_returns_batch_errno_and_stops(void **state)
 	fault.fn = BATCH;
 	fault.nth = 1;
 	fault.err = E2BIG;
-	expect_stopped_at_fault(sm_core_fill_policy(&core, 0, &cfg));
+	expect_stopped_at_fault(sm_pins_fill_policy(&pins, 0, &cfg));
 	assert_int_equal(n_calls, 1);
 }
 
@@ -358,7 +358,7 @@ static void test_apply_returns_cidr_update_errno_and_stops(void **state)
 	fault.fn = UPDATE;
 	fault.nth = 2; /* the second prefix, ::1/128 */
 	fault.err = ENOSPC;
-	expect_stopped_at_fault(sm_core_fill_policy(&core, 0, &cfg));
+	expect_stopped_at_fault(sm_pins_fill_policy(&pins, 0, &cfg));
 	assert_int_equal(n_of[DELETE], 0);
 	assert_int_equal(n_of[NEXT_KEY], 0);
 }
@@ -369,7 +369,7 @@ static void test_apply_returns_unique_update_errno(void **state)
 	fault.fn = UPDATE;
 	fault.nth = 3; /* 127/8, ::1, then 10.244/16 in sm_unique */
 	fault.err = ENOMEM;
-	expect_stopped_at_fault(sm_core_fill_policy(&core, 0, &cfg));
+	expect_stopped_at_fault(sm_pins_fill_policy(&pins, 0, &cfg));
 	assert_int_equal(calls[n_calls - 1].fd, FD_UNIQUE);
 	/* sm_cidrs was complete before */
 	assert_int_equal(lpm[0].n, 2);
@@ -382,7 +382,7 @@ static void test_apply_returns_delete_errno_and_stops(void **state)
 	fault.fn = DELETE;
 	fault.nth = 1;
 	fault.err = EPERM;
-	expect_stopped_at_fault(sm_core_fill_policy(&core, 0, &cfg));
+	expect_stopped_at_fault(sm_pins_fill_policy(&pins, 0, &cfg));
 	for (int i = 0; i < n_calls; i++)
 		if (calls[i].fd == FD_UNIQUE)
 			fail_msg("went on to sm_unique; calls:%s", call_list());
@@ -397,7 +397,7 @@ static void test_apply_ignores_delete_of_a_key_already_gone(void **state)
 	fault.fn = DELETE;
 	fault.nth = 1;
 	fault.err = ENOENT; /* deleted by someone else meanwhile */
-	ret = sm_core_fill_policy(&core, 0, &cfg);
+	ret = sm_pins_fill_policy(&pins, 0, &cfg);
 	if (ret)
 		fail_msg("returned %d, want 0; calls:%s", ret, call_list());
 	assert_int_equal(lpm[1].n, 1); /* and sm_unique was synced */
@@ -418,7 +418,7 @@ static void test_apply_returns_get_next_key_errno(void **state)
 	fault.fn = NEXT_KEY;
 	fault.nth = 1;
 	fault.err = EFAULT;
-	ret = sm_core_fill_policy(&core, 0, &cfg);
+	ret = sm_pins_fill_policy(&pins, 0, &cfg);
 	if (ret != -EFAULT)
 		fail_msg(
 			"bpf_map_get_next_key failing with EFAULT: returned %d, want %d; the stale 192.168.0.0/16 is %s; calls:%s",
@@ -452,5 +452,5 @@ int main(void)
 				       reset),
 	};
 
-	return cmocka_run_group_tests_name("core_errors", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("pins_errors", tests, NULL, NULL);
 }

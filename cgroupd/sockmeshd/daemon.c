@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
-#include "common.h"
+#include "rundir.h"
 #include "daemon.h"
 #include "notify.h"
 
@@ -39,7 +39,7 @@ void daemon_init(struct sm_daemon *d)
 	d->metrics_fd = -1;
 	d->ctl_fd = -1;
 	d->run_lock_fd = -1;
-	sm_core_init(&d->core, "");
+	sm_pins_init(&d->pins, "");
 }
 
 /* A listening TCP socket on the address of `metrics` (parsed by config.c). */
@@ -209,23 +209,23 @@ static int load_or_adopt(struct sm_daemon *d, const struct sm_config *cfg)
 	int ret;
 
 	warn_other_layouts(cfg);
-	ret = sm_core_open(&d->core);
+	ret = sm_pins_open(&d->pins);
 	if (!ret) {
-		if (!sm_core_max_sockets(&d->core, &max) &&
+		if (!sm_pins_max_sockets(&d->pins, &max) &&
 		    max != cfg->max_sockets)
 			pr_warn("max_sockets = %u, but the pinned map holds %u: "
 				"keeping %u (run `sockmesh unload` to resize)",
 				cfg->max_sockets, max, max);
-		pr_info("adopted the datapath pinned in %s", d->core.dir);
+		pr_info("adopted the datapath pinned in %s", d->pins.dir);
 		return 0;
 	}
 	if (ret != -ENOENT) {
-		pr_err("cannot open the pins in %s: %s", d->core.dir,
+		pr_err("cannot open the pins in %s: %s", d->pins.dir,
 		       strerror(-ret));
 		return ret;
 	}
 	feat = d->feat;
-	ret = sm_core_load(&d->core, cfg->max_sockets, &d->feat);
+	ret = sm_pins_load(&d->pins, cfg->max_sockets, &d->feat);
 	if (!ret && d->feat != feat)
 		pr_warn("the kernel refused the tracing programs (%s): "
 			"splice() readers are not seen%s, see docs/datapath.md, "
@@ -238,7 +238,7 @@ static int load_or_adopt(struct sm_daemon *d, const struct sm_config *cfg)
 	if (ret == -EEXIST) {
 		pr_err("%s holds pins that are incomplete or of another version: "
 		       "run `sockmesh unload -c %s` first",
-		       d->core.dir, cfg->path);
+		       d->pins.dir, cfg->path);
 		return ret;
 	}
 	if (ret) {
@@ -254,7 +254,7 @@ static int load_or_adopt(struct sm_daemon *d, const struct sm_config *cfg)
 	}
 	d->loaded = 1;
 	pr_info("loaded the datapath and pinned it in %s (max_sockets %u)",
-		d->core.dir, cfg->max_sockets);
+		d->pins.dir, cfg->max_sockets);
 	return 0;
 }
 
@@ -263,7 +263,7 @@ int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
 	char err[SM_ERR_LEN];
 	int ret;
 
-	sm_core_init(&d->core, cfg->pin_dir);
+	sm_pins_init(&d->pins, cfg->pin_dir);
 	ret = sm_private_dir(cfg->run_dir);
 	if (ret) {
 		pr_err(ret == -EPERM
@@ -283,7 +283,7 @@ int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
 	ret = run_dir_lock(d, cfg);
 	if (ret)
 		return ret;
-	ret = sm_core_prepare_dir(&d->core);
+	ret = sm_pins_prepare_dir(&d->pins);
 	if (ret) {
 		/* -EPERM here: mounting the missing bpffs was not allowed */
 		pr_err(ret == -EXDEV ? "pin_dir %s is not on a bpf filesystem"
@@ -301,7 +301,7 @@ int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
 		       cfg->pin_dir, strerror(-ret));
 		return ret;
 	}
-	ret = sm_core_lock(&d->core);
+	ret = sm_pins_lock(&d->pins);
 	if (ret) {
 		pr_err(ret == -EBUSY
 			       ? "another sockmeshd is running on pin_dir %s"
@@ -337,7 +337,7 @@ int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
 	return 0;
 err_unload:
 	if (d->loaded)
-		sm_core_unload(&d->core);
+		sm_pins_unload(&d->pins);
 	return ret;
 }
 
@@ -398,7 +398,7 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 		return -EINVAL;
 	}
 	if (d->applied && cfg->max_sockets != d->cfg.max_sockets &&
-	    !sm_core_max_sockets(&d->core, &max) && max != cfg->max_sockets) {
+	    !sm_pins_max_sockets(&d->pins, &max) && max != cfg->max_sockets) {
 		errf("%s: max_sockets changed (%u -> %u): the socket map is sized at load; that needs `sockmesh unload` and a restart; the running config is kept",
 		     cfg->path, d->cfg.max_sockets, cfg->max_sockets);
 		return -EINVAL;
@@ -468,7 +468,7 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 	for (int i = 0; i < n; i++)
 		if (fds[i] >= 0)
 			live[n_live++] = ids[i];
-	ret = sm_core_cg_slots_sync(&d->core, live, n_live, 0);
+	ret = sm_pins_cg_slots_sync(&d->pins, live, n_live, 0);
 	if (ret) {
 		errf("cannot assign per-cgroup counter slots: %s",
 		     strerror(-ret));
@@ -478,7 +478,7 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 	for (int i = 0; i < n; i++) {
 		if (fds[i] < 0)
 			continue;
-		ret = sm_core_attach(&d->core, fds[i], ids[i], &is_new);
+		ret = sm_pins_attach(&d->pins, fds[i], ids[i], &is_new);
 		if (ret) {
 			errf("cannot attach to cgroup /%s: %s", cfg->cgroups[i],
 			     strerror(-ret));
@@ -487,7 +487,7 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 		if (is_new)
 			created[n_created++] = ids[i];
 	}
-	ret = sm_core_apply_policy(&d->core, cfg);
+	ret = sm_pins_apply_policy(&d->pins, cfg);
 	if (ret) {
 		errf("cannot fill the policy maps: %s", strerror(-ret));
 		goto err_detach;
@@ -506,11 +506,11 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 			pr_info("kept the attachment of cgroup /%s (id %" PRIu64
 				")",
 				cfg->cgroups[i], (uint64_t)ids[i]);
-	n_links = sm_core_links(&d->core, links, SM_LINKS_MAX);
+	n_links = sm_pins_links(&d->pins, links, SM_LINKS_MAX);
 	for (int i = 0; i < n_links; i++) {
 		if (has_id(ids, n, links[i]))
 			continue;
-		ret = sm_core_detach(&d->core, links[i]);
+		ret = sm_pins_detach(&d->pins, links[i]);
 		if (ret)
 			pr_warn("cannot detach from cgroup id %" PRIu64 ": %s",
 				(uint64_t)links[i], strerror(-ret));
@@ -519,7 +519,7 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 				" (no longer configured)",
 				(uint64_t)links[i]);
 	}
-	ret = sm_core_cg_slots_sync(&d->core, live, n_live, 1);
+	ret = sm_pins_cg_slots_sync(&d->pins, live, n_live, 1);
 	if (ret)
 		pr_warn("cannot drop stale counter slots: %s", strerror(-ret));
 	for (int i = 0; d->applied && i < d->n_cg; i++)
@@ -543,9 +543,9 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 
 err_detach:
 	while (n_created--)
-		sm_core_detach(&d->core, created[n_created]);
+		sm_pins_detach(&d->pins, created[n_created]);
 	if (d->applied)
-		sm_core_cg_slots_sync(&d->core, d->cg_ids, d->n_cg, 1);
+		sm_pins_cg_slots_sync(&d->pins, d->cg_ids, d->n_cg, 1);
 err_close:
 	if (metrics_fd >= 0)
 		close(metrics_fd);
@@ -616,11 +616,11 @@ void daemon_stop(struct sm_daemon *d, int detach)
 	close_fd(&d->ctl_fd);
 	close_fd(&d->metrics_fd);
 	if (detach) {
-		sm_core_unload(&d->core);
-		pr_info("detached and removed the pins in %s", d->core.dir);
+		sm_pins_unload(&d->pins);
+		pr_info("detached and removed the pins in %s", d->pins.dir);
 	} else {
 		pr_info("on_exit = keep: the datapath stays attached and pinned in %s",
-			d->core.dir);
+			d->pins.dir);
 	}
 }
 
@@ -630,7 +630,7 @@ void daemon_close(struct sm_daemon *d)
 		close_fd(&d->cg_fds[i]);
 	close_fd(&d->ctl_fd);
 	close_fd(&d->metrics_fd);
-	sm_core_close(&d->core);
+	sm_pins_close(&d->pins);
 	close_fd(&d->run_lock_fd); /* last: the run_dir is free */
 }
 
@@ -638,7 +638,7 @@ void daemon_notify_status(const struct sm_daemon *d)
 {
 	__u32 sockets = 0;
 
-	sm_core_count_sockets(&d->core, &sockets);
+	sm_pins_count_sockets(&d->pins, &sockets);
 	sm_notify(
 		"STATUS=attached to %d cgroup%s, %u sockets, %llu reloads (%llu refused)",
 		n_attached(d), n_attached(d) == 1 ? "" : "s", sockets,

@@ -26,7 +26,7 @@
 #include <liburing.h>
 
 #include "cgroup.h"
-#include "common.h"
+#include "rundir.h"
 #include "log.h"
 #include "loop_priv.h"
 #include "notify.h"
@@ -471,7 +471,7 @@ struct body *loop_render(struct sm_loop *l, int as_json, int prometheus)
 	f = open_memstream(&buf, &len);
 	if (!f)
 		return NULL;
-	ret = sm_status_read(&l->d->core, l->d->cfg.run_dir, &st);
+	ret = sm_status_read(&l->d->pins, l->d->cfg.run_dir, &st);
 	if (!ret && prometheus)
 		sm_status_prometheus(&st, &sd, f);
 	else if (!ret && as_json)
