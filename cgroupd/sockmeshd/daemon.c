@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* daemon.c - see daemon.h. sockmeshd's own code: it logs. */
+/* daemon.c - see daemon.h: start (run_dir, pins, cgroup2, load or adopt,
+ * the control socket, the pid file) and stop; apply.c makes a config the
+ * running one. sockmeshd's own code: it logs. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -22,8 +24,6 @@
 #include "daemon.h"
 #include "notify.h"
 
-#define errf(...) snprintf(err, errlen, __VA_ARGS__)
-
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)
@@ -40,31 +40,6 @@ void daemon_init(struct sm_daemon *d)
 	d->ctl_fd = -1;
 	d->run_lock_fd = -1;
 	sm_pins_init(&d->pins, "");
-}
-
-/* A listening TCP socket on the address of `metrics` (parsed by config.c). */
-static int metrics_listen(const struct sm_config *cfg, char *err, size_t errlen)
-{
-	const char *spec = cfg->metrics;
-	int fd, one = 1;
-
-	fd = socket(cfg->metrics_addr.ss_family,
-		    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		errf("metrics = %s: %s", spec, strerror(errno));
-		return -errno;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&cfg->metrics_addr,
-		 cfg->metrics_addr_len) ||
-	    listen(fd, 1024)) {
-		int ret = -errno;
-
-		errf("metrics = %s: cannot listen: %s", spec, strerror(errno));
-		close(fd);
-		return ret;
-	}
-	return fd;
 }
 
 /* The control socket: AF_UNIX in run_dir, mode 0600, or 0660 and group
@@ -341,272 +316,6 @@ err_unload:
 	return ret;
 }
 
-/* Is @id among the first @n of @ids? */
-static int has_id(const __u64 *ids, int n, __u64 id)
-{
-	for (int i = 0; i < n; i++)
-		if (ids[i] == id)
-			return 1;
-	return 0;
-}
-
-/* Running index of cgroup @name, or -1. */
-static int running_index(const struct sm_daemon *d, const char *name)
-{
-	for (int i = 0; d->applied && i < d->n_cg; i++)
-		if (!strcmp(d->cfg.cgroups[i], name))
-			return i;
-	return -1;
-}
-
-/* Is cgroup @a below @b (or @b itself)? Both relative to the mount. */
-static int nested(const char *a, const char *b)
-{
-	size_t n = strlen(b);
-
-	return !strncmp(a, b, n) && (a[n] == '/' || !a[n]);
-}
-
-int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
-		 size_t errlen)
-{
-	int fds[SM_CGROUPS_MAX], opened[SM_CGROUPS_MAX] = {0};
-	__u64 ids[SM_CGROUPS_MAX], created[SM_CGROUPS_MAX], links[SM_LINKS_MAX];
-	int n = cfg->n_cgroups, n_created = 0, n_links, is_new, ret = 0;
-	int metrics_fd = -1, n_live = 0;
-	__u64 live[SM_CGROUPS_MAX]; /* the ids of the cgroups that exist */
-	__u32 max = 0;
-
-	for (int i = 0; i < n; i++)
-		fds[i] = -1;
-	/* what only a restart can change */
-	if (d->applied && strcmp(cfg->pin_dir, d->cfg.pin_dir)) {
-		errf("%s: pin_dir changed (%s -> %s): that needs a restart of sockmeshd; the running config is kept",
-		     cfg->path, d->cfg.pin_dir, cfg->pin_dir);
-		return -EINVAL;
-	}
-	if (d->applied && strcmp(cfg->run_dir, d->cfg.run_dir)) {
-		errf("%s: run_dir changed (%s -> %s): that needs a restart of sockmeshd; the running config is kept",
-		     cfg->path, d->cfg.run_dir, cfg->run_dir);
-		return -EINVAL;
-	}
-	if (d->applied && cfg->run_gid != d->cfg.run_gid) {
-		errf("%s: run_group changed (%s -> %s): that needs a restart of sockmeshd; the running config is kept",
-		     cfg->path,
-		     d->cfg.run_group[0] ? d->cfg.run_group : "unset",
-		     cfg->run_group[0] ? cfg->run_group : "unset");
-		return -EINVAL;
-	}
-	if (d->applied && cfg->max_sockets != d->cfg.max_sockets &&
-	    !sm_pins_max_sockets(&d->pins, &max) && max != cfg->max_sockets) {
-		errf("%s: max_sockets changed (%u -> %u): the socket map is sized at load; that needs `sockmesh unload` and a restart; the running config is kept",
-		     cfg->path, d->cfg.max_sockets, cfg->max_sockets);
-		return -EINVAL;
-	}
-	for (int i = 0; i < n; i++)
-		for (int k = 0; k < n; k++)
-			if (i != k &&
-			    nested(cfg->cgroups[i], cfg->cgroups[k])) {
-				errf("%s: cgroups: /%s is inside /%s: a socket there would be recorded twice; list only one of them",
-				     cfg->path, cfg->cgroups[i],
-				     cfg->cgroups[k]);
-				return -EINVAL;
-			}
-
-	/*
-	 * Open (create) the cgroups: kept ones are reused as they are, unless
-	 * the path now names another cgroup (systemd made it anew). systemd's
-	 * are never created: while one is missing it is waited for (fd -1).
-	 */
-	for (int i = 0; i < n; i++) {
-		int r = running_index(d, cfg->cgroups[i]);
-		bool systemd = sm_cgroup_systemd_owned(cfg->cgroups[i]);
-		__u64 now = 0;
-
-		if (r >= 0 && d->cg_fds[r] >= 0) {
-			int fd = sm_cgroup_open(d->cg_mnt, cfg->cgroups[i], 0);
-
-			if (fd >= 0) {
-				sm_cgroup_id(fd, &now);
-				close(fd);
-			}
-			if (now == d->cg_ids[r]) {
-				fds[i] = d->cg_fds[r];
-				ids[i] = d->cg_ids[r];
-				continue;
-			}
-		}
-		ret = sm_cgroup_open(d->cg_mnt, cfg->cgroups[i], !systemd);
-		if (ret == -ENOENT && systemd) {
-			ids[i] = 0; /* fds[i] stays -1 */
-			continue;
-		}
-		if (ret < 0) {
-			errf("cgroup %s/%s: %s", d->cg_mnt, cfg->cgroups[i],
-			     strerror(-ret));
-			goto err_close;
-		}
-		fds[i] = ret;
-		opened[i] = 1;
-		ret = sm_cgroup_id(fds[i], &ids[i]);
-		if (ret) {
-			errf("cgroup /%s: cannot read its id: %s",
-			     cfg->cgroups[i], strerror(-ret));
-			goto err_close;
-		}
-	}
-	if (cfg->metrics[0] &&
-	    (!d->applied || strcmp(cfg->metrics, d->cfg.metrics))) {
-		metrics_fd = metrics_listen(cfg, err, errlen);
-		if (metrics_fd < 0) {
-			ret = metrics_fd;
-			goto err_close;
-		}
-	}
-
-	/* counter slots first: a socket of a new cgroup finds its slot */
-	for (int i = 0; i < n; i++)
-		if (fds[i] >= 0)
-			live[n_live++] = ids[i];
-	ret = sm_pins_cg_slots_sync(&d->pins, live, n_live, 0);
-	if (ret) {
-		errf("cannot assign per-cgroup counter slots: %s",
-		     strerror(-ret));
-		goto err_close;
-	}
-	/* attach what is new; kept cgroups stay attached throughout */
-	for (int i = 0; i < n; i++) {
-		if (fds[i] < 0)
-			continue;
-		ret = sm_pins_attach(&d->pins, fds[i], ids[i], &is_new);
-		if (ret) {
-			errf("cannot attach to cgroup /%s: %s", cfg->cgroups[i],
-			     strerror(-ret));
-			goto err_detach;
-		}
-		if (is_new)
-			created[n_created++] = ids[i];
-	}
-	ret = sm_pins_apply_policy(&d->pins, cfg);
-	if (ret) {
-		errf("cannot fill the policy maps: %s", strerror(-ret));
-		goto err_detach;
-	}
-
-	/* committed: from here on nothing fails the reload */
-	for (int i = 0; i < n; i++)
-		if (fds[i] < 0)
-			pr_info("cgroup /%s does not exist: it is systemd's, "
-				"made when its unit starts; attached then",
-				cfg->cgroups[i]);
-		else if (has_id(created, n_created, ids[i]))
-			pr_info("attached to cgroup /%s (id %" PRIu64 ")",
-				cfg->cgroups[i], (uint64_t)ids[i]);
-		else
-			pr_info("kept the attachment of cgroup /%s (id %" PRIu64
-				")",
-				cfg->cgroups[i], (uint64_t)ids[i]);
-	n_links = sm_pins_links(&d->pins, links, SM_LINKS_MAX);
-	for (int i = 0; i < n_links; i++) {
-		if (has_id(ids, n, links[i]))
-			continue;
-		ret = sm_pins_detach(&d->pins, links[i]);
-		if (ret)
-			pr_warn("cannot detach from cgroup id %" PRIu64 ": %s",
-				(uint64_t)links[i], strerror(-ret));
-		else
-			pr_info("detached from cgroup id %" PRIu64
-				" (no longer configured)",
-				(uint64_t)links[i]);
-	}
-	ret = sm_pins_cg_slots_sync(&d->pins, live, n_live, 1);
-	if (ret)
-		pr_warn("cannot drop stale counter slots: %s", strerror(-ret));
-	for (int i = 0; d->applied && i < d->n_cg; i++)
-		if (!has_id(ids, n, d->cg_ids[i]))
-			close_fd(&d->cg_fds[i]);
-	for (int i = 0; i < SM_CGROUPS_MAX; i++) {
-		d->cg_fds[i] = i < n ? fds[i] : -1;
-		d->cg_ids[i] = i < n ? ids[i] : 0;
-	}
-	d->n_cg = n;
-	if (metrics_fd >= 0 || !cfg->metrics[0]) {
-		close_fd(&d->metrics_fd);
-		d->metrics_fd = metrics_fd;
-		if (metrics_fd >= 0)
-			pr_info("metrics on http://%s/metrics", cfg->metrics);
-	}
-	d->cfg = *cfg;
-	d->applied = 1;
-	sm_log_max = cfg->log_level;
-	return 0;
-
-err_detach:
-	while (n_created--)
-		sm_pins_detach(&d->pins, created[n_created]);
-	if (d->applied)
-		sm_pins_cg_slots_sync(&d->pins, d->cg_ids, d->n_cg, 1);
-err_close:
-	if (metrics_fd >= 0)
-		close(metrics_fd);
-	for (int i = 0; i < n; i++)
-		if (opened[i])
-			close_fd(&fds[i]);
-	return ret < 0 ? ret : -EINVAL;
-}
-
-int daemon_refresh(struct sm_daemon *d, char *err, size_t errlen)
-{
-	static struct sm_config cfg; /* large: not on the stack */
-
-	cfg = d->cfg;
-	return daemon_apply(d, &cfg, err, errlen);
-}
-
-/* The configured cgroups that exist and are attached. */
-static int n_attached(const struct sm_daemon *d)
-{
-	int k = 0;
-
-	for (int i = 0; i < d->n_cg; i++)
-		k += d->cg_fds[i] >= 0;
-	return k;
-}
-
-int daemon_reload(struct sm_daemon *d, const char *path, char *msg, size_t len)
-{
-	static struct sm_config cfg; /* large: not on the stack */
-	char err[SM_ERR_LEN];
-	char file[PATH_MAX];
-	int ret;
-
-	snprintf(file, sizeof(file), "%s", path && *path ? path : d->cfg.path);
-	ret = sm_config_file_safe(file, err, sizeof(err));
-	if (!ret)
-		ret = sm_config_load(&cfg, file, err, sizeof(err));
-	if (!ret)
-		ret = daemon_apply(d, &cfg, err, sizeof(err));
-	if (ret) {
-		d->reload_failures++;
-		pr_err("reload refused, the running config (%s) stays in force: %s",
-		       d->cfg.path, err);
-		snprintf(
-			msg, len,
-			"reload refused, the running config (%s) stays in force: %s",
-			d->cfg.path, err);
-		return ret;
-	}
-	d->reloads++;
-	pr_info("reloaded %s: %d cgroup%s attached", file, n_attached(d),
-		n_attached(d) == 1 ? "" : "s");
-	snprintf(msg, len, "reloaded %s: %d cgroup%s attached%s\n", file,
-		 n_attached(d), n_attached(d) == 1 ? "" : "s",
-		 n_attached(d) < d->n_cg
-			 ? " (the others' units are not running)"
-			 : "");
-	return 0;
-}
-
 void daemon_stop(struct sm_daemon *d, int detach)
 {
 	if (d->pid_file[0])
@@ -634,6 +343,15 @@ void daemon_close(struct sm_daemon *d)
 	close_fd(&d->run_lock_fd); /* last: the run_dir is free */
 }
 
+int daemon_n_attached(const struct sm_daemon *d)
+{
+	int k = 0;
+
+	for (int i = 0; i < d->n_cg; i++)
+		k += d->cg_fds[i] >= 0;
+	return k;
+}
+
 void daemon_notify_status(const struct sm_daemon *d)
 {
 	__u32 sockets = 0;
@@ -641,6 +359,6 @@ void daemon_notify_status(const struct sm_daemon *d)
 	sm_pins_count_sockets(&d->pins, &sockets);
 	sm_notify(
 		"STATUS=attached to %d cgroup%s, %u sockets, %llu reloads (%llu refused)",
-		n_attached(d), n_attached(d) == 1 ? "" : "s", sockets,
-		d->reloads, d->reload_failures);
+		daemon_n_attached(d), daemon_n_attached(d) == 1 ? "" : "s",
+		sockets, d->reloads, d->reload_failures);
 }

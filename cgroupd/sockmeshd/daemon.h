@@ -2,7 +2,7 @@
 /*
  * daemon.h - sockmeshd's state and the steps of its life: start (lock,
  * load or adopt), apply a config all or nothing (at start and on every
- * reload), stop. The event loop (loop.c) drives it.
+ * reload; apply.c), stop. The event loop (loop.c) drives it.
  */
 #ifndef SM_DAEMON_H
 #define SM_DAEMON_H
@@ -49,6 +49,8 @@ int daemon_reload(struct sm_daemon *d, const char *path, char *msg, size_t len);
 int daemon_refresh(struct sm_daemon *d, char *err, size_t errlen);
 /* Remove the pid file and control socket; with @detach, unload. */
 void daemon_stop(struct sm_daemon *d, int detach);
+/* The configured cgroups that exist and are attached. */
+int daemon_n_attached(const struct sm_daemon *d);
 /* Tell systemd (STATUS=) what is attached and counted. */
 void daemon_notify_status(const struct sm_daemon *d);
 /* Close what is left open. */
