@@ -30,7 +30,12 @@ SM_MAP struct {
 	__type(value, __u64);
 } sm_sockhash SEC(".maps");
 
-/* socket -> struct sm_sock_state: its peer's key and its direction flags. */
+/*
+ * socket -> struct sm_sock_state, for each socket sock_ops recorded: its
+ * peer's key, the connection id and its sm_flows slot, its direction and
+ * SM_SF_* flags, rcv_nxt at establishment, the callbacks it asked for, its
+ * cgroup's counter slot. Outlives the socket's time in the map (SM_SF_LEFT).
+ */
 SM_MAP struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -72,7 +77,11 @@ SM_MAP struct {
 	__type(value, __u8);
 } sm_unique SEC(".maps");
 
-/* 0 -> struct sm_ctl: SM_CTL_DRAIN once unload began. */
+/*
+ * 0 -> struct sm_ctl, written by sockmeshd: SM_CTL_DRAIN once unload began,
+ * SM_CTL_FAST for compat = fast, the policy generation sock_ops reads,
+ * short_conn_msgs, small_write_gap_us, the features it was loaded with.
+ */
 SM_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -80,7 +89,13 @@ SM_MAP struct {
 	__type(value, struct sm_ctl);
 } sm_ctl SEC(".maps");
 
-/* slot -> struct sm_flow: per-connection run of small messages. */
+/*
+ * slot (the connection id's low bits) -> struct sm_flow: the one place
+ * both ends of a connection see. Pairing (what the connecting end reached),
+ * each direction's stack, leave and redirect state, the run of small
+ * writes, kTLS and strict verdicts, the window variant's figures. A slot
+ * another connection took is left alone (sm_flow.conn is not ours).
+ */
 SM_MAP struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SM_FLOWS);

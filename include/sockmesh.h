@@ -108,9 +108,11 @@ struct sm_sock_state {
 /*
  * Value of sm_flows, one slot per connection (shared by colliding ones: a
  * slot whose conn is not ours is left alone). The one place both ends of a
- * connection can see: the run of small messages sent one way without a
- * message the other way, when each direction last redirected, and which
- * ends have left the map.
+ * connection can see: what the connecting end connected to (pairing, NAT),
+ * the run of small messages sent one way without a message the other way,
+ * which directions are on the stack and when each last redirected, which
+ * ends have left the map, the kTLS and strict verdicts, and the window
+ * variant's receiver figures.
  */
 struct sm_flow {
 	__u64 conn;

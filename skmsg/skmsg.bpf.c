@@ -6,6 +6,26 @@
  * peer's receive queue, count. A direction moves to the stack for good (see
  * SM_SF_STACK) when its peer is absent, when it is a small-write stream, or
  * when the receiver is behind by more than its receive buffer. Never drops.
+ *
+ * The rules, in the order each sendmsg() meets them (sm_msg_run); the
+ * first that decides ends the walk, and every verdict is SK_PASS:
+ *
+ *   1 open      only an open sending side redirects        sm_rule_open
+ *   2 state     what sock_ops recorded; none: pass         sm_rule_state
+ *   3 report    window variant: what this end has not read sm_rule_report
+ *   4 drain     unload under way: the stack, for good      sm_rule_drain
+ *   5 stack     a direction on the stack stays there       SM_SF_STACK
+ *   6 ulp       kTLS at this end: the stack, both ways     sm_rule_ulp
+ *   7 strict    compat = strict, a gap at either end       sm_rule_strict
+ *   8 bulk      a run of small writes marks SM_SF_BULK     sm_rule_bulk
+ *   9 redirect  into the peer; peer absent: the stack      sm_rule_redirect
+ *  10 switch    peer kTLS, peer's strict gap, or a caught-  sm_rule_switch
+ *               up small-write stream: this message to our
+ *               own egress, the stack from now on
+ *  11 behind    receiver past its bound: next ones stack   sm_rule_behind
+ *
+ * Beside the programs, two traces (SM_FEAT_RECV_TRACE): the window
+ * variant's reader (sm_recv_win) and the splice() reader (sm_splice).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -142,183 +162,264 @@ static __always_inline int sm_win_behind(struct sm_flow *flow, __u32 dir,
 	return queued > (limit ? limit : SM_RCVBUF_FLOOR);
 }
 
+/* One sendmsg() as the steps below see it. */
+struct sm_msg {
+	struct sk_msg_md *md;
+	struct sm_counters *c;
+	struct sm_sock_state *st; /* NULL until rule 2 found it */
+	struct sm_flow *flow;	  /* NULL: the slot is another connection's */
+	struct sm_ctl *ctl;
+	struct tcp_sock *tp; /* our own socket, read through BTF */
+	struct sk_msg *kmsg; /* the kernel's view, once redirected (@kctx) */
+	__u64 size, now;
+	int strict; /* compat = strict */
+};
+
+/* 1 open: only an open sending side redirects. After shutdown(SHUT_WR) or
+ * in any closing state the stack must answer (EPIPE), as TCP does. */
+static __always_inline int sm_rule_open(const struct sm_msg *m)
+{
+	struct bpf_sock *sk = m->md->sk;
+
+	return !sk || sk->state == BPF_TCP_ESTABLISHED ||
+	       sk->state == BPF_TCP_CLOSE_WAIT;
+}
+
+/* 2 state: what sock_ops recorded, the flow slot, the control word; 0 for
+ * a socket it did not record (cannot be: counted as an error). */
+static __always_inline int sm_rule_state(struct sm_msg *m)
+{
+	struct bpf_sock *sk = m->md->sk;
+	__u32 zero = 0;
+
+	m->st = sk ? bpf_sk_storage_get(&sm_state, sk, NULL, 0) : NULL;
+	if (!m->st) {
+		m->c->redirect_errors++;
+		return 0;
+	}
+	m->tp = bpf_skc_to_tcp_sock(sk); /* once: every step below reads it */
+	m->flow = bpf_map_lookup_elem(&sm_flows, &m->st->flow);
+	if (m->flow && m->flow->conn != m->st->conn)
+		m->flow = NULL; /* the slot is another connection's */
+	/* an array lookup, inlined by the verifier */
+	m->ctl = bpf_map_lookup_elem(&sm_ctl, &zero);
+	m->strict = !(m->ctl && (m->ctl->flags & SM_CTL_FAST));
+	return 1;
+}
+
+/* 3 report: the window variant's report of what this end has not read,
+ * and the connection's length, for the short-connection rule. */
+static __always_inline void sm_rule_report(struct sm_msg *m, const int kctx)
+{
+	struct sm_flow *flow = m->flow;
+
+	if (!kctx && flow && !flow->stack[!m->st->dir])
+		sm_win_report(flow, m->st, m->tp);
+	if (flow && flow->msgs < SM_SHORT_MSGS_MAX)
+		flow->msgs++;
+}
+
+/* 4 drain: `sockmesh unload` under way; the stack for good, like any
+ * stack verdict (order). */
+static __always_inline int sm_rule_drain(struct sm_msg *m)
+{
+	if (!m->ctl || !(m->ctl->flags & SM_CTL_DRAIN))
+		return 0;
+	m->st->flags |= SM_SF_STACK;
+	m->c->msgs_drained++;
+	return 1;
+}
+
+/* 6 ulp: kTLS at this end (sm_has_ulp): the stack for good, both ways;
+ * the peer's next message sees flow->ulp. */
+static __always_inline int sm_rule_ulp(struct sm_msg *m)
+{
+	if (!(m->flow && m->flow->ulp) && !sm_has_ulp(m->tp))
+		return 0;
+	if (m->flow)
+		m->flow->ulp = 1;
+	m->st->flags |= SM_SF_STACK;
+	m->c->ulp_fallbacks++;
+	return 1;
+}
+
+/*
+ * 7 strict: compat = strict, and our own socket, or the peer's rule seen
+ * by the peer, keeps the connection on TCP (sockmesh.h, SM_STRICT_*): for
+ * good, both ways, like kTLS.
+ */
+static __always_inline int sm_rule_strict(struct sm_msg *m)
+{
+	__u8 rule = 0;
+
+	if (!m->strict ||
+	    !((m->flow && m->flow->strict) ||
+	      (m->tp &&
+	       (rule = sm_strict_gap(&m->tp->inet_conn.icsk_inet.sk)))))
+		return 0;
+	if (rule)
+		sm_strict_mark(m->flow, m->c, rule);
+	m->st->flags |= SM_SF_STACK;
+	return 1;
+}
+
+/*
+ * 8 bulk: every message of a redirected direction ends the other
+ * direction's run; so does a pause longer than SM_BULK_GAP_NS or a large
+ * message. So does a message with no bytes in line: before 6.5, sendfile()
+ * and splice() come here a page at a time through tcp_bpf_sendpage(), whose
+ * pages the program cannot read (data == data_end), pieces of one large
+ * write, not small writes. SM_BULK_RUN messages in a run make this a
+ * small-write stream (SM_SF_BULK), which rule 10 switches. (A direction on
+ * the stack no longer counts: its connection is leaving the map.)
+ */
+static __always_inline void sm_rule_bulk(struct sm_msg *m)
+{
+	struct sm_flow *flow = m->flow;
+	struct sm_ctl *ctl = m->ctl;
+	void *data, *data_end;
+	__u64 gap;
+
+	m->now = bpf_ktime_get_ns();
+	if (!flow)
+		return;
+	gap = ctl && ctl->bulk_gap_us ? ctl->bulk_gap_us * 1000ULL
+				      : SM_BULK_GAP_NS;
+	data = m->md->data;
+	data_end = m->md->data_end;
+	if (flow->last_dir != m->st->dir || m->size >= SM_BULK_MSG_MAX ||
+	    data + 1 > data_end || m->now - flow->last_ns > gap) {
+		flow->last_dir = m->st->dir;
+		flow->run = 1; /* this message starts a run */
+	} else if (++flow->run >= SM_BULK_RUN) {
+		m->st->flags |= SM_SF_BULK;
+	}
+	flow->last_ns = m->now;
+}
+
+/* 9 redirect: into the peer's receive queue; 0 if the peer is absent
+ * (this direction has used the stack, for good). */
+static __always_inline int sm_rule_redirect(struct sm_msg *m, const int kctx)
+{
+	if (bpf_msg_redirect_hash(m->md, &sm_sockhash, &m->st->peer,
+				  BPF_F_INGRESS) != SK_PASS) {
+		m->st->flags |= SM_SF_STACK;
+		m->c->peer_misses++;
+		return 0;
+	}
+	if (kctx)
+		m->kmsg = bpf_cast_to_kern_ctx(m->md);
+	return 1;
+}
+
+/*
+ * 10 switch, after the redirect verdict: the peer set kTLS (RX) since its
+ * last message (records go by TCP), or under strict the peer's own socket,
+ * seen from here (it may not send), has a gap, or this is a small-write
+ * stream. A small-write stream switches once its receiver has read
+ * everything redirected, so that no stack byte ever waits behind a
+ * redirected one (the receiver then leaves the map at once, and FIONREAD
+ * never misses a byte). The window variant cannot see that moment and
+ * switches at once: order holds all the same (the receiver reads what was
+ * redirected first), the receiver leaves the map once it has read it.
+ * This message goes out of our own socket: redirected to its egress, that
+ * is through the stack, as a pass would. 1 if it did.
+ */
+static __always_inline int sm_rule_switch(struct sm_msg *m, const int kctx)
+{
+	struct sock *peer = kctx ? m->kmsg->sk_redir : NULL;
+	struct sm_sock_state *st = m->st;
+	struct sm_key self;
+	int ulp_peer;
+	__u8 rule = 0;
+
+	ulp_peer = peer && sm_peer_has_ulp(peer);
+	if (peer && m->strict)
+		rule = sm_strict_gap(peer);
+	if (!ulp_peer && !rule &&
+	    !((st->flags & SM_SF_BULK) &&
+	      (kctx ? peer && !peer->sk_backlog.rmem_alloc.counter : 1)))
+		return 0;
+	sm_key_peer(&self, &st->peer);
+	if (bpf_msg_redirect_hash(m->md, &sm_sockhash, &self, 0) != SK_PASS)
+		/* not found (cannot be: this program runs for sockets in the
+		 * map): the message still goes to the peer, as redirected */
+		return 0;
+	st->flags |= SM_SF_STACK;
+	if (ulp_peer) {
+		if (m->flow)
+			m->flow->ulp = 1;
+		m->c->ulp_fallbacks++;
+	} else if (rule) {
+		sm_strict_mark(m->flow, m->c, rule);
+	} else {
+		m->c->bulk_fallbacks++;
+	}
+	sm_mark_stack(m->flow, st, m->tp);
+	return 1;
+}
+
+/*
+ * 11 behind: this message goes to the peer (the verdict is taken), the
+ * next ones through the stack if the peer has fallen behind: the bound on
+ * what a receiver that does not read holds is its limit plus one message
+ * (at most 17 x 32 KiB per verdict). Without a flow slot (another
+ * connection took it) the window variant has no figure: it takes the
+ * stack, which bounds the receiver as TCP does.
+ */
+static __always_inline void sm_rule_behind(struct sm_msg *m, const int kctx)
+{
+	struct sock *peer = kctx ? m->kmsg->sk_redir : NULL;
+
+	if (kctx ? peer && sm_peer_behind(peer)
+		 : m->flow && sm_win_behind(m->flow, m->st->dir & 1, m->size)) {
+		m->st->flags |= SM_SF_STACK;
+		m->c->rcvbuf_fallbacks++;
+	} else if (!kctx && !m->flow) {
+		m->st->flags |= SM_SF_STACK;
+		m->c->slot_fallbacks++;
+	}
+}
+
 /*
  * The program, in two variants: @kctx, the receiver's own queue read
  * through the kernel's context (6.2 and later), or its reported window.
- * @kctx is a constant in each: the other path is compiled out.
+ * @kctx is a constant in each: the other path is compiled out. The rules
+ * run in the order of the index at the top of this file; rule 5 (stack)
+ * is the SM_SF_STACK test.
  */
-static __always_inline int sm_msg_run(struct sk_msg_md *msg, const int kctx)
+static __always_inline int sm_msg_run(struct sk_msg_md *md, const int kctx)
 {
-	struct sm_counters *c = sm_counters_get();
-	struct sm_sock_state *st = NULL;
-	struct sm_key self;
-	struct sm_flow *flow;
-	struct sm_ctl *ctl;
-	struct sk_msg *kmsg = NULL;
-	__u32 zero = 0;
-	struct bpf_sock *sk = msg->sk;
-	struct tcp_sock *tp; /* our own socket, read through BTF */
-	__u64 size = msg->size;
-	int ulp_peer, strict;
-	__u8 rule = 0;
-	__u64 now;
+	struct sm_msg m = {.md = md, .size = md->size};
 
-	if (!c)
+	m.c = sm_counters_get();
+	if (!m.c)
 		return SK_PASS;
-	/*
-	 * Only an open sending side redirects: after shutdown(SHUT_WR) or in
-	 * any closing state the stack must answer (EPIPE), as TCP does.
-	 */
-	if (sk && sk->state != BPF_TCP_ESTABLISHED &&
-	    sk->state != BPF_TCP_CLOSE_WAIT)
+	if (!sm_rule_open(&m) || !sm_rule_state(&m))
 		goto pass;
-	st = sk ? bpf_sk_storage_get(&sm_state, sk, NULL, 0) : NULL;
-	if (!st) {
-		c->redirect_errors++;
+	sm_rule_report(&m, kctx);
+	if (sm_rule_drain(&m) || (m.st->flags & SM_SF_STACK) ||
+	    sm_rule_ulp(&m) || sm_rule_strict(&m))
+		goto stack;
+	sm_rule_bulk(&m);
+	if (!sm_rule_redirect(&m, kctx))
+		goto stack;
+	if (sm_rule_switch(&m, kctx))
 		goto pass;
-	}
-	tp = bpf_skc_to_tcp_sock(sk); /* once: every step below reads it */
-	flow = bpf_map_lookup_elem(&sm_flows, &st->flow);
-	if (flow && flow->conn != st->conn)
-		flow = NULL; /* the slot is another connection's */
-	if (!kctx && flow && !flow->stack[!st->dir])
-		sm_win_report(flow, st, tp);
-	/* the connection's length, for the short-connection rule */
-	if (flow && flow->msgs < SM_SHORT_MSGS_MAX)
-		flow->msgs++;
-	/* an array lookup, inlined by the verifier */
-	ctl = bpf_map_lookup_elem(&sm_ctl, &zero);
-	if (ctl && (ctl->flags & SM_CTL_DRAIN)) {
-		/* for good, like any stack verdict: order */
-		st->flags |= SM_SF_STACK;
-		c->msgs_drained++;
-		goto stack;
-	}
-	if (st->flags & SM_SF_STACK)
-		goto stack;
-	if ((flow && flow->ulp) || sm_has_ulp(tp)) {
-		/* for good, both ways: the peer's next message sees flow->ulp */
-		if (flow)
-			flow->ulp = 1;
-		st->flags |= SM_SF_STACK;
-		c->ulp_fallbacks++;
-		goto stack;
-	}
-	/*
-	 * compat = strict: our own socket, or the peer's rule seen by the
-	 * peer, keeps the connection on TCP (sockmesh.h, SM_STRICT_*): for
-	 * good, both ways, like kTLS.
-	 */
-	strict = !(ctl && (ctl->flags & SM_CTL_FAST));
-	if (strict &&
-	    ((flow && flow->strict) ||
-	     (tp && (rule = sm_strict_gap(&tp->inet_conn.icsk_inet.sk))))) {
-		if (rule)
-			sm_strict_mark(flow, c, rule);
-		st->flags |= SM_SF_STACK;
-		goto stack;
-	}
-	/*
-	 * Every message of a redirected direction ends the other direction's
-	 * run; so does a pause longer than SM_BULK_GAP_NS or a large message.
-	 * So does a message with no bytes in line: before 6.5, sendfile() and
-	 * splice() come here a page at a time through tcp_bpf_sendpage(),
-	 * whose pages the program cannot read (data == data_end), pieces of
-	 * one large write, not small writes. (A direction on the stack no
-	 * longer counts: its connection is leaving the map.)
-	 */
-	now = bpf_ktime_get_ns();
-	if (flow) {
-		__u64 gap = ctl && ctl->bulk_gap_us ? ctl->bulk_gap_us * 1000ULL
-						    : SM_BULK_GAP_NS;
-		void *data = msg->data, *data_end = msg->data_end;
-
-		if (flow->last_dir != st->dir || size >= SM_BULK_MSG_MAX ||
-		    data + 1 > data_end || now - flow->last_ns > gap) {
-			flow->last_dir = st->dir;
-			flow->run = 1; /* this message starts a run */
-		} else if (++flow->run >= SM_BULK_RUN) {
-			st->flags |= SM_SF_BULK;
-		}
-		flow->last_ns = now;
-	}
-	if (bpf_msg_redirect_hash(msg, &sm_sockhash, &st->peer,
-				  BPF_F_INGRESS) != SK_PASS) {
-		/* peer absent: this direction has used the stack for good */
-		st->flags |= SM_SF_STACK;
-		c->peer_misses++;
-		goto stack;
-	}
-	if (kctx)
-		kmsg = bpf_cast_to_kern_ctx(msg);
-	/*
-	 * A small-write stream switches once its receiver has read everything
-	 * redirected, so that no stack byte ever waits behind a redirected one
-	 * (the receiver then leaves the map at once, and FIONREAD never misses
-	 * a byte). The window variant cannot see that moment and switches at
-	 * once: order holds all the same (the receiver reads what was
-	 * redirected first), the receiver leaves the map once it has read it.
-	 * This message goes out of our own socket: redirected to its egress,
-	 * that is through the stack, as a pass would.
-	 */
-	/* the peer set kTLS (RX) since its last message: records go by TCP */
-	ulp_peer = kctx && kmsg->sk_redir && sm_peer_has_ulp(kmsg->sk_redir);
-	/* strict: the peer's own socket, seen from here (it may not send) */
-	if (kctx && strict && kmsg->sk_redir)
-		rule = sm_strict_gap(kmsg->sk_redir);
-	if (ulp_peer || rule ||
-	    ((st->flags & SM_SF_BULK) &&
-	     (kctx ? kmsg->sk_redir &&
-			      !kmsg->sk_redir->sk_backlog.rmem_alloc.counter
-		   : 1))) {
-		sm_key_peer(&self, &st->peer);
-		if (bpf_msg_redirect_hash(msg, &sm_sockhash, &self, 0) ==
-		    SK_PASS) {
-			st->flags |= SM_SF_STACK;
-			if (ulp_peer) {
-				if (flow)
-					flow->ulp = 1;
-				c->ulp_fallbacks++;
-			} else if (rule) {
-				sm_strict_mark(flow, c, rule);
-			} else {
-				c->bulk_fallbacks++;
-			}
-			sm_mark_stack(flow, st, tp);
-			goto pass;
-		}
-		/* not found (cannot be: this program runs for sockets in the
-		 * map): the message still goes to the peer, as redirected */
-	}
-	c->msgs_redirected++;
-	c->bytes_redirected += size;
-	sm_cg_count_msg(st, SM_CG_msgs_redirected, SM_CG_bytes_redirected,
-			size);
-	if (flow)
-		flow->redir_ns[st->dir & 1] = now;
-	/*
-	 * This message goes to the peer (the verdict is taken), the next
-	 * ones through the stack if the peer has fallen behind: the bound on
-	 * what a receiver that does not read holds is its limit plus one
-	 * message (at most 17 x 32 KiB per verdict). Without a flow slot
-	 * (another connection took it) the window variant has no figure: it
-	 * takes the stack, which bounds the receiver as TCP does.
-	 */
-	if (kctx ? kmsg->sk_redir && sm_peer_behind(kmsg->sk_redir)
-		 : flow && sm_win_behind(flow, st->dir & 1, size)) {
-		st->flags |= SM_SF_STACK;
-		c->rcvbuf_fallbacks++;
-	} else if (!kctx && !flow) {
-		st->flags |= SM_SF_STACK;
-		c->slot_fallbacks++;
-	}
+	m.c->msgs_redirected++;
+	m.c->bytes_redirected += m.size;
+	sm_cg_count_msg(m.st, SM_CG_msgs_redirected, SM_CG_bytes_redirected,
+			m.size);
+	if (m.flow)
+		m.flow->redir_ns[m.st->dir & 1] = m.now;
+	sm_rule_behind(&m, kctx);
 	return SK_PASS;
 stack:
-	sm_mark_stack(flow, st, tp);
+	sm_mark_stack(m.flow, m.st, m.tp);
 pass:
-	c->msgs_passed++;
-	c->bytes_passed += size;
-	sm_cg_count_msg(st, SM_CG_msgs_passed, SM_CG_bytes_passed, size);
+	m.c->msgs_passed++;
+	m.c->bytes_passed += m.size;
+	sm_cg_count_msg(m.st, SM_CG_msgs_passed, SM_CG_bytes_passed, m.size);
 	return SK_PASS;
 }
 

@@ -6,6 +6,27 @@
  * attached it to. Policy is decided here, once, at establishment: a socket
  * that is selected goes into sm_sockhash with its peer's key in sm_state, so
  * that the per-message program only looks up and redirects.
+ *
+ * The rules, by callback (sm_sockops dispatches):
+ *
+ *   established, either end (sm_established):
+ *     1 select   ports, addresses, kind (not kTLS, MPTCP,   sm_rule_select
+ *                SO_ZEROCOPY): else skipped
+ *     2 key      host-wide for a node-unique connecting     sm_rule_select
+ *                address, else this network namespace's
+ *     3 short    connecting end, short-connection port:     sm_rule_connect_skip
+ *                the connection stays out
+ *     4 strict   connecting end, compat = strict gap:       sm_rule_connect_skip
+ *                the connection stays out
+ *     5 pair     take (connecting end) or join (accepted    sm_flow_join
+ *                end) the connection's sm_flows slot
+ *     6 record   sm_state, the sockhash, the callbacks      sm_rule_record
+ *   a packet in or out, while in the map:
+ *     7 leave    nothing more to redirect either way        sm_maybe_leave
+ *   TCP_CLOSE, connecting end (short connections on):
+ *     8 count    the connection in its port's figure        sm_short_count
+ *   listen():
+ *     9 listen   a new service: its port's figure reset     sm_short_reset
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -404,95 +425,80 @@ static __always_inline void sm_rcvbuf_report(struct sm_flow *flow,
 			: 0;
 }
 
-SEC("sockops")
-int sm_sockops(struct bpf_sock_ops *skops)
+/*
+ * 1 select: a socket whose ports, addresses or kind (sm_sk_unsuitable) are
+ * not configured for acceleration is skipped. 2 key: a node-unique
+ * connecting address (a pod's) names the connection host-wide, whatever
+ * NAT did to its destination; any other (loopback, addresses repeated in
+ * every namespace) only inside this namespace. 0 if skipped.
+ */
+static __always_inline int sm_rule_select(struct bpf_sock_ops *skops,
+					  struct bpf_sock *sk,
+					  struct sm_view *v, struct sm_key *key,
+					  struct sm_counters *c)
 {
-	struct sm_view v = {};
-	struct sm_key key = {};
-	__u32 gen, slot, ps_slot = 0, short_msgs, cb;
-	int skip = 0;
-	__u8 rule;
-	__u64 conn;
-	struct sm_sock_state *st;
-	struct sm_counters *c;
-	struct sm_flow *flow;
-	struct bpf_sock *sk;
+	__u32 gen = sm_policy_gen();
 
-	/* most callbacks of a connection are none of ours: return first */
-	switch (skops->op) {
-	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		break;
-	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
-	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
-		c = sm_counters_get();
-		if (c)
-			sm_maybe_leave(skops, c);
-		return SM_SOCKOPS_DONE;
-	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[1] == BPF_TCP_CLOSE)
-			sm_short_count(skops);
-		return SM_SOCKOPS_DONE;
-	case BPF_SOCK_OPS_TCP_LISTEN_CB:
-		sm_short_reset(skops);
-		return SM_SOCKOPS_DONE;
-	default:
-		return SM_SOCKOPS_DONE;
-	}
-	c = sm_counters_get();
-	if (!c)
-		return SM_SOCKOPS_DONE;
-	sk = skops->sk;
-	if (!sk)
-		return SM_SOCKOPS_DONE;
-
-	gen = sm_policy_gen();
-	if (!sm_view_build(skops, &v) ||
-	    !sm_ports_select(sm_port_flags(v.local_port, gen),
-			     sm_port_flags(v.remote_port, gen)) ||
-	    !sm_addr_in(&sm_cidrs, v.local_ip, gen) ||
-	    !sm_addr_in(&sm_cidrs, v.remote_ip, gen) || sm_sk_unsuitable(sk)) {
+	if (!sm_view_build(skops, v) ||
+	    !sm_ports_select(sm_port_flags(v->local_port, gen),
+			     sm_port_flags(v->remote_port, gen)) ||
+	    !sm_addr_in(&sm_cidrs, v->local_ip, gen) ||
+	    !sm_addr_in(&sm_cidrs, v->remote_ip, gen) || sm_sk_unsuitable(sk)) {
 		c->sockets_skipped++;
-		return SM_SOCKOPS_DONE;
+		return 0;
 	}
-	/*
-	 * A node-unique connecting address (a pod's) names the connection
-	 * host-wide, whatever NAT did to its destination; any other (loopback,
-	 * addresses repeated in every namespace) only inside this namespace.
-	 */
-	sm_key_make(&key, &v,
-		    sm_addr_in(&sm_unique, v.passive ? v.remote_ip : v.local_ip,
-			       gen)
+	sm_key_make(key, v,
+		    sm_addr_in(&sm_unique,
+			       v->passive ? v->remote_ip : v->local_ip, gen)
 			    ? 0
 			    : sm_netns(skops));
+	return 1;
+}
 
-	conn = sm_conn_id(&key);
-	slot = (__u32)conn & (SM_FLOWS - 1);
-	flow = bpf_map_lookup_elem(&sm_flows, &slot);
-	short_msgs = sm_short_msgs();
-	if (!v.passive) {
-		ps_slot = sm_portstat_slot(skops, v.remote_port);
-		if (sm_short_port(ps_slot, short_msgs)) {
-			skip = SM_SKIP_SHORT;
-		} else if (sm_strict_on() &&
-			   (rule = sm_strict_connect(sk, ps_slot))) {
-			skip = SM_SKIP_STRICT;
-			sm_strict_count(c, rule);
-		}
+/*
+ * 3 short, 4 strict, at the connecting end: to a short-connection port
+ * (SM_SKIP_SHORT), or under compat = strict with a gap of its own or its
+ * port's (SM_SKIP_STRICT), the connection stays out, both ends (rule 5
+ * tells the passive end). Its port's slot in @ps_slot.
+ */
+static __always_inline int
+sm_rule_connect_skip(struct bpf_sock_ops *skops, struct bpf_sock *sk,
+		     const struct sm_view *v, __u32 short_msgs, __u32 *ps_slot,
+		     struct sm_counters *c)
+{
+	__u8 rule;
+
+	if (v->passive)
+		return 0;
+	*ps_slot = sm_portstat_slot(skops, v->remote_port);
+	if (sm_short_port(*ps_slot, short_msgs))
+		return SM_SKIP_SHORT;
+	if (sm_strict_on() && (rule = sm_strict_connect(sk, *ps_slot))) {
+		sm_strict_count(c, rule);
+		return SM_SKIP_STRICT;
 	}
-	if (!flow || !sm_flow_join(flow, conn, &v, ps_slot, skip, c))
-		return SM_SOCKOPS_DONE;
+	return 0;
+}
 
-	sm_rcvbuf_report(flow, sk, v.passive);
+/*
+ * 6 record: the socket's state first (a socket in the map always has its
+ * peer key), then the sockhash, then the callbacks it needs to leave.
+ */
+static __always_inline void
+sm_rule_record(struct bpf_sock_ops *skops, struct bpf_sock *sk,
+	       const struct sm_view *v, struct sm_key *key, __u64 conn,
+	       __u32 slot, __u32 short_msgs, struct sm_counters *c)
+{
+	struct sm_sock_state *st;
+	__u32 cb;
 
-	/* state first: a socket in the map always has its peer key */
 	st = bpf_sk_storage_get(&sm_state, sk, NULL,
 				BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		c->sockets_add_failed++;
-		return SM_SOCKOPS_DONE;
+		return;
 	}
-	sm_key_peer(&st->peer, &key);
+	sm_key_peer(&st->peer, key);
 	/*
 	 * Data sent before establishment (TCP Fast Open: in the SYN, or by a
 	 * fast-open server before the final ACK) took the stack: this
@@ -503,22 +509,81 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		st->flags = SM_SF_STACK;
 		c->early_data++;
 	}
-	st->dir = v.passive;
+	st->dir = v->passive;
 	st->rcv_nxt0 = skops->rcv_nxt;
 	st->cg_slot = sm_cg_slot(sk);
 	st->conn = conn;
 	st->flow = slot;
 
-	if (bpf_sock_hash_update(skops, &sm_sockhash, &key, BPF_NOEXIST)) {
+	if (bpf_sock_hash_update(skops, &sm_sockhash, key, BPF_NOEXIST)) {
 		bpf_sk_storage_delete(&sm_state, sk);
 		c->sockets_add_failed++;
-		return SM_SOCKOPS_DONE;
+		return;
 	}
 	c->sockets_added++;
 	sm_cg_count(st, SM_CG_sockets_added, 1);
-	cb = !v.passive && short_msgs ? SM_CB_FLAGS_ACTIVE : SM_CB_FLAGS;
+	cb = !v->passive && short_msgs ? SM_CB_FLAGS_ACTIVE : SM_CB_FLAGS;
 	st->cb_flags = cb & ~skops->bpf_sock_ops_cb_flags;
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | cb);
+}
+
+/* An end is established: rules 1 to 6. */
+static __always_inline void sm_established(struct bpf_sock_ops *skops)
+{
+	struct sm_view v = {};
+	struct sm_key key = {};
+	__u32 slot, ps_slot = 0, short_msgs;
+	struct sm_counters *c;
+	struct sm_flow *flow;
+	struct bpf_sock *sk;
+	__u64 conn;
+	int skip;
+
+	c = sm_counters_get();
+	if (!c)
+		return;
+	sk = skops->sk;
+	if (!sk)
+		return;
+	if (!sm_rule_select(skops, sk, &v, &key, c))
+		return;
+	conn = sm_conn_id(&key);
+	slot = (__u32)conn & (SM_FLOWS - 1);
+	flow = bpf_map_lookup_elem(&sm_flows, &slot);
+	short_msgs = sm_short_msgs();
+	skip = sm_rule_connect_skip(skops, sk, &v, short_msgs, &ps_slot, c);
+	/* 5 pair */
+	if (!flow || !sm_flow_join(flow, conn, &v, ps_slot, skip, c))
+		return;
+	sm_rcvbuf_report(flow, sk, v.passive);
+	sm_rule_record(skops, sk, &v, &key, conn, slot, short_msgs, c);
+}
+
+/* The dispatcher: most callbacks of a connection are none of ours. */
+SEC("sockops")
+int sm_sockops(struct bpf_sock_ops *skops)
+{
+	struct sm_counters *c;
+
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		sm_established(skops);
+		break;
+	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		c = sm_counters_get();
+		if (c)
+			sm_maybe_leave(skops, c); /* 7 leave */
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			sm_short_count(skops); /* 8 count */
+		break;
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		sm_short_reset(skops); /* 9 listen */
+		break;
+	}
 	return SM_SOCKOPS_DONE;
 }
 
