@@ -34,8 +34,8 @@
 #                      branch): without it, reported as skipped, saying why
 #
 # Last line "deploy-image: N passed, M failed, K skipped". Needs root,
-# podman, and the binaries of BUILD for the host side (sockmesh run/status,
-# pingpong).
+# podman, jq, and the binaries of BUILD for the host side (sockmesh
+# run/status, pingpong).
 # word splitting of option and word lists is meant throughout
 # shellcheck disable=SC2086,SC2046
 set -u
@@ -149,9 +149,10 @@ stop() {
 	[ "$code" = 0 ]
 }
 
+# counter NAME: the node's counter NAME (not a cgroup's: those follow it)
 counter() {
 	"$build/sockmesh" status --json -c "$conf" 2>/dev/null |
-		tr -d '\n' | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
+		jq -r ".counters.$1 // empty" 2>/dev/null
 }
 
 # accelerated ROUNDS SIZE [PINGPONG OPTS]: a ping-pong on the host in the
@@ -206,6 +207,8 @@ why=
 base=
 if ! command -v podman >/dev/null; then
 	why="podman is missing (scripts/setup.sh --deploy)"
+elif ! command -v jq >/dev/null; then
+	why="jq is missing (scripts/setup.sh)"
 elif [ ! -x "$build/tests/pingpong" ]; then
 	why="$build/tests/pingpong is missing: make test-deploy builds it"
 elif ! base=$(deploy/base-image.sh); then
@@ -358,12 +361,13 @@ else
 fi
 
 # --- the unit under a real systemd -----------------------------------------
+# image-systemd boots the image with systemd added, as PID 1 of a
+# privileged container in its own cgroup namespace: as on a host booted
+# with systemd, the container's cgroup2 mount is systemd's root.
 
-echo "== conf/sockmeshd.service under systemd (PID 1 of a container)"
-t0=$(now)
-why=
 sdimg=localhost/sockmesh-systemd:$version-test
-sd=$tag-systemd
+sd=
+sdini=/etc/sockmesh/sockmesh.ini
 # the unit as `make install PREFIX=/usr` put it in the image
 unitdrop=$dir/sockmeshd.service.d
 mkdir -p "$unitdrop" "$dir/etc"
@@ -375,6 +379,85 @@ else
 	notify=no
 	printf '[Service]\nType=exec\n' >"$unitdrop/type.conf"
 fi
+sdc() {
+	podman exec "$sd" "$@"
+}
+# sdstatus: `sockmesh status --json` of the daemon in the container
+sdstatus() {
+	sdc /usr/bin/sockmesh status --json -c "$sdini" 2>/dev/null
+}
+sdcounter() {
+	sdstatus | jq -r ".counters.$1 // empty" 2>/dev/null
+}
+# sd_image: the image with systemd added, built once
+sd_built=
+sd_image() {
+	if [ -z "$sd_built" ]; then
+		sd_built=no
+		# procps: /bin/kill for ExecReload=, as on every standard
+		# Debian system
+		printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv procps >/dev/null && rm -rf /var/lib/apt/lists/*\n' \
+			"$image" | podman $podman_opts build --layers=false --network=host \
+			-t "$sdimg" -f - "$dir/etc" >"$dir/sdbuild.log" 2>&1 &&
+			sd_built=yes
+		[ $sd_built = yes ] || tail -n 20 "$dir/sdbuild.log" | show
+	fi
+	[ $sd_built = yes ] || {
+		why="cannot build an image with systemd"
+		return 1
+	}
+}
+# sd_boot NAME: the container NAME ($sd from then on) with systemd as PID 1
+# and $dir/etc as /etc/sockmesh; 0 once systemd is up, else 1 (why set).
+# Sets sdcg (its cgroup2 mount, inside) and sdroot (its cgroup on this
+# host, relative to $cgmnt: systemd's root).
+sd_boot() {
+	sd=$1
+	if ! podman $podman_opts run -d --name "$sd" --systemd=always --privileged \
+		--network=none --cgroupns=private \
+		$(echo "$run_opts" | sed 's/--network=none//; s/--cgroupns=host//') \
+		-v /sys/fs/bpf:/sys/fs/bpf -v "$dir/etc:/etc/sockmesh:ro" \
+		-v "$unitdrop:/etc/systemd/system/sockmeshd.service.d:ro" \
+		-v "$top_build/tests/pingpong:/usr/local/bin/pingpong:ro" \
+		--entrypoint /lib/systemd/systemd "$sdimg" >"$dir/podman.log" 2>&1; then
+		show "$dir/podman.log"
+		why="cannot start systemd in a container"
+		return 1
+	fi
+	ctrs="$ctrs $sd"
+	n=0
+	until state=$(sdc systemctl is-system-running 2>/dev/null) &&
+		{ [ "$state" = running ] || [ "$state" = degraded ]; } ||
+		[ "$n" -ge 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	# shellcheck disable=SC2016
+	sdcg=$(sdc awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	sdroot=$(awk -F: '$1 == 0 { print $3 }' \
+		"/proc/$(podman inspect -f '{{.State.Pid}}' "$sd")/cgroup" 2>/dev/null)
+	if [ "$state" != running ] && [ "$state" != degraded ]; then
+		why="systemd in the container is not up after 30 s (${state:-no state})"
+		return 1
+	elif [ -z "$sdcg" ] || [ "${sdroot%/init.scope}" = "$sdroot" ]; then
+		why="systemd in the container: no cgroup2 mount ('$sdcg') or PID 1 not in init.scope ('$sdroot')"
+		return 1
+	fi
+	sdroot=${sdroot%/init.scope}
+	sdroot=${sdroot#/}
+}
+# sd_down: stop the daemon, remove the container
+sd_down() {
+	sdc systemctl stop sockmeshd >/dev/null 2>&1
+	# the daemon's cgroup is in the container's cgroup tree: empty it first
+	sdc rmdir "$sdcg/$tag" 2>/dev/null
+	podman rm -f -t 5 "$sd" >/dev/null 2>&1
+	ctrs=$(echo "$ctrs" | tr ' ' '\n' | grep -vx "$sd" | paste -sd' ' -)
+}
+
+echo "== conf/sockmeshd.service under systemd (PID 1 of a container)"
+t0=$(now)
+why=
 cat >"$dir/etc/sockmesh.ini" <<EOF
 [daemon]
 pin_dir = $pins
@@ -385,36 +468,11 @@ on_exit = detach
 cgroups = $tag
 EOF
 chmod 0644 "$dir/etc/sockmesh.ini"
-sdc() {
-	podman exec "$sd" "$@"
-}
-sdcounter() {
-	sdc /usr/bin/sockmesh status --json -c /etc/sockmesh/sockmesh.ini |
-		tr -d '\n' | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
-}
-# procps: /bin/kill for ExecReload=, as on every standard Debian system
-if ! printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv procps >/dev/null && rm -rf /var/lib/apt/lists/*\n' \
-	"$image" | podman $podman_opts build --layers=false --network=host \
-	-t "$sdimg" -f - "$dir/etc" >"$dir/sdbuild.log" 2>&1; then
-	tail -n 20 "$dir/sdbuild.log" | show
-	why="cannot build an image with systemd"
-elif ! podman $podman_opts run -d --name "$sd" --systemd=always --privileged \
-	--network=none $(echo "$run_opts" | sed 's/--network=none//; s/--cgroupns=host//') \
-	-v /sys/fs/bpf:/sys/fs/bpf -v "$dir/etc:/etc/sockmesh:ro" \
-	-v "$unitdrop:/etc/systemd/system/sockmeshd.service.d:ro" \
-	-v "$top_build/tests/pingpong:/usr/local/bin/pingpong:ro" \
-	--entrypoint /lib/systemd/systemd "$sdimg" >"$dir/podman.log" 2>&1; then
-	show "$dir/podman.log"
-	why="cannot start systemd in a container"
+if ! sd_image; then
+	:
+elif ! sd_boot "$tag-systemd"; then
+	sd_down
 else
-	ctrs="$ctrs $sd"
-	n=0
-	until state=$(sdc systemctl is-system-running 2>/dev/null) &&
-		{ [ "$state" = running ] || [ "$state" = degraded ]; } ||
-		[ "$n" -ge 300 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
 	mainpid=
 	if ! sdc systemctl start sockmeshd >"$dir/sd.log" 2>&1; then
 		sdc journalctl -u sockmeshd --no-pager 2>&1 | tail -n 20 | show
@@ -506,12 +564,7 @@ else
 		fi
 		cp "$dir/etc/good.ini" "$dir/etc/sockmesh.ini"
 	fi
-	sdc systemctl stop sockmeshd >/dev/null 2>&1
-	# the daemon's cgroup is in the container's cgroup tree: empty it first
-	sdc sh -c "rmdir \$(awk '\$3 == \"cgroup2\" { print \$2; exit }' /proc/mounts)/$tag" \
-		2>/dev/null
-	podman rm -f -t 5 "$sd" >/dev/null 2>&1
-	ctrs=$(echo "$ctrs" | tr ' ' '\n' | grep -vx "$sd" | paste -sd' ' -)
+	sd_down
 fi
 podman rmi -f "$sdimg" >/dev/null 2>&1
 rm -rf "$pins"
