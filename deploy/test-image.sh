@@ -26,6 +26,18 @@
 #                      up; SIGKILL restarts it (Restart=on-failure) and it
 #                      adopts the pins; stop is clean; a bad config is refused
 #                      by ExecStartPre= with file:line
+#   image-systemd-unit a systemd service named by its unit's cgroup, under
+#                      the same systemd: with cgroups =
+#                      system.slice/sm-pingpong.service the daemon waits
+#                      (log, status: attached nowhere) and makes no cgroup;
+#                      `systemctl start` of that unit: attached by itself
+#                      (status, log, bpftool), the unit's ping-pong
+#                      redirected (exact counters, the node's and the
+#                      cgroup's); `systemctl restart` (a new cgroup id):
+#                      attached again, redirected again; sockmeshd stopped
+#                      (on_exit = detach): the unit's cgroup stays as systemd
+#                      made it (id, mode, processes), no cgroup of the
+#                      container removed or made, nothing pinned or attached
 #   image-config-watcher  the DaemonSet's config-watcher script (read from the
 #                      manifest) in a capability-less container beside the
 #                      daemon's: a ConfigMap-style update (symlink swap) with a
@@ -34,8 +46,8 @@
 #                      branch): without it, reported as skipped, saying why
 #
 # Last line "deploy-image: N passed, M failed, K skipped". Needs root,
-# podman, and the binaries of BUILD for the host side (sockmesh run/status,
-# pingpong).
+# podman, jq, and the binaries of BUILD for the host side (sockmesh
+# run/status, pingpong).
 # word splitting of option and word lists is meant throughout
 # shellcheck disable=SC2086,SC2046
 set -u
@@ -149,9 +161,10 @@ stop() {
 	[ "$code" = 0 ]
 }
 
+# counter NAME: the node's counter NAME (not a cgroup's: those follow it)
 counter() {
 	"$build/sockmesh" status --json -c "$conf" 2>/dev/null |
-		tr -d '\n' | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
+		jq -r ".counters.$1 // empty" 2>/dev/null
 }
 
 # accelerated ROUNDS SIZE [PINGPONG OPTS]: a ping-pong on the host in the
@@ -206,6 +219,8 @@ why=
 base=
 if ! command -v podman >/dev/null; then
 	why="podman is missing (scripts/setup.sh --deploy)"
+elif ! command -v jq >/dev/null; then
+	why="jq is missing (scripts/setup.sh)"
 elif [ ! -x "$build/tests/pingpong" ]; then
 	why="$build/tests/pingpong is missing: make test-deploy builds it"
 elif ! base=$(deploy/base-image.sh); then
@@ -358,12 +373,14 @@ else
 fi
 
 # --- the unit under a real systemd -----------------------------------------
+# image-systemd and image-systemd-unit boot the image with systemd added, as
+# PID 1 of a privileged container in its own cgroup namespace: as on a host
+# booted with systemd, the container's cgroup2 mount is systemd's root, so
+# system.slice/NAME.service names a unit's cgroup there.
 
-echo "== conf/sockmeshd.service under systemd (PID 1 of a container)"
-t0=$(now)
-why=
 sdimg=localhost/sockmesh-systemd:$version-test
-sd=$tag-systemd
+sd=
+sdini=/etc/sockmesh/sockmesh.ini
 # the unit as `make install PREFIX=/usr` put it in the image
 unitdrop=$dir/sockmeshd.service.d
 mkdir -p "$unitdrop" "$dir/etc"
@@ -375,6 +392,85 @@ else
 	notify=no
 	printf '[Service]\nType=exec\n' >"$unitdrop/type.conf"
 fi
+sdc() {
+	podman exec "$sd" "$@"
+}
+# sdstatus: `sockmesh status --json` of the daemon in the container
+sdstatus() {
+	sdc /usr/bin/sockmesh status --json -c "$sdini" 2>/dev/null
+}
+sdcounter() {
+	sdstatus | jq -r ".counters.$1 // empty" 2>/dev/null
+}
+# sd_image: the image with systemd added, built once for both checks
+sd_built=
+sd_image() {
+	if [ -z "$sd_built" ]; then
+		sd_built=no
+		# procps: /bin/kill for ExecReload=, as on every standard
+		# Debian system
+		printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv procps >/dev/null && rm -rf /var/lib/apt/lists/*\n' \
+			"$image" | podman $podman_opts build --layers=false --network=host \
+			-t "$sdimg" -f - "$dir/etc" >"$dir/sdbuild.log" 2>&1 &&
+			sd_built=yes
+		[ $sd_built = yes ] || tail -n 20 "$dir/sdbuild.log" | show
+	fi
+	[ $sd_built = yes ] || {
+		why="cannot build an image with systemd"
+		return 1
+	}
+}
+# sd_boot NAME: the container NAME ($sd from then on) with systemd as PID 1
+# and $dir/etc as /etc/sockmesh; 0 once systemd is up, else 1 (why set).
+# Sets sdcg (its cgroup2 mount, inside) and sdroot (its cgroup on this
+# host, relative to $cgmnt: systemd's root).
+sd_boot() {
+	sd=$1
+	if ! podman $podman_opts run -d --name "$sd" --systemd=always --privileged \
+		--network=none --cgroupns=private \
+		$(echo "$run_opts" | sed 's/--network=none//; s/--cgroupns=host//') \
+		-v /sys/fs/bpf:/sys/fs/bpf -v "$dir/etc:/etc/sockmesh:ro" \
+		-v "$unitdrop:/etc/systemd/system/sockmeshd.service.d:ro" \
+		-v "$top_build/tests/pingpong:/usr/local/bin/pingpong:ro" \
+		--entrypoint /lib/systemd/systemd "$sdimg" >"$dir/podman.log" 2>&1; then
+		show "$dir/podman.log"
+		why="cannot start systemd in a container"
+		return 1
+	fi
+	ctrs="$ctrs $sd"
+	n=0
+	until state=$(sdc systemctl is-system-running 2>/dev/null) &&
+		{ [ "$state" = running ] || [ "$state" = degraded ]; } ||
+		[ "$n" -ge 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	# shellcheck disable=SC2016
+	sdcg=$(sdc awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	sdroot=$(awk -F: '$1 == 0 { print $3 }' \
+		"/proc/$(podman inspect -f '{{.State.Pid}}' "$sd")/cgroup" 2>/dev/null)
+	if [ "$state" != running ] && [ "$state" != degraded ]; then
+		why="systemd in the container is not up after 30 s (${state:-no state})"
+		return 1
+	elif [ -z "$sdcg" ] || [ "${sdroot%/init.scope}" = "$sdroot" ]; then
+		why="systemd in the container: no cgroup2 mount ('$sdcg') or PID 1 not in init.scope ('$sdroot')"
+		return 1
+	fi
+	sdroot=${sdroot%/init.scope}
+	sdroot=${sdroot#/}
+}
+# sd_down: stop the daemon, remove the container
+sd_down() {
+	sdc systemctl stop sockmeshd >/dev/null 2>&1
+	# the daemon's cgroup is in the container's cgroup tree: empty it first
+	sdc rmdir "$sdcg/$tag" 2>/dev/null
+	podman rm -f -t 5 "$sd" >/dev/null 2>&1
+	ctrs=$(echo "$ctrs" | tr ' ' '\n' | grep -vx "$sd" | paste -sd' ' -)
+}
+
+echo "== conf/sockmeshd.service under systemd (PID 1 of a container)"
+t0=$(now)
+why=
 cat >"$dir/etc/sockmesh.ini" <<EOF
 [daemon]
 pin_dir = $pins
@@ -385,36 +481,11 @@ on_exit = detach
 cgroups = $tag
 EOF
 chmod 0644 "$dir/etc/sockmesh.ini"
-sdc() {
-	podman exec "$sd" "$@"
-}
-sdcounter() {
-	sdc /usr/bin/sockmesh status --json -c /etc/sockmesh/sockmesh.ini |
-		tr -d '\n' | sed -n "s/.*\"$1\": *\([0-9]*\).*/\1/p"
-}
-# procps: /bin/kill for ExecReload=, as on every standard Debian system
-if ! printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv procps >/dev/null && rm -rf /var/lib/apt/lists/*\n' \
-	"$image" | podman $podman_opts build --layers=false --network=host \
-	-t "$sdimg" -f - "$dir/etc" >"$dir/sdbuild.log" 2>&1; then
-	tail -n 20 "$dir/sdbuild.log" | show
-	why="cannot build an image with systemd"
-elif ! podman $podman_opts run -d --name "$sd" --systemd=always --privileged \
-	--network=none $(echo "$run_opts" | sed 's/--network=none//; s/--cgroupns=host//') \
-	-v /sys/fs/bpf:/sys/fs/bpf -v "$dir/etc:/etc/sockmesh:ro" \
-	-v "$unitdrop:/etc/systemd/system/sockmeshd.service.d:ro" \
-	-v "$top_build/tests/pingpong:/usr/local/bin/pingpong:ro" \
-	--entrypoint /lib/systemd/systemd "$sdimg" >"$dir/podman.log" 2>&1; then
-	show "$dir/podman.log"
-	why="cannot start systemd in a container"
+if ! sd_image; then
+	:
+elif ! sd_boot "$tag-systemd"; then
+	sd_down
 else
-	ctrs="$ctrs $sd"
-	n=0
-	until state=$(sdc systemctl is-system-running 2>/dev/null) &&
-		{ [ "$state" = running ] || [ "$state" = degraded ]; } ||
-		[ "$n" -ge 300 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
 	mainpid=
 	if ! sdc systemctl start sockmeshd >"$dir/sd.log" 2>&1; then
 		sdc journalctl -u sockmeshd --no-pager 2>&1 | tail -n 20 | show
@@ -506,19 +577,242 @@ else
 		fi
 		cp "$dir/etc/good.ini" "$dir/etc/sockmesh.ini"
 	fi
-	sdc systemctl stop sockmeshd >/dev/null 2>&1
-	# the daemon's cgroup is in the container's cgroup tree: empty it first
-	sdc sh -c "rmdir \$(awk '\$3 == \"cgroup2\" { print \$2; exit }' /proc/mounts)/$tag" \
-		2>/dev/null
-	podman rm -f -t 5 "$sd" >/dev/null 2>&1
-	ctrs=$(echo "$ctrs" | tr ' ' '\n' | grep -vx "$sd" | paste -sd' ' -)
+	sd_down
 fi
-podman rmi -f "$sdimg" >/dev/null 2>&1
 rm -rf "$pins"
 if [ -z "$why" ]; then
 	ok image-systemd "$t0"
 else
 	fail image-systemd "$why"
+fi
+
+echo "== a systemd service accelerated by its unit's cgroup (real systemd)"
+t0=$(now)
+why=
+unit=sm-pingpong.service
+ucg=system.slice/$unit
+cat >"$dir/etc/sockmesh.ini" <<EOF
+[daemon]
+pin_dir = $pins
+run_dir = /run/sockmesh
+metrics = off
+on_exit = detach
+
+[accelerate]
+cgroups = $ucg
+EOF
+chmod 0644 "$dir/etc/sockmesh.ini"
+# sdlog [UNIT]: that unit's journal in the container, messages only
+sdlog() {
+	sdc journalctl -u "${1:-sockmeshd}" --no-pager -o cat 2>/dev/null
+}
+# wait_for TENTHS CMD...: until CMD succeeds, TENTHS tenths of a second at most
+wait_for() {
+	_t=$1
+	shift
+	_n=0
+	until "$@"; do
+		[ "$_n" -ge "$_t" ] && return 1
+		sleep 0.1
+		_n=$((_n + 1))
+	done
+}
+sd_ready() {
+	sdlog | grep -q '^info: ready:'
+}
+# sd_cgroups: every cgroup in the container (systemd's tree), sorted
+sd_cgroups() {
+	sdc sh -c "cd $sdcg && find . -mindepth 1 -type d | sort"
+}
+# sd_cgroups_are FILE: they are those of FILE ($dir/cg-after: what they are)
+sd_cgroups_are() {
+	sd_cgroups >"$dir/cg-after" && cmp -s "$dir/cg-after" "$1"
+}
+# the unit's cgroup id (its inode), or nothing while it does not exist
+unit_id() {
+	sdc stat -c %i "$sdcg/$ucg" 2>/dev/null
+}
+# in_status ID: the daemon reports that cgroup id attached
+in_status() {
+	sdstatus | jq -e --argjson id "$1" 'any(.attached[]; .cgroup_id == $id)' \
+		>/dev/null 2>&1
+}
+# unit_attached WHEN: systemd made the unit's cgroup and sockmeshd attached
+# it by itself (no reload): in its status, in its log, and in the kernel
+# (bpftool on this host); sets uid
+unit_attached() {
+	if ! wait_for 100 sdc test -d "$sdcg/$ucg"; then
+		why="$1: systemd made no cgroup /$ucg"
+		return 1
+	fi
+	uid=$(unit_id)
+	if ! wait_for 100 in_status "$uid"; then
+		sdlog | tail -n 10 | show
+		why="$1: systemd made /$ucg (id $uid), sockmeshd did not attach it in 10 s"
+	elif ! sdlog | grep -qxF "info: attached to cgroup /$ucg (id $uid)"; then
+		sdlog | tail -n 10 | show
+		why="$1: attached, but the log does not say 'attached to cgroup /$ucg (id $uid)'"
+	elif ! attached_to "$sdroot/$ucg"; then
+		bpftool cgroup show "$cgmnt/$sdroot/$ucg" 2>&1 | show
+		why="$1: sockmesh status lists id $uid, but bpftool shows no sock_ops program on $cgmnt/$sdroot/$ucg"
+	else
+		return 0
+	fi
+	return 1
+}
+# unit_pingpong WHEN: let the unit's ping-pong go (its ExecStart= waits for
+# /run/sm-pingpong.go: connections made before the attachment stay on TCP),
+# wait for its result; the node's counters grow by exactly one ping-pong's
+# worth, and those of the unit's cgroup (id $uid, a new cgroup) are exactly
+# that
+unit_pingpong() {
+	s0=$(sdcounter sockets_added)
+	m0=$(sdcounter msgs_redirected)
+	b0=$(sdcounter bytes_redirected)
+	p0=$(sdcounter msgs_passed)
+	if [ -z "$m0" ]; then
+		why="$1: no counters in sockmesh status --json"
+		return 1
+	fi
+	sdc touch /run/sm-pingpong.go
+	if ! wait_for 300 sdc grep -q verified /run/sm-pingpong.out; then
+		sdc cat /run/sm-pingpong.out 2>&1 | show
+		sdlog $unit | tail -n 5 | show
+		why="$1: the unit's ping-pong did not verify in 30 s (unit $(sdc systemctl is-active $unit))"
+		return 1
+	fi
+	ds=$(($(sdcounter sockets_added) - s0))
+	dm=$(($(sdcounter msgs_redirected) - m0))
+	db=$(($(sdcounter bytes_redirected) - b0))
+	dp=$(($(sdcounter msgs_passed) - p0))
+	cg=$(sdstatus | jq -r --argjson id "$uid" '.cgroups[] | select(.cgroup_id == $id) |
+		.counters | "\(.sockets_added) \(.msgs_redirected) \(.bytes_redirected) \(.msgs_passed)"')
+	echo "    $1: $(sdc cat /run/sm-pingpong.out) in $unit (cgroup id $uid):" \
+		"sockets_added +$ds, msgs_redirected +$dm, bytes_redirected +$db," \
+		"msgs_passed +$dp; the cgroup's own: ${cg:-none}"
+	if [ "$ds" -ne 2 ] || [ "$dm" -ne 200 ] || [ "$db" -ne 200000 ] ||
+		[ "$dp" -ne 0 ]; then
+		why="$1: expected +2 sockets, +200 messages, +200000 bytes redirected, none passed; got +$ds, +$dm, +$db, +$dp passed"
+	elif [ "$cg" != "2 200 200000 0" ]; then
+		why="$1: the counters of cgroup id $uid are '${cg:-none}', not '2 200 200000 0' (sockets, msgs, bytes redirected, msgs passed)"
+	else
+		return 0
+	fi
+	return 1
+}
+if ! sd_image; then
+	:
+elif ! sd_boot "$tag-sdunit"; then
+	sd_down
+else
+	# 1. the unit does not exist: the daemon waits, creates nothing
+	sd_cgroups >"$dir/cg-before"
+	if ! sdc systemctl start sockmeshd >"$dir/sd.log" 2>&1 ||
+		! wait_for 100 sd_ready; then
+		show "$dir/sd.log"
+		sdlog | tail -n 20 | show
+		why="systemctl start sockmeshd (cgroups = $ucg) failed"
+	elif sdc test -e "$sdcg/$ucg"; then
+		why="the unit is not started, but $sdcg/$ucg exists: sockmeshd made systemd's cgroup"
+	elif ! sdlog | grep -qxF "info: cgroup /$ucg does not exist: it is systemd's, made when its unit starts; attached then"; then
+		sdlog | tail -n 10 | show
+		why="no 'cgroup /$ucg does not exist: it is systemd's ... attached then' in the daemon's log"
+	elif ! sdc /usr/bin/sockmesh status -c "$sdini" >"$dir/status.txt" 2>&1 ||
+		! grep -q '^daemon: *running' "$dir/status.txt" ||
+		! grep -qx 'attached: nowhere' "$dir/status.txt" ||
+		[ "$(sdstatus | jq -c .attached)" != '[]' ]; then
+		show "$dir/status.txt"
+		why="while the unit's cgroup is waited for, sockmesh status should say 'daemon: running' and 'attached: nowhere' (--json: attached [])"
+	elif [ $notify = yes ] && ! sdc systemctl show -P StatusText sockmeshd |
+		grep -q '^attached to 0 cgroups'; then
+		why="systemctl status sockmeshd: '$(sdc systemctl show -P StatusText sockmeshd)', not 'attached to 0 cgroups'"
+	else
+		echo "    waiting: $(sdlog | grep -m1 -o "cgroup /$ucg does not exist.*");" \
+			"status: $(grep '^attached' "$dir/status.txt")"
+	fi
+	# 2. systemd starts the unit: sockmeshd attaches its cgroup, the
+	# unit's ping-pong is redirected
+	if [ -z "$why" ]; then
+		sdc rm -f /run/sm-pingpong.go /run/sm-pingpong.out
+		podman exec -i "$sd" sh -c "cat >/etc/systemd/system/$unit" <<-'EOF'
+		[Unit]
+		Description=sockmesh deploy test: a ping-pong in its own unit
+
+		[Service]
+		Type=simple
+		# deploy/test-image.sh writes the go file once sockmeshd has
+		# attached this cgroup; the ping-pong, then stay (the cgroup too)
+		ExecStart=/bin/sh -c 'until rm /run/sm-pingpong.go 2>/dev/null; do sleep 0.1; done; /usr/local/bin/pingpong 100 1000 >/run/sm-pingpong.out 2>&1 || exit 1; exec sleep infinity'
+		EOF
+		if ! sdc systemctl daemon-reload ||
+			! sdc systemctl start $unit >"$dir/sd.log" 2>&1; then
+			show "$dir/sd.log"
+			why="systemctl start $unit failed"
+		elif unit_attached "started" && unit_pingpong "started"; then
+			id1=$uid
+		fi
+	fi
+	# 3. a restart: systemd removes the cgroup and makes a new one
+	if [ -z "$why" ]; then
+		sdc rm -f /run/sm-pingpong.out
+		if ! sdc systemctl restart $unit >"$dir/sd.log" 2>&1; then
+			show "$dir/sd.log"
+			why="systemctl restart $unit failed"
+		elif ! unit_attached "restarted"; then
+			:
+		elif [ "$uid" = "$id1" ]; then
+			why="restarted, but the cgroup id is still $id1: systemd did not make a new cgroup"
+		elif in_status "$id1"; then
+			why="restarted: the removed cgroup (id $id1) is still listed as attached"
+		elif ! sdlog | grep -qxF "info: cgroup $unit was removed"; then
+			why="restarted: the daemon's log does not say 'cgroup $unit was removed'"
+		elif unit_pingpong "restarted"; then
+			echo "    restart: cgroup id $id1 removed, id $uid made and attached"
+		fi
+	fi
+	# 4. the daemon stops (on_exit = detach): the unit's cgroup stays as
+	# systemd made it, with its process; no cgroup removed or made
+	if [ -z "$why" ]; then
+		before=$(sdc stat -c '%i %a %U:%G' "$sdcg/$ucg")
+		procs=$(sdc cat "$sdcg/$ucg/cgroup.procs" | paste -sd' ' -)
+		sdc systemctl stop sockmeshd
+		res=$(sdc systemctl show -P Result sockmeshd)
+		{
+			cat "$dir/cg-before"
+			echo "./$ucg"
+		} | sort >"$dir/cg-want"
+		wait_for 50 sd_cgroups_are "$dir/cg-want"
+		gone=$(comm -23 "$dir/cg-want" "$dir/cg-after" | paste -sd' ' -)
+		extra=$(comm -13 "$dir/cg-want" "$dir/cg-after" | paste -sd' ' -)
+		if [ "$res" != success ]; then
+			why="systemctl stop sockmeshd: Result=$res"
+		elif ! sdc test -d "$sdcg/$ucg"; then
+			why="sockmeshd stopped: systemd's cgroup /$ucg is gone"
+		elif [ "$(sdc stat -c '%i %a %U:%G' "$sdcg/$ucg")" != "$before" ]; then
+			why="sockmeshd stopped: /$ucg was '$before' (id, mode, owner), now '$(sdc stat -c '%i %a %U:%G' "$sdcg/$ucg")'"
+		elif [ "$(sdc cat "$sdcg/$ucg/cgroup.procs" | paste -sd' ' -)" != "$procs" ] ||
+			[ "$(sdc systemctl is-active $unit)" != active ]; then
+			why="sockmeshd stopped: the unit's processes were '$procs', now '$(sdc cat "$sdcg/$ucg/cgroup.procs" | paste -sd' ' -)' (unit $(sdc systemctl is-active $unit))"
+		elif [ -n "$gone$extra" ]; then
+			why="the container's cgroups after sockmeshd stopped: ${gone:+removed $gone }${extra:+made $extra}"
+		elif pinned; then
+			why="on_exit = detach: something is still pinned in $pins"
+		elif attached_to "$sdroot/$ucg"; then
+			why="on_exit = detach: a sock_ops program is still attached to /$ucg"
+		else
+			echo "    sockmeshd stopped: /$ucg stays ($before, processes $procs)," \
+				"$(wc -l <"$dir/cg-before") cgroups of systemd's untouched, nothing pinned or attached"
+		fi
+	fi
+	sdc systemctl stop $unit >/dev/null 2>&1
+	sd_down
+fi
+podman rmi -f "$sdimg" >/dev/null 2>&1
+rm -rf "$pins"
+if [ -z "$why" ]; then
+	ok image-systemd-unit "$t0"
+else
+	fail image-systemd-unit "$why"
 fi
 
 # --- the DaemonSet's config watcher ----------------------------------------
