@@ -76,6 +76,24 @@ static const char *compat_name(const struct sm_status *st)
 	return st->ctl_flags & SM_CTL_FAST ? "fast" : "strict";
 }
 
+void sm_status_waiting(struct sm_status *st, const struct sm_config *cfg)
+{
+	st->n_waiting = 0;
+	for (int i = 0; st->daemon_pid && i < cfg->n_cgroups; i++) {
+		bool attached = false;
+
+		if (!sm_cgroup_systemd_owned(cfg->cgroups[i]))
+			continue;
+		for (int k = 0; k < st->n; k++)
+			attached |=
+				!strcmp(st->cg[k].path + 1, cfg->cgroups[i]);
+		if (!attached)
+			snprintf(st->waiting[st->n_waiting++],
+				 sizeof(st->waiting[0]), "/%s",
+				 cfg->cgroups[i]);
+	}
+}
+
 void sm_status_json(const struct sm_status *st, FILE *out)
 {
 	struct sm_json j;
@@ -93,6 +111,11 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 		sm_json_ku64(&j, "cgroup_id", st->cg[i].id);
 		sm_json_end_object(&j);
 	}
+	sm_json_end_array(&j);
+	sm_json_key(&j, "waiting");
+	sm_json_begin_array(&j);
+	for (int i = 0; i < st->n_waiting; i++)
+		sm_json_string(&j, st->waiting[i]);
 	sm_json_end_array(&j);
 	sm_json_ku64(&j, "sockets", st->sockets);
 	sm_json_ku64(&j, "max_sockets", st->max_sockets);
@@ -189,6 +212,11 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 	for (int i = 0; i < st->n; i++)
 		fprintf(out, "  %-30s cgroup id %" PRIu64 "\n", st->cg[i].path,
 			(uint64_t)st->cg[i].id);
+	if (st->n_waiting)
+		fprintf(out, "waiting:  (systemd's: attached when their unit "
+			     "starts)\n");
+	for (int i = 0; i < st->n_waiting; i++)
+		fprintf(out, "  %s\n", st->waiting[i]);
 	fprintf(out, "sockets:  %u of %u\n", st->sockets, st->max_sockets);
 	fprintf(out, "compat:   %s\n",
 		st->ctl_flags & SM_CTL_FAST

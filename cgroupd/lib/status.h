@@ -37,11 +37,18 @@ struct sm_status {
 	__u32 ctl_flags; /* SM_CTL_*: SM_CTL_FAST is compat = fast */
 	int n_strict;	 /* ports compat = strict keeps on TCP; the first: */
 	struct sm_portstat strict_ports[SM_STATUS_SHORT];
+	int n_waiting; /* configured systemd cgroups not made yet: */
+	char waiting[SM_CGROUPS_MAX][SM_CGROUP_LEN];
 };
 
 /* Read everything from @pins (opened) into @st. */
 int sm_status_read(const struct sm_pins *pins, const char *run_dir,
 		   struct sm_status *st);
+/*
+ * The cgroups of @cfg a running daemon waits for: systemd's (a unit's,
+ * sm_cgroup_systemd_owned) that are not attached, into @st->waiting.
+ */
+void sm_status_waiting(struct sm_status *st, const struct sm_config *cfg);
 void sm_status_json(const struct sm_status *st, FILE *out);
 void sm_status_human(const struct sm_status *st, FILE *out);
 

@@ -277,6 +277,7 @@ static int cmd_status(struct common *c, int argc, char **argv)
 		fail("cannot read %s: %s", c->pins.dir, strerror(-ret));
 		return SM_EXIT_FAILURE;
 	}
+	sm_status_waiting(&st, &c->cfg);
 	if (json)
 		sm_status_json(&st, stdout);
 	else

@@ -92,6 +92,15 @@ static int running_index(const struct sm_daemon *d, const char *name)
 	return -1;
 }
 
+/* Does @cfg list cgroup @name? */
+static bool configured(const struct sm_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_cgroups; i++)
+		if (!strcmp(cfg->cgroups[i], name))
+			return true;
+	return false;
+}
+
 /* Is cgroup @a below @b (or @b itself)? Both relative to the mount. */
 static int nested(const char *a, const char *b)
 {
@@ -282,12 +291,25 @@ static void commit(struct sm_daemon *d, const struct sm_config *cfg,
 				cfg->cgroups[i], (uint64_t)a->ids[i]);
 	n_links = sm_pins_links(&d->pins, links, SM_LINKS_MAX);
 	for (int i = 0; i < n_links; i++) {
+		const char *gone = NULL;
+
 		if (has_id(a->ids, a->n, links[i]))
 			continue;
+		/* a running cgroup still configured: its directory went
+		 * (systemd stopped or restarted the unit) */
+		for (int r = 0; d->applied && r < d->n_cg; r++)
+			if (d->cg_ids[r] == links[i] &&
+			    configured(cfg, d->cfg.cgroups[r]))
+				gone = d->cfg.cgroups[r];
 		ret = sm_pins_detach(&d->pins, links[i]);
 		if (ret)
 			pr_warn("cannot detach from cgroup id %" PRIu64 ": %s",
 				(uint64_t)links[i], strerror(-ret));
+		else if (gone)
+			pr_info("cgroup /%s (id %" PRIu64
+				") is gone: its attachment released; attached "
+				"again when it is made",
+				gone, (uint64_t)links[i]);
 		else
 			pr_info("detached from cgroup id %" PRIu64
 				" (no longer configured)",

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -206,13 +207,21 @@ static int arm_inotify(struct sm_loop *l)
 	return 0;
 }
 
-/* Watch the parent of each systemd cgroup the running config names. */
-static void sync_watches(struct sm_loop *l)
+/*
+ * Watch, for each systemd cgroup the running config names, the deepest
+ * directory on its path that exists: its parent once the slice is there,
+ * else the nearest ancestor (a template's slice, system-foo.slice, is made
+ * with its first instance; a custom slice with its first unit). Each
+ * directory made on the way moves the watch down. Returns true if a
+ * wanted cgroup exists that is not attached: made between the last apply
+ * and this watch, so no event will say so.
+ */
+static bool sync_watches(struct sm_loop *l)
 {
 	const struct sm_config *cfg = &l->d->cfg;
-	char path[PATH_MAX];
-
 	int old[SM_CGROUPS_MAX], n_old = l->n_watch;
+	char path[PATH_MAX];
+	bool missed = false;
 
 	/* a watch kept is never removed meanwhile: no event is lost; adding
 	 * a watched directory again gives the same wd */
@@ -220,17 +229,28 @@ static void sync_watches(struct sm_loop *l)
 		old[i] = l->watch[i].wd;
 	l->n_watch = 0;
 	for (int i = 0; l->ino >= 0 && i < l->d->n_cg; i++) {
-		const char *cg = cfg->cgroups[i], *slash = strrchr(cg, '/');
-		int n = slash ? (int)(slash - cg) : 0, wd;
+		const char *cg = cfg->cgroups[i];
+		int n = (int)strlen(cg), wd = -1;
+		struct stat sb;
 
 		if (!sm_cgroup_systemd_owned(cg))
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%.*s",
-				     l->d->cg_mnt, n, cg) >= sizeof(path))
-			continue;
-		wd = inotify_add_watch(l->ino, path,
-				       IN_CREATE | IN_DELETE | IN_MOVED_TO |
-					       IN_ONLYDIR);
+		/* from the parent up to the mount: the first that exists */
+		for (;;) {
+			while (n > 0 && cg[n] != '/')
+				n--;
+			if ((size_t)snprintf(path, sizeof(path), "%s/%.*s",
+					     l->d->cg_mnt, n,
+					     cg) >= sizeof(path))
+				break;
+			wd = inotify_add_watch(
+				l->ino, path,
+				IN_CREATE | IN_DELETE | IN_MOVED_TO |
+					IN_DELETE_SELF | IN_ONLYDIR);
+			if (wd >= 0 || errno != ENOENT || n == 0)
+				break;
+			n--; /* past the '/' */
+		}
 		if (wd < 0) {
 			pr_warn("cannot watch %s for cgroup /%s: %s; it is "
 				"attached at the next reload",
@@ -241,6 +261,22 @@ static void sync_watches(struct sm_loop *l)
 		snprintf(l->watch[l->n_watch].parent,
 			 sizeof(l->watch[0].parent), "%.*s", n, cg);
 		l->n_watch++;
+		/* the cgroup, or the next directory down, made meanwhile */
+		if (l->d->cg_fds[i] < 0 &&
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", l->d->cg_mnt,
+				     cg) < sizeof(path) &&
+		    !stat(path, &sb))
+			missed = true;
+		else {
+			const char *next = strchr(cg + n + (n > 0), '/');
+
+			if (next &&
+			    (size_t)snprintf(path, sizeof(path), "%s/%.*s",
+					     l->d->cg_mnt, (int)(next - cg),
+					     cg) < sizeof(path) &&
+			    !stat(path, &sb))
+				missed = true;
+		}
 	}
 	for (int i = 0; i < n_old; i++) {
 		bool kept = false;
@@ -250,28 +286,62 @@ static void sync_watches(struct sm_loop *l)
 		if (!kept)
 			inotify_rm_watch(l->ino, old[i]);
 	}
+	return missed;
 }
 
-/* Is @name, made or removed in the directory of @wd, a cgroup we want? */
+/*
+ * Is @name, made or removed in the directory of @wd, a cgroup we want or
+ * a directory on the way to one?
+ */
 static bool wanted_cgroup(struct sm_loop *l, int wd, const char *name)
 {
 	char cg[SM_CGROUP_LEN * 2];
+	size_t n;
 
 	for (int i = 0; i < l->n_watch; i++) {
 		if (l->watch[i].wd != wd)
 			continue;
-		snprintf(cg, sizeof(cg), "%s%s%s", l->watch[i].parent,
-			 l->watch[i].parent[0] ? "/" : "", name);
+		n = (size_t)snprintf(cg, sizeof(cg), "%s%s%s",
+				     l->watch[i].parent,
+				     l->watch[i].parent[0] ? "/" : "", name);
 		for (int k = 0; k < l->d->n_cg; k++)
-			if (!strcmp(cg, l->d->cfg.cgroups[k]))
+			if (!strncmp(cg, l->d->cfg.cgroups[k], n) &&
+			    (!l->d->cfg.cgroups[k][n] ||
+			     l->d->cfg.cgroups[k][n] == '/'))
 				return true;
 	}
 	return false;
 }
 
-static void on_inotify(struct sm_loop *l, int res)
+/* Is @wd one of ours (its directory removed: IN_DELETE_SELF, IN_IGNORED)? */
+static bool watched(const struct sm_loop *l, int wd)
+{
+	for (int i = 0; i < l->n_watch; i++)
+		if (l->watch[i].wd == wd)
+			return true;
+	return false;
+}
+
+/*
+ * Apply the running config again and move the watches: until a pass finds
+ * nothing made meanwhile (bounded: a path has few directories).
+ */
+static void refresh_cgroups(struct sm_loop *l)
 {
 	char err[SM_ERR_LEN];
+
+	for (int pass = 0; pass < 8; pass++) {
+		if (daemon_refresh(l->d, err, sizeof(err)))
+			pr_warn("%s", err);
+		if (!sync_watches(l))
+			break;
+	}
+	sm_metrics_forget(l); /* another set of cgroups attached */
+	daemon_notify_status(l->d);
+}
+
+static void on_inotify(struct sm_loop *l, int res)
+{
 	bool refresh = false;
 
 	for (int off = 0; off + (int)sizeof(struct inotify_event) <= res;) {
@@ -284,16 +354,15 @@ static void on_inotify(struct sm_loop *l, int res)
 				ev->mask & IN_DELETE ? "removed"
 						     : "made (by systemd?)");
 			refresh = true;
+		} else if ((ev->mask & (IN_DELETE_SELF | IN_IGNORED)) &&
+			   watched(l, ev->wd)) {
+			/* a watched slice went: watch higher up */
+			refresh = true;
 		}
 		off += sizeof(*ev) + ev->len;
 	}
-	if (refresh) {
-		if (daemon_refresh(l->d, err, sizeof(err)))
-			pr_warn("%s", err);
-		sm_metrics_forget(l); /* another set of cgroups attached */
-		sync_watches(l);
-		daemon_notify_status(l->d);
-	}
+	if (refresh)
+		refresh_cgroups(l);
 	if (res > 0 || res == -EINTR || res == -EAGAIN)
 		arm_inotify(l);
 	else
@@ -444,7 +513,8 @@ void loop_reload(struct sm_loop *l, const char *path, char *msg, size_t len,
 	*ok = !daemon_reload(l->d, path, msg, len);
 	sm_metrics_forget(l); /* a scrape after a reload sees it */
 	sync_metrics(l);
-	sync_watches(l);
+	if (sync_watches(l))
+		refresh_cgroups(l);
 	sm_notify("READY=1");
 	daemon_notify_status(l->d);
 }
@@ -472,6 +542,8 @@ struct body *loop_render(struct sm_loop *l, int as_json, int prometheus)
 	if (!f)
 		return NULL;
 	ret = sm_status_read(&l->d->pins, l->d->cfg.run_dir, &st);
+	if (!ret)
+		sm_status_waiting(&st, &l->d->cfg);
 	if (!ret && prometheus)
 		sm_status_prometheus(&st, &sd, f);
 	else if (!ret && as_json)
@@ -662,7 +734,8 @@ int sm_loop_run(struct sm_loop *l)
 	if (ret)
 		return ret;
 	sync_metrics(l);
-	sync_watches(l);
+	if (sync_watches(l))
+		refresh_cgroups(l);
 	while (l->stop == RUNNING) {
 		unsigned int n;
 

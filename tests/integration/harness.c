@@ -768,6 +768,37 @@ static int is_our_daemon(const struct env *e, pid_t pid)
 }
 
 /* Remove everything the test may have left, whatever state it is in. */
+/* Kill what runs in the cgroups below @dir and remove them, @depth
+ * levels down at most, deepest first. */
+static void rm_cgroups_below(const char *dir, int depth)
+{
+	DIR *d = depth > 0 ? opendir(dir) : NULL;
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char sub[PATH_MAX + 300];
+		int fd;
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		rm_cgroups_below(sub, depth - 1);
+		snprintf(sub, sizeof(sub), "%s/%s/cgroup.kill", dir,
+			 de->d_name);
+		fd = open(sub, O_WRONLY);
+		if (fd >= 0) {
+			if (write(fd, "1", 1) != 1)
+				perror("cgroup.kill");
+			close(fd);
+		}
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		for (int i = 0; i < 100 && rmdir(sub) && errno == EBUSY; i++)
+			usleep(10000);
+	}
+	if (d)
+		closedir(d);
+}
+
 static void cleanup(struct env *e)
 {
 	char bin[PATH_MAX], out[4096], path[PATH_MAX + 32];
@@ -792,30 +823,8 @@ static void cleanup(struct env *e)
 	if (access(e->conf, F_OK) == 0)
 		env_run(out, sizeof(out), argv);
 	rmdir(e->pin_dir);
-	/* cgroups a test made below its own (one level) */
-	snprintf(path, sizeof(path), "%s", e->cg_path);
-	DIR *d = opendir(path);
-	struct dirent *de;
-
-	while (d && (de = readdir(d))) {
-		char sub[PATH_MAX + 300];
-
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s/cgroup.kill", e->cg_path,
-			 de->d_name);
-		fd = open(sub, O_WRONLY);
-		if (fd >= 0) {
-			if (write(fd, "1", 1) != 1)
-				perror("cgroup.kill");
-			close(fd);
-		}
-		snprintf(sub, sizeof(sub), "%s/%s", e->cg_path, de->d_name);
-		for (int i = 0; i < 100 && rmdir(sub) && errno == EBUSY; i++)
-			usleep(10000);
-	}
-	if (d)
-		closedir(d);
+	/* cgroups a test made below its own, deepest first */
+	rm_cgroups_below(e->cg_path, 3);
 	for (int i = 0; i < 100 && rmdir(e->cg_path) && errno == EBUSY; i++)
 		usleep(10000);
 	snprintf(path, sizeof(path), "rm -rf '%s'", e->run_dir);

@@ -668,3 +668,90 @@ TEST(systemd_unit_cgroup_waited_for_and_attached_again)
 	ASSERT_EQ(env_stop_daemon(e, SIGTERM), 0, "stop sockmeshd");
 	ASSERT_EQ(access(path, F_OK), 0, "the unit's cgroup left in place");
 }
+
+/* The daemon's log so far, into @log. */
+static void read_log(struct env *e, char *log, size_t len)
+{
+	int fd = open(e->log, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, log, len - 1) : -1;
+
+	log[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * A template unit's instance (postgresql@15-main.service) lives in a
+ * slice systemd makes with the first instance and removes with the last:
+ * sockmeshd watches the nearest directory that exists and follows the
+ * path down as systemd makes it, and up again when the slice goes.
+ */
+TEST(systemd_template_slice_made_with_its_first_unit)
+{
+	char cg[256], slice[PATH_MAX], path[PATH_MAX], out[8192], log[32768],
+		want[512];
+	FILE *f;
+
+	snprintf(cg, sizeof(cg), "%s/system-app.slice/app@1.service",
+		 e->cg_rel);
+	snprintf(slice, sizeof(slice), "%s/system-app.slice", e->cg_path);
+	snprintf(path, sizeof(path), "%s/app@1.service", slice);
+	f = fopen(e->conf, "w");
+	if (f) {
+		fprintf(f,
+			"[daemon]\npin_dir = %s\nrun_dir = %s\nmetrics = off\n"
+			"[accelerate]\ncgroups = %s\n",
+			e->pin_dir, e->run_dir, cg);
+		fclose(f);
+	}
+	if (!ASSERT_TRUE(f, "config"))
+		return;
+	if (!ASSERT_TRUE(!mkdir(e->cg_path, 0755) || errno == EEXIST,
+			 "the parent slice") ||
+	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		return;
+	ASSERT_TRUE(access(slice, F_OK) != 0, "the template's slice not made");
+	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", (char *)NULL), 0,
+		  "status");
+	snprintf(want, sizeof(want),
+		 "waiting:  (systemd's: attached when "
+		 "their unit starts)\n  /%s\n",
+		 cg);
+	ASSERT_STR_HAS(out, want, "status names the cgroup it waits for");
+	ASSERT_EQ(
+		env_cli(e, out, sizeof(out), "status", "--json", (char *)NULL),
+		0, "status --json");
+	snprintf(want, sizeof(want), "\"waiting\": [\"/%s\"]", cg);
+	ASSERT_STR_HAS(out, want, "--json lists it under waiting");
+
+	/* the first instance starts: the slice, then its cgroup, at once */
+	if (!ASSERT_EQ(mkdir(slice, 0755), 0, "mkdir the slice, as systemd") ||
+	    !ASSERT_EQ(mkdir(path, 0755), 0, "mkdir the unit, as systemd"))
+		return;
+	ASSERT_TRUE(wait_attached(path, 1), "attached, without a reload");
+	pingpong_in(e, cg, "ping-pong in the instance's cgroup");
+	ASSERT_EQ(
+		env_cli(e, out, sizeof(out), "status", "--json", (char *)NULL),
+		0, "status --json");
+	ASSERT_STR_HAS(out, "\"waiting\": []", "no longer waiting");
+
+	/* the last instance stops: systemd removes both, then starts again */
+	ASSERT_EQ(rmdir(path), 0, "rmdir the unit");
+	ASSERT_EQ(rmdir(slice), 0, "rmdir the slice");
+	usleep(200000); /* let it see the slice go (any order ends attached) */
+	if (!ASSERT_EQ(mkdir(slice, 0755), 0, "mkdir the slice again") ||
+	    !ASSERT_EQ(mkdir(path, 0755), 0, "mkdir the unit again"))
+		return;
+	ASSERT_TRUE(wait_attached(path, 1), "attached to the new cgroup");
+	pingpong_in(e, cg, "ping-pong after the slice came back");
+	read_log(e, log, sizeof(log));
+	snprintf(want, sizeof(want), "cgroup /%s (id ", cg);
+	ASSERT_STR_HAS(log, want, "the log names the cgroup that went");
+	ASSERT_STR_HAS(log, "is gone: its attachment released",
+		       "and says it is gone, not unconfigured");
+	ASSERT_TRUE(!strstr(log, "no longer configured"),
+		    "nothing said to be unconfigured");
+
+	ASSERT_EQ(env_stop_daemon(e, SIGTERM), 0, "stop sockmeshd");
+	ASSERT_EQ(access(path, F_OK), 0, "the instance's cgroup left");
+}
