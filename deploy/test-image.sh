@@ -29,11 +29,14 @@
 #   image-systemd-unit a systemd service named by its unit's cgroup, under
 #                      the same systemd: with cgroups =
 #                      system.slice/sm-pingpong.service the daemon waits
-#                      (log, status: attached nowhere) and makes no cgroup;
-#                      `systemctl start` of that unit: attached by itself
-#                      (status, log, bpftool), the unit's ping-pong
-#                      redirected (exact counters, the node's and the
-#                      cgroup's); `systemctl restart` (a new cgroup id):
+#                      (log; status: attached nowhere, the cgroup under
+#                      'waiting:', --json "waiting": [it]) and makes no
+#                      cgroup; `systemctl start` of that unit: attached by
+#                      itself (status, "waiting": [], log, bpftool), the
+#                      unit's ping-pong redirected (exact counters, the
+#                      node's and the cgroup's); `systemctl restart` (a new
+#                      cgroup id): the log says the old id "is gone: its
+#                      attachment released", never "no longer configured";
 #                      attached again, redirected again; sockmeshd stopped
 #                      (on_exit = detach): the unit's cgroup stays as systemd
 #                      made it (id, mode, processes), no cgroup of the
@@ -591,17 +594,35 @@ t0=$(now)
 why=
 unit=sm-pingpong.service
 ucg=system.slice/$unit
-cat >"$dir/etc/sockmesh.ini" <<EOF
-[daemon]
-pin_dir = $pins
-run_dir = /run/sockmesh
-metrics = off
-on_exit = detach
+# sd_conf: the daemon's config in the container: cgroups = $ucg
+sd_conf() {
+	cat >"$dir/etc/sockmesh.ini" <<-EOF
+	[daemon]
+	pin_dir = $pins
+	run_dir = /run/sockmesh
+	metrics = off
+	on_exit = detach
 
-[accelerate]
-cgroups = $ucg
-EOF
-chmod 0644 "$dir/etc/sockmesh.ini"
+	[accelerate]
+	cgroups = $ucg
+	EOF
+	chmod 0644 "$dir/etc/sockmesh.ini"
+}
+sd_conf
+# pp_unit FILE DESCRIPTION: the ping-pong service FILE (a unit, or a
+# template) in the container's /etc/systemd/system
+pp_unit() {
+	podman exec -i "$sd" sh -c "cat >/etc/systemd/system/$1" <<-EOF
+	[Unit]
+	Description=sockmesh deploy test: $2
+
+	[Service]
+	Type=simple
+	# deploy/test-image.sh writes the go file once sockmeshd has
+	# attached this cgroup; the ping-pong, then stay (the cgroup too)
+	ExecStart=/bin/sh -c 'until rm /run/sm-pingpong.go 2>/dev/null; do sleep 0.1; done; /usr/local/bin/pingpong 100 1000 >/run/sm-pingpong.out 2>&1 || exit 1; exec sleep infinity'
+	EOF
+}
 # sdlog [UNIT]: that unit's journal in the container, messages only
 sdlog() {
 	sdc journalctl -u "${1:-sockmeshd}" --no-pager -o cat 2>/dev/null
@@ -637,9 +658,32 @@ in_status() {
 	sdstatus | jq -e --argjson id "$1" 'any(.attached[]; .cgroup_id == $id)' \
 		>/dev/null 2>&1
 }
+# sd_waiting WHEN: the daemon runs, attached nowhere, and its status names
+# /$ucg as waited for: the text's 'waiting:' lines, --json's "waiting"
+sd_waiting() {
+	want_w="waiting:  (systemd's: attached when their unit starts)
+  /$ucg"
+	if ! sdc /usr/bin/sockmesh status -c "$sdini" >"$dir/status.txt" 2>&1 ||
+		! grep -q '^daemon: *running' "$dir/status.txt" ||
+		! grep -qx 'attached: nowhere' "$dir/status.txt" ||
+		[ "$(sdstatus | jq -c .attached)" != '[]' ]; then
+		show "$dir/status.txt"
+		why="$1: while /$ucg is waited for, sockmesh status should say 'daemon: running' and 'attached: nowhere' (--json: attached [])"
+	elif [ "$(awk '/^waiting:/ { w = 1; print; next }
+		w && /^  / { print; next } { w = 0 }' "$dir/status.txt")" != "$want_w" ]; then
+		show "$dir/status.txt"
+		why="$1: sockmesh status should list the cgroup waited for as 'waiting:  (systemd's: attached when their unit starts)' then '  /$ucg', and nothing else"
+	elif ! sdstatus | jq -e --arg p "/$ucg" '.waiting == [$p]' >/dev/null 2>&1; then
+		why="$1: sockmesh status --json has \"waiting\": $(sdstatus | jq -c .waiting), not [\"/$ucg\"]"
+	else
+		why= # what a try before said (wait_for)
+		return 0
+	fi
+	return 1
+}
 # unit_attached WHEN: systemd made the unit's cgroup and sockmeshd attached
-# it by itself (no reload): in its status, in its log, and in the kernel
-# (bpftool on this host); sets uid
+# it by itself (no reload): in its status (no longer waited for), in its
+# log, and in the kernel (bpftool on this host); sets uid
 unit_attached() {
 	if ! wait_for 100 sdc test -d "$sdcg/$ucg"; then
 		why="$1: systemd made no cgroup /$ucg"
@@ -655,6 +699,10 @@ unit_attached() {
 	elif ! attached_to "$sdroot/$ucg"; then
 		bpftool cgroup show "$cgmnt/$sdroot/$ucg" 2>&1 | show
 		why="$1: sockmesh status lists id $uid, but bpftool shows no sock_ops program on $cgmnt/$sdroot/$ucg"
+	elif [ "$(sdstatus | jq -c .waiting)" != '[]' ]; then
+		why="$1: attached, but sockmesh status --json has \"waiting\": $(sdstatus | jq -c .waiting), not []"
+	elif sdc /usr/bin/sockmesh status -c "$sdini" 2>&1 | grep -q '^waiting:'; then
+		why="$1: attached, but sockmesh status still prints 'waiting:'"
 	else
 		return 0
 	fi
@@ -700,6 +748,72 @@ unit_pingpong() {
 	fi
 	return 1
 }
+# sd_logged LINE: the daemon's log has that line
+# sd_released WHEN ID: the daemon's log says (within 10 s) that /$ucg of id
+# ID is gone (its attachment released, attached again when made), and
+# nowhere that a cgroup is no longer configured: /$ucg still is
+sd_logged() {
+	sdlog | grep -qxF "$1"
+}
+sd_released() {
+	if ! wait_for 100 sd_logged "info: cgroup /$ucg (id $2) is gone: its attachment released; attached again when it is made"; then
+		sdlog | tail -n 10 | show
+		why="$1: the daemon's log does not say 'cgroup /$ucg (id $2) is gone: its attachment released; attached again when it is made'"
+	elif sdlog | grep -q 'no longer configured'; then
+		why="$1: the daemon's log says '$(sdlog | grep -m1 'no longer configured')', but /$ucg is still configured"
+	else
+		return 0
+	fi
+	return 1
+}
+# sd_daemon_stops: `systemctl stop sockmeshd` (on_exit = detach) leaves the
+# container's cgroups as systemd has them: those of $dir/cg-before and the
+# directories on the way to /$ucg, which with its parent keeps its id, mode
+# and owner, and its processes (the unit still active); nothing is pinned
+# or attached
+sd_daemon_stops() {
+	before=$(sdc stat -c '%i %a %U:%G' "$sdcg/$ucg" "$sdcg/${ucg%/*}" | paste -sd' ' -)
+	procs=$(sdc cat "$sdcg/$ucg/cgroup.procs" | paste -sd' ' -)
+	sdc systemctl stop sockmeshd
+	res=$(sdc systemctl show -P Result sockmeshd)
+	{
+		cat "$dir/cg-before"
+		p=$ucg
+		while [ -n "$p" ]; do
+			echo "./$p"
+			case $p in
+			*/*) p=${p%/*} ;;
+			*) p= ;;
+			esac
+		done
+	} | sort -u >"$dir/cg-want"
+	wait_for 50 sd_cgroups_are "$dir/cg-want"
+	gone=$(comm -23 "$dir/cg-want" "$dir/cg-after" | paste -sd' ' -)
+	extra=$(comm -13 "$dir/cg-want" "$dir/cg-after" | paste -sd' ' -)
+	now_st=$(sdc stat -c '%i %a %U:%G' "$sdcg/$ucg" "$sdcg/${ucg%/*}" 2>/dev/null | paste -sd' ' -)
+	now_procs=$(sdc cat "$sdcg/$ucg/cgroup.procs" 2>/dev/null | paste -sd' ' -)
+	if [ "$res" != success ]; then
+		why="systemctl stop sockmeshd: Result=$res"
+	elif ! sdc test -d "$sdcg/$ucg"; then
+		why="sockmeshd stopped: systemd's cgroup /$ucg is gone"
+	elif [ "$now_st" != "$before" ]; then
+		why="sockmeshd stopped: /$ucg and /${ucg%/*} were '$before' (id, mode, owner each), now '$now_st'"
+	elif [ "$now_procs" != "$procs" ] ||
+		[ "$(sdc systemctl is-active $unit)" != active ]; then
+		why="sockmeshd stopped: the unit's processes were '$procs', now '$now_procs' (unit $(sdc systemctl is-active $unit))"
+	elif [ -n "$gone$extra" ]; then
+		why="the container's cgroups after sockmeshd stopped: ${gone:+removed $gone }${extra:+made $extra}"
+	elif pinned; then
+		why="on_exit = detach: something is still pinned in $pins"
+	elif attached_to "$sdroot/$ucg"; then
+		why="on_exit = detach: a sock_ops program is still attached to /$ucg"
+	else
+		echo "    sockmeshd stopped: /$ucg stays (id, mode, owner: $before with its parent; processes $procs)," \
+			"$(wc -l <"$dir/cg-before") cgroups of systemd's untouched, nothing pinned or attached"
+		return 0
+	fi
+	return 1
+}
 if ! sd_image; then
 	:
 elif ! sd_boot "$tag-sdunit"; then
@@ -717,33 +831,20 @@ else
 	elif ! sdlog | grep -qxF "info: cgroup /$ucg does not exist: it is systemd's, made when its unit starts; attached then"; then
 		sdlog | tail -n 10 | show
 		why="no 'cgroup /$ucg does not exist: it is systemd's ... attached then' in the daemon's log"
-	elif ! sdc /usr/bin/sockmesh status -c "$sdini" >"$dir/status.txt" 2>&1 ||
-		! grep -q '^daemon: *running' "$dir/status.txt" ||
-		! grep -qx 'attached: nowhere' "$dir/status.txt" ||
-		[ "$(sdstatus | jq -c .attached)" != '[]' ]; then
-		show "$dir/status.txt"
-		why="while the unit's cgroup is waited for, sockmesh status should say 'daemon: running' and 'attached: nowhere' (--json: attached [])"
+	elif ! sd_waiting "not started"; then
+		:
 	elif [ $notify = yes ] && ! sdc systemctl show -P StatusText sockmeshd |
 		grep -q '^attached to 0 cgroups'; then
 		why="systemctl status sockmeshd: '$(sdc systemctl show -P StatusText sockmeshd)', not 'attached to 0 cgroups'"
 	else
 		echo "    waiting: $(sdlog | grep -m1 -o "cgroup /$ucg does not exist.*");" \
-			"status: $(grep '^attached' "$dir/status.txt")"
+			"status: $(grep '^attached' "$dir/status.txt"), $(sed -n '/^waiting:/{N;s/\n */ /;p;}' "$dir/status.txt")"
 	fi
 	# 2. systemd starts the unit: sockmeshd attaches its cgroup, the
 	# unit's ping-pong is redirected
 	if [ -z "$why" ]; then
 		sdc rm -f /run/sm-pingpong.go /run/sm-pingpong.out
-		podman exec -i "$sd" sh -c "cat >/etc/systemd/system/$unit" <<-'EOF'
-		[Unit]
-		Description=sockmesh deploy test: a ping-pong in its own unit
-
-		[Service]
-		Type=simple
-		# deploy/test-image.sh writes the go file once sockmeshd has
-		# attached this cgroup; the ping-pong, then stay (the cgroup too)
-		ExecStart=/bin/sh -c 'until rm /run/sm-pingpong.go 2>/dev/null; do sleep 0.1; done; /usr/local/bin/pingpong 100 1000 >/run/sm-pingpong.out 2>&1 || exit 1; exec sleep infinity'
-		EOF
+		pp_unit $unit "a ping-pong in its own unit"
 		if ! sdc systemctl daemon-reload ||
 			! sdc systemctl start $unit >"$dir/sd.log" 2>&1; then
 			show "$dir/sd.log"
@@ -766,54 +867,26 @@ else
 			why="restarted: the removed cgroup (id $id1) is still listed as attached"
 		elif ! sdlog | grep -qxF "info: cgroup $unit was removed"; then
 			why="restarted: the daemon's log does not say 'cgroup $unit was removed'"
+		elif ! sd_released "restarted" "$id1"; then
+			:
 		elif unit_pingpong "restarted"; then
 			echo "    restart: cgroup id $id1 removed, id $uid made and attached"
 		fi
 	fi
 	# 4. the daemon stops (on_exit = detach): the unit's cgroup stays as
 	# systemd made it, with its process; no cgroup removed or made
-	if [ -z "$why" ]; then
-		before=$(sdc stat -c '%i %a %U:%G' "$sdcg/$ucg")
-		procs=$(sdc cat "$sdcg/$ucg/cgroup.procs" | paste -sd' ' -)
-		sdc systemctl stop sockmeshd
-		res=$(sdc systemctl show -P Result sockmeshd)
-		{
-			cat "$dir/cg-before"
-			echo "./$ucg"
-		} | sort >"$dir/cg-want"
-		wait_for 50 sd_cgroups_are "$dir/cg-want"
-		gone=$(comm -23 "$dir/cg-want" "$dir/cg-after" | paste -sd' ' -)
-		extra=$(comm -13 "$dir/cg-want" "$dir/cg-after" | paste -sd' ' -)
-		if [ "$res" != success ]; then
-			why="systemctl stop sockmeshd: Result=$res"
-		elif ! sdc test -d "$sdcg/$ucg"; then
-			why="sockmeshd stopped: systemd's cgroup /$ucg is gone"
-		elif [ "$(sdc stat -c '%i %a %U:%G' "$sdcg/$ucg")" != "$before" ]; then
-			why="sockmeshd stopped: /$ucg was '$before' (id, mode, owner), now '$(sdc stat -c '%i %a %U:%G' "$sdcg/$ucg")'"
-		elif [ "$(sdc cat "$sdcg/$ucg/cgroup.procs" | paste -sd' ' -)" != "$procs" ] ||
-			[ "$(sdc systemctl is-active $unit)" != active ]; then
-			why="sockmeshd stopped: the unit's processes were '$procs', now '$(sdc cat "$sdcg/$ucg/cgroup.procs" | paste -sd' ' -)' (unit $(sdc systemctl is-active $unit))"
-		elif [ -n "$gone$extra" ]; then
-			why="the container's cgroups after sockmeshd stopped: ${gone:+removed $gone }${extra:+made $extra}"
-		elif pinned; then
-			why="on_exit = detach: something is still pinned in $pins"
-		elif attached_to "$sdroot/$ucg"; then
-			why="on_exit = detach: a sock_ops program is still attached to /$ucg"
-		else
-			echo "    sockmeshd stopped: /$ucg stays ($before, processes $procs)," \
-				"$(wc -l <"$dir/cg-before") cgroups of systemd's untouched, nothing pinned or attached"
-		fi
-	fi
+	[ -z "$why" ] && sd_daemon_stops
 	sdc systemctl stop $unit >/dev/null 2>&1
 	sd_down
 fi
-podman rmi -f "$sdimg" >/dev/null 2>&1
 rm -rf "$pins"
 if [ -z "$why" ]; then
 	ok image-systemd-unit "$t0"
 else
 	fail image-systemd-unit "$why"
 fi
+
+podman rmi -f "$sdimg" >/dev/null 2>&1
 
 # --- the DaemonSet's config watcher ----------------------------------------
 
