@@ -41,6 +41,18 @@
 #                      (on_exit = detach): the unit's cgroup stays as systemd
 #                      made it (id, mode, processes), no cgroup of the
 #                      container removed or made, nothing pinned or attached
+#   image-systemd-template  a template's instance, smpp@1.service, whose
+#                      slice (system.slice/system-smpp.slice) systemd makes
+#                      with it: configured while neither exists, the daemon
+#                      waits (log, status) and makes neither; `systemctl
+#                      start smpp@1`: attached without a reload, redirected
+#                      (exact counters); `systemctl stop smpp@1` (systemd
+#                      keeps the slice, said so) then `systemctl stop
+#                      system-smpp.slice`: released ("is gone"), waited for
+#                      again; started again (a new slice, a new cgroup id):
+#                      attached again, redirected again; sockmeshd stopped:
+#                      the slice and the instance's cgroup as systemd made
+#                      them
 #   image-config-watcher  the DaemonSet's config-watcher script (read from the
 #                      manifest) in a capability-less container beside the
 #                      daemon's: a ConfigMap-style update (symlink swap) with a
@@ -376,10 +388,11 @@ else
 fi
 
 # --- the unit under a real systemd -----------------------------------------
-# image-systemd and image-systemd-unit boot the image with systemd added, as
-# PID 1 of a privileged container in its own cgroup namespace: as on a host
-# booted with systemd, the container's cgroup2 mount is systemd's root, so
-# system.slice/NAME.service names a unit's cgroup there.
+# image-systemd, image-systemd-unit and image-systemd-template boot the image
+# with systemd added, as PID 1 of a privileged container in its own cgroup
+# namespace: as on a host booted with systemd, the container's cgroup2 mount
+# is systemd's root, so system.slice/NAME.service names a unit's cgroup
+# there.
 
 sdimg=localhost/sockmesh-systemd:$version-test
 sd=
@@ -405,7 +418,7 @@ sdstatus() {
 sdcounter() {
 	sdstatus | jq -r ".counters.$1 // empty" 2>/dev/null
 }
-# sd_image: the image with systemd added, built once for both checks
+# sd_image: the image with systemd added, built once for the three checks
 sd_built=
 sd_image() {
 	if [ -z "$sd_built" ]; then
@@ -886,7 +899,125 @@ else
 	fail image-systemd-unit "$why"
 fi
 
+echo "== a template's instance, its slice made and removed by systemd"
+t0=$(now)
+why=
+# systemd puts smpp@1.service in system-smpp.slice (a template's name with a
+# dash would be escaped there: sm-pp@ in system-sm\x2dpp.slice), made with
+# the first instance
+unit=smpp@1.service
+slice=system.slice/system-smpp.slice
+ucg=$slice/$unit
+sd_conf
+if ! sd_image; then
+	:
+elif ! sd_boot "$tag-sdtmpl"; then
+	sd_down
+else
+	# 1. neither the instance nor its slice exists: the daemon waits for
+	# the instance's cgroup, makes neither
+	sdc rm -f /run/sm-pingpong.go /run/sm-pingpong.out
+	pp_unit smpp@.service "a ping-pong in a template's instance (%i)"
+	sd_cgroups >"$dir/cg-before"
+	if ! sdc systemctl daemon-reload; then
+		why="systemctl daemon-reload failed"
+	elif sdc test -e "$sdcg/$slice"; then
+		why="no instance started, but systemd has /$slice already"
+	elif ! sdc systemctl start sockmeshd >"$dir/sd.log" 2>&1 ||
+		! wait_for 100 sd_ready; then
+		show "$dir/sd.log"
+		sdlog | tail -n 20 | show
+		why="systemctl start sockmeshd (cgroups = $ucg) failed"
+	elif sdc test -e "$sdcg/$slice"; then
+		why="no instance started, but $sdcg/$slice exists: sockmeshd made systemd's slice"
+	elif ! sd_logged "info: cgroup /$ucg does not exist: it is systemd's, made when its unit starts; attached then"; then
+		sdlog | tail -n 10 | show
+		why="no 'cgroup /$ucg does not exist: it is systemd's ... attached then' in the daemon's log"
+	elif sd_waiting "no slice yet"; then
+		echo "    no /$slice yet: $(sed -n '/^waiting:/{N;s/\n */ /;p;}' "$dir/status.txt")"
+	fi
+	# 2. the first instance: systemd makes the slice and the instance's
+	# cgroup, sockmeshd follows down and attaches (no reload)
+	if [ -z "$why" ]; then
+		if ! sdc systemctl start $unit >"$dir/sd.log" 2>&1; then
+			show "$dir/sd.log"
+			why="systemctl start $unit failed"
+		elif [ "$(sdc systemctl show -P ControlGroup $unit)" != "/$ucg" ]; then
+			why="systemd put $unit in '$(sdc systemctl show -P ControlGroup $unit)', not /$ucg"
+		elif unit_attached "first instance" &&
+			unit_pingpong "first instance"; then
+			id1=$uid
+			sid1=$(sdc stat -c %i "$sdcg/$slice")
+		fi
+	fi
+	# 3. the instance stops: systemd removes its cgroup; the slice, if
+	# systemd keeps it, stopped too: sockmeshd waits again, higher up
+	if [ -z "$why" ]; then
+		if ! sdc systemctl stop $unit >"$dir/sd.log" 2>&1; then
+			show "$dir/sd.log"
+			why="systemctl stop $unit failed"
+		elif ! wait_for 100 sh -c "! podman exec $sd test -e $sdcg/$ucg"; then
+			why="$unit stopped, but systemd did not remove /$ucg"
+		elif ! sd_released "instance stopped" "$id1" ||
+			! wait_for 50 sd_waiting "instance stopped"; then
+			:
+		elif ! sdc test -d "$sdcg/$slice"; then
+			echo "    $unit stopped: systemd removed /$ucg and /$slice"
+		elif slice_state=$(sdc systemctl is-active system-smpp.slice);
+			! sdc systemctl stop system-smpp.slice >"$dir/sd.log" 2>&1; then
+			show "$dir/sd.log"
+			why="$unit stopped, /$slice stays ($slice_state): systemctl stop system-smpp.slice failed"
+		elif ! wait_for 100 sh -c "! podman exec $sd test -e $sdcg/$slice"; then
+			why="systemctl stop system-smpp.slice: systemd did not remove /$slice"
+		else
+			echo "    $unit stopped: systemd removed /$ucg, kept /$slice (slice $slice_state); systemctl stop system-smpp.slice removed it"
+		fi
+		if [ -z "$why" ] && [ "$(sdc systemctl is-active sockmeshd)" != active ]; then
+			sdlog | tail -n 10 | show
+			why="the slice removed: sockmeshd is $(sdc systemctl is-active sockmeshd)"
+		elif [ -z "$why" ]; then
+			sd_waiting "slice removed"
+		fi
+	fi
+	# 4. the instance again: a new slice and a new cgroup, attached again
+	if [ -z "$why" ]; then
+		sdc rm -f /run/sm-pingpong.out
+		made="info: cgroup ${slice#*/} was made (by systemd?)"
+		nmade=$(sdlog | grep -cxF "$made")
+		if ! sdc systemctl start $unit >"$dir/sd.log" 2>&1; then
+			show "$dir/sd.log"
+			why="systemctl start $unit (again) failed"
+		elif ! unit_attached "started again"; then
+			# made, not attached: did it see the slice made again,
+			# does a reload attach
+			if sdc test -d "$sdcg/$ucg" && ! in_status "$uid"; then
+				[ "$(sdlog | grep -cxF "$made")" != "$nmade" ] ||
+					why="$why; its log has no new '${made#info: }': it did not see /$slice made again"
+				if sdc systemctl reload sockmeshd >/dev/null 2>&1 &&
+					wait_for 50 in_status "$uid"; then
+					why="$why; systemctl reload sockmeshd then attached it"
+				fi
+			fi
+		elif [ "$uid" = "$id1" ] ||
+			[ "$(sdc stat -c %i "$sdcg/$slice")" = "$sid1" ]; then
+			why="started again, but the cgroup id is still $id1 or the slice's $sid1: systemd did not make them again"
+		elif unit_pingpong "started again"; then
+			echo "    started again: /$slice id $sid1 -> $(sdc stat -c %i "$sdcg/$slice")," \
+				"/$ucg id $id1 -> $uid, attached"
+		fi
+	fi
+	# 5. the daemon stops: the slice and the instance's cgroup stay
+	[ -z "$why" ] && sd_daemon_stops
+	sdc systemctl stop $unit >/dev/null 2>&1
+	sd_down
+fi
 podman rmi -f "$sdimg" >/dev/null 2>&1
+rm -rf "$pins"
+if [ -z "$why" ]; then
+	ok image-systemd-template "$t0"
+else
+	fail image-systemd-template "$why"
+fi
 
 # --- the DaemonSet's config watcher ----------------------------------------
 
