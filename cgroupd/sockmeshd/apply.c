@@ -277,18 +277,6 @@ static void commit(struct sm_daemon *d, const struct sm_config *cfg,
 	__u64 links[SM_LINKS_MAX];
 	int n_links, ret;
 
-	for (int i = 0; i < a->n; i++)
-		if (a->fds[i] < 0)
-			pr_info("cgroup /%s does not exist: it is systemd's, "
-				"made when its unit starts; attached then",
-				cfg->cgroups[i]);
-		else if (has_id(a->created, a->n_created, a->ids[i]))
-			pr_info("attached to cgroup /%s (id %" PRIu64 ")",
-				cfg->cgroups[i], (uint64_t)a->ids[i]);
-		else
-			pr_info("kept the attachment of cgroup /%s (id %" PRIu64
-				")",
-				cfg->cgroups[i], (uint64_t)a->ids[i]);
 	n_links = sm_pins_links(&d->pins, links, SM_LINKS_MAX);
 	for (int i = 0; i < n_links; i++) {
 		const char *gone = NULL;
@@ -314,6 +302,23 @@ static void commit(struct sm_daemon *d, const struct sm_config *cfg,
 			pr_info("detached from cgroup id %" PRIu64
 				" (no longer configured)",
 				(uint64_t)links[i]);
+	}
+	/* the wait for a systemd cgroup is logged once, when it begins */
+	for (int i = 0; i < a->n; i++) {
+		int r = running_index(d, cfg->cgroups[i]);
+
+		if (a->fds[i] < 0 && !(r >= 0 && d->cg_fds[r] < 0))
+			pr_info("cgroup /%s does not exist: it is systemd's, "
+				"made when its unit starts; attached then",
+				cfg->cgroups[i]);
+		else if (a->fds[i] >= 0 &&
+			 has_id(a->created, a->n_created, a->ids[i]))
+			pr_info("attached to cgroup /%s (id %" PRIu64 ")",
+				cfg->cgroups[i], (uint64_t)a->ids[i]);
+		else if (a->fds[i] >= 0)
+			pr_info("kept the attachment of cgroup /%s (id %" PRIu64
+				")",
+				cfg->cgroups[i], (uint64_t)a->ids[i]);
 	}
 	ret = sm_pins_cg_slots_sync(&d->pins, a->live, a->n_live, 1);
 	if (ret)

@@ -207,20 +207,53 @@ static int arm_inotify(struct sm_loop *l)
 	return 0;
 }
 
+/* Does the cgroup of the first @n bytes of @cg exist? */
+static bool cg_exists(const struct sm_loop *l, const char *cg, int n)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	return (size_t)snprintf(path, sizeof(path), "%s/%.*s", l->d->cg_mnt, n,
+				cg) < sizeof(path) &&
+	       !stat(path, &sb) && S_ISDIR(sb.st_mode);
+}
+
+/* Watch the first @n bytes of @cg (relative to the mount; 0: the mount). */
+static int watch_dir(struct sm_loop *l, const char *cg, int n)
+{
+	char path[PATH_MAX];
+	int wd;
+
+	if (l->n_watch >= SM_LOOP_WATCH_MAX)
+		return -ENOSPC;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%.*s", l->d->cg_mnt, n,
+			     cg) >= sizeof(path))
+		return -ENAMETOOLONG;
+	wd = inotify_add_watch(
+		l->ino, path, IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_ONLYDIR);
+	if (wd < 0)
+		return -errno;
+	l->watch[l->n_watch].wd = wd;
+	snprintf(l->watch[l->n_watch].parent, sizeof(l->watch[0].parent),
+		 "%.*s", n, cg);
+	l->n_watch++;
+	return 0;
+}
+
 /*
- * Watch, for each systemd cgroup the running config names, the deepest
- * directory on its path that exists: its parent once the slice is there,
- * else the nearest ancestor (a template's slice, system-foo.slice, is made
- * with its first instance; a custom slice with its first unit). Each
- * directory made on the way moves the watch down. Returns true if a
- * wanted cgroup exists that is not attached: made between the last apply
+ * Watch, for each systemd cgroup the running config names, every directory
+ * on its path that exists below the mount (and the mount itself while the
+ * first is missing): a template's slice (system-foo.slice) is made with
+ * its first instance and removed when systemd stops the slice, and a
+ * cgroup directory that goes gets no event of its own (kernfs sends no
+ * IN_DELETE_SELF), only its parent does. Returns true if a wanted cgroup,
+ * or a directory on its way, exists unseen: made between the last apply
  * and this watch, so no event will say so.
  */
 static bool sync_watches(struct sm_loop *l)
 {
 	const struct sm_config *cfg = &l->d->cfg;
-	int old[SM_CGROUPS_MAX], n_old = l->n_watch;
-	char path[PATH_MAX];
+	int old[SM_LOOP_WATCH_MAX], n_old = l->n_watch;
 	bool missed = false;
 
 	/* a watch kept is never removed meanwhile: no event is lost; adding
@@ -229,54 +262,38 @@ static bool sync_watches(struct sm_loop *l)
 		old[i] = l->watch[i].wd;
 	l->n_watch = 0;
 	for (int i = 0; l->ino >= 0 && i < l->d->n_cg; i++) {
-		const char *cg = cfg->cgroups[i];
-		int n = (int)strlen(cg), wd = -1;
-		struct stat sb;
+		const char *cg = cfg->cgroups[i], *next;
+		int len = (int)strlen(cg), ret = 0, deepest = -1;
 
 		if (!sm_cgroup_systemd_owned(cg))
 			continue;
-		/* from the parent up to the mount: the first that exists */
-		for (;;) {
-			while (n > 0 && cg[n] != '/')
-				n--;
-			if ((size_t)snprintf(path, sizeof(path), "%s/%.*s",
-					     l->d->cg_mnt, n,
-					     cg) >= sizeof(path))
+		/* each ancestor, top down, while they exist */
+		for (int n = 1; n < len && !ret; n++) {
+			if (cg[n] != '/')
+				continue;
+			if (!cg_exists(l, cg, n))
 				break;
-			wd = inotify_add_watch(
-				l->ino, path,
-				IN_CREATE | IN_DELETE | IN_MOVED_TO |
-					IN_DELETE_SELF | IN_ONLYDIR);
-			if (wd >= 0 || errno != ENOENT || n == 0)
-				break;
-			n--; /* past the '/' */
+			ret = watch_dir(l, cg, n);
+			deepest = n;
 		}
-		if (wd < 0) {
-			pr_warn("cannot watch %s for cgroup /%s: %s; it is "
-				"attached at the next reload",
-				path, cg, strerror(errno));
+		/* the mount: a top-level unit's parent, or the first missing */
+		if (!ret && deepest < 0) {
+			ret = watch_dir(l, cg, 0);
+			deepest = 0;
+		}
+		if (ret) {
+			pr_warn("cannot watch the path of cgroup /%s: %s; it "
+				"is attached at the next reload",
+				cg, strerror(-ret));
 			continue;
 		}
-		l->watch[l->n_watch].wd = wd;
-		snprintf(l->watch[l->n_watch].parent,
-			 sizeof(l->watch[0].parent), "%.*s", n, cg);
-		l->n_watch++;
-		/* the cgroup, or the next directory down, made meanwhile */
-		if (l->d->cg_fds[i] < 0 &&
-		    (size_t)snprintf(path, sizeof(path), "%s/%s", l->d->cg_mnt,
-				     cg) < sizeof(path) &&
-		    !stat(path, &sb))
+		/* made meanwhile: the cgroup, or the directory below the
+		 * deepest watched one */
+		next = strchr(cg + deepest + (deepest > 0), '/');
+		if (l->d->cg_fds[i] < 0 && cg_exists(l, cg, len))
 			missed = true;
-		else {
-			const char *next = strchr(cg + n + (n > 0), '/');
-
-			if (next &&
-			    (size_t)snprintf(path, sizeof(path), "%s/%.*s",
-					     l->d->cg_mnt, (int)(next - cg),
-					     cg) < sizeof(path) &&
-			    !stat(path, &sb))
-				missed = true;
-		}
+		else if (next && cg_exists(l, cg, (int)(next - cg)))
+			missed = true;
 	}
 	for (int i = 0; i < n_old; i++) {
 		bool kept = false;
@@ -313,15 +330,6 @@ static bool wanted_cgroup(struct sm_loop *l, int wd, const char *name)
 	return false;
 }
 
-/* Is @wd one of ours (its directory removed: IN_DELETE_SELF, IN_IGNORED)? */
-static bool watched(const struct sm_loop *l, int wd)
-{
-	for (int i = 0; i < l->n_watch; i++)
-		if (l->watch[i].wd == wd)
-			return true;
-	return false;
-}
-
 /*
  * Apply the running config again and move the watches: until a pass finds
  * nothing made meanwhile (bounded: a path has few directories).
@@ -353,10 +361,6 @@ static void on_inotify(struct sm_loop *l, int res)
 			pr_info("cgroup %s was %s", ev->name,
 				ev->mask & IN_DELETE ? "removed"
 						     : "made (by systemd?)");
-			refresh = true;
-		} else if ((ev->mask & (IN_DELETE_SELF | IN_IGNORED)) &&
-			   watched(l, ev->wd)) {
-			/* a watched slice went: watch higher up */
 			refresh = true;
 		}
 		off += sizeof(*ev) + ev->len;

@@ -21,6 +21,8 @@
 #define SM_LOOP_CTL_MAX	    16 /* control clients at once */
 #define SM_LOOP_METRICS_MAX 64 /* metrics clients at once */
 #define SM_LOOP_DEADLINE    5  /* seconds for a client's whole exchange */
+/* inotify watches on the paths of systemd units' cgroups: 8 levels each */
+#define SM_LOOP_WATCH_MAX (SM_CGROUPS_MAX * 8)
 
 struct sm_loop;
 

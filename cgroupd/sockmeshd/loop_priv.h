@@ -93,7 +93,7 @@ struct sm_loop {
 	struct {
 		int wd;
 		char parent[SM_CGROUP_LEN];
-	} watch[SM_CGROUPS_MAX];
+	} watch[SM_LOOP_WATCH_MAX];
 	int n_watch;
 	char ino_buf[4096] __attribute__((aligned(8)));
 	struct pool pools[POOLS];
