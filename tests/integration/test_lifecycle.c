@@ -619,56 +619,6 @@ static void pingpong_in(struct env *e, const char *cg, const char *what)
  * systemd does, with mkdir), again when a restart makes it anew, and
  * leaves it where it is when it stops.
  */
-TEST(systemd_unit_cgroup_waited_for_and_attached_again)
-{
-	char cg[256], path[PATH_MAX], log[16384];
-	FILE *f;
-
-	snprintf(cg, sizeof(cg), "%s/app.service", e->cg_rel);
-	snprintf(path, sizeof(path), "%s/app.service", e->cg_path);
-	f = fopen(e->conf, "w");
-	if (f) {
-		fprintf(f,
-			"[daemon]\npin_dir = %s\nrun_dir = %s\nmetrics = off\n"
-			"[accelerate]\ncgroups = %s\n",
-			e->pin_dir, e->run_dir, cg);
-		fclose(f);
-	}
-	if (!ASSERT_TRUE(f, "config"))
-		return;
-	/* the slice exists, as system.slice does */
-	if (!ASSERT_TRUE(!mkdir(e->cg_path, 0755) || errno == EEXIST,
-			 "the slice") ||
-	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
-		return;
-	ASSERT_TRUE(access(path, F_OK) != 0, "the unit's cgroup not created");
-	{
-		int fd = open(e->log, O_RDONLY);
-		ssize_t n = fd >= 0 ? read(fd, log, sizeof(log) - 1) : -1;
-
-		log[n > 0 ? n : 0] = '\0';
-		if (fd >= 0)
-			close(fd);
-	}
-	ASSERT_STR_HAS(log, "it is systemd's", "the log says it waits");
-
-	/* the unit starts: systemd makes its cgroup */
-	if (!ASSERT_EQ(mkdir(path, 0755), 0, "mkdir, as systemd"))
-		return;
-	ASSERT_TRUE(wait_attached(path, 1), "attached once it exists");
-	pingpong_in(e, cg, "ping-pong in the unit's cgroup");
-
-	/* the unit restarts: the cgroup goes and comes back, a new one */
-	ASSERT_EQ(rmdir(path), 0, "rmdir, as systemd at stop");
-	if (!ASSERT_EQ(mkdir(path, 0755), 0, "mkdir, as systemd at start"))
-		return;
-	ASSERT_TRUE(wait_attached(path, 1), "attached to the new cgroup");
-	pingpong_in(e, cg, "ping-pong after the restart");
-
-	ASSERT_EQ(env_stop_daemon(e, SIGTERM), 0, "stop sockmeshd");
-	ASSERT_EQ(access(path, F_OK), 0, "the unit's cgroup left in place");
-}
-
 /* The daemon's log so far, into @log. */
 static void read_log(struct env *e, char *log, size_t len)
 {
@@ -695,22 +645,13 @@ static bool wait_log(struct env *e, const char *what)
 }
 
 /*
- * A template unit's instance (postgresql@15-main.service) lives in a
- * slice systemd makes with the first instance and removes with the last:
- * sockmeshd watches the nearest directory that exists and follows the
- * path down as systemd makes it, and up again when the slice goes.
+ * sockmeshd on a config that names only @cg, a systemd unit's cgroup below
+ * the test's own (which exists, as system.slice does); 0 once it runs.
  */
-TEST(systemd_template_slice_made_with_its_first_unit)
+static int start_for_unit(struct env *e, const char *cg)
 {
-	char cg[256], slice[PATH_MAX], path[PATH_MAX], out[8192], log[32768],
-		want[512];
-	FILE *f;
+	FILE *f = fopen(e->conf, "w");
 
-	snprintf(cg, sizeof(cg), "%s/system-app.slice/app@1.service",
-		 e->cg_rel);
-	snprintf(slice, sizeof(slice), "%s/system-app.slice", e->cg_path);
-	snprintf(path, sizeof(path), "%s/app@1.service", slice);
-	f = fopen(e->conf, "w");
 	if (f) {
 		fprintf(f,
 			"[daemon]\npin_dir = %s\nrun_dir = %s\nmetrics = off\n"
@@ -718,11 +659,60 @@ TEST(systemd_template_slice_made_with_its_first_unit)
 			e->pin_dir, e->run_dir, cg);
 		fclose(f);
 	}
-	if (!ASSERT_TRUE(f, "config"))
-		return;
-	if (!ASSERT_TRUE(!mkdir(e->cg_path, 0755) || errno == EEXIST,
+	if (!ASSERT_TRUE(f, "config") ||
+	    !ASSERT_TRUE(!mkdir(e->cg_path, 0755) || errno == EEXIST,
 			 "the parent slice") ||
 	    !ASSERT_EQ(env_start_daemon(e), 0, "start sockmeshd"))
+		return -1;
+	return 0;
+}
+
+TEST(systemd_unit_cgroup_waited_for_and_attached_again)
+{
+	char cg[256], path[PATH_MAX], log[16384];
+
+	snprintf(cg, sizeof(cg), "%s/app.service", e->cg_rel);
+	snprintf(path, sizeof(path), "%s/app.service", e->cg_path);
+	/* the slice exists, as system.slice does */
+	if (start_for_unit(e, cg))
+		return;
+	ASSERT_TRUE(access(path, F_OK) != 0, "the unit's cgroup not created");
+	read_log(e, log, sizeof(log));
+	ASSERT_STR_HAS(log, "it is systemd's", "the log says it waits");
+
+	/* the unit starts: systemd makes its cgroup */
+	if (!ASSERT_EQ(mkdir(path, 0755), 0, "mkdir, as systemd"))
+		return;
+	ASSERT_TRUE(wait_attached(path, 1), "attached once it exists");
+	pingpong_in(e, cg, "ping-pong in the unit's cgroup");
+
+	/* the unit restarts: the cgroup goes and comes back, a new one */
+	ASSERT_EQ(rmdir(path), 0, "rmdir, as systemd at stop");
+	if (!ASSERT_EQ(mkdir(path, 0755), 0, "mkdir, as systemd at start"))
+		return;
+	ASSERT_TRUE(wait_attached(path, 1), "attached to the new cgroup");
+	pingpong_in(e, cg, "ping-pong after the restart");
+
+	ASSERT_EQ(env_stop_daemon(e, SIGTERM), 0, "stop sockmeshd");
+	ASSERT_EQ(access(path, F_OK), 0, "the unit's cgroup left in place");
+}
+
+/*
+ * A template unit's instance (postgresql@15-main.service) lives in a
+ * slice systemd makes with the first instance and keeps until the slice
+ * is stopped: sockmeshd watches every directory on the path that exists
+ * and follows the path as systemd makes and removes them.
+ */
+TEST(systemd_template_slice_made_with_its_first_unit)
+{
+	char cg[256], slice[PATH_MAX], path[PATH_MAX], out[8192], log[32768],
+		want[512];
+
+	snprintf(cg, sizeof(cg), "%s/system-app.slice/app@1.service",
+		 e->cg_rel);
+	snprintf(slice, sizeof(slice), "%s/system-app.slice", e->cg_path);
+	snprintf(path, sizeof(path), "%s/app@1.service", slice);
+	if (start_for_unit(e, cg))
 		return;
 	ASSERT_TRUE(access(slice, F_OK) != 0, "the template's slice not made");
 	ASSERT_EQ(env_cli(e, out, sizeof(out), "status", (char *)NULL), 0,
