@@ -228,7 +228,25 @@ TEST(fault_kill9_under_load_then_restart)
 		  "connections made while it was dead are in the map");
 	ASSERT_EQ(d.da.sockets_added, 2 * BATCHES * BATCH,
 		  "every socket accelerated, before, during and after");
-	ASSERT_EQ(d.da.msgs_passed, 0, "nothing fell back to the stack");
+	/*
+	 * Nothing fell back to the stack, but for the one documented case
+	 * that chance decides: on the window variant (before 6.2) a
+	 * connection whose sm_flows slot a later one took has no figure of
+	 * its receiver and takes the stack (slot_fallbacks). With 48 live
+	 * connections in 65536 slots, about 1 run in 60 has such a pair
+	 * (seen once on 6.1: 274 messages, one connection's whole life).
+	 */
+	ASSERT_EQ(d.da.rcvbuf_fallbacks + d.da.bulk_fallbacks +
+			  d.da.peer_misses + d.da.ulp_fallbacks +
+			  d.da.msgs_drained + d.da.strict_blocking,
+		  0, "no fallback rule moved");
+	if (!d.da.slot_fallbacks)
+		ASSERT_EQ(d.da.msgs_passed, 0, "nothing fell back");
+	else
+		printf("  %llu messages passed by %llu slot fallbacks "
+		       "(a collision in sm_flows, window variant)\n",
+		       (unsigned long long)d.da.msgs_passed,
+		       (unsigned long long)d.da.slot_fallbacks);
 	ASSERT_EQ(env_sockets(e), 0, "all left the map when closed");
 }
 
