@@ -298,6 +298,24 @@ static __always_inline int sm_sock_blocking(const struct sock *s)
 	return f && !(BPF_CORE_READ(f, f_flags) & SM_O_NONBLOCK);
 }
 
+/*
+ * Does a task wait on @s now (its wait queue, sk_sleep(), is not empty)?
+ * A blocking reader in recv() does; so does poll(), or an epoll instance
+ * that holds the socket (then it errs towards "exposed").
+ */
+static __always_inline int sm_sock_waited_on(const struct sock *s)
+{
+	struct socket_wq *wq = BPF_CORE_READ(s, sk_wq);
+	unsigned long head;
+
+	if (!wq)
+		return 0;
+	head = (unsigned long)wq +
+	       bpf_core_field_offset(struct socket_wq, wait) +
+	       bpf_core_field_offset(struct wait_queue_head, head);
+	return (unsigned long)BPF_CORE_READ(wq, wait.head.next) != head;
+}
+
 /* The SM_STRICT_* rule socket @s falls under, 0 if none (sockmesh.h). */
 static __always_inline __u8 sm_strict_gap(const struct sock *s)
 {
@@ -352,15 +370,17 @@ static __always_inline void sm_port_mark(const struct sm_flow *flow, __u32 bit)
 }
 
 /*
- * A connection takes the stack by strict @rule: first sight counts it, and
- * a blocking end marks the port. Each end was in the map, blocking, before
- * anyone could see it: an accepted socket has no file flags until
- * accept() returns it, and a connecting one made blocking after a
- * non-blocking connect() (iperf3, hiredis) looked non-blocking at
- * establishment.
+ * A connection takes the stack by strict @rule, seen by end @dir: first
+ * sight counts it, and a blocking end that may already have waited in the
+ * map (@port: see sm_strict_exposed() in skmsg.bpf.c) marks the port, so
+ * that later connections to it stay on TCP from connect(). The atomic add
+ * after the store orders it before whatever this CPU reads next (a
+ * lock-prefixed instruction on x86-64): the other half of
+ * sm_strict_unsent().
  */
 static __always_inline void sm_strict_mark(struct sm_flow *flow,
-					   struct sm_counters *c, __u8 rule)
+					   struct sm_counters *c, __u8 rule,
+					   int port, __u32 dir)
 {
 	if (!flow) {
 		sm_strict_count(c, rule);
@@ -369,9 +389,31 @@ static __always_inline void sm_strict_mark(struct sm_flow *flow,
 	if (flow->strict)
 		return;
 	flow->strict = rule;
+	__sync_fetch_and_add(&flow->began[dir & 1], 1);
 	sm_strict_count(c, rule);
-	if (rule == SM_STRICT_BLOCKING)
+	if (rule == SM_STRICT_BLOCKING && port)
 		sm_port_mark(flow, SM_PS_BLOCKING);
+}
+
+/*
+ * Strict took @flow to the stack and the end @dir has never run its SK_MSG
+ * program: it never will redirect, since its first run reads strict after
+ * its own atomic add of began[dir], and one of the two atomic adds comes
+ * first (sm_strict_mark()). So nothing of it can be in flight, and its
+ * peer may leave the map at once, in the very sendmsg() that found the
+ * gap: a blocking end that sends first never waits in the map. That
+ * argument needs the adds to be full barriers, which x86-64's JIT makes
+ * them (lock-prefixed); elsewhere the peer leaves as before, when bytes
+ * come in through the stack.
+ */
+static __always_inline int sm_strict_unsent(const struct sm_flow *flow,
+					    __u32 dir)
+{
+#if defined(__TARGET_ARCH_x86)
+	return flow->strict && !flow->began[dir & 1];
+#else
+	return 0;
+#endif
 }
 
 #endif /* SM_MAPS_BPF_H */

@@ -14,7 +14,7 @@
 #endif
 
 /* Layout version of everything under pin_dir; bump on any change below. */
-#define SM_PIN_LAYOUT "v5" /* bpffs names may not contain dots */
+#define SM_PIN_LAYOUT "v6" /* bpffs names may not contain dots */
 
 /*
  * Every pinned map and program, once: X(IDX, name). The names are the pin
@@ -129,6 +129,14 @@ struct sm_flow {
 	__u32 dst_port;	 /* ... and its port */
 	__u32 msgs;	 /* sendmsg()s of both ends, up to SM_SHORT_MSGS_MAX */
 	/*
+	 * [dir]: that end's SK_MSG program has run (an atomic add before it
+	 * reads strict), or that end marked strict (an atomic add after):
+	 * an end that has neither may be left at once by a peer that strict
+	 * took to the stack (sm_strict_unsent()). 64 bits: the BPF atomics
+	 * of every supported kernel.
+	 */
+	__u64 began[2];
+	/*
 	 * The window variant of the receiver-behind bound (before 6.2, see
 	 * sm_win_report() in skmsg.bpf.c), per direction, wrapping: bytes
 	 * redirected, of those what the receiver had read at its last
@@ -154,11 +162,13 @@ struct sm_flow {
  *   shutdown()), and MSG_WAITALL returns short. Seen at the connecting
  *   end's establishment (a blocking connect(): never in the map), at every
  *   sendmsg() for its own socket and, 6.2 and later, for its peer, and
- *   after each read (the window variant's reader trace). An accepted end
- *   has no file before accept(), and a connecting end may turn blocking
- *   after a non-blocking connect(): the first such socket marks the port
- *   (sm_portstat.strict), and later connections to it are not
- *   accelerated.
+ *   after each read (the window variant's reader trace), and when an
+ *   accepted end leaves the map. An accepted end has no file before
+ *   accept(), and a connecting end may turn blocking after a non-blocking
+ *   connect(): such a socket that may have waited in the map marks the
+ *   port (sm_portstat.strict; sm_strict_exposed() in skmsg.bpf.c), and
+ *   later connections to it are not accelerated; one that sends first,
+ *   unwaited, takes only its own connection out (hiredis).
  * SM_STRICT_RCVLOWAT: SO_RCVLOWAT above 1, which tcp_bpf ignores.
  * SM_STRICT_PEEK_OFF: SO_PEEK_OFF set, which tcp_bpf ignores.
  * SM_STRICT_SPLICE: its reader called splice(): tcp_splice_read() reads

@@ -95,6 +95,29 @@ static __always_inline int sm_peer_has_ulp(struct sock *peer)
 	return icsk && icsk->icsk_ulp_ops;
 }
 
+/*
+ * The window variant's view of the peer (before 6.2, where the program
+ * cannot take the kernel's context as such): the socket the redirect
+ * verdict just chose, sk_redir, copied out of the struct sk_msg that the
+ * program's context is with bpf_probe_read_kernel(). A plain address, read
+ * further only through BPF_CORE_READ(); NULL if the copy failed.
+ */
+static __always_inline struct sock *sm_redir_read(struct sk_msg_md *md)
+{
+	__u32 off = bpf_core_field_offset(struct sk_msg, sk_redir);
+	struct sock *peer = NULL;
+
+	bpf_probe_read_kernel(&peer, sizeof(peer), (void *)md + off);
+	return peer;
+}
+
+/* sm_peer_has_ulp() for such an address */
+static __always_inline int sm_peer_has_ulp_read(struct sock *peer)
+{
+	return BPF_CORE_READ((struct inet_connection_sock *)peer,
+			     icsk_ulp_ops) != NULL;
+}
+
 /* The psock of the socket this program runs for (its own, never the peer). */
 static __always_inline struct sk_psock *sm_own_psock(struct tcp_sock *tp)
 {
@@ -207,12 +230,15 @@ static __always_inline int sm_rule_state(struct sm_msg *m)
 	return 1;
 }
 
-/* 3 report: the window variant's report of what this end has not read,
- * and the connection's length, for the short-connection rule. */
+/* 3 report: this end has begun (before rule 7 reads strict: see
+ * sm_strict_unsent()), the window variant's report of what it has not
+ * read, and the connection's length, for the short-connection rule. */
 static __always_inline void sm_rule_report(struct sm_msg *m, const int kctx)
 {
 	struct sm_flow *flow = m->flow;
 
+	if (flow && !flow->began[m->st->dir & 1])
+		__sync_fetch_and_add(&flow->began[m->st->dir & 1], 1);
 	if (!kctx && flow && !flow->stack[!m->st->dir])
 		sm_win_report(flow, m->st, m->tp);
 	if (flow && flow->msgs < SM_SHORT_MSGS_MAX)
@@ -244,6 +270,24 @@ static __always_inline int sm_rule_ulp(struct sm_msg *m)
 }
 
 /*
+ * Found blocking at its own message, may our end already have waited in
+ * the map? The accepted end may have (it had no file flags to see before
+ * accept() returned it; a blocking server is blocking on every
+ * connection); so may one that something was redirected to, or that a
+ * task waits on now (another thread in recv()). A connecting end that
+ * sends first, made blocking after a non-blocking connect() (hiredis,
+ * iperf3: their first connection; the others are event loops), has not:
+ * its connection takes the stack, its port stays open to the others, and
+ * it leaves the map in this very sendmsg() (sm_strict_unsent()).
+ */
+static __always_inline int sm_strict_exposed(const struct sm_msg *m)
+{
+	/* dir 0 is the connecting end; what goes to it is direction 1 */
+	return m->st->dir || !m->flow || m->flow->redir_ns[1] ||
+	       sm_sock_waited_on(&m->tp->inet_conn.icsk_inet.sk);
+}
+
+/*
  * 7 strict: compat = strict, and our own socket, or the peer's rule seen
  * by the peer, keeps the connection on TCP (sockmesh.h, SM_STRICT_*): for
  * good, both ways, like kTLS.
@@ -258,7 +302,8 @@ static __always_inline int sm_rule_strict(struct sm_msg *m)
 	       (rule = sm_strict_gap(&m->tp->inet_conn.icsk_inet.sk)))))
 		return 0;
 	if (rule)
-		sm_strict_mark(m->flow, m->c, rule);
+		sm_strict_mark(m->flow, m->c, rule, sm_strict_exposed(m),
+			       m->st->dir);
 	m->st->flags |= SM_SF_STACK;
 	return 1;
 }
@@ -316,24 +361,26 @@ static __always_inline int sm_rule_redirect(struct sm_msg *m, const int kctx)
  * 10 switch, after the redirect verdict: the peer set kTLS (RX) since its
  * last message (records go by TCP), or under strict the peer's own socket,
  * seen from here (it may not send), has a gap, or this is a small-write
- * stream. A small-write stream switches once its receiver has read
- * everything redirected, so that no stack byte ever waits behind a
- * redirected one (the receiver then leaves the map at once, and FIONREAD
- * never misses a byte). The window variant cannot see that moment and
- * switches at once: order holds all the same (the receiver reads what was
+ * stream. The peer is the verdict's sk_redir: through the kernel's context
+ * (6.2 and later), else copied out of it (sm_redir_read()). A small-write
+ * stream switches once its receiver has read everything redirected, so
+ * that no stack byte ever waits behind a redirected one (the receiver then
+ * leaves the map at once, and FIONREAD never misses a byte). The window
+ * variant does not read the peer's queue and switches at once: order holds all the same (the receiver reads what was
  * redirected first), the receiver leaves the map once it has read it.
  * This message goes out of our own socket: redirected to its egress, that
  * is through the stack, as a pass would. 1 if it did.
  */
 static __always_inline int sm_rule_switch(struct sm_msg *m, const int kctx)
 {
-	struct sock *peer = kctx ? m->kmsg->sk_redir : NULL;
+	struct sock *peer = kctx ? m->kmsg->sk_redir : sm_redir_read(m->md);
 	struct sm_sock_state *st = m->st;
 	struct sm_key self;
 	int ulp_peer;
 	__u8 rule = 0;
 
-	ulp_peer = peer && sm_peer_has_ulp(peer);
+	ulp_peer = peer &&
+		   (kctx ? sm_peer_has_ulp(peer) : sm_peer_has_ulp_read(peer));
 	if (peer && m->strict)
 		rule = sm_strict_gap(peer);
 	if (!ulp_peer && !rule &&
@@ -351,7 +398,8 @@ static __always_inline int sm_rule_switch(struct sm_msg *m, const int kctx)
 			m->flow->ulp = 1;
 		m->c->ulp_fallbacks++;
 	} else if (rule) {
-		sm_strict_mark(m->flow, m->c, rule);
+		/* the peer may wait in recv() since it joined the map */
+		sm_strict_mark(m->flow, m->c, rule, 1, m->st->dir);
 	} else {
 		m->c->bulk_fallbacks++;
 	}
@@ -470,7 +518,8 @@ int BPF_PROG(sm_recv_win, struct sock *sk)
 	 * takes the stack.
 	 */
 	if (!flow->strict && sm_strict_on() && (rule = sm_strict_gap(sk)))
-		sm_strict_mark(flow, sm_counters_get(), rule);
+		sm_strict_mark(flow, sm_counters_get(), rule, 1, /* it read */
+			       st->dir);
 	return 0;
 }
 
@@ -506,7 +555,7 @@ int BPF_PROG(sm_splice, struct socket *sock)
 	sm_port_mark(flow, SM_PS_SPLICE);
 	if (sm_strict_on() && !flow->strict &&
 	    !sm_psock_unread(sm_psock_of(sk)))
-		sm_strict_mark(flow, c, SM_STRICT_SPLICE);
+		sm_strict_mark(flow, c, SM_STRICT_SPLICE, 1, st->dir);
 	return 0;
 }
 

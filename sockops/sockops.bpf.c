@@ -299,10 +299,11 @@ static __always_inline int sm_stack_bytes_in(struct bpf_sock_ops *skops,
  * can be redirected to this socket and nothing redirected waits in it.
  * "Nothing more": the peer's direction is on the stack for good (its SK_MSG
  * program said so in sm_flows, or bytes came in through the stack, or the
- * peer left) and none of its redirects can still be in flight (it never
- * redirected, or its SK_MSG program saw a stack verdict that no other
- * sendmsg() overlapped, or SM_LEAVE_GUARD_NS passed since its last
- * redirect). Deleting a socket frees its unread redirected bytes, hence the
+ * peer left, or strict took the connection out before the peer's first
+ * message: sm_strict_unsent()) and none of its redirects can still be in
+ * flight (it never redirected, or its SK_MSG program saw a stack verdict
+ * that no other sendmsg() overlapped, or SM_LEAVE_GUARD_NS passed since
+ * its last redirect). Deleting a socket frees its unread redirected bytes, hence the
  * empty queue. A socket that leaves while only the map holds its psock
  * has no redirect of its own in flight either: it says so (sm_flow.done),
  * and its peer need not wait out the guard.
@@ -329,7 +330,7 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 		return; /* no shared view of the peer: stay (always safe) */
 	peer = !st->dir;
 	if (!flow->stack[peer] && !flow->left[peer] &&
-	    !sm_stack_bytes_in(skops, st))
+	    !sm_strict_unsent(flow, peer) && !sm_stack_bytes_in(skops, st))
 		return;
 	if (flow->redir_ns[peer] && !flow->done[peer] &&
 	    bpf_ktime_get_ns() - flow->redir_ns[peer] < SM_LEAVE_GUARD_NS)
@@ -338,6 +339,15 @@ static __always_inline void sm_maybe_leave(struct bpf_sock_ops *skops,
 	psock = tp ? sm_psock_of(&tp->inet_conn.icsk_inet.sk) : NULL;
 	if (!tp || sm_psock_unread(psock))
 		return;
+	/*
+	 * A blocking accepted end (a blocking server) may have waited in
+	 * recv() in the map: its port is marked for the next connections,
+	 * though its own messages may never have shown it (strict had
+	 * taken the connection out at its peer's first message).
+	 */
+	if (st->dir && sm_strict_on() &&
+	    sm_sock_blocking(&tp->inet_conn.icsk_inet.sk))
+		sm_port_mark(flow, SM_PS_BLOCKING);
 	/*
 	 * Only the map holds the psock: no sendmsg() of ours is under way,
 	 * and any later one finds SM_SF_STACK (it waits for the socket lock

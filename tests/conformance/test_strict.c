@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,8 +30,10 @@
 
 /* A pair made the way event loops make theirs, on listener @lfd: a
  * non-blocking connect(), accept4(SOCK_NONBLOCK). @blocking_after: then
- * both made blocking (the connect-with-a-timeout of iperf3 and hiredis).
+ * both made blocking (the connect-with-a-timeout of iperf3 and hiredis);
+ * BLOCKING_CLIENT: only the client (hiredis against an event-loop server).
  * 0 or -errno. */
+#define BLOCKING_CLIENT 2
 static int nb_pair_on(int lfd, int *c, int *s, int blocking_after)
 {
 	struct sockaddr_in a;
@@ -54,7 +57,8 @@ static int nb_pair_on(int lfd, int *c, int *s, int blocking_after)
 		goto fail;
 	if (blocking_after) {
 		set_nonblock(*c, 0);
-		set_nonblock(*s, 0);
+		if (blocking_after != BLOCKING_CLIENT)
+			set_nonblock(*s, 0);
 	}
 	return 0;
 fail:
@@ -302,6 +306,153 @@ TEST(strict_blocking_after_nonblocking_connect_signal)
 		  "connect");
 	ASSERT_EQ(d.da.msgs_redirected, 0, "nothing redirected");
 	ASSERT_EQ(d.da.sockets_left, 2, "both ends left the map");
+}
+
+/* --- a blocking client of an event-loop server --------------------------- */
+
+#define EVL_CONNS 3
+
+/* One connection of evl_scen: the server's socket, the seeds' index. */
+struct evl_arg {
+	int s, i;
+	int bad;
+};
+
+/*
+ * The event-loop server of evl_scen: poll() and non-blocking reads until
+ * the request is in, 10 ms, the answer. SIGALRM is blocked here: the timer
+ * interrupts the client.
+ */
+static void *evl_server(void *p)
+{
+	struct evl_arg *a = p;
+	unsigned char buf[REQ];
+	size_t got = 0;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	while (got < REQ) {
+		ssize_t k = recv(a->s, buf + got, REQ - got, 0);
+
+		if (k > 0)
+			got += k;
+		else if (k < 0 && errno == EAGAIN)
+			poll(&(struct pollfd){.fd = a->s, .events = POLLIN}, 1,
+			     1000);
+		else if (!(k < 0 && errno == EINTR))
+			break;
+	}
+	if (got < REQ || pat_check(buf, REQ, 0, 70 + a->i) >= 0) {
+		a->bad = 1;
+		return NULL;
+	}
+	sleep_ms(10);
+	a->bad = nb_send(a->s, REQ, 0, 80 + a->i) != 0;
+	return NULL;
+}
+
+/* The event-loop client's read of the answer: poll() and recv(). */
+static int evl_client_read(int c, unsigned seed)
+{
+	unsigned char buf[REQ];
+	size_t got = 0;
+
+	while (got < REQ) {
+		ssize_t k = recv(c, buf + got, REQ - got, 0);
+
+		if (k > 0)
+			got += k;
+		else if (k < 0 && (errno == EAGAIN || errno == EINTR))
+			poll(&(struct pollfd){.fd = c, .events = POLLIN}, 1,
+			     1000);
+		else
+			return -1;
+	}
+	return pat_check(buf, REQ, 0, seed) >= 0 ? -1 : 0;
+}
+
+/*
+ * redis-benchmark's first connection, and hiredis' in general: a
+ * non-blocking connect(), then the socket made blocking; the request
+ * first, then a blocking recv() of the answer, under a 1 ms timer
+ * (SA_RESTART), against an event-loop server (accept4(SOCK_NONBLOCK)).
+ * EVL_CONNS such connections, one after the other, then an event-loop
+ * client on the same port.
+ */
+static int evl_scen(struct result *r, void *arg)
+{
+	struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+	struct itimerval it = {{0, 1000}, {0, 1000}};
+	int lfd = tcp_listener(&(struct pair_opt){0});
+	int eintr = 0, eagain = 0, bad = 0, server_bad = 0;
+
+	(void)arg;
+	if (lfd < 0) {
+		res_broken(r, "listener: %s", strerror(-lfd));
+		return 1;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	for (int i = 0; i <= EVL_CONNS && !bad; i++) {
+		struct evl_arg a = {.i = i};
+		int c, blocking = i < EVL_CONNS, ret;
+		pthread_t th;
+
+		ret = nb_pair_on(lfd, &c, &a.s, blocking ? BLOCKING_CLIENT : 0);
+		if (ret) {
+			res_broken(r, "pair %d: %s", i, strerror(-ret));
+			close(lfd);
+			return 1;
+		}
+		/* delayed ACKs at the server: the client hears nothing from it
+		 * until the answer, 10 ms later, whatever its quick-ACK mode */
+		setsockopt(a.s, IPPROTO_TCP, TCP_QUICKACK, &(int){0},
+			   sizeof(int));
+		pthread_create(&th, NULL, evl_server, &a);
+		if (blocking) {
+			setitimer(ITIMER_REAL, &it, NULL);
+			bad = send_pat(c, REQ, 0, 70 + i) ||
+			      blocking_read(c, REQ, 0, 80 + i, &eintr,
+					    &eagain) != -1;
+			setitimer(ITIMER_REAL, &(struct itimerval){0}, NULL);
+		} else {
+			bad = nb_send(c, REQ, 0, 70 + i) ||
+			      evl_client_read(c, 80 + i);
+		}
+		pthread_join(th, NULL);
+		server_bad |= a.bad;
+		close(c);
+		close(a.s);
+	}
+	close(lfd);
+	res_same(r, "answers_exact", !bad && !server_bad);
+	res_same(r, "blocking_recv_eagain", eagain);
+	res_info(r, "eintr", eintr);
+	return 0;
+}
+
+/*
+ * Each blocking client takes its own connection to the stack at its
+ * request, and leaves the map in that sendmsg(), before its recv(): no
+ * EAGAIN under the timer. It does not mark the port (its peer never
+ * waited in the map): the event-loop client after it is redirected.
+ */
+TEST(strict_blocking_client_of_an_event_loop_server)
+{
+	struct diff d;
+
+	strict_start(e, "blocking client, event-loop server, under SIGALRM",
+		     evl_scen, NULL, &d);
+	ASSERT_EQ(d.da.sockets_added, 2 * (EVL_CONNS + 1),
+		  "every connection joined the map");
+	ASSERT_EQ(d.da.strict_blocking, EVL_CONNS,
+		  "strict_blocking: each blocking client, at its request");
+	ASSERT_EQ(d.da.sockets_left, 2 * EVL_CONNS,
+		  "both ends of each blocking connection left the map");
+	ASSERT_EQ(d.da.msgs_redirected, 2,
+		  "the event-loop client's request and answer redirected");
 }
 
 /* --- another thread sends, or half-closes, while one blocks in recv() ----- */
@@ -659,12 +810,6 @@ static void opt_test(struct env *e, int peek_off)
 
 	if (conf_start(e, "compat = strict"))
 		return;
-	if (!(env_feat(e) & SM_FEAT_KERN_CTX)) {
-		env_skip(e, "this kernel lacks bpf_cast_to_kern_ctx() (6.2): "
-			    "the sender cannot see its receiver's options "
-			    "before the receiver sends or reads");
-		return;
-	}
 	if (diff_run(e, peek_off ? "SO_PEEK_OFF" : "SO_RCVLOWAT", opt_scen,
 		     peek_off ? (void *)1 : NULL, &d, NULL))
 		return;
