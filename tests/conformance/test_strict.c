@@ -455,6 +455,97 @@ TEST(strict_blocking_client_of_an_event_loop_server)
 		  "the event-loop client's request and answer redirected");
 }
 
+/* --- a server that speaks first ------------------------------------------ */
+
+/* The greeting of greet_scen's second connection, 10 ms after its client
+ * blocked in recv() (SIGALRM blocked here). */
+static void *greet_late(void *p)
+{
+	struct evl_arg *a = p;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sleep_ms(10);
+	a->bad = nb_send(a->s, REQ, 0, 90 + a->i) != 0;
+	return NULL;
+}
+
+/*
+ * An event-loop server that greets (SMTP, FTP, MySQL), a client made
+ * blocking after a non-blocking connect() that reads the greeting: the
+ * first connection greeted at once, the second 10 ms after its client
+ * blocked in recv() under the 1 ms timer (SA_RESTART).
+ */
+static int greet_scen(struct result *r, void *arg)
+{
+	struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+	struct itimerval it = {{0, 1000}, {0, 1000}};
+	int lfd = tcp_listener(&(struct pair_opt){0});
+	int eintr = 0, eagain = 0, bad = 0, server_bad = 0;
+
+	(void)arg;
+	if (lfd < 0) {
+		res_broken(r, "listener: %s", strerror(-lfd));
+		return 1;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	for (int i = 0; i < 2 && !bad; i++) {
+		struct evl_arg a = {.i = i};
+		pthread_t th;
+		int c, ret;
+
+		ret = nb_pair_on(lfd, &c, &a.s, BLOCKING_CLIENT);
+		if (ret) {
+			res_broken(r, "pair %d: %s", i, strerror(-ret));
+			close(lfd);
+			return 1;
+		}
+		if (!i) {
+			bad = nb_send(a.s, REQ, 0, 90) ||
+			      blocking_read(c, REQ, 0, 90, &eintr, &eagain) !=
+				      -1;
+		} else {
+			pthread_create(&th, NULL, greet_late, &a);
+			setitimer(ITIMER_REAL, &it, NULL);
+			bad = blocking_read(c, REQ, 0, 91, &eintr, &eagain) !=
+			      -1;
+			setitimer(ITIMER_REAL, &(struct itimerval){0}, NULL);
+			pthread_join(th, NULL);
+			server_bad = a.bad;
+		}
+		close(c);
+		close(a.s);
+	}
+	close(lfd);
+	res_same(r, "greetings_exact", !bad && !server_bad);
+	res_same(r, "blocking_recv_eagain", eagain);
+	res_info(r, "eintr", eintr);
+	return 0;
+}
+
+/*
+ * The greeting's sendmsg() sees its receiver blocking, through sk_redir on
+ * every kernel (before 6.2 copied out of the context), and sends it
+ * through the stack; that receiver may already wait in the map, so the
+ * port is marked and the second connection never joins it.
+ */
+TEST(strict_greeting_server_marks_the_port)
+{
+	struct diff d;
+
+	strict_start(e, "greeting server, blocking client, SIGALRM", greet_scen,
+		     NULL, &d);
+	ASSERT_EQ(d.da.sockets_added, 2, "only the first connection joined");
+	ASSERT_EQ(d.da.strict_blocking, 2,
+		  "strict_blocking: the first at the greeting, the second at "
+		  "connect");
+	ASSERT_EQ(d.da.msgs_redirected, 0,
+		  "the greeting itself went through the stack");
+}
+
 /* --- another thread sends, or half-closes, while one blocks in recv() ----- */
 
 #define THR_MSGS 200
