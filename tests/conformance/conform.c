@@ -784,7 +784,10 @@ ssize_t recv_exact(struct result *r, int fd, void *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			if (r)
+			/* the gap is a blocking socket's EAGAIN; a
+			 * non-blocking one just has nothing yet (a slow
+			 * machine's sender is late) */
+			if (r && !(fcntl(fd, F_GETFL) & O_NONBLOCK))
 				r->eagain_gap++;
 			poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1,
 			     1000);
@@ -825,7 +828,8 @@ static void *reader_main(void *p)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			rd->eagain++;
+			/* as in recv_exact(): a blocking socket's only */
+			rd->eagain += !(fcntl(rd->fd, F_GETFL) & O_NONBLOCK);
 			poll(&(struct pollfd){.fd = rd->fd, .events = POLLIN},
 			     1, 1000);
 			continue;
