@@ -15,6 +15,9 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# the tree the binaries were built from: read now, not when the table is
+# written, which may be half an hour and some commits later
+rev=$(git -C "$root" describe --always --dirty 2>/dev/null)
 build=build
 out=
 suites=integration,conformance
@@ -71,7 +74,7 @@ if [ -n "$out" ]; then
 	run="$table.run"
 	{
 		echo "<!-- test-kernels: written by scripts/kernels/test-kernels.sh -->"
-		echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'), sockmesh $(git -C "$root" describe --always --dirty 2>/dev/null):"
+		echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'), sockmesh $rev:"
 		echo
 		cat "$table"
 		echo "<!-- /test-kernels -->"
