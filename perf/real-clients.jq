@@ -69,6 +69,14 @@ def summary:
 		then "COUNTERS MOVED"
 		else "ok" end));
 
+# an under-load PARAM, SIZE@RATE or SIZE@P% (P % of plain's closed-loop rate,
+# which the run measured and kept in $meta.ul_rates)
+def ul_param: (split("@")) as [$sz, $r]
+	| if ($r | endswith("%")) then
+		(($meta.ul_rates // []) | map(select(.size == ($sz | tonumber))) | .[0]) as $m
+		| if $m then "\($sz) B @ \($m.rate) msg/s (\($r) of plain's closed loop, \($m.closed_loop)/s)"
+		  else "\($sz) B @ \($r) of plain's closed loop" end
+	  else "\($sz) B @ \($r) msg/s" end;
 def md_counters: moved | map("\(.key) \(.value)") | join(", ") | if . == "" then "-" else . end;
 
 def md_figure($w): if . == null then "failed" else .[$w.metric] | fmt end;
@@ -117,7 +125,7 @@ def md:
 		| ($xs | map(select(.role == "xcheck:" + $u.id)) | .[0]) as $b
 		| def p99r: if .accel.median.p99_us and .plain.median.p99_us and .plain.median.p99_us > 0
 			then .accel.median.p99_us / .plain.median.p99_us else null end;
-		"| \($u.param | sub("@"; " B @ ")) msg/s | \($u.transports.plain.median | pct) | \($b.transports.plain.median | pct) | \($u.transports.accel.median | pct) | \($b.transports.accel.median | pct) | \($u.transports | p99r | fix2) | \($b.transports | p99r | fix2) | \($u.transports.plain.median.rate | fmt) / \($b.transports.plain.median.rate | fmt) | \($u.transports.accel.counters // {} | md_counters) | \($b.transports.accel.counters // {} | md_counters) |"),
+		"| \($u.param | ul_param) | \($u.transports.plain.median | pct) | \($b.transports.plain.median | pct) | \($u.transports.accel.median | pct) | \($b.transports.accel.median | pct) | \($u.transports | p99r | fix2) | \($b.transports | p99r | fix2) | \($u.transports.plain.median.rate | fmt) / \($b.transports.plain.median.rate | fmt) | \($u.transports.accel.counters // {} | md_counters) | \($b.transports.accel.counters // {} | md_counters) |"),
 	"" end),
 	"## Every run",
 	"",

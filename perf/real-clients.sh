@@ -106,7 +106,11 @@ http_conns=${RC_HTTP_CONNS:-8}
 # The workloads, in run order: one table for the runs, the report and the plot.
 #   id|group|param|transports|label|metric|unit|better|role
 # role: main (the table, the plot), or xcheck:ID: a sockmesh-bench run beside
-# workload ID, to check that both see the same plain TCP
+# workload ID, to check that both see the same plain TCP. An under-load
+# PARAM is SIZE@P%: P % of plain TCP's closed-loop rate at SIZE on one
+# connection, measured on this machine when the group starts (a fixed rate
+# is more than a slow machine can do with one request in flight, and a run
+# short of its rate is refused)
 workloads() {
 	cat <<'EOW'
 iperf3-1K|iperf3|1K|plain,accel|iperf3, 1 KiB writes|gbit_s|Gbit/s|higher|main
@@ -124,8 +128,8 @@ bench-rwp-1M|iperf3|1M|plain|sockmesh-bench stream-rw --rw-poll, 1 MiB writes|gb
 sockperf-64|sockperf|64|plain,accel|sockperf ping-pong, 64 B|avg_us|µs|lower|main
 sockperf-1024|sockperf|1024|plain,accel|sockperf ping-pong, 1 KiB|avg_us|µs|lower|main
 sockperf-16384|sockperf|16384|plain,accel|sockperf ping-pong, 16 KiB|avg_us|µs|lower|main
-sockperf-ul-64|sockperf|64@10000|plain,accel|sockperf under-load, 64 B at 10000 msg/s (full round trip)|p50_us|µs|lower|main
-bench-ul-64|sockperf|64@10000|plain,accel|sockmesh-bench rr --rate 10000, 64 B|p50_us|µs|lower|xcheck:sockperf-ul-64
+sockperf-ul-64|sockperf|64@50%|plain,accel|sockperf under-load, 64 B at 50 % of plain's closed-loop rate (full round trip)|p50_us|µs|lower|main
+bench-ul-64|sockperf|64@50%|plain,accel|sockmesh-bench rr --rate (50 % of plain's closed-loop rate), 64 B|p50_us|µs|lower|xcheck:sockperf-ul-64
 redis-c1|redis|-c 1|plain,accel,uds|redis GET -c 1|rps|req/s|higher|main
 redis-c50|redis|-c 50|plain,accel,uds|redis GET -c 50|rps|req/s|higher|main
 redis-c50-P16|redis|-c 50 -P 16|plain,accel,uds|redis GET -c 50 -P 16|rps|req/s|higher|main
@@ -349,9 +353,20 @@ bench_rw_client() { # TR SIZE [--rw-poll]: sockmesh-bench's blocking stream, sam
 	jq -c '.[0] | if .error then error(.error) else
 		{gbit_s: (.bytes_per_s * 8 / 1e9), cpu_us_per_write: (.cpu_ns_per_op / 1e3)} end' \
 		"$run/client.out" 2>>"$run/client.err" || {
-		cat "$run/client.err" >>"$run/client.out"
+		# the error alone (jq's, or the bench's), not the JSON it came from
+		sed -n 's/^jq: error (at [^)]*): //p; /^sockmesh-bench:/p' \
+			"$run/client.err" >"$run/client.out"
 		return 1
 	}
+}
+
+# closed_loop_rate SIZE: plain TCP's round trips/s at SIZE on one connection,
+# one request in flight (sockmesh-bench -m rr -T tcp), the ceiling of any
+# open-loop rate on one connection here
+closed_loop_rate() {
+	run_in plain "$build"/sockmesh-bench -c "$sm_conf" -m rr -T tcp -s "$1" \
+		-t "$time_s" -w 0.5 --json >"$run/client.out" 2>&1 || return 1
+	jq -e '.[0].ops_per_s | floor' "$run/client.out"
 }
 
 sockperf_client() { # TR SIZE
@@ -399,9 +414,20 @@ bench_ul_client() {
 		else {p50_us: (.lat_ns.p50 / 1e3), p99_us: (.lat_ns.p99 / 1e3),
 		      avg_us: (.lat_ns.mean / 1e3), rate: .open_loop.rate_achieved} end' \
 		"$run/client.out" 2>>"$run/client.err" || {
-		cat "$run/client.err" >>"$run/client.out"
+		# the error alone (jq's, or the bench's), not the JSON it came from
+		sed -n 's/^jq: error (at [^)]*): //p; /^sockmesh-bench:/p' \
+			"$run/client.err" >"$run/client.out"
 		return 1
 	}
+}
+
+# closed_loop_rate SIZE: plain TCP's round trips/s at SIZE on one connection,
+# one request in flight (sockmesh-bench -m rr -T tcp), the ceiling of any
+# open-loop rate on one connection here
+closed_loop_rate() {
+	run_in plain "$build"/sockmesh-bench -c "$sm_conf" -m rr -T tcp -s "$1" \
+		-t "$time_s" -w 0.5 --json >"$run/client.out" 2>&1 || return 1
+	jq -e '.[0].ops_per_s | floor' "$run/client.out"
 }
 
 redis_client() { # TR ARGS N
@@ -449,6 +475,7 @@ http_client() { # TR PATH
 
 # measure ID TRANSPORT ROUND FUNC ARGS...: one run, one line of runs.jsonl
 failed=0
+ul_rates="" # JSON objects: the under-load rates this run derived
 measure() {
 	id=$1 tr=$2 rnd=$3
 	shift 3
@@ -520,6 +547,21 @@ if wanted sockperf; then
 		*) sockperf_client "$1" "$2" ;;
 		esac
 	}
+	# SIZE@P% -> SIZE@RATE: P % of the closed-loop rate, in hundreds
+	for sz in $(awk -F'|' '$2 == "sockperf" && $3 ~ /@[0-9]+%$/ { sub(/@.*/, "", $3); print $3 }' \
+		"$run/workloads.txt" | sort -u); do
+		cl=$(closed_loop_rate "$sz") || die "sockmesh-bench rr -T tcp -s $sz failed: $(tail -3 "$run/client.out")"
+		awk -F'|' -v OFS='|' -v sz="$sz" -v cl="$cl" '
+			$2 == "sockperf" && $3 ~ ("^" sz "@[0-9]+%$") {
+				p = $3; sub(/.*@/, "", p); sub(/%/, "", p)
+				r = int(cl * p / 100 / 100) * 100
+				$3 = sz "@" (r < 100 ? 100 : r)
+			} { print }' "$run/workloads.txt" >"$run/workloads.new"
+		mv "$run/workloads.new" "$run/workloads.txt"
+		rate=$(awk -F'|' -v sz="$sz" '$2 == "sockperf" && $3 ~ ("^" sz "@") { sub(/.*@/, "", $3); print $3; exit }' "$run/workloads.txt")
+		ul_rates="$ul_rates${ul_rates:+,}{\"size\": $sz, \"closed_loop\": $cl, \"rate\": $rate}"
+		echo "  sockperf: plain TCP's closed loop at $sz B: $cl round trips/s; the under-load rows run at $rate msg/s" >&2
+	done
 	run_group sockperf sockperf_run
 	stop_servers
 fi
@@ -625,9 +667,10 @@ meta=$(jq -n -c --argjson rounds "$rounds" --argjson time "$time_s" \
 	--arg kernel "$(uname -r)" --argjson cpus "$(nproc)" \
 	--arg cmd "perf/real-clients.sh${args:+ }$args" \
 	--argjson http_conns "$http_conns" --arg compat "${SM_COMPAT:-strict}" \
+	--argjson ul_rates "[$ul_rates]" \
 	'{when: $when, kernel: $kernel, cpus: $cpus, rounds: $rounds,
 	  time_s: $time, quick: ($quick == 1), command: $cmd, http_conns: $http_conns,
-	  compat: $compat}')
+	  compat: $compat, ul_rates: $ul_rates}')
 write_report
 
 cat "$out.md"
