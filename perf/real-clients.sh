@@ -137,6 +137,15 @@ http-100|http|100|plain,accel|HTTP keep-alive, 100 B|rps|req/s|higher|main
 http-64K|http|65536|plain,accel|HTTP keep-alive, 64 KiB|rps|req/s|higher|main
 http-256K|http|262144|plain,accel|HTTP keep-alive, 256 KiB|rps|req/s|higher|main
 http-100-1w|http|1w/100|plain,accel|HTTP keep-alive, 100 B, one write (sendfile off)|rps|req/s|higher|main
+http-64K-so|http|1w/65536|plain,accel|HTTP keep-alive, 64 KiB, sendfile off (32 KiB writes)|rps|req/s|higher|main
+http-256K-so|http|1w/262144|plain,accel|HTTP keep-alive, 256 KiB, sendfile off (32 KiB writes)|rps|req/s|higher|main
+http-1M-so|http|1w/1048576|plain,accel|HTTP keep-alive, 1 MiB, sendfile off (32 KiB writes)|rps|req/s|higher|main
+http-256K-so-c1|http|c1:1w/262144|plain,accel|HTTP keep-alive, 256 KiB, sendfile off, 1 connection|rps|req/s|higher|main
+http-256K-so-c100|http|c100:1w/262144|plain,accel|HTTP keep-alive, 256 KiB, sendfile off, 100 connections|rps|req/s|higher|main
+http-64K-px|http|px:65536|plain,accel|HTTP keep-alive, 64 KiB, nginx proxy_pass in front of nginx|rps|req/s|higher|main
+http-256K-px|http|px:262144|plain,accel|HTTP keep-alive, 256 KiB, nginx proxy_pass in front of nginx|rps|req/s|higher|main
+http-64K-ha|http|ha:65536|plain,accel|HTTP keep-alive, 64 KiB, HAProxy in front of nginx|rps|req/s|higher|main
+http-256K-ha|http|ha:262144|plain,accel|HTTP keep-alive, 256 KiB, HAProxy in front of nginx|rps|req/s|higher|main
 http-100-close|http|close/100|plain,accel|HTTP, 100 B, a connection per request|rps|req/s|higher|main
 EOW
 }
@@ -443,18 +452,35 @@ redis_client() { # TR ARGS N
 		END { exit !ok }'
 }
 
-http_client() { # TR PATH
-	port=8080
-	[ "$1" = accel ] && port=8081
-	# close/...: one request per connection (wrk reconnects after each)
-	case $2 in
-	close/*) set -- "$1" "$2" -H "Connection: close" ;;
-	*) set -- "$1" "$2" ;;
+# http_size PARAM: the response's size in bytes, PARAM's last part
+http_size() {
+	set -- "${1##*/}"
+	echo "${1##*:}"
+}
+
+# http_client TR PARAM: PARAM is [cN:][px:|ha:]PATH; cN: wrk's connections
+# (else RC_HTTP_CONNS), px: through the nginx proxy, ha: through HAProxy,
+# in front of the transport's nginx; PATH is SIZE, 1w/SIZE (sendfile off)
+# or close/SIZE (one request per connection)
+http_client() {
+	tr=$1 p=$2 conns=$http_conns port=8080
+	case $p in c[0-9]*:*)
+		conns=${p%%:*}
+		conns=${conns#c}
+		p=${p#*:}
+		;;
 	esac
-	p=$2
-	tr=$1
-	shift 2
-	run_in "$tr" wrk -t 1 -c "$http_conns" -d "${time_s}s" --latency "$@" \
+	case $p in
+	px:*) port=8082 p=${p#px:} ;;
+	ha:*) port=8084 p=${p#ha:} ;;
+	esac
+	[ "$tr" = accel ] && port=$((port + 1))
+	# close/...: one request per connection (wrk reconnects after each)
+	case $p in
+	close/*) set -- -H "Connection: close" ;;
+	*) set -- ;;
+	esac
+	run_in "$tr" wrk -t 1 -c "$conns" -d "${time_s}s" --latency "$@" \
 		"http://127.0.0.1:$port/$p" >"$run/client.out" 2>&1 || true
 	awk '
 		function us(v) {
@@ -598,8 +624,8 @@ if wanted http; then
 	mkdir -p "$run/www"
 	while IFS='|' read -r _ g param _; do
 		[ "$g" = http ] || continue
-		# PARAM is the path; its last part is the size in bytes
-		head -c "${param##*/}" /dev/zero | tr '\0' 'x' >"$run/www/${param##*/}"
+		sz=$(http_size "$param")
+		head -c "$sz" /dev/zero | tr '\0' 'x' >"$run/www/$sz"
 	done <"$run/workloads.txt"
 	for port in 8080 8081; do
 		mkdir -p "$run/nginx-$port"
@@ -644,8 +670,73 @@ http {
 }
 EON
 	done
+	# the proxies in front (px:, ha:), each on its transport's nginx:
+	# 8082 and 8083 a second nginx (proxy_pass, keep-alive upstream
+	# connections as a tuned reverse proxy has them), 8084 and 8085 HAProxy
+	# (one thread, mode http, keep-alive both sides: its default)
+	for port in 8082 8083; do
+		mkdir -p "$run/nginx-$port"
+		cat >"$run/nginx-$port.conf" <<EON
+daemon off;
+master_process off;
+worker_processes 1;
+pid $run/nginx-$port/nginx.pid;
+error_log $run/nginx-$port/error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	keepalive_requests 100000000;
+	client_body_temp_path $run/nginx-$port/body;
+	proxy_temp_path $run/nginx-$port/proxy;
+	fastcgi_temp_path $run/nginx-$port/fastcgi;
+	uwsgi_temp_path $run/nginx-$port/uwsgi;
+	scgi_temp_path $run/nginx-$port/scgi;
+	upstream backend {
+		server 127.0.0.1:$((port - 2));
+		keepalive 128;
+		keepalive_requests 100000000;
+	}
+	server {
+		listen 127.0.0.1:$port;
+		location / {
+			proxy_pass http://backend;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			# through its buffers, never a temporary file on disk
+			proxy_max_temp_file_size 0;
+		}
+	}
+}
+EON
+	done
+	for port in 8084 8085; do
+		cat >"$run/haproxy-$port.cfg" <<EOH
+global
+	nbthread 1
+	maxconn 4000
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+frontend front
+	bind 127.0.0.1:$port
+	default_backend nginx
+backend nginx
+	server nginx 127.0.0.1:$((port - 4))
+EOH
+		haproxy -c -q -f "$run/haproxy-$port.cfg" || die "haproxy rejects $run/haproxy-$port.cfg"
+	done
 	start_server nginx plain tcp:8080 nginx -p "$run/nginx-8080" -e "$run/nginx-8080/error.log" -c "$run/nginx-8080.conf"
 	start_server nginx accel tcp:8081 nginx -p "$run/nginx-8081" -e "$run/nginx-8081/error.log" -c "$run/nginx-8081.conf"
+	if grep -q '^[^|]*|http|px:' "$run/workloads.txt"; then
+		start_server nginx plain tcp:8082 nginx -p "$run/nginx-8082" -e "$run/nginx-8082/error.log" -c "$run/nginx-8082.conf"
+		start_server nginx accel tcp:8083 nginx -p "$run/nginx-8083" -e "$run/nginx-8083/error.log" -c "$run/nginx-8083.conf"
+	fi
+	if grep -q '^[^|]*|http|ha:' "$run/workloads.txt"; then
+		start_server haproxy plain tcp:8084 haproxy -db -f "$run/haproxy-8084.cfg"
+		start_server haproxy accel tcp:8085 haproxy -db -f "$run/haproxy-8085.cfg"
+	fi
 	http_run() { http_client "$1" "$2"; }
 	run_group http http_run
 	stop_servers
