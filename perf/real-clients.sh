@@ -8,7 +8,7 @@
 #     --quick          1 round of 2 s per run (about 2 minutes): for development
 #     --rounds N       rounds (default 5); every figure is the median
 #     --time S         seconds per run, an integer (default 3)
-#     --only LIST      groups: iperf3,sockperf,redis,http (default: all)
+#     --only LIST      groups: iperf3,sockperf,redis,pgbench,http (default: all)
 #     --compat MODE    the accelerated runs' compat: strict (the default) or
 #                      fast (sockmesh.ini(5))
 #     --out PREFIX     write PREFIX.json, PREFIX.md, PREFIX.svg; default
@@ -42,7 +42,7 @@ args="$*"
 from=""
 rounds=5
 time_s=3
-only=iperf3,sockperf,redis,http
+only=iperf3,sockperf,redis,pgbench,http
 out=""
 quick=0
 build=build
@@ -94,7 +94,7 @@ done
 case $rounds in '' | *[!0-9]* | 0) die "--rounds: '$rounds' is not a number from 1" ;; esac
 case $time_s in '' | *[!0-9]* | 0) die "--time: '$time_s' is not a whole number of seconds from 1" ;; esac
 for g in $(echo "$only" | tr ',' ' '); do
-	case $g in iperf3 | sockperf | redis | http) ;; *) die "--only: unknown group '$g' (iperf3, sockperf, redis, http)" ;; esac
+	case $g in iperf3 | sockperf | redis | pgbench | http) ;; *) die "--only: unknown group '$g' (iperf3, sockperf, redis, pgbench, http)" ;; esac
 done
 if [ -z "$out" ] && [ -n "$from" ]; then
 	out=${from%.json}
@@ -133,6 +133,8 @@ bench-ul-64|sockperf|64@50%|plain,accel|sockmesh-bench rr --rate (50 % of plain'
 redis-c1|redis|-c 1|plain,accel,uds|redis GET -c 1|rps|req/s|higher|main
 redis-c50|redis|-c 50|plain,accel,uds|redis GET -c 50|rps|req/s|higher|main
 redis-c50-P16|redis|-c 50 -P 16|plain,accel,uds|redis GET -c 50 -P 16|rps|req/s|higher|main
+pgbench-S-c1|pgbench|-c 1|plain,accel,uds|pgbench select-only -c 1|tps|tx/s|higher|main
+pgbench-S-c8|pgbench|-c 8|plain,accel,uds|pgbench select-only -c 8|tps|tx/s|higher|main
 http-100|http|100|plain,accel|HTTP keep-alive, 100 B|rps|req/s|higher|main
 http-64K|http|65536|plain,accel|HTTP keep-alive, 64 KiB|rps|req/s|higher|main
 http-256K|http|262144|plain,accel|HTTP keep-alive, 256 KiB|rps|req/s|higher|main
@@ -243,6 +245,7 @@ done
 servers="" # PIDs of the servers we started and have not stopped
 nsname=""
 plain_cg=""
+pgdir="" # PostgreSQL's clusters: the postgres user cannot enter the run dir
 sm_on_exit() { # on every path: our servers, the netns, the plain cgroup
 	for p in $servers; do
 		kill -TERM "$p" 2>/dev/null || true
@@ -257,6 +260,7 @@ sm_on_exit() { # on every path: our servers, the netns, the plain cgroup
 		wait "$p" 2>/dev/null || true
 	done
 	servers=""
+	[ -z "$pgdir" ] || rm -rf "$pgdir"
 	[ -z "$nsname" ] || ip netns del "$nsname" 2>/dev/null || true
 	if [ -n "$plain_cg" ]; then
 		i=0
@@ -439,6 +443,27 @@ closed_loop_rate() {
 	jq -e '.[0].ops_per_s | floor' "$run/client.out"
 }
 
+# pgbench_client TR ARGS: select-only (-S), one thread, ARGS connections,
+# against the transport's PostgreSQL (uds: plain's, through its socket)
+pgbench_client() {
+	case $1 in
+	plain) where="-h 127.0.0.1 -p 5432" ;;
+	accel) where="-h 127.0.0.1 -p 5433" ;;
+	uds) where="-h $pgdir/5432 -p 5432" ;;
+	esac
+	# shellcheck disable=SC2086 # lists of options
+	run_in "$1" "$pgbin"/pgbench -n -S -j 1 -T "$time_s" $2 $where -U postgres postgres \
+		>"$run/client.out" 2>&1 || true
+	awk '
+		/^latency average = / { lat = $4 * 1000 }
+		/^tps = / { tps = $3 }
+		/ERROR|FATAL|aborted/ { bad = 1 }
+		END {
+			if (tps == "" || bad) exit 1
+			printf "{\"tps\": %s, \"avg_us\": %s}\n", tps, lat
+		}' "$run/client.out"
+}
+
 redis_client() { # TR ARGS N
 	case $1 in
 	plain) where="-p 6379" ;;
@@ -617,6 +642,36 @@ if wanted redis; then
 		redis_client "$1" "$2" "$(awk -v id="$3" '$1 == id { print $2 }' "$run/redis-n")"
 	}
 	run_group redis redis_run
+	stop_servers
+fi
+
+if wanted pgbench; then
+	# two private clusters (plain, accel), each run as the postgres user,
+	# listening on loopback and on a UNIX socket in the run dir; no fsync
+	# (select-only reads the cache: the figure is the round trips)
+	pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	[ -x "$pgbin/postgres" ] || die "PostgreSQL is missing: scripts/setup.sh --bench"
+	pgdir=$(mktemp -d /tmp/sockmesh-rc-pg.XXXXXX)
+	chmod 755 "$pgdir"
+	for port in 5432 5433; do
+		mkdir -p "$pgdir/$port"
+		chown postgres:postgres "$pgdir/$port"
+		env -C "$pgdir" setpriv --reuid=postgres --regid=postgres --init-groups \
+			"$pgbin"/initdb -D "$pgdir/$port/data" -U postgres --auth=trust \
+			>"$run/initdb-$port.log" 2>&1 || die "initdb failed: $(grep -v "^$" "$run/initdb-$port.log" | tail -3)"
+	done
+	for tr in plain accel; do
+		port=5432
+		[ "$tr" = accel ] && port=5433
+		start_server postgres "$tr" tcp:$port env -C "$pgdir" setpriv --reuid=postgres --regid=postgres \
+			--init-groups "$pgbin"/postgres -D "$pgdir/$port/data" -p $port \
+			-k "$pgdir/$port" -c listen_addresses=127.0.0.1 -c fsync=off \
+			-c synchronous_commit=off -c max_connections=50
+		run_in plain "$pgbin"/pgbench -i -q -s 1 -h 127.0.0.1 -p $port -U postgres postgres \
+			>"$run/pgbench-init-$port.log" 2>&1 || die "pgbench -i failed: $(tail -3 "$run/pgbench-init-$port.log")"
+	done
+	pgbench_run() { pgbench_client "$1" "$2"; }
+	run_group pgbench pgbench_run
 	stop_servers
 fi
 

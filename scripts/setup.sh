@@ -4,7 +4,7 @@
 # nothing is. Run as root (make run / make test call it).
 #   scripts/setup.sh --bench   also the clients and servers of the real-client
 #                              benchmark (make bench, perf/real-clients.sh); the
-#                              redis-server and nginx-light packages start their
+#                              redis-server, nginx-light and postgresql packages start their
 #                              system services, which the benchmark does not use
 #                              (it runs its own in a private network namespace)
 set -eu
@@ -13,7 +13,8 @@ PKGS="clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcgroup-dev
 liburing-dev libinih-dev libcmocka-dev pkg-config make gcc iproute2
 clang-format cppcheck gnuplot-nox libclang-rt-dev valgrind prometheus
 iptables haproxy redis-server redis-tools nginx-light wrk curl jq"
-BENCH_PKGS="iperf3 sockperf redis-server redis-tools nginx-light wrk jq util-linux"
+BENCH_PKGS="iperf3 sockperf redis-server redis-tools nginx-light wrk jq util-linux
+postgresql"
 [ "${1:-}" = --bench ] && PKGS="$PKGS $BENCH_PKGS"
 
 # the node service's checks (tests/run-deploy.sh): capsh, systemd-analyze,
