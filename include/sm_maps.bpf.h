@@ -43,6 +43,20 @@ SM_MAP struct {
 	__type(value, struct sm_sock_state);
 } sm_state SEC(".maps");
 
+/*
+ * listening socket -> its own address, recorded at listen() (sockops.bpf.c,
+ * rule 9). BPF_F_CLONE: each socket the listener accepts is born with a
+ * copy, which tells its accepted end, at establishment, which listener it
+ * came from: under compat = strict a blocking listener's connections stay
+ * on TCP (rule 4). The accepted end drops its copy there.
+ */
+SM_MAP struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, __u64);
+} sm_listen SEC(".maps");
+
 /* 0 -> struct sm_counters, one per CPU; summed by `sockmesh status`. */
 SM_MAP struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -14,7 +14,7 @@
 #endif
 
 /* Layout version of everything under pin_dir; bump on any change below. */
-#define SM_PIN_LAYOUT "v6" /* bpffs names may not contain dots */
+#define SM_PIN_LAYOUT "v7" /* bpffs names may not contain dots */
 
 /*
  * Every pinned map and program, once: X(IDX, name). The names are the pin
@@ -37,7 +37,8 @@
 	X(UNIQUE1, sm_unique1)	     /* sm_unique, generation 1 */            \
 	X(CGSLOTS, sm_cgslots)	     /* cgroup id -> slot in sm_cgcounters */ \
 	X(CGCOUNTERS, sm_cgcounters) /* slot -> sm_cg_counters per CPU */     \
-	X(PORTSTATS, sm_portstats)   /* port, netns -> sm_portstat */
+	X(PORTSTATS, sm_portstats)   /* port, netns -> sm_portstat */         \
+	X(LISTEN, sm_listen)	     /* listener -> its address, cloned */
 #define SM_PROGS(X)                                                     \
 	X(SOCKOPS, sm_sockops) /* cgroup sock_ops: select and record */ \
 	X(SKMSG, sm_skmsg)     /* sk_msg on sm_sockhash: redirect */

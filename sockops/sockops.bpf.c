@@ -17,7 +17,8 @@
  *     3 short    connecting end, short-connection port:     sm_rule_connect_skip
  *                the connection stays out
  *     4 strict   connecting end, compat = strict gap:       sm_rule_connect_skip
- *                the connection stays out
+ *                the connection stays out; accepted end, a   sm_accept_blocking
+ *                blocking listener: both ends out
  *     5 pair     take (connecting end) or join (accepted    sm_flow_join
  *                end) the connection's sm_flows slot
  *     6 record   sm_state, the sockhash, the callbacks      sm_rule_record
@@ -26,7 +27,8 @@
  *   TCP_CLOSE, connecting end (short connections on):
  *     8 count    the connection in its port's figure        sm_short_count
  *   listen():
- *     9 listen   a new service: its port's figure reset     sm_short_reset
+ *     9 listen   a new service: its port's figure reset,    sm_short_reset
+ *                its address for its children               sm_listen_record
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -491,6 +493,47 @@ sm_rule_connect_skip(struct bpf_sock_ops *skops, struct bpf_sock *sk,
 }
 
 /*
+ * 4 strict at the accepted end: was its listener blocking (its file without
+ * O_NONBLOCK) when the connection was established? A thread-per-connection
+ * server's is, and its accept() may come after the client's first bytes,
+ * when the accepted socket has no file to tell (sm_sock_blocking(): not
+ * known); those bytes would be redirected, and its next blocking recv()
+ * would wait in the map, where a signal makes it return EAGAIN. The
+ * listener is the one recorded at listen(), read through the copy of
+ * sm_listen its child was born with (BPF_F_CLONE); it is alive while its
+ * child waits to be accepted, and must still listen. The child's copy is
+ * dropped here, on every path. 1: a blocking listener.
+ */
+static __always_inline int sm_accept_blocking(struct bpf_sock *sk)
+{
+	__u64 *l = bpf_sk_storage_get(&sm_listen, sk, NULL, 0);
+	const struct sock *ls;
+	int blocking;
+
+	if (!l)
+		return 0;
+	ls = (const struct sock *)*l;
+	blocking = BPF_CORE_READ(ls, __sk_common.skc_state) == BPF_TCP_LISTEN &&
+		   sm_sock_blocking(ls);
+	bpf_sk_storage_delete(&sm_listen, sk);
+	return blocking;
+}
+
+/* 9 listen: the listener's own address, for the copy each child gets. */
+static __always_inline void sm_listen_record(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	__u64 *l;
+
+	if (!sk)
+		return;
+	l = bpf_sk_storage_get(&sm_listen, sk, NULL,
+			       BPF_SK_STORAGE_GET_F_CREATE);
+	if (l)
+		*l = (__u64)sk;
+}
+
+/*
  * 6 record: the socket's state first (a socket in the map always has its
  * peer key), then the sockhash, then the callbacks it needs to leave.
  */
@@ -546,8 +589,8 @@ static __always_inline void sm_established(struct bpf_sock_ops *skops)
 	struct sm_counters *c;
 	struct sm_flow *flow;
 	struct bpf_sock *sk;
+	int skip, blocking = 0;
 	__u64 conn;
-	int skip;
 
 	c = sm_counters_get();
 	if (!c)
@@ -555,6 +598,8 @@ static __always_inline void sm_established(struct bpf_sock_ops *skops)
 	sk = skops->sk;
 	if (!sk)
 		return;
+	if (skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		blocking = sm_accept_blocking(sk);
 	if (!sm_rule_select(skops, sk, &v, &key, c))
 		return;
 	conn = sm_conn_id(&key);
@@ -565,6 +610,13 @@ static __always_inline void sm_established(struct bpf_sock_ops *skops)
 	/* 5 pair */
 	if (!flow || !sm_flow_join(flow, conn, &v, ps_slot, skip, c))
 		return;
+	if (blocking && sm_strict_on()) {
+		/* 4 strict, accepted end: the connecting end, already in the
+		 * map, takes the stack at its first message (flow->strict);
+		 * later connections to the port stay out at connect() */
+		sm_strict_mark(flow, c, SM_STRICT_BLOCKING, 1, 1);
+		return;
+	}
 	sm_rcvbuf_report(flow, sk, v.passive);
 	sm_rule_record(skops, sk, &v, &key, conn, slot, short_msgs, c);
 }
@@ -592,6 +644,7 @@ int sm_sockops(struct bpf_sock_ops *skops)
 		break;
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
 		sm_short_reset(skops); /* 9 listen */
+		sm_listen_record(skops);
 		break;
 	}
 	return SM_SOCKOPS_DONE;

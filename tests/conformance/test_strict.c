@@ -29,7 +29,8 @@
 #define REQ 100 /* bytes of a request and of its answer */
 
 /* A pair made the way event loops make theirs, on listener @lfd: a
- * non-blocking connect(), accept4(SOCK_NONBLOCK). @blocking_after: then
+ * non-blocking listener and connect(), accept4(SOCK_NONBLOCK) once the
+ * listener polls readable. @blocking_after: then
  * both made blocking (the connect-with-a-timeout of iperf3 and hiredis);
  * BLOCKING_CLIENT: only the client (hiredis against an event-loop server).
  * 0 or -errno. */
@@ -42,7 +43,8 @@ static int nb_pair_on(int lfd, int *c, int *s, int blocking_after)
 	int ret;
 
 	*c = *s = -1;
-	if (getsockname(lfd, (struct sockaddr *)&a, &alen))
+	if (getsockname(lfd, (struct sockaddr *)&a, &alen) ||
+	    set_nonblock(lfd, 1))
 		goto fail;
 	*c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (*c < 0)
@@ -50,6 +52,9 @@ static int nb_pair_on(int lfd, int *c, int *s, int blocking_after)
 	if (connect(*c, (struct sockaddr *)&a, alen) && errno != EINPROGRESS)
 		goto fail;
 	p = (struct pollfd){.fd = *c, .events = POLLOUT};
+	if (poll(&p, 1, 10000) != 1)
+		goto fail;
+	p = (struct pollfd){.fd = lfd, .events = POLLIN};
 	if (poll(&p, 1, 10000) != 1)
 		goto fail;
 	*s = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -790,8 +795,10 @@ TEST(strict_nonblocking_after_blocking_connect)
 
 #define PORT_CONNS 3
 
-/* An event-loop client, a blocking server (accept() without
- * SOCK_NONBLOCK), PORT_CONNS connections one after the other. */
+/* An event-loop client, a blocking server (accept() without SOCK_NONBLOCK)
+ * whose listener is non-blocking (an acceptor that polls, handing blocking
+ * sockets to its threads: the listener does not tell), PORT_CONNS
+ * connections one after the other. */
 static int port_scen(struct result *r, void *arg)
 {
 	unsigned char buf[REQ];
@@ -800,7 +807,8 @@ static int port_scen(struct result *r, void *arg)
 	socklen_t alen = sizeof(a);
 
 	(void)arg;
-	if (lfd < 0 || getsockname(lfd, (struct sockaddr *)&a, &alen)) {
+	if (lfd < 0 || getsockname(lfd, (struct sockaddr *)&a, &alen) ||
+	    set_nonblock(lfd, 1)) {
 		res_broken(r, "listener: %s", strerror(errno));
 		return 1;
 	}
@@ -813,6 +821,7 @@ static int port_scen(struct result *r, void *arg)
 		    errno != EINPROGRESS)
 			bad = 1;
 		poll(&(struct pollfd){.fd = c, .events = POLLOUT}, 1, 10000);
+		poll(&(struct pollfd){.fd = lfd, .events = POLLIN}, 1, 10000);
 		s = accept(lfd, NULL, NULL);
 		if (s < 0 || nb_send(c, REQ, 0, 50) ||
 		    blocking_read(s, REQ, 0, 50, &eintr, &eagain) != -1 ||
@@ -858,6 +867,127 @@ TEST(strict_blocking_server_marks_its_port)
 	ASSERT_EQ(d.da.strict_blocking, PORT_CONNS,
 		  "strict_blocking: the first at a message, the others at "
 		  "connect");
+}
+
+/* --- a blocking server that accepts after the first request ---------------- */
+
+#define LATE_CONNS 2
+
+struct late_arg {
+	int lfd;
+	int bad, eagain, eintr;
+	unsigned seed;
+};
+
+/* A thread-per-connection server: accept() (blocking, as the listener),
+ * read the request's two halves with blocking recv()s, answer. SIGALRM
+ * is delivered here: the other threads block it. */
+static void *late_server(void *p)
+{
+	struct late_arg *a = p;
+	sigset_t set;
+	int s;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGALRM);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	s = accept(a->lfd, NULL, NULL);
+	if (s < 0 ||
+	    blocking_read(s, 2 * REQ, 0, a->seed, &a->eintr, &a->eagain) !=
+		    -1 ||
+	    send_pat(s, REQ, 0, a->seed + 1))
+		a->bad = 1;
+	if (s >= 0)
+		close(s);
+	return NULL;
+}
+
+/*
+ * An event-loop client writes the first half of its request as soon as
+ * connect() completes, before the server's accept(): the accepted socket
+ * has no file yet to say that it will be blocking. The server reads it,
+ * then waits in recv() for the second half, 20 ms later, under a 1 ms
+ * timer (SA_RESTART). Were the half redirected, that recv() would wait in
+ * the map and return EAGAIN at a tick.
+ */
+static int late_scen(struct result *r, void *arg)
+{
+	struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+	struct itimerval it = {{0, 1000}, {0, 1000}};
+	struct sockaddr_in addr;
+	socklen_t alen = sizeof(addr);
+	int bad = 0, lfd = tcp_listener(&(struct pair_opt){0});
+	sigset_t set, old;
+
+	(void)arg;
+	if (lfd < 0 || getsockname(lfd, (struct sockaddr *)&addr, &alen)) {
+		res_broken(r, "listener: %s", strerror(errno));
+		return 1;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	for (int i = 0; i < LATE_CONNS && !bad; i++) {
+		struct late_arg a = {.lfd = lfd, .seed = 60 + 2 * i};
+		unsigned char buf[REQ];
+		size_t got = 0;
+		char name[32];
+		pthread_t th;
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+		if (c < 0 || (connect(c, (struct sockaddr *)&addr, alen) &&
+			      errno != EINPROGRESS)) {
+			res_broken(r, "connect: %s", strerror(errno));
+			bad = 1;
+			break;
+		}
+		poll(&(struct pollfd){.fd = c, .events = POLLOUT}, 1, 10000);
+		bad = nb_send(c, REQ, 0, a.seed) != 0;
+		pthread_create(&th, NULL, late_server, &a);
+		setitimer(ITIMER_REAL, &it, NULL);
+		sleep_ms(20);
+		bad = bad || nb_send(c, REQ, REQ, a.seed) != 0;
+		while (!bad && got < REQ) {
+			ssize_t n = recv(c, buf + got, REQ - got, 0);
+
+			if (n > 0)
+				got += n;
+			else if (n < 0 && errno == EAGAIN)
+				poll(&(struct pollfd){.fd = c,
+						      .events = POLLIN},
+				     1, 1000);
+			else
+				bad = 1;
+		}
+		setitimer(ITIMER_REAL, &(struct itimerval){0}, NULL);
+		pthread_join(th, NULL);
+		bad = bad || a.bad || pat_check(buf, REQ, 0, a.seed + 1) >= 0;
+		snprintf(name, sizeof(name), "conn%d_server_eagain", i);
+		res_same(r, name, a.eagain);
+		res_info(r, "eintr", a.eintr);
+		close(c);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(lfd);
+	res_same(r, "requests_exact", !bad);
+	return 0;
+}
+
+TEST(strict_blocking_server_accepting_late)
+{
+	struct diff d;
+
+	strict_start(e, "blocking server, accept() after the first request",
+		     late_scen, NULL, &d);
+	ASSERT_EQ(d.da.sockets_added, 1,
+		  "the first connecting end only: the accepted end saw its "
+		  "blocking listener and stayed out");
+	ASSERT_EQ(d.da.strict_blocking, LATE_CONNS,
+		  "strict_blocking: the first at establishment, the other at "
+		  "connect (the port marked)");
+	ASSERT_EQ(d.da.msgs_redirected, 0, "not a byte redirected");
 }
 
 /* --- receive options tcp_bpf ignores ---------------------------------------- */

@@ -132,7 +132,10 @@ int main(int argc, char **argv)
 	    inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
 		goto usage;
 
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	/* an event loop's listener: non-blocking, accepted from when it polls
+	 * readable (a blocking one is a thread-per-connection server's, which
+	 * compat = strict keeps on TCP) */
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (lfd < 0)
 		return fail("socket");
 	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1) ||
@@ -148,7 +151,8 @@ int main(int argc, char **argv)
 		ret = fail("connect");
 		goto out;
 	}
-	sfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+	sfd = wait_for(lfd, POLLIN) ? -1
+				    : accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
 	if (sfd < 0) {
 		ret = fail("accept");
 		goto out;
