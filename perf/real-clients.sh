@@ -682,31 +682,37 @@ if wanted http; then
 		sz=$(http_size "$param")
 		head -c "$sz" /dev/zero | tr '\0' 'x' >"$run/www/$sz"
 	done <"$run/workloads.txt"
-	for port in 8080 8081; do
-		mkdir -p "$run/nginx-$port"
-		cat >"$run/nginx-$port.conf" <<EON
-# the single process is the server (no master, no fork): its PID is ours
+	# nginx_conf PORT BODY: a one-process nginx (no master, no fork: its
+	# PID is ours) on PORT, keep-alive for the whole run (the default
+	# closes after 1000 requests), BODY in its http block
+	nginx_conf() {
+		mkdir -p "$run/nginx-$1"
+		cat >"$run/nginx-$1.conf" <<EON
 daemon off;
 master_process off;
 worker_processes 1;
-pid $run/nginx-$port/nginx.pid;
-error_log $run/nginx-$port/error.log warn;
+pid $run/nginx-$1/nginx.pid;
+error_log $run/nginx-$1/error.log warn;
 events { worker_connections 1024; }
 http {
 	access_log off;
-	# as Debian's nginx.conf
+	keepalive_requests 100000000;
+	keepalive_timeout 65;
+	client_body_temp_path $run/nginx-$1/body;
+	proxy_temp_path $run/nginx-$1/proxy;
+	fastcgi_temp_path $run/nginx-$1/fastcgi;
+	uwsgi_temp_path $run/nginx-$1/uwsgi;
+	scgi_temp_path $run/nginx-$1/scgi;
+$2
+}
+EON
+	}
+	for port in 8080 8081; do
+		nginx_conf $port "	# as Debian's nginx.conf
 	sendfile on;
 	tcp_nopush on;
 	types { application/octet-stream bin; }
 	default_type application/octet-stream;
-	# keep-alive for the whole run (the default closes after 1000 requests)
-	keepalive_requests 100000000;
-	keepalive_timeout 65;
-	client_body_temp_path $run/nginx-$port/body;
-	proxy_temp_path $run/nginx-$port/proxy;
-	fastcgi_temp_path $run/nginx-$port/fastcgi;
-	uwsgi_temp_path $run/nginx-$port/uwsgi;
-	scgi_temp_path $run/nginx-$port/scgi;
 	server {
 		listen 127.0.0.1:$port;
 		root $run/www;
@@ -721,32 +727,14 @@ http {
 		location /close/ {
 			alias $run/www/;
 		}
-	}
-}
-EON
+	}"
 	done
 	# the proxies in front (px:, ha:), each on its transport's nginx:
 	# 8082 and 8083 a second nginx (proxy_pass, keep-alive upstream
 	# connections as a tuned reverse proxy has them), 8084 and 8085 HAProxy
 	# (one thread, mode http, keep-alive both sides: its default)
 	for port in 8082 8083; do
-		mkdir -p "$run/nginx-$port"
-		cat >"$run/nginx-$port.conf" <<EON
-daemon off;
-master_process off;
-worker_processes 1;
-pid $run/nginx-$port/nginx.pid;
-error_log $run/nginx-$port/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	keepalive_requests 100000000;
-	client_body_temp_path $run/nginx-$port/body;
-	proxy_temp_path $run/nginx-$port/proxy;
-	fastcgi_temp_path $run/nginx-$port/fastcgi;
-	uwsgi_temp_path $run/nginx-$port/uwsgi;
-	scgi_temp_path $run/nginx-$port/scgi;
-	upstream backend {
+		nginx_conf $port "	upstream backend {
 		server 127.0.0.1:$((port - 2));
 		keepalive 128;
 		keepalive_requests 100000000;
@@ -756,13 +744,11 @@ http {
 		location / {
 			proxy_pass http://backend;
 			proxy_http_version 1.1;
-			proxy_set_header Connection "";
+			proxy_set_header Connection \"\";
 			# through its buffers, never a temporary file on disk
 			proxy_max_temp_file_size 0;
 		}
-	}
-}
-EON
+	}"
 	done
 	for port in 8084 8085; do
 		cat >"$run/haproxy-$port.cfg" <<EOH

@@ -109,6 +109,26 @@ static int nb_send(int fd, size_t len, uint64_t off, unsigned seed)
 	return 0;
 }
 
+/* Read exactly @len bytes from a non-blocking @fd into @buf, polling on
+ * EAGAIN, as an event loop does; 0, or -1 at EOF or error. */
+static int nb_recv_all(int fd, unsigned char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = recv(fd, buf + got, len - got, 0);
+
+		if (n > 0)
+			got += n;
+		else if (n < 0 && errno == EAGAIN)
+			poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1,
+			     1000);
+		else
+			return -1;
+	}
+	return 0;
+}
+
 /*
  * Read exactly @len pattern bytes from @off with blocking recv() calls on
  * a blocking @fd, the way a program that trusts its socket does: EINTR is
@@ -815,7 +835,6 @@ static int port_scen(struct result *r, void *arg)
 	for (int i = 0; i < PORT_CONNS && !bad; i++) {
 		int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), s,
 		    eintr = 0;
-		size_t got = 0;
 
 		if (connect(c, (struct sockaddr *)&a, alen) &&
 		    errno != EINPROGRESS)
@@ -827,18 +846,8 @@ static int port_scen(struct result *r, void *arg)
 		    blocking_read(s, REQ, 0, 50, &eintr, &eagain) != -1 ||
 		    send_pat(s, REQ, 0, 51))
 			bad = 1;
-		while (!bad && got < REQ) {
-			ssize_t n = recv(c, buf + got, REQ - got, 0);
-
-			if (n > 0)
-				got += n;
-			else if (n < 0 && errno == EAGAIN)
-				poll(&(struct pollfd){.fd = c,
-						      .events = POLLIN},
-				     1, 1000);
-			else
-				bad = 1;
-		}
+		if (!bad && nb_recv_all(c, buf, REQ))
+			bad = 1;
 		if (!bad && pat_check(buf, REQ, 0, 51) >= 0)
 			bad = 1;
 		close(c);
@@ -932,7 +941,6 @@ static int late_scen(struct result *r, void *arg)
 	for (int i = 0; i < LATE_CONNS && !bad; i++) {
 		struct late_arg a = {.lfd = lfd, .seed = 60 + 2 * i};
 		unsigned char buf[REQ];
-		size_t got = 0;
 		char name[32];
 		pthread_t th;
 		int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -949,18 +957,8 @@ static int late_scen(struct result *r, void *arg)
 		setitimer(ITIMER_REAL, &it, NULL);
 		sleep_ms(20);
 		bad = bad || nb_send(c, REQ, REQ, a.seed) != 0;
-		while (!bad && got < REQ) {
-			ssize_t n = recv(c, buf + got, REQ - got, 0);
-
-			if (n > 0)
-				got += n;
-			else if (n < 0 && errno == EAGAIN)
-				poll(&(struct pollfd){.fd = c,
-						      .events = POLLIN},
-				     1, 1000);
-			else
-				bad = 1;
-		}
+		if (!bad && nb_recv_all(c, buf, REQ))
+			bad = 1;
 		setitimer(ITIMER_REAL, &(struct itimerval){0}, NULL);
 		pthread_join(th, NULL);
 		bad = bad || a.bad || pat_check(buf, REQ, 0, a.seed + 1) >= 0;
