@@ -15,11 +15,14 @@
 # NAME defaults to $MESH_NAME or "demo". Everything is named after it:
 #
 #   netns     smesh-NAME-node   a bridge (br0) joining the pods' veths
-#             smesh-NAME-a      pod A 198.18.0.2: app (the clients), HAProxy sidecar,
-#                               a local redis on 127.0.0.1:6379 (the app's cache)
-#             smesh-NAME-b      pod B 198.18.0.3: redis 6379, nginx 8080, HAProxy sidecar
-#             smesh-NAME-c      pod C 198.18.0.4: outside the mesh (no sidecar,
-#                               no iptables): redis 6379
+#             smesh-NAME-a      pod A 198.18.0.2, 2001:db8::2: app (the clients),
+#                               sidecars, a local redis on 127.0.0.1 and ::1
+#                               port 6379 (the app's cache)
+#             smesh-NAME-b      pod B 198.18.0.3, 2001:db8::3: redis 6379, nginx
+#                               8080, sidecars
+#             smesh-NAME-c      pod C 198.18.0.4, 2001:db8::4: outside the mesh (no
+#                               sidecar, no iptables): redis 6379
+#   Every pod is dual-stack and every server listens on both families.
 #   cgroups   CG2/sockmesh-mesh-NAME/mesh/pod-a, .../mesh/pod-b  (accelerated: the
 #             parent "mesh" is what sockmeshd attaches to, as kubepods.slice)
 #             CG2/sockmesh-mesh-NAME/outside/pod-c             (not accelerated)
@@ -29,9 +32,12 @@
 #
 # Sidecars: HAProxy as uid 1337 (setpriv), frontends 15001 (outbound, to the
 # original destination) and 15006 (inbound, to 127.0.0.1 on the original
-# port), stats on 127.0.0.1:15000, health on 15021; the iptables rules of
-# istio-init inside pods A and B. The root namespace's addresses, routes and
-# iptables are never touched.
+# port), stats on 127.0.0.1:15000, health on 15021; the iptables and
+# ip6tables rules of istio-init inside pods A and B. HAProxy (Debian's 2.6)
+# does not read IP6T_SO_ORIGINAL_DST, so IPv6 has its own sidecar, the tests'
+# meshfwd (tests/mesh/meshfwd.c, also uid 1337) on [::]:15001 and [::]:15006
+# (to ::1 on the original port); it logs each connection to $state/POD/meshfwd.log.
+# The root namespace's addresses, routes and iptables are never touched.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,6 +60,7 @@ esac
 PODS="a b c"
 MESH_PODS="a b"
 SUBNET=198.18.0
+SUBNET6=2001:db8:
 PROXY_UID=1337
 state=/run/sockmesh-mesh-$name
 pins=/sys/fs/bpf/sockmesh-mesh-$name
@@ -71,6 +78,12 @@ pod_addr() {
 	a) echo $SUBNET.2 ;;
 	b) echo $SUBNET.3 ;;
 	c) echo $SUBNET.4 ;;
+	*) return 1 ;;
+	esac
+}
+pod_addr6() {
+	case $1 in
+	a | b | c) echo "$SUBNET6:$(($(pod_addr "$1" | sed 's/.*\.//')))" ;;
 	*) return 1 ;;
 	esac
 }
@@ -125,10 +138,11 @@ spawn() {
 	echo "$pod $what $pid $st" >>"$state/pids"
 }
 
-# wait_port POD PORT WHAT : until something listens on PORT in the pod
+# wait_port POD PORT WHAT [-4|-6] : until something listens on PORT in the
+# pod (on that family)
 wait_port() {
 	i=0
-	while ! nsx "$1" ss -Hltn "sport = :$2" | grep -q .; do
+	while ! nsx "$1" ss -Hltn ${4:-} "sport = :$2" | grep -q .; do
 		i=$((i + 1))
 		if [ $i -gt 100 ]; then
 			log "$3 in pod $1 is not listening on $2 after 10 s; its log:"
@@ -297,9 +311,15 @@ frontend health
 EOF
 }
 
-# The nat rules istio-init writes (one chain per purpose, same order).
-iptables_rules() { # POD
-	set -- iptables -w -t nat
+# The nat rules istio-init writes (one chain per purpose, same order), for
+# IPv4 (iptables) or IPv6 (ip6tables: ::1 and ::6 for 127.0.0.1 and 127.0.0.6).
+iptables_rules() { # POD iptables|ip6tables
+	if [ "$2" = ip6tables ]; then
+		lo1=::1/128 lo6=::6/128
+	else
+		lo1=127.0.0.1/32 lo6=127.0.0.6/32
+	fi
+	set -- "$2" -w -t nat
 	nsx "$pod" "$@" -N ISTIO_INBOUND
 	nsx "$pod" "$@" -N ISTIO_REDIRECT
 	nsx "$pod" "$@" -N ISTIO_IN_REDIRECT
@@ -313,14 +333,14 @@ iptables_rules() { # POD
 	done
 	nsx "$pod" "$@" -A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT
 	nsx "$pod" "$@" -A OUTPUT -p tcp -j ISTIO_OUTPUT
-	nsx "$pod" "$@" -A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN
+	nsx "$pod" "$@" -A ISTIO_OUTPUT -o lo -s $lo6 -j RETURN
 	for m in uid gid; do
-		nsx "$pod" "$@" -A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp \
+		nsx "$pod" "$@" -A ISTIO_OUTPUT ! -d $lo1 -o lo -p tcp \
 			-m owner --$m-owner $PROXY_UID -j ISTIO_IN_REDIRECT
 		nsx "$pod" "$@" -A ISTIO_OUTPUT -o lo -m owner ! --$m-owner $PROXY_UID -j RETURN
 		nsx "$pod" "$@" -A ISTIO_OUTPUT -m owner --$m-owner $PROXY_UID -j RETURN
 	done
-	nsx "$pod" "$@" -A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN
+	nsx "$pod" "$@" -A ISTIO_OUTPUT -d $lo1 -j RETURN
 	nsx "$pod" "$@" -A ISTIO_OUTPUT -j ISTIO_REDIRECT
 }
 
@@ -349,6 +369,8 @@ http {
 	server {
 		listen 127.0.0.1:8080;
 		listen $(pod_addr b):8080;
+		listen [::1]:8080;
+		listen [$(pod_addr6 b)]:8080;
 		root $www;
 	}
 }
@@ -368,7 +390,8 @@ redis() { # POD BIND...
 up() {
 	[ "$(id -u)" = 0 ] || die "needs root"
 	[ -n "$cgmnt" ] || die "no cgroup2 mount in /proc/mounts"
-	for c in ip iptables haproxy redis-server nginx setpriv ss; do
+	[ -x "$build/tests/meshfwd" ] || die "$build/tests/meshfwd is missing: make $build/tests/meshfwd"
+	for c in ip iptables ip6tables haproxy redis-server nginx setpriv ss; do
 		command -v $c >/dev/null || die "$c is missing: scripts/setup.sh installs it"
 	done
 	if [ -d "$state" ] && [ -f "$state/up" ]; then
@@ -396,6 +419,8 @@ up() {
 		ip -n "$nn" link set "veth-$pod" master br0 up
 		ip -n "$ns" link set lo up
 		ip -n "$ns" addr add "$(pod_addr "$pod")/24" dev eth0
+		# nodad: usable at once, not "tentative" for a second or two
+		ip -n "$ns" -6 addr add "$(pod_addr6 "$pod")/64" dev eth0 nodad
 		ip -n "$ns" link set eth0 up
 	done
 
@@ -406,14 +431,15 @@ up() {
 
 	# the mesh's own rules, inside the mesh pods only
 	for pod in $MESH_PODS; do
-		iptables_rules "$pod"
+		iptables_rules "$pod" iptables
+		iptables_rules "$pod" ip6tables
 	done
 
 	# apps
 	for pod in $PODS; do mkdir -p "$state/$pod"; done
-	redis a 127.0.0.1
-	redis b 127.0.0.1 "$(pod_addr b)"
-	redis c 127.0.0.1 "$(pod_addr c)"
+	redis a 127.0.0.1 ::1
+	redis b 127.0.0.1 ::1 "$(pod_addr b)" "$(pod_addr6 b)"
+	redis c 127.0.0.1 ::1 "$(pod_addr c)" "$(pod_addr6 c)"
 	make_files
 	spawn b nginx "$state/b/nginx.log" nginx -p "$state/b" -e stderr \
 		-c "$state/b/nginx.conf"
@@ -426,16 +452,20 @@ up() {
 		spawn "$pod" haproxy "$state/$pod/haproxy.log" setpriv \
 			--reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
 			haproxy -db -f "$state/$pod/haproxy.cfg"
+		spawn "$pod" meshfwd "$state/$pod/meshfwd.log" setpriv \
+			--reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
+			"$build/tests/meshfwd" -6
 	done
 
 	for pod in $PODS; do wait_port "$pod" 6379 redis; done
 	wait_port b 8080 nginx
 	for pod in $MESH_PODS; do
-		for p in 15001 15006 15000 15021; do wait_port "$pod" $p haproxy; done
+		for p in 15001 15006 15000 15021; do wait_port "$pod" $p haproxy -4; done
+		for p in 15001 15006; do wait_port "$pod" $p meshfwd -6; done
 	done
 	: >"$state/up"
 	trap - EXIT INT TERM HUP
-	log "mesh '$name' is up: pods a ($(pod_addr a)), b ($(pod_addr b)), c ($(pod_addr c), outside)"
+	log "mesh '$name' is up: pods a ($(pod_addr a), $(pod_addr6 a)), b ($(pod_addr b), $(pod_addr6 b)), c ($(pod_addr c), $(pod_addr6 c), outside)"
 }
 
 rm_cgroup() { # PATH (relative to the mount): it and every cgroup below it
@@ -485,7 +515,7 @@ status() {
 	echo "mesh '$name': up ($state)"
 	for pod in $PODS; do
 		in_mesh "$pod" && what="in the mesh" || what="outside the mesh"
-		echo "  pod $pod  $(pod_addr "$pod")  netns $(pod_ns "$pod")  cgroup /$(pod_cg "$pod")  ($what)"
+		echo "  pod $pod  $(pod_addr "$pod") $(pod_addr6 "$pod")  netns $(pod_ns "$pod")  cgroup /$(pod_cg "$pod")  ($what)"
 		while read -r p what pid st; do
 			[ "$p" = "$pod" ] || continue
 			ours "$pid" "$st" && s="running" || s="EXITED"

@@ -7,6 +7,8 @@
 #
 #	mesh: N passed, M failed
 #
+# Every pod is dual-stack: the checks run over IPv4 (HAProxy sidecars) and
+# IPv6 (meshfwd sidecars, tests/mesh/meshfwd.c), and both at once.
 # Needs root, and the packages scripts/setup.sh installs (haproxy,
 # redis-server, redis-tools, nginx-light, curl, iptables, jq).
 set -u
@@ -83,7 +85,7 @@ ratio_ok() { [ "$2" -gt 0 ] && [ $((100 * $1)) -ge $((95 * $2)) ]; }
 
 # --- the mesh --------------------------------------------------------------
 
-for c in haproxy redis-server redis-cli nginx curl iptables jq ip setpriv; do
+for c in haproxy redis-server redis-cli nginx curl iptables ip6tables jq ip setpriv; do
 	if ! command -v $c >/dev/null; then
 		fail setup "$c is not installed (scripts/setup.sh installs it)"
 		echo "mesh: $passed passed, $failed failed"
@@ -212,6 +214,128 @@ if ratio_ok "$br" "$hop" && ratio_ok "$mr" $((mr + mp)); then
 	ok hops-redirected
 else
 	fail hops-redirected "$(pct "$br" "$hop") % of the hops' bytes and $(pct "$mr" $((mr + mp))) % of the messages redirected (bar: 95 %)"
+fi
+
+# --- IPv6 and dual stack -----------------------------------------------------
+# The same three hops over IPv6: ip6tables REDIRECTs (istio-init's rules with
+# ::1 and ::6) to meshfwd, the IPv6 sidecar (HAProxy 2.6 does not read
+# IP6T_SO_ORIGINAL_DST). meshfwd logs each connection when both sides have
+# closed: "conn CLIENT orig ORIG via SRC srv SERVER outbound|inbound up U down D".
+B6=2001:db8::3
+
+# mf_lines POD FROM : meshfwd's log lines of pod POD after line FROM
+mf_lines() { tail -n +$(($2 + 1)) "$state/$1/meshfwd.log" | grep '^conn '; }
+# mf_wait POD FROM N : until N connections after line FROM are logged (the
+# proxy logs when both sides have closed; 30 s at most)
+mf_wait() {
+	i=0
+	while [ "$(mf_lines "$1" "$2" | wc -l)" -lt "$3" ] && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+# mf_sum FILE FIELD(up|down) FRONTEND
+mf_sum() { awk -v f="$2" -v d="$3" '$9 == d { s += (f == "up" ? $11 : $13) } END { print s + 0 }' "$1"; }
+
+snap "$tmp/v0"
+fa0=$(wc -l <"$state/a/meshfwd.log")
+fb0=$(wc -l <"$state/b/meshfwd.log")
+if $M exec a "$check" -n 24 -r 6 -s 6 -k meshA6 "$B6" 6379 >"$tmp/v6.out" 2>&1 &&
+	grep -q '^meshcheck: ok' "$tmp/v6.out"; then
+	ok ipv6-bytes-exact
+	note "$(tail -n 1 "$tmp/v6.out")"
+else
+	sed 's/^/    /' "$tmp/v6.out"
+	fail ipv6-bytes-exact "SET/GET over IPv6 through both sidecars lost or changed bytes"
+fi
+set -- $(sed -n 's/^meshcheck: ok: \([0-9]*\) pairs, \([0-9]*\) connections, sent \([0-9]*\) B, received \([0-9]*\) B$/\1 \2 \3 \4/p' "$tmp/v6.out")
+conns6=${2:-0} sent6=${3:-0} recv6=${4:-0}
+mf_wait a "$fa0" "$conns6"
+mf_wait b "$fb0" "$conns6"
+snap "$tmp/v1"
+mf_lines a "$fa0" >"$tmp/fa"
+mf_lines b "$fb0" >"$tmp/fb"
+# every connection: app -> [B6]:6379, proxy A -> [B6]:6379, proxy B (taking
+# the original destination from the REDIRECT) -> [::1]:6379; proxy B's client
+# is proxy A's own connection; every byte through both
+bad=$(awk -v b="[$B6]:6379" '$4 != b || $8 != b || $9 != "outbound"' "$tmp/fa" | head -n 3)
+badb=$(awk -v b="[$B6]:6379" '$4 != b || $8 != "[::1]:6379" || $9 != "inbound"' "$tmp/fb" | head -n 3)
+chain=$(awk 'NR == FNR { via[$6] = 1; next } !($2 in via)' "$tmp/fa" "$tmp/fb" | head -n 3)
+bytes="$(mf_sum "$tmp/fa" up outbound) $(mf_sum "$tmp/fa" down outbound) $(mf_sum "$tmp/fb" up inbound) $(mf_sum "$tmp/fb" down inbound)"
+if [ "$conns6" -gt 0 ] && [ "$(wc -l <"$tmp/fa")" = "$conns6" ] && [ "$(wc -l <"$tmp/fb")" = "$conns6" ] &&
+	[ -z "$bad$badb$chain" ] && [ "$bytes" = "$sent6 $recv6 $sent6 $recv6" ]; then
+	ok ipv6-original-destination
+	note "proxy A: $(head -n 1 "$tmp/fa")"
+	note "proxy B: $(head -n 1 "$tmp/fb")"
+else
+	note "proxy A log:"
+	sed 's/^/      /' "$tmp/fa"
+	note "proxy B log:"
+	sed 's/^/      /' "$tmp/fb"
+	fail ipv6-original-destination "want $conns6 connections, each app -> [$B6]:6379 -> proxy A -> proxy B -> [::1]:6379, $sent6 B up and $recv6 B down through both (proxies: up/down A, up/down B: $bytes)"
+fi
+# hops 1 and 2 carry what the proxies counted, hop 3 the same again
+hop6=$(($(mf_sum "$tmp/fa" up outbound) + $(mf_sum "$tmp/fa" down outbound) +
+	2 * ($(mf_sum "$tmp/fb" up inbound) + $(mf_sum "$tmp/fb" down inbound))))
+br=$(delta "$tmp/v0" "$tmp/v1" bytes_redirected)
+mr=$(delta "$tmp/v0" "$tmp/v1" msgs_redirected)
+mp=$(delta "$tmp/v0" "$tmp/v1" msgs_passed)
+nat=$(delta "$tmp/v0" "$tmp/v1" peers_paired_nat)
+if ratio_ok "$br" "$hop6" && ratio_ok "$mr" $((mr + mp)) && [ "$nat" -ge $((2 * conns6)) ]; then
+	ok ipv6-hops-redirected
+	note "hop bytes $hop6, redirected $br ($(pct "$br" "$hop6") %); msgs redirected $mr, passed $mp; peers_paired_nat +$nat for $conns6 connections"
+else
+	fail ipv6-hops-redirected "$(pct "$br" "$hop6") % of the hops' bytes and $(pct "$mr" $((mr + mp))) % of the messages redirected (bar: 95 %); peers_paired_nat +$nat (want at least $((2 * conns6)): hops 1 and 2 of each connection)"
+fi
+
+why=
+fa0=$(wc -l <"$state/a/meshfwd.log")
+for f in 100b 64k 256k 1m; do
+	want=$(sha256sum <"$state/b/www/$f" | cut -d' ' -f1)
+	got=$($M exec a curl -sf "http://[$B6]:8080/$f" | sha256sum | cut -d' ' -f1)
+	[ "$want" = "$got" ] || why="$why $f;"
+done
+mf_wait a "$fa0" 4
+n6=$(mf_lines a "$fa0" | awk -v b="[$B6]:8080" '$4 == b && $9 == "outbound"' | wc -l)
+if [ -z "$why" ] && [ "$n6" = 4 ]; then
+	ok ipv6-http-bodies-exact
+else
+	fail ipv6-http-bodies-exact "sha256 differs for:${why:- none}; proxy A saw $n6 of 4 requests to [$B6]:8080"
+fi
+
+# A dual-stack service: IPv4 and IPv6 clients of pod B's redis at once, each
+# through its family's sidecars, keys apart, both redirected.
+snap "$tmp/d0"
+hstat b "$tmp/db0"
+fb0=$(wc -l <"$state/b/meshfwd.log")
+$M exec a "$check" -t 3 -r 3 -m 65536 -s 7 -k dual4 "$B" 6379 >"$tmp/d4.out" 2>&1 &
+p4=$!
+$M exec a "$check" -t 3 -r 3 -m 65536 -s 8 -k dual6 "$B6" 6379 >"$tmp/d6.out" 2>&1
+r6=$?
+wait $p4
+r4=$?
+c4=$(sed -n 's/^meshcheck: ok: [0-9]* pairs, \([0-9]*\) connections, .*/\1/p' "$tmp/d4.out")
+c6=$(sed -n 's/^meshcheck: ok: [0-9]* pairs, \([0-9]*\) connections, .*/\1/p' "$tmp/d6.out")
+mf_wait b "$fb0" "${c6:-1}"
+sleep 0.3 # HAProxy counts a connection when it has closed both sides
+snap "$tmp/d1"
+hstat b "$tmp/db1"
+h4=$(hdelta "$tmp/db0" "$tmp/db1" inbound FRONTEND stot)
+m6=$(mf_lines b "$fb0" | awk '$9 == "inbound"' | wc -l)
+k4=$($M exec b redis-cli -h 127.0.0.1 --scan --pattern 'dual4:*' | wc -l)
+k6=$($M exec b redis-cli -h ::1 --scan --pattern 'dual6:*' | wc -l)
+dr=$(delta "$tmp/d0" "$tmp/d1" msgs_redirected)
+dp=$(delta "$tmp/d0" "$tmp/d1" msgs_passed)
+if [ $r4 = 0 ] && [ $r6 = 0 ] && [ "${c4:-0}" -gt 0 ] && [ "$h4" = "$c4" ] && [ "$m6" = "$c6" ] &&
+	[ "$k4" -gt 0 ] && [ "$k6" -gt 0 ] && ratio_ok "$dr" $((dr + dp)); then
+	ok dual-stack-service
+	note "IPv4: $(tail -n 1 "$tmp/d4.out")"
+	note "IPv6: $(tail -n 1 "$tmp/d6.out")"
+	note "HAProxy B inbound +$h4, meshfwd B inbound +$m6; keys dual4 $k4, dual6 $k6; msgs redirected $dr, passed $dp"
+else
+	sed 's/^/    4: /' "$tmp/d4.out"
+	sed 's/^/    6: /' "$tmp/d6.out"
+	fail dual-stack-service "exit $r4/$r6; connections v4 ${c4:-?} (HAProxy B saw $h4), v6 ${c6:-?} (meshfwd B saw $m6); keys $k4/$k6; $(pct "$dr" $((dr + dp))) % of messages redirected"
 fi
 
 # --- the pod outside the mesh is untouched ----------------------------------
