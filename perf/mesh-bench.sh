@@ -11,6 +11,11 @@
 #   redis-get   redis-benchmark -t get, MESH_CONNS connections, MESH_REDIS_N requests
 #   http-100b   wrk, MESH_CONNS connections, MESH_TIME s, a 100 B file
 #   http-64k    wrk, the same, a 64 KiB file
+#   redis-get-v6, http-100b-v6, http-64k-v6
+#               the same over IPv6 (pod B's 2001:db8::3), through meshfwd,
+#               the tests' IPv6 sidecar (tests/mesh/meshfwd.c: HAProxy 2.6
+#               cannot be one): a simpler proxy than HAProxy, so compare
+#               these rows' ratios with each other, not with the IPv4 rows
 #   ul-RATE     a fixed-rate client: sockperf under-load, 64 B messages at
 #               RATE msg/s for MESH_TIME s, every one echoed (--reply-every
 #               1) by a sockperf server in pod B, full round trip
@@ -39,7 +44,9 @@ for r in $ul_rates; do
 	case $r in '' | *[!0-9]* | 0*) echo "mesh-bench.sh: MESH_UL_RATES: '$r' is not a rate" >&2 && exit 1 ;; esac
 	ul="$ul ul-$r"
 done
-WORKLOADS=${MESH_WORKLOADS:-redis-get http-100b http-64k$ul}
+WORKLOADS=${MESH_WORKLOADS:-redis-get http-100b http-64k redis-get-v6 http-100b-v6 http-64k-v6$ul}
+B6=2001:db8::3
+mstate=/run/sockmesh-mesh-bench
 
 die() {
 	echo "mesh-bench.sh: $*" >&2
@@ -110,10 +117,19 @@ cval() { awk -v k="$2" '$1 == k { v = $2 } END { printf "%.0f\n", v }' "$1"; }
 cdelta() { echo $(($(cval "$2" "$3") - $(cval "$1" "$3"))); }
 
 # hopbytes POD-A-STATS POD-B-STATS : bytes on the three hops, as the proxies
-# count them (A's outbound frontend, B's inbound frontend, B's local_app)
+# count them (HAProxy: A's outbound frontend, B's inbound frontend, B's
+# local_app; meshfwd: A's outbound and B's inbound connections, B's twice,
+# from the lines each logs when a connection has closed)
 proxystats() {
 	$M exec a curl -sf 'http://127.0.0.1:15000/stats;csv' >"$1.a"
 	$M exec b curl -sf 'http://127.0.0.1:15000/stats;csv' >"$1.b"
+	cat "$mstate/a/meshfwd.log" "$mstate/b/meshfwd.log" >"$1.f"
+}
+# mfbytes BEFORE AFTER : meshfwd's hop bytes logged between the two snapshots
+mfbytes() {
+	awk 'NR == FNR { seen[$0] = 1; next }
+		$1 == "conn" && !($0 in seen) { s += ($9 == "inbound" ? 2 : 1) * ($11 + $13) }
+		END { printf "%.0f\n", s }' "$1.f" "$2.f"
 }
 hopbytes() {
 	awk -F, '
@@ -133,9 +149,11 @@ to_ms() {
 
 # run WORKLOAD : prints "RPS P50_MS P99_MS ERRORS"
 run() {
-	case $1 in
+	h=$B
+	case $1 in *-v6) h=$B6 ;; esac
+	case ${1%-v6} in
 	redis-get)
-		$M exec a redis-benchmark -h $B -p 6379 -t get -n "$redis_n" -c "$conns" \
+		$M exec a redis-benchmark -h $h -p 6379 -t get -n "$redis_n" -c "$conns" \
 			--csv 2>/dev/null >"$tmp/rb.csv" || true
 		# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 		tr -d '"' <"$tmp/rb.csv" | awk -F, '$1 == "GET" { print $2, $5, $7, 0; f = 1 }
@@ -143,7 +161,9 @@ run() {
 		;;
 	http-100b | http-64k)
 		f=${1#http-}
-		$M exec a wrk -t 1 -c "$conns" -d "${dur}s" --latency "http://$B:8080/$f" \
+		f=${f%-v6}
+		[ "$h" = "$B" ] || h="[$h]"
+		$M exec a wrk -t 1 -c "$conns" -d "${dur}s" --latency "http://$h:8080/$f" \
 			>"$tmp/wrk.out" 2>&1 || true
 		rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.out")
 		p50=$(awk '$1 == "50%" { print $2 }' "$tmp/wrk.out")
@@ -167,6 +187,21 @@ run() {
 	esac
 }
 
+# mfwait : until meshfwd in pods A and B holds no connection (each logs a
+# connection's bytes when it has closed); 10 s at most
+mfwait() {
+	i=0
+	while [ $i -lt 100 ]; do
+		n=0
+		for pod in a b; do
+			n=$((n + $($M exec $pod ss -Htn6 state established '( sport = :15001 or sport = :15006 )' | wc -l)))
+		done
+		[ $n -gt 0 ] || return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
 set_mode() {
 	case $1 in
 	plain) $M accel off 2>/dev/null ;;
@@ -185,9 +220,10 @@ for r in $(seq "$rounds"); do
 			counters "$tmp/c0"
 			proxystats "$tmp/h0"
 			set -- $(run "$w")
+			case $w in *-v6) mfwait ;; esac
 			proxystats "$tmp/h1"
 			counters "$tmp/c1"
-			hop=$(($(hopbytes "$tmp/h1") - $(hopbytes "$tmp/h0")))
+			hop=$(($(hopbytes "$tmp/h1") - $(hopbytes "$tmp/h0") + $(mfbytes "$tmp/h0" "$tmp/h1")))
 			[ "$4" = 0 ] || failed=$((failed + 1))
 			# round mode workload rps p50 p99 errors hop_bytes + counter deltas
 			printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$r" "$mode" "$w" \
@@ -233,6 +269,7 @@ awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds"
 		js = js "\"rounds\": " rounds ", \"connections\": " conns ", \"wrk_seconds\": " dur ", \"redis_requests\": " rn ", \"results\": ["
 		md = "# sockmesh mesh benchmark\n\n- " when ", " host ", commit " commit "\n"
 		md = md "- pod A app -> HAProxy A (15001) -> HAProxy B (15006) -> pod B app, istio-init iptables, both sidecars as uid 1337 (scripts/mesh/mesh.sh)\n"
+		md = md "- *-v6: the same over IPv6 (ip6tables, pod B 2001:db8::3) through meshfwd, the IPv6 sidecar of tests/mesh (HAProxy 2.6 cannot be one); a simpler proxy, so compare these ratios with each other\n"
 		md = md "- " conns " connections; redis-benchmark -t get -n " rn "; wrk -t 1 for " dur " s; median of " rounds " rounds, plain and accel interleaved in each round\n"
 		md = md "- ul-RATE: a fixed-rate client, `sockperf ul --tcp -m 64 --mps RATE --full-rtt --reply-every 1` for " dur " s, one connection, to a sockperf server in pod B: req/s is the achieved message rate, p50/p99 the full round trip through both sidecars\n"
 		md = md "- hops redirected: bytes_redirected / the bytes the three hops carried (HAProxy stats), over the accel runs\n\n"
