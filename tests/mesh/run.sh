@@ -25,13 +25,16 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/sockmesh-mesh.XXXXXX") || exit 1
 passed=0
 failed=0
 loop_pid=
+loop6_pid=
 start=$(date +%s)
 
 cleanup() {
-	if [ -n "$loop_pid" ] && kill -0 "$loop_pid" 2>/dev/null; then
-		kill "$loop_pid"
-		wait "$loop_pid" 2>/dev/null
-	fi
+	for p in $loop_pid $loop6_pid; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill "$p"
+			wait "$p" 2>/dev/null
+		fi
+	done
 	$M down >"$tmp/down.log" 2>&1 || { echo "    mesh.sh down:"; sed 's/^/    /' "$tmp/down.log"; }
 	rm -rf "$tmp"
 }
@@ -404,41 +407,49 @@ else
 fi
 
 # --- two pods on the same loopback ports never cross ---------------------------
-# pod A and pod B each run redis on 127.0.0.1:6379; both write their own keys
-# at once, on many connections with the same local addresses and ports.
-snap "$tmp/l0"
-$M exec a "$check" -t 3 -r 2 -m 4096 -s 2 -k podA 127.0.0.1 6379 >"$tmp/la.out" 2>&1 &
-pa=$!
-$M exec b "$check" -t 3 -r 2 -m 4096 -s 3 -k podB 127.0.0.1 6379 >"$tmp/lb.out" 2>&1
-rb=$?
-wait $pa
-ra=$?
-snap "$tmp/l1"
-mine_a=$($M exec a redis-cli -h 127.0.0.1 --scan --pattern 'podA:*' | wc -l)
-theirs_a=$($M exec a redis-cli -h 127.0.0.1 --scan --pattern 'podB:*' | wc -l)
-mine_b=$($M exec b redis-cli -h 127.0.0.1 --scan --pattern 'podB:*' | wc -l)
-theirs_b=$($M exec b redis-cli -h 127.0.0.1 --scan --pattern 'podA:*' | wc -l)
-lr=$(delta "$tmp/l0" "$tmp/l1" msgs_redirected)
-if [ $ra = 0 ] && [ $rb = 0 ] && [ "$mine_a" -gt 0 ] && [ "$mine_b" -gt 0 ] &&
-	[ "$theirs_a" = 0 ] && [ "$theirs_b" = 0 ] && [ "$lr" -gt 0 ]; then
-	ok loopback-pods-isolated
-	note "A: $(tail -n 1 "$tmp/la.out")"
-	note "B: $(tail -n 1 "$tmp/lb.out"); $lr msgs redirected"
-else
-	sed 's/^/    A: /' "$tmp/la.out"
-	sed 's/^/    B: /' "$tmp/lb.out"
-	fail loopback-pods-isolated "pod A holds $mine_a of its keys and $theirs_a of B's, pod B $mine_b and $theirs_b; $lr msgs redirected"
-fi
+# pod A and pod B each run redis on 127.0.0.1:6379 and [::1]:6379; both write
+# their own keys at once, on many connections with the same local addresses
+# and ports; once over IPv4 loopback, once over IPv6 loopback.
+for lo in 127.0.0.1 ::1; do
+	[ "$lo" = ::1 ] && t=loopback6-pods-isolated ka=podA6 kb=podB6 ||
+		t=loopback-pods-isolated ka=podA kb=podB
+	snap "$tmp/l0"
+	$M exec a "$check" -t 3 -r 2 -m 4096 -s 2 -k $ka $lo 6379 >"$tmp/la.out" 2>&1 &
+	pa=$!
+	$M exec b "$check" -t 3 -r 2 -m 4096 -s 3 -k $kb $lo 6379 >"$tmp/lb.out" 2>&1
+	rb=$?
+	wait $pa
+	ra=$?
+	snap "$tmp/l1"
+	mine_a=$($M exec a redis-cli -h $lo --scan --pattern "$ka:*" | wc -l)
+	theirs_a=$($M exec a redis-cli -h $lo --scan --pattern "$kb:*" | wc -l)
+	mine_b=$($M exec b redis-cli -h $lo --scan --pattern "$kb:*" | wc -l)
+	theirs_b=$($M exec b redis-cli -h $lo --scan --pattern "$ka:*" | wc -l)
+	lr=$(delta "$tmp/l0" "$tmp/l1" msgs_redirected)
+	if [ $ra = 0 ] && [ $rb = 0 ] && [ "$mine_a" -gt 0 ] && [ "$mine_b" -gt 0 ] &&
+		[ "$theirs_a" = 0 ] && [ "$theirs_b" = 0 ] && [ "$lr" -gt 0 ]; then
+		ok $t
+		note "A: $(tail -n 1 "$tmp/la.out")"
+		note "B: $(tail -n 1 "$tmp/lb.out"); $lr msgs redirected"
+	else
+		sed 's/^/    A: /' "$tmp/la.out"
+		sed 's/^/    B: /' "$tmp/lb.out"
+		fail $t "over $lo: pod A holds $mine_a of its keys and $theirs_a of B's, pod B $mine_b and $theirs_b; $lr msgs redirected"
+	fi
+done
 
 # --- sockmesh started, stopped, unloaded under a running mesh --------------------
 # A client loop (new connection every 3 pairs) runs from pod A through both
 # sidecars while the daemon goes: stop (SIGTERM, on_exit = keep), start on
 # the kept pins, `sockmesh unload` (the daemon running: it detaches and
-# exits), start, stop, `sockmesh unload` (no daemon), start; then the loop is told to
-# finish (a stop file: it ends after the pair in flight). No request may fail.
+# exits), start, stop, `sockmesh unload` (no daemon), start, `sockmesh reload`
+# twice; then the loops are told to finish (a stop file: each ends after the
+# pair in flight). Two loops, IPv4 and IPv6. No request may fail.
 pins=/sys/fs/bpf/sockmesh-mesh-$name
 $M exec a "$check" -t 60 -r 3 -m 65536 -s 4 -k life -f "$tmp/life.stop" "$B" 6379 >"$tmp/life.out" 2>&1 &
 loop_pid=$!
+$M exec a "$check" -t 60 -r 3 -m 65536 -s 9 -k life6 -f "$tmp/life.stop" "$B6" 6379 >"$tmp/life6.out" 2>&1 &
+loop6_pid=$!
 t0=$(date +%s.%N)
 why=
 step() {
@@ -465,19 +476,28 @@ step stop
 step off
 [ ! -d "$pins" ] || why="$why unload left $pins;"
 step on
+for i in 1 2; do
+	sleep 1.2
+	echo "at $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.3f", a - b }') s: sockmesh reload" >>"$tmp/life.log"
+	"$build/sockmesh" reload -c "$conf" >>"$tmp/life.log" 2>&1 || why="$why sockmesh reload failed;"
+done
 sleep 1.5
 snap "$tmp/life-c"
 : >"$tmp/life.stop"
 wait $loop_pid
 lrc=$?
 loop_pid=
-if [ $lrc = 0 ] && [ -z "$why" ] && [ "$(val "$tmp/life-c" sockets_added)" -gt 0 ]; then
+wait $loop6_pid
+lrc6=$?
+loop6_pid=
+if [ $lrc = 0 ] && [ $lrc6 = 0 ] && [ -z "$why" ] && [ "$(val "$tmp/life-c" sockets_added)" -gt 0 ]; then
 	ok lifecycle-no-request-fails
-	note "$(tail -n 1 "$tmp/life.out")"
+	note "IPv4: $(tail -n 1 "$tmp/life.out")"
+	note "IPv6: $(tail -n 1 "$tmp/life6.out")"
 	note "after the last start: sockets_added $(val "$tmp/life-c" sockets_added), msgs_redirected $(val "$tmp/life-c" msgs_redirected)"
 else
-	sed 's/^/    /' "$tmp/life.out" "$tmp/life.log"
-	fail lifecycle-no-request-fails "client exit status $lrc;${why:- }; sockets_added after restart: $(val "$tmp/life-c" sockets_added)"
+	sed 's/^/    /' "$tmp/life.out" "$tmp/life6.out" "$tmp/life.log"
+	fail lifecycle-no-request-fails "client exit status $lrc (IPv4), $lrc6 (IPv6);${why:- }; sockets_added after restart: $(val "$tmp/life-c" sockets_added)"
 fi
 
 # --- down leaves nothing -----------------------------------------------------
