@@ -118,6 +118,22 @@ else
 	fail mesh-up "sockmeshd attached to '$attached', not /sockmesh-mesh-$name/mesh"
 fi
 
+# bytes_exact NAME HOST SEED KEY OUT : meshcheck from pod A to HOST:6379
+# through both sidecars (24 pairs, 6 per connection), ok or fail NAME; sets
+# mc_conns, mc_sent, mc_recv from its last line
+bytes_exact() {
+	if $M exec a "$check" -n 24 -r 6 -s "$3" -k "$4" "$2" 6379 >"$5" 2>&1 &&
+		grep -q '^meshcheck: ok' "$5"; then
+		ok "$1"
+		note "$(tail -n 1 "$5")"
+	else
+		sed 's/^/    /' "$5"
+		fail "$1" "SET/GET to $2 through both sidecars lost or changed bytes"
+	fi
+	set -- $(sed -n 's/^meshcheck: ok: \([0-9]*\) pairs, \([0-9]*\) connections, sent \([0-9]*\) B, received \([0-9]*\) B$/\1 \2 \3 \4/p' "$5")
+	mc_conns=${2:-0} mc_sent=${3:-0} mc_recv=${4:-0}
+}
+
 # --- bytes exact through both proxies: redis --------------------------------
 
 snap "$tmp/c0"
@@ -125,16 +141,8 @@ hstat a "$tmp/a0"
 hstat b "$tmp/b0"
 la0=$(wc -l <"$state/a/haproxy.log")
 lb0=$(wc -l <"$state/b/haproxy.log")
-if $M exec a "$check" -n 24 -r 6 -s 1 -k meshA "$B" 6379 >"$tmp/check.out" 2>&1 &&
-	grep -q '^meshcheck: ok' "$tmp/check.out"; then
-	ok redis-bytes-exact
-	note "$(tail -n 1 "$tmp/check.out")"
-else
-	sed 's/^/    /' "$tmp/check.out"
-	fail redis-bytes-exact "SET/GET through both sidecars lost or changed bytes"
-fi
-set -- $(sed -n 's/^meshcheck: ok: \([0-9]*\) pairs, \([0-9]*\) connections, sent \([0-9]*\) B, received \([0-9]*\) B$/\1 \2 \3 \4/p' "$tmp/check.out")
-conns=${2:-0} sent=${3:-0} recv=${4:-0}
+bytes_exact redis-bytes-exact "$B" 1 meshA "$tmp/check.out"
+conns=$mc_conns sent=$mc_sent recv=$mc_recv
 sleep 0.3 # HAProxy logs and counts a connection when it has closed both sides
 snap "$tmp/c1"
 hstat a "$tmp/a1"
@@ -243,16 +251,8 @@ mf_sum() { awk -v f="$2" -v d="$3" '$9 == d { s += (f == "up" ? $11 : $13) } END
 snap "$tmp/v0"
 fa0=$(wc -l <"$state/a/meshfwd.log")
 fb0=$(wc -l <"$state/b/meshfwd.log")
-if $M exec a "$check" -n 24 -r 6 -s 6 -k meshA6 "$B6" 6379 >"$tmp/v6.out" 2>&1 &&
-	grep -q '^meshcheck: ok' "$tmp/v6.out"; then
-	ok ipv6-bytes-exact
-	note "$(tail -n 1 "$tmp/v6.out")"
-else
-	sed 's/^/    /' "$tmp/v6.out"
-	fail ipv6-bytes-exact "SET/GET over IPv6 through both sidecars lost or changed bytes"
-fi
-set -- $(sed -n 's/^meshcheck: ok: \([0-9]*\) pairs, \([0-9]*\) connections, sent \([0-9]*\) B, received \([0-9]*\) B$/\1 \2 \3 \4/p' "$tmp/v6.out")
-conns6=${2:-0} sent6=${3:-0} recv6=${4:-0}
+bytes_exact ipv6-bytes-exact "$B6" 6 meshA6 "$tmp/v6.out"
+conns6=$mc_conns sent6=$mc_sent recv6=$mc_recv
 mf_wait a "$fa0" "$conns6"
 mf_wait b "$fb0" "$conns6"
 snap "$tmp/v1"
