@@ -11,6 +11,12 @@
 # omission) and not in a closed-loop run's p50 or p99; an impossible rate is
 # INVALID, exit 1; --rate 0, --rate abc, --arrivals foo, --rate with stream
 # exit 2. Those are the only timing assertions, with wide margins (about 10 s).
+# --target, against a redis and an nginx of its own: --proto redis reads every
+# reply (11 bytes for "hello"), --rate 1000 keeps its rate (within 3%), an
+# error reply fails the run naming it; --proto http reads responses of
+# exactly curl's length, a 404 fails the run naming it; their usage errors
+# exit 2; under compat = strict, the client and redis in the accelerated
+# cgroup are redirected (non-blocking sockets: strict_blocking stays 0).
 # Needs root. Last line: "bench: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -147,6 +153,171 @@ if [ "$rc" -eq 1 ] && echo "$out" | grep -q INVALID; then
 else
 	not_ok "--rate 10000000: exit $rc, expected 1 and INVALID: $out"
 fi
+
+# ---- --target: the client alone, against real servers -------------------
+
+# a redis and an nginx of this test's own, on loopback ports from the
+# kernel's range; each started through exec, so the PID held is the server's
+tgt=/tmp/sockmesh-bench-tgt-$$
+mkdir -p "$tgt/www" "$tgt/tmp"
+redis_pid="" nginx_pid=""
+sm_on_exit() {
+	for p in $redis_pid $nginx_pid; do
+		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	redis_pid="" nginx_pid=""
+	rm -rf "$tgt"
+}
+# free_port: a TCP port nothing listens on
+free_port() {
+	p=$(($$ % 20000 + 20000))
+	while ss -Hltn "sport = :$p" | grep -q .; do p=$((p + 1)); done
+	echo "$p"
+}
+# start_in CGROUP-DIR CMD...: CMD in that cgroup (or this one: "")
+start_in() {
+	cg=$1
+	shift
+	sh -c '[ -z "$1" ] || echo $$ >"$1/cgroup.procs" || exit 1; shift; exec "$@"' \
+		sh "$cg" "$@" </dev/null >>"$tgt/servers.log" 2>&1 &
+}
+wait_listen() { # PORT PID
+	i=0
+	until ss -Hltn "sport = :$1" | grep -q .; do
+		kill -0 "$2" 2>/dev/null || return 1
+		i=$((i + 1))
+		[ "$i" -lt 100 ] || return 1
+		sleep 0.1
+	done
+}
+# redis_up [CGROUP-DIR]: a redis on $rport, its PID in redis_pid
+redis_up() {
+	rport=$(free_port)
+	start_in "${1:-}" redis-server --port "$rport" --bind 127.0.0.1 --save '' \
+		--appendonly no --dir "$tgt"
+	redis_pid=$!
+	wait_listen "$rport" "$redis_pid"
+}
+redis_down() {
+	kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+	redis_pid=""
+}
+
+if ! command -v redis-server >/dev/null || ! command -v nginx >/dev/null; then
+	not_ok "--target: redis-server and nginx are needed (scripts/setup.sh installs them)"
+elif ! redis_up; then
+	not_ok "--target: redis-server did not start: $(cat "$tgt/servers.log")"
+else
+	# the value's reply is exactly $5 CRLF hello CRLF: 11 bytes
+	redis-cli -p "$rport" set sockmesh-bench hello >/dev/null
+	redis-cli -p "$rport" rpush alist x >/dev/null
+	out=$("$bench" --target "127.0.0.1:$rport" --proto redis -n 2 -t 0.3 -w 0.05 --json 2>&1)
+	rc=$?
+	resp=$(jfield "$out" response_bytes_mean)
+	if [ "$rc" -eq 0 ] && [ "$(jfield "$out" verified)" = true ] &&
+		[ "$resp" = 11.0 ] && ge "$(jfield "$out" ops)" 1; then
+		ok "--target --proto redis: $(jfield "$out" ops) GETs, every reply 11 bytes (\$5 hello)"
+	else
+		not_ok "--target --proto redis: exit $rc, response_bytes_mean '$resp' (11.0): $out"
+	fi
+	# open loop against a real server: the rate kept
+	out=$("$bench" --target "127.0.0.1:$rport" --proto redis --rate 1000 -n 2 -t 0.5 -w 0.05 --json 2>&1)
+	rc=$?
+	got=$(jfield "$out" rate_achieved)
+	if [ "$rc" -eq 0 ] && [ "$(jfield "$out" valid)" = true ] && ge "$got" 970 && ge 1030 "$got"; then
+		ok "--target --proto redis --rate 1000: achieved $got/s, valid"
+	else
+		not_ok "--target --proto redis --rate 1000: exit $rc, achieved '$got'/s (970..1030): $out"
+	fi
+	# a key that holds a list: redis answers WRONGTYPE, the run fails
+	out=$("$bench" --target "127.0.0.1:$rport" --proto redis:alist -t 0.2 -w 0 2>&1)
+	rc=$?
+	if [ "$rc" -eq 1 ] && echo "$out" | grep -q "redis answered an error.*WRONGTYPE"; then
+		ok "--proto redis, an error reply: exit 1: $(echo "$out" | grep -o 'redis answered.*' | head -1)"
+	else
+		not_ok "--proto redis, an error reply: exit $rc, expected 1 and WRONGTYPE: $out"
+	fi
+	redis_down
+fi
+
+# nginx, keep-alive: each response is the header and Content-Length bytes,
+# the same bytes curl sees
+nport=$(free_port)
+head -c 65536 /dev/urandom >"$tgt/www/64k"
+cat >"$tgt/nginx.conf" <<EOC
+daemon off;
+master_process off;
+pid $tgt/nginx.pid;
+error_log stderr warn;
+events { worker_connections 256; }
+http {
+	access_log off;
+	client_body_temp_path $tgt/tmp;
+	proxy_temp_path $tgt/tmp;
+	fastcgi_temp_path $tgt/tmp;
+	keepalive_requests 10000000;
+	default_type application/octet-stream;
+	server { listen 127.0.0.1:$nport; root $tgt/www; }
+}
+EOC
+if command -v nginx >/dev/null; then
+	start_in "" nginx -p "$tgt" -e stderr -c "$tgt/nginx.conf"
+	nginx_pid=$!
+	if ! wait_listen "$nport" "$nginx_pid"; then
+		not_ok "--target: nginx did not start: $(cat "$tgt/servers.log")"
+	else
+		want=$(curl -s -i "http://127.0.0.1:$nport/64k" | wc -c)
+		out=$("$bench" --target "127.0.0.1:$nport" --proto http:/64k -n 2 -t 0.3 -w 0.05 --json 2>&1)
+		rc=$?
+		resp=$(jfield "$out" response_bytes_mean)
+		if [ "$rc" -eq 0 ] && [ "$(jfield "$out" verified)" = true ] && [ "$resp" = "$want.0" ]; then
+			ok "--target --proto http:/64k: $(jfield "$out" ops) responses of $want bytes each, as curl's"
+		else
+			not_ok "--target --proto http:/64k: exit $rc, response_bytes_mean '$resp' (curl: $want): $out"
+		fi
+		out=$("$bench" --target "127.0.0.1:$nport" --proto http:/missing -t 0.2 -w 0 2>&1)
+		rc=$?
+		if [ "$rc" -eq 1 ] && echo "$out" | grep -q "not a 2xx response.*404"; then
+			ok "--proto http, a 404: exit 1: $(echo "$out" | grep -o 'http: not a 2xx.*' | head -1)"
+		else
+			not_ok "--proto http, a 404: exit $rc, expected 1 and the 404 named: $out"
+		fi
+	fi
+	kill -TERM "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+	nginx_pid=""
+fi
+usage_err "--proto http without --target" "needs --target" --proto http
+usage_err "--target with -T accel" "-T tcp only" --target 127.0.0.1:1 -T accel
+usage_err "--target without a port" "HOST:PORT" --target 127.0.0.1
+usage_err "--target IPv6 without brackets" "\[ADDR\]:PORT" --target ::1:80
+usage_err "--proto redis with --size" "sends its own request" --target 127.0.0.1:1 --proto redis -s 100
+usage_err "--proto foo" "not echo, redis" --target 127.0.0.1:1 --proto foo
+
+# under compat = strict (the default), a redis and the client in the
+# accelerated cgroup: the client's non-blocking sockets are redirected (no
+# strict rule keeps them on TCP), every reply still 11 bytes
+if ! sm_daemon_start "$build" "sockmesh-bench-st-$$"; then
+	not_ok "cannot start a private sockmeshd (strict)"
+elif ! redis_up "$sm_cgmnt/$sm_tag"; then
+	not_ok "--target, strict: redis-server did not start in the cgroup: $(cat "$tgt/servers.log")"
+else
+	redis-cli -p "$rport" set sockmesh-bench hello >/dev/null
+	out=$(sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$sm_cgmnt/$sm_tag" \
+		"$bench" -c "$sm_conf" --target "127.0.0.1:$rport" --proto redis -n 2 -t 0.3 -w 0.05 --json 2>&1)
+	rc=$?
+	ops=$(jfield "$out" ops)
+	red=$(jfield "$out" bytes_redirected)
+	blk=$(jfield "$out" strict_blocking)
+	if [ "$rc" -eq 0 ] && [ "$(jfield "$out" response_bytes_mean)" = 11.0 ] &&
+		[ -n "$red" ] && ge "$red" $((ops * 11)) && [ "$blk" = 0 ] &&
+		echo "$out" | grep -q '"check": "redirected"'; then
+		ok "--target, strict, in the accelerated cgroup: $ops GETs, bytes_redirected +$red (>= the replies' $((ops * 11))), strict_blocking 0, check: redirected"
+	else
+		not_ok "--target, strict: exit $rc, ops '$ops', bytes_redirected '$red' (>= $((${ops:-0} * 11))), strict_blocking '$blk' (0), check redirected: $out"
+	fi
+	redis_down
+fi
+sm_daemon_cleanup
 
 # the bench's blocking io_uring sockets: compat = fast (run-bench.sh)
 if ! SM_COMPAT=fast sm_daemon_start "$build" "sockmesh-bench-st-$$"; then

@@ -6,6 +6,7 @@
  *   bench_run.c       one run: server and client processes, cgroup, counters
  *   bench_io.c        the client and server loops (liburing), one process each
  *   bench_hist.c      the latency histogram
+ *   bench_proto.c     --proto: redis and HTTP requests, response framing
  *   bench_report.c    table, JSON, markdown and TSV output
  *
  * Functions return 0 or -errno. The client and server processes leave their
@@ -46,6 +47,31 @@ enum bench_transport {
 	BENCH_UDS,   /* UNIX stream socket: the floor for same-host IPC */
 	BENCH_TRANSPORTS,
 };
+
+/* What the client speaks (--proto); anything but echo needs --target. */
+enum bench_proto {
+	BENCH_PROTO_ECHO,  /* SIZE bytes, echoed back */
+	BENCH_PROTO_REDIS, /* GET KEY, one RESP reply */
+	BENCH_PROTO_HTTP,  /* GET PATH HTTP/1.1, a Content-Length response */
+	BENCH_PROTOS,
+};
+
+/* A response's header (HTTP) or first line (redis) at most, and its body. */
+#define BENCH_PROTO_HDR_MAX  (16 * 1024)
+#define BENCH_PROTO_BODY_MAX (64UL * 1024 * 1024)
+#define BENCH_PROTO_REQ_MAX  1024
+
+extern const char *const bench_proto_names[BENCH_PROTOS];
+
+/* The request of @proto for @arg (redis: the key; http: the path, with
+ * @host its Host header) into @buf; 0, -E2BIG or -EINVAL. */
+int bench_proto_request(enum bench_proto proto, const char *arg,
+			const char *host, char *buf, size_t len, size_t *out);
+/* The length of the response that starts @buf, once @len bytes of it are
+ * in: > 0 known, 0 more bytes needed to tell, -EPROTO (the reason in @err)
+ * when it is not a response the run accepts. */
+long bench_proto_need(enum bench_proto proto, const unsigned char *buf,
+		      size_t len, char *err, size_t errlen);
 
 extern const char *const bench_mode_names[BENCH_MODES];
 extern const char *const bench_transport_names[BENCH_TRANSPORTS];
@@ -92,6 +118,10 @@ struct bench_params {
 	bool exp_arrivals; /* open loop: Poisson arrivals, else constant */
 	uint64_t seed;	   /* open loop, exp: the arrivals' random seed */
 	uint64_t stall_ns; /* test: the server stalls once this long */
+	bool target;	   /* --target: no server of ours, connect there */
+	enum bench_proto proto;
+	const char *req; /* proto other than echo: the request */
+	size_t req_len;
 };
 
 /* Open loop: a run is valid when the requests completed in the window are
@@ -122,6 +152,7 @@ struct bench_side {
 	uint64_t sched;	      /* open loop: requests scheduled in the window */
 	uint64_t unfinished;  /* open loop: of those, not completed before
 			       * the drain deadline */
+	uint64_t resp_bytes;  /* client, --proto redis or http: of responses */
 	int ret;	      /* 0 or -errno */
 	char err[256];	      /* what failed, when ret is not 0 */
 };
@@ -157,6 +188,7 @@ struct bench_env {
 	int cg_fd;		    /* accel: the accelerated cgroup */
 	const char *cg_name;	    /* its name, for messages */
 	const struct sm_pins *pins; /* the pins, for counters; or NULL */
+	bool target;		    /* --target: ip is the server's */
 	pid_t parent;
 	sigset_t child_mask; /* the children's signal mask */
 	unsigned int run_no; /* names the UNIX socket of each run */
@@ -181,14 +213,19 @@ struct bench_matrix {
 	int n_transports;
 	int conns;
 	int rounds;
-	double duration, warmup;    /* seconds, per run */
-	bool rw_poll;		    /* --rw-poll */
-	double rate;		    /* --rate, or 0 */
-	bool exp_arrivals;	    /* --arrivals exp */
-	bool sweep;		    /* --sweep */
-	double knee_us;		    /* --knee-us */
-	uint64_t stall_ns;	    /* --test-server-stall */
-	int cpu_server, cpu_client; /* -1: not pinned */
+	double duration, warmup;       /* seconds, per run */
+	bool rw_poll;		       /* --rw-poll */
+	double rate;		       /* --rate, or 0 */
+	bool exp_arrivals;	       /* --arrivals exp */
+	bool sweep;		       /* --sweep */
+	double knee_us;		       /* --knee-us */
+	uint64_t stall_ns;	       /* --test-server-stall */
+	int cpu_server, cpu_client;    /* -1: not pinned */
+	const char *target;	       /* --target HOST:PORT, or NULL */
+	enum bench_proto proto;	       /* --proto */
+	char proto_arg[256];	       /* its key (redis) or path (http) */
+	char req[BENCH_PROTO_REQ_MAX]; /* its request (redis, http) */
+	size_t req_len;
 	char cmdline[1024];
 };
 
@@ -206,6 +243,8 @@ struct bench_result {
 	struct sm_counters ctr; /* their growth during the runs */
 	uint64_t sched;	     /* open loop: requests scheduled in the windows */
 	uint64_t unfinished; /* open loop: scheduled, not completed */
+	uint64_t resp_bytes; /* --proto redis, http: bytes of the responses */
+	uint64_t resp_n;     /* and how many */
 	double load;	     /* sweep: fraction of the reference maximum */
 	bool verified;	     /* every round completed and checked its data */
 	char err[512];	     /* the first failure */

@@ -28,6 +28,13 @@
  * coordinated omission). The requests scheduled in the window are the ones
  * measured, their echoes waited for after it (BENCH_DRAIN_MAX_NS at most);
  * the requests completed in the window give the achieved rate.
+ *
+ * --target: the client alone, against a server that is not ours (a redis,
+ * an nginx, or one behind proxies); its sockets are non-blocking, as an
+ * event loop's are (so compat = strict leaves them accelerated), and an
+ * EAGAIN completion is retried once the socket is ready. --proto redis and
+ * http send a fixed request and read one response, framed by
+ * bench_proto.c; the server's side of the check is the framing.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,6 +58,7 @@
 #define LISTEN_BACKLOG	4096
 #define SERVER_LINGER_S 5 /* after the client is done, for the last EOFs */
 #define ACCEPT_WAIT_NS	(5ULL * 1000000000ULL)
+#define RBUF_INIT	(64 * 1024) /* --proto: grown to the largest response */
 
 enum op {
 	OP_SEND = 1,
@@ -191,14 +199,17 @@ static struct io_uring_sqe *get_sqe(struct io_uring *ring)
 	return sqe;
 }
 
+/* @poll_first: the last try found the socket's send buffer full. */
 static int queue_send(struct io_uring *ring, int fd, const void *buf,
-		      size_t len, int idx)
+		      size_t len, int idx, bool poll_first)
 {
 	struct io_uring_sqe *sqe = get_sqe(ring);
 
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+	if (poll_first)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 	io_uring_sqe_set_data64(sqe, UD(idx, OP_SEND));
 	return 0;
 }
@@ -266,6 +277,9 @@ struct cconn {
 	uint64_t seq;	  /* rr, crr: operations on this slot */
 	uint64_t off;	  /* stream: bytes written before this write */
 	unsigned char *sbuf, *rbuf;
+	size_t rcap;   /* rbuf's size */
+	long need;     /* --proto: the response's length once known, or 0 */
+	bool rdone;    /* the response (or echo) is complete */
 	uint64_t next; /* open loop: intended send time of the next request */
 	uint64_t rng;  /* open loop, exp: xorshift64* state */
 	bool busy;     /* open loop: a request is in flight */
@@ -277,6 +291,8 @@ struct client {
 	struct bench_side *side;
 	struct io_uring ring;
 	struct cconn *c;
+	size_t slen;	    /* bytes of a request */
+	bool framed;	    /* --proto redis or http */
 	unsigned char *pat; /* stream */
 	bool measuring, stopping;
 	int active; /* slots with an operation in progress */
@@ -297,7 +313,10 @@ static int client_socket(struct client *cl, int *out)
 {
 	int fd, ret;
 
-	fd = socket(cl->sh->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(cl->sh->addr.ss_family,
+		    SOCK_STREAM | SOCK_CLOEXEC |
+			    (cl->p->target ? SOCK_NONBLOCK : 0),
+		    0);
 	if (fd < 0)
 		return side_fail(cl->side, -errno, "socket: %s",
 				 strerror(errno));
@@ -311,7 +330,7 @@ static int client_socket(struct client *cl, int *out)
 	return 0;
 }
 
-static int client_send(struct client *cl, int i)
+static int client_send(struct client *cl, int i, bool poll_first)
 {
 	struct cconn *c = &cl->c[i];
 	const unsigned char *buf;
@@ -320,21 +339,59 @@ static int client_send(struct client *cl, int i)
 		buf = cl->pat + (c->off + c->sent) % PAT_PERIOD;
 	else
 		buf = c->sbuf + c->sent;
-	return queue_send(&cl->ring, c->fd, buf, cl->p->size - c->sent, i);
+	return queue_send(&cl->ring, c->fd, buf, cl->slen - c->sent, i,
+			  poll_first);
 }
 
 static int client_recv(struct client *cl, int i, bool first)
 {
 	struct cconn *c = &cl->c[i];
 
-	return queue_recv(&cl->ring, c->fd, c->rbuf + c->got,
-			  cl->p->size - c->got, i, first);
+	return queue_recv(&cl->ring, c->fd, c->rbuf + c->got, c->rcap - c->got,
+			  i, first);
+}
+
+/* --proto: @res more bytes of a response are in; receive the rest, or
+ * mark it complete. */
+static int client_framed(struct client *cl, int i)
+{
+	struct cconn *c = &cl->c[i];
+	char err[160] = "";
+	size_t cap;
+	void *buf;
+
+	if (!c->need) {
+		c->need = bench_proto_need(cl->p->proto, c->rbuf, c->got, err,
+					   sizeof(err));
+		if (c->need < 0)
+			return side_fail(cl->side, (int)c->need,
+					 "connection %d, response %llu: %s", i,
+					 (unsigned long long)c->seq, err);
+	}
+	if (c->need && c->got > (size_t)c->need)
+		return side_fail(
+			cl->side, -EPROTO,
+			"connection %d: %zu bytes beyond a %ld-byte response (one request was in flight)",
+			i, c->got - (size_t)c->need, c->need);
+	if (c->need && c->got == (size_t)c->need) {
+		c->rdone = true;
+		return 0;
+	}
+	cap = c->need ? (size_t)c->need : 2 * c->rcap;
+	if (c->got == c->rcap || cap > c->rcap) {
+		buf = realloc(c->rbuf, cap);
+		if (!buf)
+			return side_fail(cl->side, -ENOMEM, "out of memory");
+		c->rbuf = buf;
+		c->rcap = cap;
+	}
+	return client_recv(cl, i, false);
 }
 
 /* The request and the receive of its echo, in one submission. */
 static int client_exchange(struct client *cl, int i)
 {
-	int ret = client_send(cl, i);
+	int ret = client_send(cl, i, false);
 
 	return ret ? ret : client_recv(cl, i, true);
 }
@@ -347,10 +404,14 @@ static int client_start(struct client *cl, int i)
 
 	c->sent = 0;
 	c->got = 0;
+	c->need = 0;
+	c->rdone = false;
 	c->t0 = bench_now_ns();
 	if (cl->p->mode == BENCH_STREAM)
-		return client_send(cl, i);
-	stamp(c->sbuf, cl->p->size, ++c->seq);
+		return client_send(cl, i, false);
+	++c->seq;
+	if (!cl->framed)
+		stamp(c->sbuf, cl->p->size, c->seq);
 	if (cl->p->mode == BENCH_RR)
 		return client_exchange(cl, i);
 	ret = client_socket(cl, &c->fd);
@@ -376,7 +437,12 @@ static int client_done(struct client *cl, int i)
 		c->fd = -1;
 	}
 	t1 = bench_now_ns();
-	if (cl->p->mode != BENCH_STREAM && memcmp(c->sbuf, c->rbuf, size))
+	if (cl->framed) {
+		cl->side->resp_bytes += c->got;
+		cl->side->bytes_total += c->got;
+		size = cl->slen;
+	} else if (cl->p->mode != BENCH_STREAM &&
+		   memcmp(c->sbuf, c->rbuf, size))
 		return side_fail(
 			cl->side, -EBADMSG,
 			"the echo of request %llu on connection %d differs from the request",
@@ -411,8 +477,12 @@ static int client_cqe(struct client *cl, const struct io_uring_cqe *cqe)
 {
 	int i = UD_IDX(cqe->user_data), res = cqe->res;
 	struct cconn *c = &cl->c[i];
-	size_t size = cl->p->size;
+	size_t size = cl->slen;
 
+	if (res == -EAGAIN && UD_OP(cqe->user_data) == OP_SEND)
+		return client_send(cl, i, true); /* --target: non-blocking */
+	if (res == -EAGAIN && UD_OP(cqe->user_data) == OP_RECV)
+		return client_recv(cl, i, true);
 	switch (UD_OP(cqe->user_data)) {
 	case OP_CONNECT:
 		if (res < 0)
@@ -428,7 +498,7 @@ static int client_cqe(struct client *cl, const struct io_uring_cqe *cqe)
 					 strerror(-res));
 		c->sent += (size_t)res;
 		if (c->sent < size)
-			return client_send(cl, i);
+			return client_send(cl, i, false);
 		if (cl->p->mode == BENCH_STREAM)
 			return client_done(cl, i);
 		break;
@@ -436,23 +506,86 @@ static int client_cqe(struct client *cl, const struct io_uring_cqe *cqe)
 		if (res < 0)
 			return side_fail(cl->side, res, "recv: %s",
 					 strerror(-res));
+		if (!res && cl->framed)
+			return side_fail(
+				cl->side, -EPIPE,
+				"the server closed connection %d after %zu bytes of response %llu",
+				i, c->got, (unsigned long long)c->seq);
 		if (!res)
 			return side_fail(
 				cl->side, -EPIPE,
 				"the server closed connection %d after %zu of %zu bytes of an echo",
 				i, c->got, size);
 		c->got += (size_t)res;
+		if (cl->framed) {
+			int ret = client_framed(cl, i);
+
+			if (ret || !c->rdone)
+				return ret;
+			break;
+		}
 		if (c->got < size)
 			return client_recv(cl, i, false);
+		c->rdone = true;
 		break;
 	default:
 		return side_fail(cl->side, -EPROTO,
 				 "unexpected completion %llu",
 				 (unsigned long long)cqe->user_data);
 	}
-	if (c->sent == size && c->got == size)
+	if (c->sent == size && c->rdone)
 		return client_done(cl, i);
 	return 0;
+}
+
+/* --target: the non-blocking connects of every connection complete. */
+static int client_connect_wait(struct client *cl)
+{
+	uint64_t deadline = bench_now_ns() + ACCEPT_WAIT_NS, now;
+	struct pollfd *pfd;
+	int left = cl->p->conns, err, ret = 0;
+	socklen_t len = sizeof(err);
+
+	pfd = calloc((size_t)cl->p->conns, sizeof(*pfd));
+	if (!pfd)
+		return side_fail(cl->side, -ENOMEM, "out of memory");
+	for (int i = 0; i < cl->p->conns; i++)
+		pfd[i] = (struct pollfd){.fd = cl->c[i].fd, .events = POLLOUT};
+	while (left > 0) {
+		now = bench_now_ns();
+		if (now >= deadline) {
+			ret = side_fail(
+				cl->side, -ETIMEDOUT,
+				"connect: %d of %d connections not established after %llu s",
+				left, cl->p->conns,
+				ACCEPT_WAIT_NS / 1000000000ULL);
+			break;
+		}
+		if (poll(pfd, (nfds_t)cl->p->conns,
+			 (int)((deadline - now) / 1000000 + 1)) < 0 &&
+		    errno != EINTR) {
+			ret = side_fail(cl->side, -errno, "poll: %s",
+					strerror(errno));
+			break;
+		}
+		for (int i = 0; i < cl->p->conns; i++) {
+			if (pfd[i].fd < 0 || !pfd[i].revents)
+				continue;
+			if (getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &err,
+				       &len))
+				err = errno;
+			if (err) {
+				ret = side_fail(cl->side, -err, "connect: %s",
+						strerror(err));
+				goto out;
+			}
+			pfd[i].fd = -1;
+			left--;
+		}
+	}
+out:
+	free(pfd);
+	return ret;
 }
 
 /* rr and stream: every connection established, and accepted (so in the
@@ -467,10 +600,13 @@ static int client_connect_all(struct client *cl)
 		if (ret)
 			return ret;
 		if (connect(cl->c[i].fd, (struct sockaddr *)&cl->sh->addr,
-			    cl->sh->addrlen))
+			    cl->sh->addrlen) &&
+		    !(cl->p->target && errno == EINPROGRESS))
 			return side_fail(cl->side, -errno, "connect: %s",
 					 strerror(errno));
 	}
+	if (cl->p->target) /* not our server: nothing counts its accepts */
+		return client_connect_wait(cl);
 	deadline = bench_now_ns() + ACCEPT_WAIT_NS;
 	while (__atomic_load_n(&cl->sh->server.conns, __ATOMIC_ACQUIRE) <
 	       (uint64_t)cl->p->conns) {
@@ -492,6 +628,8 @@ static int client_alloc(struct client *cl)
 		return side_fail(cl->side, -ENOMEM, "out of memory");
 	for (int i = 0; i < p->conns; i++)
 		cl->c[i].fd = -1;
+	cl->framed = p->proto != BENCH_PROTO_ECHO;
+	cl->slen = cl->framed ? p->req_len : p->size;
 	if (bench_is_stream(p->mode)) {
 		cl->pat = pattern_new(PAT_PERIOD + p->size);
 		if (!cl->pat)
@@ -499,10 +637,15 @@ static int client_alloc(struct client *cl)
 		return 0;
 	}
 	for (int i = 0; i < p->conns; i++) {
-		cl->c[i].sbuf = buf_new(p->size);
-		cl->c[i].rbuf = buf_new(p->size);
-		if (!cl->c[i].sbuf || !cl->c[i].rbuf)
+		struct cconn *c = &cl->c[i];
+
+		c->rcap = cl->framed ? RBUF_INIT : p->size;
+		c->sbuf = buf_new(cl->slen);
+		c->rbuf = buf_new(c->rcap);
+		if (!c->sbuf || !c->rbuf)
 			return side_fail(cl->side, -ENOMEM, "out of memory");
+		if (cl->framed)
+			memcpy(c->sbuf, p->req, cl->slen);
 	}
 	return 0;
 }
@@ -984,7 +1127,7 @@ static int server_got(struct server *sv, int i, int res)
 		while (nanosleep(&st, &st) && errno == EINTR)
 			;
 	}
-	return queue_send(&sv->ring, c->fd, c->buf, size, i);
+	return queue_send(&sv->ring, c->fd, c->buf, size, i, false);
 }
 
 static int server_sent(struct server *sv, int i, int res)
@@ -997,7 +1140,7 @@ static int server_sent(struct server *sv, int i, int res)
 	c->sent += (size_t)res;
 	if (c->sent < size)
 		return queue_send(&sv->ring, c->fd, c->buf + c->sent,
-				  size - c->sent, i);
+				  size - c->sent, i, false);
 	sv->side->ops_total++;
 	c->got = 0;
 	return server_recv(sv, i, true);

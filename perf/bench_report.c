@@ -58,7 +58,10 @@ double bench_bytes_per_s(const struct bench_result *r)
 {
 	double per_op = (double)r->p.size;
 
-	if (!bench_is_stream(r->p.mode))
+	if (r->p.proto != BENCH_PROTO_ECHO) /* the request and its response */
+		per_op += r->resp_n ? (double)r->resp_bytes / (double)r->resp_n
+				    : 0;
+	else if (!bench_is_stream(r->p.mode))
 		per_op *= 2; /* the request and its echo */
 	return bench_ops_per_s(r) * per_op;
 }
@@ -124,6 +127,11 @@ static const char *check(const struct bench_result *r)
 		return r->load > 0 ? "OVERLOADED" : "INVALID";
 	if (!r->have_counters)
 		return "ok";
+	/* --target: where the client runs decides; the counters say which */
+	if (r->p.target && r->ctr.bytes_redirected)
+		return "redirected";
+	if (r->p.target)
+		return strict_kept(r) ? "TCP (compat = strict)" : "ok";
 	if (r->p.transport == BENCH_ACCEL && !r->ctr.bytes_redirected &&
 	    strict_kept(r))
 		return "TCP (compat = strict)";
@@ -230,6 +238,18 @@ static void print_failures(FILE *out, const struct bench_result *res, int n)
 void bench_print_table(FILE *out, const struct bench_matrix *m,
 		       const struct bench_result *res)
 {
+	if (m->target && m->proto == BENCH_PROTO_ECHO)
+		fprintf(out, "client only, against %s: echo of SIZE bytes\n",
+			m->target);
+	else if (m->target && res[0].resp_n)
+		fprintf(out,
+			"client only, against %s: %s %s (SIZE: the request), %.0f-byte responses on average\n",
+			m->target, bench_proto_names[m->proto], m->proto_arg,
+			(double)res[0].resp_bytes / (double)res[0].resp_n);
+	else if (m->target)
+		fprintf(out,
+			"client only, against %s: %s %s (SIZE: the request)\n",
+			m->target, bench_proto_names[m->proto], m->proto_arg);
 	if (m->rate > 0) {
 		int n = bench_nresults(m), bad = 0;
 
@@ -353,6 +373,15 @@ static void json_run(FILE *out, const struct bench_matrix *m,
 			bench_rate_valid(r) ? "true" : "false");
 	if (r->load > 0)
 		fprintf(out, "\"load\": %.2f, ", r->load);
+	if (m->target) {
+		fprintf(out, "\"target\": ");
+		json_str(out, m->target);
+		fprintf(out,
+			", \"proto\": \"%s\", \"response_bytes_mean\": %.1f, ",
+			bench_proto_names[r->p.proto],
+			r->resp_n ? (double)r->resp_bytes / (double)r->resp_n
+				  : 0.0);
+	}
 	if (r->p.mode == BENCH_STREAM_RW)
 		fprintf(out, "\"rw_poll\": %s, ",
 			r->p.rw_poll ? "true" : "false");

@@ -2,7 +2,8 @@
 /*
  * bench_run.c - one run: fork the server, wait until it listens, fork the
  * client, wait for both (with deadlines), check the totals, read the sockmesh
- * counters around it and merge the result.
+ * counters around it and merge the result. With --target there is no
+ * server of ours: the client alone, against the address given.
  *
  * Each child pins itself and, for accel, joins the accelerated cgroup before
  * it creates a socket: a socket's cgroup is fixed at creation, and accepted
@@ -205,7 +206,8 @@ static void check_totals(const struct bench_params *p,
 			"the server verified %llu bytes, the client wrote %llu",
 			(unsigned long long)s->bytes_total,
 			(unsigned long long)c->bytes_total);
-	else if (!bench_is_stream(p->mode) && s->ops_total != c->ops_total)
+	else if (!bench_is_stream(p->mode) && !p->target &&
+		 s->ops_total != c->ops_total)
 		snprintf(
 			err, len,
 			"the server echoed %llu requests, the client completed %llu",
@@ -224,6 +226,9 @@ static void merge(struct bench_result *r, const struct bench_shared *sh,
 	r->ops += c->ops;
 	r->sched += c->sched;
 	r->unfinished += c->unfinished;
+	r->resp_bytes += c->resp_bytes;
+	if (c->resp_bytes)
+		r->resp_n += c->ops_total;
 	r->window_ns += c->window_ns;
 	r->cpu_client_ns += c->cpu_ns;
 	r->cpu_server_ns += sh->server.cpu_ns;
@@ -256,6 +261,8 @@ int bench_run(struct bench_env *x, const struct bench_params *p,
 		goto out_pipes;
 	}
 	fflush(NULL);
+	if (p->target)
+		goto client;
 	server = fork();
 	if (server < 0) {
 		ret = -errno;
@@ -276,6 +283,7 @@ int bench_run(struct bench_env *x, const struct bench_params *p,
 		side_error(err, sizeof(err), "server", &sh->server, 0, ret);
 		goto out_children;
 	}
+client:
 	client = fork();
 	if (client < 0) {
 		ret = -errno;
@@ -294,10 +302,12 @@ int bench_run(struct bench_env *x, const struct bench_params *p,
 	client = -1;
 	close(ctl[1]); /* the client is done: the server finishes */
 	ctl[1] = -1;
-	sw = wait_child(server, SERVER_GRACE_NS, &sstatus);
-	if (sw)
-		kill_child(server);
-	server = -1;
+	if (server > 0) {
+		sw = wait_child(server, SERVER_GRACE_NS, &sstatus);
+		if (sw)
+			kill_child(server);
+		server = -1;
+	}
 	if (cw || !exited_ok(cstatus))
 		side_error(err, sizeof(err), "client", &sh->client, cstatus,
 			   cw);

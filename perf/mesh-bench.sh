@@ -22,10 +22,22 @@
 #               (--full-rtt), p50/p99 from its percentile lines; one
 #               workload per rate of MESH_UL_RATES: latency against load
 #               through both sidecars
+#   ol-redis-PCT, ol-http-PCT
+#               open loop through both sidecars: sockmesh-bench's own client
+#               (--target, --proto redis or http: non-blocking sockets, one
+#               request in flight per connection, latency from each
+#               request's intended send time, so no coordinated omission),
+#               MESH_OL_CONNS connections, at PCT % of the rate the same
+#               client reaches closed-loop through the plain mesh (measured
+#               once, first); redis GET of a 3-byte value, HTTP GET of the
+#               100 B file; one workload per PCT of MESH_OL_LOADS. The
+#               curve: perf/results/mesh-ol-redis.svg and mesh-ol-http.svg
+#               (perf/sweep-plot.sh, gnuplot)
 #
 # Environment: MESH_ROUNDS=3, MESH_TIME=4, MESH_CONNS=16, MESH_REDIS_N=40000,
-# MESH_UL_RATES="1000 5000", MESH_WORKLOADS (default: all of the above),
-# MESH_OUT=perf/results (where mesh.json and mesh.md go)
+# MESH_UL_RATES="1000 5000", MESH_OL_LOADS="25 50 75 90", MESH_OL_CONNS=4,
+# MESH_WORKLOADS (default: all of the above), MESH_OUT=perf/results (where
+# mesh.json, mesh.md and the curves go)
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -44,7 +56,15 @@ for r in $ul_rates; do
 	case $r in '' | *[!0-9]* | 0*) echo "mesh-bench.sh: MESH_UL_RATES: '$r' is not a rate" >&2 && exit 1 ;; esac
 	ul="$ul ul-$r"
 done
-WORKLOADS=${MESH_WORKLOADS:-redis-get http-100b http-64k redis-get-v6 http-100b-v6 http-64k-v6$ul}
+ol_loads=${MESH_OL_LOADS:-25 50 75 90}
+ol_conns=${MESH_OL_CONNS:-4}
+case $ol_conns in '' | *[!0-9]* | 0*) echo "mesh-bench.sh: MESH_OL_CONNS: '$ol_conns' is not a number of connections" >&2 && exit 1 ;; esac
+ol=""
+for p in $ol_loads; do
+	case $p in '' | *[!0-9]* | 0*) echo "mesh-bench.sh: MESH_OL_LOADS: '$p' is not a percentage" >&2 && exit 1 ;; esac
+	ol="$ol ol-redis-$p ol-http-$p"
+done
+WORKLOADS=${MESH_WORKLOADS:-redis-get http-100b http-64k redis-get-v6 http-100b-v6 http-64k-v6$ul$ol}
 B6=2001:db8::3
 mstate=/run/sockmesh-mesh-bench
 
@@ -104,6 +124,26 @@ case " $WORKLOADS " in
 	;;
 esac
 
+# ol-*: the key the redis client GETs (a 3-byte value, as redis-get's)
+case " $WORKLOADS " in
+*" ol-"*)
+	$M exec a redis-cli -h $B -p 6379 set sockmesh-bench xyz >/dev/null ||
+		die "cannot SET the open-loop key through the mesh"
+	;;
+esac
+
+# olclient PROTO ARGS... : sockmesh-bench's client in pod A against pod B's
+# redis (6379) or nginx (8080), through both sidecars; its JSON in $tmp/ol.json
+olclient() {
+	case $1 in
+	redis) t=$B:6379 proto=redis:sockmesh-bench ;;
+	http) t=$B:8080 proto=http:/100b ;;
+	esac
+	shift
+	$M exec a "$build/sockmesh-bench" --target "$t" --proto "$proto" \
+		-n "$ol_conns" -t "$dur" -w 0.5 --json "$@" >"$tmp/ol.json" 2>"$tmp/ol.err" || true
+}
+
 # counters FILE : sockmesh's counters as "name value" lines (none: plain)
 counters() {
 	if [ -d /sys/fs/bpf/sockmesh-mesh-bench ]; then
@@ -147,7 +187,8 @@ to_ms() {
 		printf "%.3f\n", v }'
 }
 
-# run WORKLOAD : prints "RPS P50_MS P99_MS ERRORS"
+# run WORKLOAD : prints "RPS P50_MS P99_MS ERRORS P999_MS OVERLOADED ASKED
+# P90_MS P9999_MS" (the last five: open loop only, else "0 0 0 0 0")
 run() {
 	h=$B
 	case $1 in *-v6) h=$B6 ;; esac
@@ -156,8 +197,8 @@ run() {
 		$M exec a redis-benchmark -h $h -p 6379 -t get -n "$redis_n" -c "$conns" \
 			--csv 2>/dev/null >"$tmp/rb.csv" || true
 		# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-		tr -d '"' <"$tmp/rb.csv" | awk -F, '$1 == "GET" { print $2, $5, $7, 0; f = 1 }
-			END { if (!f) print 0, 0, 0, 1 }'
+		tr -d '"' <"$tmp/rb.csv" | awk -F, '$1 == "GET" { print $2, $5, $7, 0, 0, 0, 0, 0, 0; f = 1 }
+			END { if (!f) print 0, 0, 0, 1, 0, 0, 0, 0, 0 }'
 		;;
 	http-100b | http-64k)
 		f=${1#http-}
@@ -170,7 +211,7 @@ run() {
 		p99=$(awk '$1 == "99%" { print $2 }' "$tmp/wrk.out")
 		errs=$(awk '/Non-2xx|Socket errors/ { n++ } END { print n + 0 }' "$tmp/wrk.out")
 		[ -n "$rps" ] && [ -n "$p50" ] && [ -n "$p99" ] || { rps=0 p50=0 p99=0 errs=1; }
-		echo "$rps $(to_ms "$p50") $(to_ms "$p99") $errs"
+		echo "$rps $(to_ms "$p50") $(to_ms "$p99") $errs 0 0 0 0 0"
 		;;
 	ul-*)
 		# the achieved rate (sent / valid duration) as req/s; an echo
@@ -179,10 +220,27 @@ run() {
 			-t "$dur" --full-rtt --reply-every 1 >"$tmp/ul.out" 2>&1 || true
 		if set -- $(sm_sockperf_ul "$tmp/ul.out") && [ $# -eq 6 ]; then
 			awk -v r="$1" -v p50="$2" -v p99="$3" -v s="$5" -v n="$6" \
-				'BEGIN { printf "%s %.3f %.3f %d\n", r, p50 / 1000, p99 / 1000, (n < s) }'
+				'BEGIN { printf "%s %.3f %.3f %d 0 0 0 0 0\n", r, p50 / 1000, p99 / 1000, (n < s) }'
 		else
-			echo "0 0 0 1"
+			echo "0 0 0 1 0 0 0 0 0"
 		fi
+		;;
+	ol-*)
+		# a run that fell short of its rate is OVERLOADED (its latency a
+		# lower bound), not an error; a failed one (a bad response, a
+		# closed connection) is
+		set -- "${1#ol-}"
+		pr=${1%-*}
+		case $pr in
+		redis) max=$ol_max_redis ;;
+		*) max=$ol_max_http ;;
+		esac
+		rate=$((max * ${1##*-} / 100))
+		olclient "$pr" --rate "$rate"
+		jq -r --arg rate "$rate" '.[0] | if .error then "0 0 0 1 0 0 \($rate) 0 0" else
+			"\(.open_loop.rate_achieved) \(.lat_ns.p50 / 1e6) \(.lat_ns.p99 / 1e6) 0 \(.lat_ns.p999 / 1e6) \(if .open_loop.valid then 0 else 1 end) \($rate) \(.lat_ns.p90 / 1e6) \(.lat_ns.p9999 / 1e6)" end' \
+			"$tmp/ol.json" 2>/dev/null || echo "0 0 0 1 0 0 $rate 0 0"
+		[ -s "$tmp/ol.err" ] && sed 's/^/    /' "$tmp/ol.err" >&2
 		;;
 	esac
 }
@@ -212,6 +270,23 @@ set_mode() {
 echo "mesh-bench: $WORKLOADS x plain,accel, $rounds rounds, $conns connections" >&2
 : >"$tmp/runs"
 failed=0
+# ol-*: the closed-loop rate of the same client through the plain mesh
+ol_max_redis=0 ol_max_http=0
+case " $WORKLOADS " in
+*" ol-"*)
+	set_mode plain
+	for pr in redis http; do
+		olclient $pr
+		v=$(jq -er '.[0] | select(.error | not) | .ops_per_s | floor' "$tmp/ol.json") ||
+			die "ol-$pr: no closed-loop rate through the plain mesh: $(cat "$tmp/ol.err") $(jq -r '.[0].error // empty' "$tmp/ol.json" 2>/dev/null)"
+		case $pr in
+		redis) ol_max_redis=$v ;;
+		*) ol_max_http=$v ;;
+		esac
+		echo "  ol-$pr: closed loop through the plain mesh, $ol_conns connections: $v req/s" >&2
+	done
+	;;
+esac
 for r in $(seq "$rounds"); do
 	[ $((r % 2)) = 1 ] && order="plain accel" || order="accel plain"
 	for mode in $order; do
@@ -225,8 +300,9 @@ for r in $(seq "$rounds"); do
 			counters "$tmp/c1"
 			hop=$(($(hopbytes "$tmp/h1") - $(hopbytes "$tmp/h0") + $(mfbytes "$tmp/h0" "$tmp/h1")))
 			[ "$4" = 0 ] || failed=$((failed + 1))
-			# round mode workload rps p50 p99 errors hop_bytes + counter deltas
-			printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$r" "$mode" "$w" \
+			# round mode workload rps p50 p99 errors hop_bytes, counter
+			# deltas, p999 overloaded asked (open loop)
+			printf '%s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s\n' "$r" "$mode" "$w" \
 				"$1" "$2" "$3" "$4" "$hop" \
 				"$(cdelta "$tmp/c0" "$tmp/c1" bytes_redirected)" \
 				"$(cdelta "$tmp/c0" "$tmp/c1" msgs_redirected)" \
@@ -234,8 +310,8 @@ for r in $(seq "$rounds"); do
 				"$(cdelta "$tmp/c0" "$tmp/c1" peer_misses)" \
 				"$(cdelta "$tmp/c0" "$tmp/c1" peers_paired)" \
 				"$(cdelta "$tmp/c0" "$tmp/c1" peers_paired_nat)" \
-				"$(cdelta "$tmp/c0" "$tmp/c1" peers_unpaired)" >>"$tmp/runs"
-			echo "  round $r $mode $w: $1 req/s, p50 $2 ms, p99 $3 ms" >&2
+				"$(cdelta "$tmp/c0" "$tmp/c1" peers_unpaired)" "$5" "$6" "$7" "$8" "$9" >>"$tmp/runs"
+			echo "  round $r $mode $w: $1 req/s, p50 $2 ms, p99 $3 ms$([ "$6" = 0 ] || echo ", OVERLOADED")" >&2
 		done
 	done
 done
@@ -249,7 +325,8 @@ host="Linux $(uname -r) $(uname -m), $(nproc) CPUs"
 
 mkdir -p "$out"
 awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds" \
-	-v conns="$conns" -v dur="$dur" -v rn="$redis_n" '
+	-v conns="$conns" -v dur="$dur" -v rn="$redis_n" -v olc="$ol_conns" \
+	-v olmr="$ol_max_redis" -v olmh="$ol_max_http" -v tsv="$tmp/ol" '
 	function median(a, n,   i, j, t) {
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
 			t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
@@ -260,6 +337,8 @@ awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds"
 		rps[k, n[k]] = $4; p50[k, n[k]] = $5; p99[k, n[k]] = $6
 		err[k] += $7; hop[k] += $8; br[k] += $9; mr[k] += $10; mp[k] += $11
 		pm[k] += $12; pp[k] += $13; pn[k] += $14; pu[k] += $15
+		p999[k, n[k]] = $16; ov[k] += $17; asked[k] = $18
+		p90[k, n[k]] = $19; p9999[k, n[k]] = $20
 		if (!($3 in seen)) { seen[$3] = 1; order[++nw] = $3 }
 		runs[++nr] = $0
 	}
@@ -272,30 +351,74 @@ awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds"
 		md = md "- *-v6: the same over IPv6 (ip6tables, pod B 2001:db8::3) through meshfwd, the IPv6 sidecar of tests/mesh (HAProxy 2.6 cannot be one); a simpler proxy, so compare these ratios with each other\n"
 		md = md "- " conns " connections; redis-benchmark -t get -n " rn "; wrk -t 1 for " dur " s; median of " rounds " rounds, plain and accel interleaved in each round\n"
 		md = md "- ul-RATE: a fixed-rate client, `sockperf ul --tcp -m 64 --mps RATE --full-rtt --reply-every 1` for " dur " s, one connection, to a sockperf server in pod B: req/s is the achieved message rate, p50/p99 the full round trip through both sidecars\n"
-		md = md "- hops redirected: bytes_redirected / the bytes the three hops carried (HAProxy stats), over the accel runs\n\n"
+		md = md "- hops redirected: bytes_redirected / the bytes the three hops carried (HAProxy stats), over the accel runs\n"
+		md = md "- ol-*: open loop through both sidecars (below)\n\n"
 		md = md "| workload | plain req/s | accel req/s | accel/plain | plain p50 ms | accel p50 ms | plain p99 ms | accel p99 ms | hops redirected | msgs redirected | msgs passed | peers paired (NAT) | unpaired | errors |\n"
 		md = md "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
 		for (i = 1; i <= nw; i++) {
 			w = order[i]; kp = w SUBSEP "plain"; ka = w SUBSEP "accel"
 			rp = med(rps, kp); ra = med(rps, ka)
+			if (w ~ /^ol-/) { nol++; continue }
 			cov = hop[ka] > 0 ? 100 * br[ka] / hop[ka] : 0
 			md = md sprintf("| %s | %.0f | %.0f | %.2f | %.3f | %.3f | %.3f | %.3f | %.1f %% | %.0f | %.0f | %.0f (%.0f) | %.0f | %.0f |\n",
 				w, rp, ra, rp > 0 ? ra / rp : 0, med(p50, kp), med(p50, ka), med(p99, kp), med(p99, ka),
 				cov, mr[ka], mp[ka], pp[ka], pn[ka], pu[ka], err[kp] + err[ka])
-			js = js (i > 1 ? ", " : "") sprintf("{\"workload\": \"%s\", \"plain\": {\"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}, \"accel\": {\"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}, \"speedup\": %.3f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"hops_redirected\": %.4f, \"msgs_redirected\": %.0f, \"msgs_passed\": %.0f, \"peer_misses\": %.0f, \"peers_paired\": %.0f, \"peers_paired_nat\": %.0f, \"peers_unpaired\": %.0f, \"errors\": %.0f}",
+			js = js (js1 ? ", " : "") sprintf("{\"workload\": \"%s\", \"plain\": {\"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}, \"accel\": {\"rps\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}, \"speedup\": %.3f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"hops_redirected\": %.4f, \"msgs_redirected\": %.0f, \"msgs_passed\": %.0f, \"peer_misses\": %.0f, \"peers_paired\": %.0f, \"peers_paired_nat\": %.0f, \"peers_unpaired\": %.0f, \"errors\": %.0f}",
 				w, rp, med(p50, kp), med(p99, kp), ra, med(p50, ka), med(p99, ka), rp > 0 ? ra / rp : 0,
 				hop[ka], br[ka], cov / 100, mr[ka], mp[ka], pm[ka], pp[ka], pn[ka], pu[ka], err[kp] + err[ka])
+			js1 = 1
+		}
+		if (nol) {
+			md = md "\n## Open loop through the mesh: latency against load\n\n"
+			md = md "sockmesh-bench'"'"'s own client in pod A (`--target 198.18.0.3:6379 --proto redis:sockmesh-bench`, a GET of a 3-byte value; `--target 198.18.0.3:8080 --proto http:/100b`), " olc " connections with one request in flight each, non-blocking sockets; at a fixed rate, constant arrivals, each latency from the request'"'"'s intended send time (no coordinated omission), for " dur " s after 0.5 s of warm-up. Loads are fractions of the rate the same client reached closed-loop through the plain mesh, measured once first: redis " olmr "/s, http " olmh "/s. A round that completed fewer than 99 % of the requests it scheduled is OVERLOADED (its latency a lower bound). µs, medians of " rounds " rounds. Plots: mesh-ol-redis.svg, mesh-ol-http.svg (perf/sweep-plot.sh).\n\n"
+			md = md "| workload | asked/s | plain done/s | plain p50 | plain p99 | plain p99.9 | accel done/s | accel p50 | accel p99 | accel p99.9 | accel/plain p99 | hops redirected | overloaded rounds (plain, accel) | errors |\n"
+			md = md "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+		}
+		for (i = 1; i <= nw; i++) {
+			w = order[i]; kp = w SUBSEP "plain"; ka = w SUBSEP "accel"
+			if (w !~ /^ol-/) continue
+			cov = hop[ka] > 0 ? 100 * br[ka] / hop[ka] : 0
+			q99p = med(p99, kp); q99a = med(p99, ka)
+			md = md sprintf("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %.1f %% | %.0f, %.0f | %.0f |\n",
+				w, asked[kp], med(rps, kp), 1000 * med(p50, kp), 1000 * q99p, 1000 * med(p999, kp),
+				med(rps, ka), 1000 * med(p50, ka), 1000 * q99a, 1000 * med(p999, ka),
+				q99p > 0 ? q99a / q99p : 0, cov, ov[kp], ov[ka], err[kp] + err[ka])
+			js = js (js1 ? ", " : "") sprintf("{\"workload\": \"%s\", \"open_loop\": true, \"asked_rps\": %.0f, \"plain\": {\"rps\": %.1f, \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"p999_ms\": %.4f, \"overloaded_rounds\": %.0f}, \"accel\": {\"rps\": %.1f, \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"p999_ms\": %.4f, \"overloaded_rounds\": %.0f}, \"p99_accel_over_plain\": %.3f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"hops_redirected\": %.4f, \"peers_unpaired\": %.0f, \"errors\": %.0f}",
+				w, asked[kp], med(rps, kp), med(p50, kp), q99p, med(p999, kp), ov[kp],
+				med(rps, ka), med(p50, ka), q99a, med(p999, ka), ov[ka],
+				q99p > 0 ? q99a / q99p : 0, hop[ka], br[ka], cov / 100, pu[ka], err[kp] + err[ka])
+			js1 = 1
+			# the curve, in perf/sweep-plot.sh'"'"'s TSV (plain as tcp)
+			split(w, part, "-")
+			tf = tsv "-" part[2] ".tsv"
+			if (!(tf in hdr)) { hdr[tf] = 1; print "# load\ttransport\trate_asked\trate_achieved\tp50_ns\tp90_ns\tp99_ns\tp999_ns\tp9999_ns\tvalid" > tf }
+			for (m = 1; m <= 2; m++) {
+				k = w SUBSEP (m == 1 ? "plain" : "accel")
+				printf "%.2f\t%s\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\n", part[3] / 100,
+					m == 1 ? "tcp" : "accel", asked[k], med(rps, k), 1e6 * med(p50, k), 1e6 * med(p90, k),
+					1e6 * med(p99, k), 1e6 * med(p999, k), 1e6 * med(p9999, k), (ov[k] == 0) > tf
+			}
 		}
 		js = js "], \"runs\": ["
 		for (i = 1; i <= nr; i++) {
 			split(runs[i], f, " ")
-			js = js (i > 1 ? ", " : "") sprintf("{\"round\": %.0f, \"mode\": \"%s\", \"workload\": \"%s\", \"rps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"errors\": %.0f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"msgs_redirected\": %.0f, \"msgs_passed\": %.0f, \"peer_misses\": %.0f, \"peers_paired\": %.0f, \"peers_paired_nat\": %.0f, \"peers_unpaired\": %.0f}",
-				f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15])
+			js = js (i > 1 ? ", " : "") sprintf("{\"round\": %.0f, \"mode\": \"%s\", \"workload\": \"%s\", \"rps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"errors\": %.0f, \"hop_bytes\": %.0f, \"bytes_redirected\": %.0f, \"msgs_redirected\": %.0f, \"msgs_passed\": %.0f, \"peer_misses\": %.0f, \"peers_paired\": %.0f, \"peers_paired_nat\": %.0f, \"peers_unpaired\": %.0f, \"p999_ms\": %s, \"overloaded\": %s, \"asked_rps\": %s}",
+				f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15], f[16], f[17] ? "true" : "false", f[18])
 		}
 		print js "]}" > "/dev/stderr"
 		printf "%s", md
 	}' "$tmp/runs" >"$out/mesh.md" 2>"$tmp/mesh.json"
 jq . "$tmp/mesh.json" >"$out/mesh.json" || die "the JSON report is malformed ($tmp/mesh.json)"
+for pr in redis http; do
+	[ -s "$tmp/ol-$pr.tsv" ] || continue
+	if command -v gnuplot >/dev/null; then
+		perf/sweep-plot.sh "$tmp/ol-$pr.tsv" "$out/mesh-ol-$pr.svg" \
+			"$pr through both sidecars, open loop ($ol_conns connections; tcp = plain mesh, accel = sockmesh)" ||
+			echo "mesh-bench.sh: the $pr curve was not drawn" >&2
+	else
+		echo "mesh-bench.sh: gnuplot is missing (scripts/setup.sh --bench): no mesh-ol-$pr.svg" >&2
+	fi
+done
 echo "- took $(($(date +%s) - start)) s" >>"$out/mesh.md"
 cat "$out/mesh.md"
 [ "$failed" = 0 ] || die "$failed runs reported errors (see $out/mesh.json)"

@@ -6,7 +6,7 @@
 .DEFAULT_GOAL := all
 
 BENCH_SRCS := perf/sockmesh-bench.c perf/bench_run.c perf/bench_io.c \
-	      perf/bench_hist.c perf/bench_report.c
+	      perf/bench_hist.c perf/bench_report.c perf/bench_proto.c
 BENCH_OBJS := $(patsubst perf/%.c,$(BUILD)/perf/%.o,$(BENCH_SRCS))
 EXTRA_BINS += $(BUILD)/sockmesh-bench
 
@@ -57,3 +57,11 @@ bench-check:
 	$(Q)clang-format --dry-run --Werror perf/*.c perf/*.h
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr -Iinclude -Icgroupd/lib perf
+
+# the unit test of --proto's framing (tests/unit/test_bench_proto.c): the
+# one unit test built against perf/ rather than the libraries
+$(BUILD)/tests/test_bench_proto: tests/unit/test_bench_proto.c perf/bench_proto.c \
+				 perf/bench.h include/sockmesh.h | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iperf tests/unit/test_bench_proto.c perf/bench_proto.c \
+		-lcmocka -o $@

@@ -125,6 +125,19 @@ static void usage(FILE *out)
 		"      --knee-us US        the knee: the highest load whose p99 (and every\n"
 		"                          lower load's) stays at most US microseconds, the run\n"
 		"                          valid (default %d); past it, latency climbs steeply\n"
+		"      --target HOST:PORT  rr only: no server of ours; the client connects to\n"
+		"                          HOST:PORT ([ADDR]:PORT for IPv6), from the bench's\n"
+		"                          own cgroup (-T tcp), with non-blocking sockets as\n"
+		"                          an event loop's (so compat = strict keeps them\n"
+		"                          accelerated). Run the bench where the client should\n"
+		"                          be: in a pod (ip netns exec), in a cgroup\n"
+		"      --proto P           what the client speaks: echo (default: SIZE bytes,\n"
+		"                          the same bytes back), redis[:KEY] (GET KEY, default\n"
+		"                          key sockmesh-bench; one reply, an error reply\n"
+		"                          fails the run) or http[:PATH] (GET PATH HTTP/1.1,\n"
+		"                          keep-alive, default /; a 2xx response with\n"
+		"                          Content-Length, anything else fails the run).\n"
+		"                          redis and http need --target and take no --size\n"
 		"      --test-server-stall MS  (for the bench's tests) the server stalls once,\n"
 		"                          MS ms, at the first request of the measured time\n"
 		"      --json              print a JSON array of runs instead of the table\n"
@@ -311,6 +324,119 @@ static void parse_addr(struct ctx *x, const char *s)
 	}
 }
 
+/* --proto echo | redis[:KEY] | http[:PATH]; the request is built once the
+ * target (the Host header) is known, in parse_target. */
+static const char *proto_arg_of(const char *s, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(s, name, n))
+		return NULL;
+	if (!s[n])
+		return "";
+	return s[n] == ':' ? s + n + 1 : NULL;
+}
+
+static void parse_proto(struct bench_matrix *m, const char *s)
+{
+	const char *arg;
+
+	if (!strcmp(s, "echo")) {
+		m->proto = BENCH_PROTO_ECHO;
+		return;
+	}
+	if ((arg = proto_arg_of(s, "redis"))) {
+		m->proto = BENCH_PROTO_REDIS;
+		if (!arg[0])
+			arg = "sockmesh-bench";
+		if (strpbrk(arg, "\r\n"))
+			bad_usage("--proto redis: the key has a line break");
+	} else if ((arg = proto_arg_of(s, "http"))) {
+		m->proto = BENCH_PROTO_HTTP;
+		if (!arg[0])
+			arg = "/";
+		if (arg[0] != '/' || strpbrk(arg, " \t\r\n"))
+			bad_usage(
+				"--proto http: '%s' is not a path (it starts with /, no spaces)",
+				arg);
+	} else {
+		bad_usage(
+			"--proto: '%s' is not echo, redis[:KEY] or http[:PATH]",
+			s);
+	}
+	snprintf(m->proto_arg, sizeof(m->proto_arg), "%s", arg);
+	if (strlen(arg) >= sizeof(m->proto_arg))
+		bad_usage("--proto: '%s' is longer than %zu characters", arg,
+			  sizeof(m->proto_arg) - 1);
+}
+
+/* --target HOST:PORT or [ADDR]:PORT, numeric; builds --proto's request. */
+static void parse_target(struct ctx *x, const char *s)
+{
+	struct bench_matrix *m = &x->m;
+	char host[INET6_ADDRSTRLEN + 2], *end;
+	const char *colon = strrchr(s, ':'), *h = s;
+	size_t hlen;
+	long port;
+	int ret;
+
+	if (!colon || colon == s)
+		bad_usage(
+			"--target: '%s' is not HOST:PORT ([ADDR]:PORT for IPv6)",
+			s);
+	hlen = (size_t)(colon - s);
+	if (s[0] == '[') {
+		if (hlen < 3 || s[hlen - 1] != ']')
+			bad_usage("--target: '%s' is not [ADDR]:PORT", s);
+		h = s + 1;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(host))
+		bad_usage("--target: '%s': the address is too long", s);
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || port < 1 || port > 65535)
+		bad_usage("--target: '%s' is not a port from 1 to 65535",
+			  colon + 1);
+	if (strchr(host, ':') && s[0] != '[')
+		bad_usage(
+			"--target: '%s': write an IPv6 address as [ADDR]:PORT",
+			s);
+	memset(&x->env.ip, 0, sizeof(x->env.ip));
+	if (s[0] != '[' &&
+	    inet_pton(AF_INET, host,
+		      &((struct sockaddr_in *)&x->env.ip)->sin_addr) == 1) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&x->env.ip;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		x->env.iplen = sizeof(*in);
+	} else if (s[0] == '[' &&
+		   inet_pton(AF_INET6, host,
+			     &((struct sockaddr_in6 *)&x->env.ip)->sin6_addr) ==
+			   1) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&x->env.ip;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+		x->env.iplen = sizeof(*in6);
+	} else {
+		bad_usage(
+			"--target: '%s' is not a numeric IPv4 or IPv6 address",
+			host);
+	}
+	x->env.target = true;
+	if (m->proto == BENCH_PROTO_ECHO)
+		return;
+	ret = bench_proto_request(m->proto, m->proto_arg, s, m->req,
+				  sizeof(m->req), &m->req_len);
+	if (ret)
+		bad_usage("--proto: the request would be longer than %zu bytes",
+			  sizeof(m->req) - 1);
+}
+
 enum {
 	OPT_CPU_SERVER = 256,
 	OPT_CPU_CLIENT,
@@ -322,6 +448,8 @@ enum {
 	OPT_SWEEP,
 	OPT_KNEE_US,
 	OPT_STALL,
+	OPT_TARGET,
+	OPT_PROTO,
 };
 
 static double parse_double(const char *opt, const char *s, double min,
@@ -360,12 +488,16 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 		{"sweep", no_argument, NULL, OPT_SWEEP},
 		{"knee-us", required_argument, NULL, OPT_KNEE_US},
 		{"test-server-stall", required_argument, NULL, OPT_STALL},
+		{"target", required_argument, NULL, OPT_TARGET},
+		{"proto", required_argument, NULL, OPT_PROTO},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{},
 	};
 	struct bench_matrix *m = &x->m;
+	const char *proto_arg = NULL;
+	bool size_set = false, addr_set = false, transport_set = false;
 	size_t len = 0;
 	int opt;
 
@@ -388,10 +520,12 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 		case 'T':
 			m->n_transports = 0;
 			parse_list("--transport", optarg, add_transport, m);
+			transport_set = true;
 			break;
 		case 's':
 			m->n_sizes = 0;
 			parse_list("--size", optarg, add_size, m);
+			size_set = true;
 			break;
 		case 'n':
 			m->conns = (int)parse_long("--conns", optarg, 1,
@@ -412,6 +546,7 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 			break;
 		case 'a':
 			parse_addr(x, optarg);
+			addr_set = true;
 			break;
 		case OPT_CPU_SERVER:
 			m->cpu_server = parse_cpu("--cpu-server", optarg);
@@ -447,6 +582,12 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 						     optarg, 1, 10000) *
 				1000000ULL;
 			break;
+		case OPT_TARGET:
+			m->target = optarg;
+			break;
+		case OPT_PROTO:
+			proto_arg = optarg;
+			break;
 		case OPT_JSON:
 			x->json = true;
 			break;
@@ -477,6 +618,37 @@ static void parse_opts(struct ctx *x, int argc, char **argv)
 		add_mode(m, "rr");
 	if (!m->n_transports)
 		add_transport(m, "tcp");
+	if (proto_arg)
+		parse_proto(m, proto_arg);
+	if (m->target) {
+		if (addr_set)
+			bad_usage(
+				"--addr and --target: --target names the server's address");
+		parse_target(x, m->target);
+		if (transport_set &&
+		    (m->n_transports != 1 || m->transports[0] != BENCH_TCP))
+			bad_usage(
+				"--target: the client runs where the bench runs (-T tcp only); to measure an accelerated client, start the bench in that cgroup or pod");
+		if (m->n_modes != 1 || m->modes[0] != BENCH_RR)
+			bad_usage("--target: mode rr only");
+		if (m->cpu_server >= 0)
+			bad_usage(
+				"--cpu-server: no server of ours with --target");
+		if (m->stall_ns)
+			bad_usage(
+				"--test-server-stall: no server of ours with --target");
+	} else if (m->proto != BENCH_PROTO_ECHO) {
+		bad_usage("--proto %s: needs --target (a %s server to talk to)",
+			  bench_proto_names[m->proto],
+			  bench_proto_names[m->proto]);
+	}
+	if (m->proto != BENCH_PROTO_ECHO) {
+		if (size_set)
+			bad_usage("--size: --proto %s sends its own request",
+				  bench_proto_names[m->proto]);
+		m->n_sizes = 1;
+		m->sizes[0] = m->req_len;
+	}
 	if (!m->n_sizes)
 		add_size(m, "64");
 	if ((m->rate > 0 || m->sweep) &&
@@ -612,7 +784,8 @@ static int open_sockmesh(struct ctx *x)
 			"sockmesh-bench: no cgroup2 hierarchy is mounted\n");
 		return accel ? ret : 0;
 	}
-	if (wants(&x->m, BENCH_TCP) &&
+	/* --target: a client in the accelerated cgroup is the point */
+	if (!x->m.target && wants(&x->m, BENCH_TCP) &&
 	    self_attached(mnt, ids, n, self, sizeof(self)))
 		fprintf(stderr,
 			"sockmesh-bench: warning: running in the accelerated cgroup %s: tcp runs will be accelerated too\n",
@@ -675,6 +848,15 @@ static void progress(const struct ctx *x, int done, int total,
 				1e3);
 }
 
+static void bench_params_target(const struct bench_matrix *m,
+				struct bench_params *p)
+{
+	p->target = m->target != NULL;
+	p->proto = m->proto;
+	p->req = m->req;
+	p->req_len = m->req_len;
+}
+
 /* ---- --sweep ----------------------------------------------------------- */
 
 static void sweep_params(const struct bench_matrix *m, struct bench_result *r,
@@ -689,6 +871,7 @@ static void sweep_params(const struct bench_matrix *m, struct bench_result *r,
 	r->p.rate = rate;
 	r->p.exp_arrivals = m->exp_arrivals;
 	r->p.stall_ns = m->stall_ns;
+	bench_params_target(m, &r->p);
 	r->load = load;
 	r->verified = true;
 }
@@ -769,6 +952,7 @@ static void init_results(const struct bench_matrix *m, struct bench_result *res)
 				r->p.rate = m->rate;
 				r->p.exp_arrivals = m->exp_arrivals;
 				r->p.stall_ns = m->stall_ns;
+				bench_params_target(m, &r->p);
 				r->verified = true;
 			}
 }
