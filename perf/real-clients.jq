@@ -134,7 +134,7 @@ def md:
 	"| workload | transport | round | figure | p99 µs | counters | error |",
 	"| --- | --- | ---: | ---: | ---: | --- | --- |",
 	($s[] | . as $w | .transports | to_entries[] | .key as $tr | .value.runs[]
-		| "| \($w.label) | \($tr) | \(.round) | \(.metrics | md_figure($w)) | \(.metrics.p99_us | fmt) | \(.counters | md_counters) | \(.error // "" | gsub("[|\n]"; " ")) |"),
+		| "| \($w.label) | \($tr) | \(.round) | \(.metrics | md_figure($w)) | \(.metrics.p99_us | fmt) | \(.counters | md_counters) | \(.error // (.metrics.retried // "") | gsub("[|\n]"; " ")) |"),
 	"";
 
 def tsv:
