@@ -233,6 +233,7 @@ fi
 # IP6T_SO_ORIGINAL_DST). meshfwd logs each connection when both sides have
 # closed: "conn CLIENT orig ORIG via SRC srv SERVER outbound|inbound up U down D".
 B6=2001:db8::3
+C6=2001:db8::4 # pod C, outside the mesh
 
 # mf_lines POD FROM : meshfwd's log lines of pod POD after line FROM
 mf_lines() { tail -n +$(($2 + 1)) "$state/$1/meshfwd.log" | grep '^conn '; }
@@ -382,6 +383,36 @@ if $M exec c "$check" -n 12 -m 65536 -r 4 -s 5 -k fromC "$B" 6379 >"$tmp/x.out" 
 else
 	sed 's/^/    /' "$tmp/x.out"
 	fail outside-client-counted-apart "pod C -> pod B through B's sidecar failed"
+fi
+
+# the same over IPv6: pod C -> [B6]:6379, B's ip6tables PREROUTING sends it
+# to meshfwd B (15006), whose accepted socket has no peer (peers_unpaired);
+# the hop meshfwd B -> [::1]:6379 pairs, and carries what meshfwd logged
+snap "$tmp/y0"
+fb0=$(wc -l <"$state/b/meshfwd.log")
+if $M exec c "$check" -n 12 -m 65536 -r 4 -s 6 -k fromC6 "$B6" 6379 >"$tmp/y.out" 2>&1; then
+	set -- $(sed -n 's/^meshcheck: ok: \([0-9]*\) pairs, \([0-9]*\) connections, .*/\2/p' "$tmp/y.out")
+	yc=${1:-0}
+	mf_wait b "$fb0" "$yc"
+	snap "$tmp/y1"
+	mf_lines b "$fb0" >"$tmp/fy"
+	cip=$C6
+	notc=$(awk -v c="[$cip]" 'index($2, c) != 1 || $9 != "inbound" || $8 != "[::1]:6379"' "$tmp/fy" | head -n 3)
+	hop3=$(($(mf_sum "$tmp/fy" up inbound) + $(mf_sum "$tmp/fy" down inbound)))
+	un=$(delta "$tmp/y0" "$tmp/y1" peers_unpaired)
+	nat=$(delta "$tmp/y0" "$tmp/y1" peers_paired_nat)
+	ybr=$(delta "$tmp/y0" "$tmp/y1" bytes_redirected)
+	if [ "$yc" -gt 0 ] && [ "$(wc -l <"$tmp/fy")" = "$yc" ] && [ -z "$notc" ] &&
+		[ "$un" = "$yc" ] && [ "$nat" = 0 ] && [ "$ybr" = "$hop3" ]; then
+		ok outside-client6-counted-apart
+		note "$(tail -n 1 "$tmp/y.out"); meshfwd B: $(head -n 1 "$tmp/fy"); peers_unpaired +$un, bytes_redirected +$ybr (= hop meshfwd B -> [::1]:6379)"
+	else
+		sed 's/^/      /' "$tmp/fy"
+		fail outside-client6-counted-apart "$yc connections from pod C ([$cip]): meshfwd B logged $(wc -l <"$tmp/fy") (from pod C, inbound to [::1]:6379: ${notc:-all}), peers_unpaired +$un (want $yc), peers_paired_nat +$nat (want 0), bytes_redirected +$ybr (want the $hop3 B of hop 3)"
+	fi
+else
+	sed 's/^/    /' "$tmp/y.out"
+	fail outside-client6-counted-apart "pod C -> [$B6]:6379 through B's IPv6 sidecar failed"
 fi
 
 # --- excluded ports are untouched --------------------------------------------
