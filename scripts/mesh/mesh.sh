@@ -11,6 +11,12 @@
 #   mesh.sh [-n NAME] accel stop    SIGTERM it (on_exit = keep: acceleration stays)
 #   mesh.sh [-n NAME] accel off     `sockmesh unload` (a running daemon detaches and exits)
 #   mesh.sh [-n NAME] conf          print the path of the mesh's sockmesh config
+#   mesh.sh [-n NAME] pod start d   pod D joins the running mesh: its netns,
+#                                   cgroup, iptables and sidecars; returns
+#                                   when the sidecars listen (as Istio holds
+#                                   an app until its proxy is ready)
+#   mesh.sh [-n NAME] pod stop d    pod D leaves: sidecars stopped, netns and
+#                                   cgroup removed (`down` removes it too)
 #
 # NAME defaults to $MESH_NAME or "demo". Everything is named after it:
 #
@@ -22,6 +28,9 @@
 #                               8080, sidecars
 #             smesh-NAME-c      pod C 198.18.0.4, 2001:db8::4: outside the mesh (no
 #                               sidecar, no iptables): redis 6379
+#             smesh-NAME-d      pod D 198.18.0.5, 2001:db8::5, only while
+#                               started (`pod start d`): in the mesh, sidecars
+#                               and no app (its clients come with `exec d`)
 #   Every pod is dual-stack and every server listens on both families.
 #   cgroups   CG2/sockmesh-mesh-NAME/mesh/pod-a, .../mesh/pod-b  (accelerated: the
 #             parent "mesh" is what sockmeshd attaches to, as kubepods.slice)
@@ -78,12 +87,13 @@ pod_addr() {
 	a) echo $SUBNET.2 ;;
 	b) echo $SUBNET.3 ;;
 	c) echo $SUBNET.4 ;;
+	d) echo $SUBNET.5 ;;
 	*) return 1 ;;
 	esac
 }
 pod_addr6() {
 	case $1 in
-	a | b | c) echo "$SUBNET6:$(($(pod_addr "$1" | sed 's/.*\.//')))" ;;
+	a | b | c | d) echo "$SUBNET6:$(($(pod_addr "$1" | sed 's/.*\.//')))" ;;
 	*) return 1 ;;
 	esac
 }
@@ -95,7 +105,7 @@ pod_cg() {
 	*) echo "$cgtop/mesh/pod-$1" ;;
 	esac
 }
-in_mesh() { case " $MESH_PODS " in *" $1 "*) return 0 ;; esac; return 1; }
+in_mesh() { case " $MESH_PODS d " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # nsx POD CMD... : CMD in the pod's network namespace (not its cgroup)
 nsx() {
@@ -160,13 +170,14 @@ wait_port() {
 	done
 }
 
-# stop_pids [WHAT] : SIGTERM what we started (only WHAT if given), wait,
-# SIGKILL what is left.
+# stop_pids [WHAT [POD]] : SIGTERM what we started (only WHAT if given and
+# not empty, only POD's if given), wait, SIGKILL what is left.
 stop_pids() {
 	[ -f "$state/pids" ] || return 0
 	left=
 	while read -r pod what pid st; do
 		[ -z "${1:-}" ] || [ "$what" = "$1" ] || continue
+		[ -z "${2:-}" ] || [ "$pod" = "$2" ] || continue
 		if ours "$pid" "$st"; then
 			kill -TERM "$pid" 2>/dev/null || true
 			left="$left $pid:$st"
@@ -185,8 +196,9 @@ stop_pids() {
 	for ps in $left; do
 		ours "${ps%%:*}" "${ps#*:}" && kill -KILL "${ps%%:*}" 2>/dev/null
 	done
-	if [ -n "${1:-}" ]; then
-		awk -v w="$1" '$2 != w' "$state/pids" >"$state/pids.new"
+	if [ -n "${1:-}${2:-}" ]; then
+		awk -v w="${1:-}" -v p="${2:-}" '!((w == "" || $2 == w) && (p == "" || $1 == p))' \
+			"$state/pids" >"$state/pids.new"
 		mv "$state/pids.new" "$state/pids"
 	fi
 	return 0
@@ -387,6 +399,61 @@ redis() { # POD BIND...
 		--daemonize no --protected-mode no --logfile '' --databases 1
 }
 
+# pod_net POD : its netns, a veth on the node's bridge, both addresses
+pod_net() {
+	ns=$(pod_ns "$1")
+	ip netns add "$ns"
+	ip -n "$(node_ns)" link add "veth-$1" type veth peer name eth0 netns "$ns"
+	ip -n "$(node_ns)" link set "veth-$1" master br0 up
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add "$(pod_addr "$1")/24" dev eth0
+	# nodad: usable at once, not "tentative" for a second or two
+	ip -n "$ns" -6 addr add "$(pod_addr6 "$1")/64" dev eth0 nodad
+	ip -n "$ns" link set eth0 up
+}
+
+# sidecars POD : HAProxy (IPv4) and meshfwd (IPv6), as uid 1337
+sidecars() {
+	haproxy_cfg "$1" >"$state/$1/haproxy.cfg"
+	haproxy -c -q -f "$state/$1/haproxy.cfg" ||
+		die "pod $1: haproxy rejects $state/$1/haproxy.cfg"
+	spawn "$1" haproxy "$state/$1/haproxy.log" setpriv \
+		--reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
+		haproxy -db -f "$state/$1/haproxy.cfg"
+	spawn "$1" meshfwd "$state/$1/meshfwd.log" setpriv \
+		--reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
+		"$build/tests/meshfwd" -6
+}
+wait_sidecars() { # POD
+	for p in 15001 15006 15000 15021; do wait_port "$1" $p haproxy -4; done
+	for p in 15001 15006; do wait_port "$1" $p meshfwd -6; done
+}
+
+# pod D, in the mesh, joins and leaves a running mesh
+pod_start() {
+	[ "$1" = d ] || die "pod start: only pod d comes and goes (a, b and c are the mesh's own)"
+	[ -f "$state/up" ] || die "mesh '$name' is not up"
+	[ ! -e "/run/netns/$(pod_ns d)" ] || die "pod d is already started (mesh.sh -n $name pod stop d)"
+	trap 'ps_rc=$?; trap - EXIT; if [ $ps_rc != 0 ]; then log "pod start d failed: removing it"; pod_stop d; fi; exit $ps_rc' EXIT
+	trap 'exit 130' INT TERM HUP
+	pod_net d
+	mkdir -p "$cgmnt/$(pod_cg d)" "$state/d"
+	pod=d
+	iptables_rules d iptables
+	iptables_rules d ip6tables
+	sidecars d
+	wait_sidecars d
+	trap - EXIT INT TERM HUP
+	log "pod d is up: $(pod_addr d), $(pod_addr6 d), cgroup /$(pod_cg d), in the mesh"
+}
+pod_stop() {
+	[ "$1" = d ] || die "pod stop: only pod d comes and goes (a, b and c are the mesh's own)"
+	stop_pids "" d
+	[ ! -e "/run/netns/$(pod_ns d)" ] || ip netns del "$(pod_ns d)"
+	rm_cgroup "$(pod_cg d)"
+	rm -rf "${state:?}/d"
+}
+
 up() {
 	[ "$(id -u)" = 0 ] || die "needs root"
 	[ -n "$cgmnt" ] || die "no cgroup2 mount in /proc/mounts"
@@ -412,17 +479,7 @@ up() {
 	ip -n "$nn" link set lo up
 	ip -n "$nn" link add br0 type bridge
 	ip -n "$nn" link set br0 up
-	for pod in $PODS; do
-		ns=$(pod_ns "$pod")
-		ip netns add "$ns"
-		ip -n "$nn" link add "veth-$pod" type veth peer name eth0 netns "$ns"
-		ip -n "$nn" link set "veth-$pod" master br0 up
-		ip -n "$ns" link set lo up
-		ip -n "$ns" addr add "$(pod_addr "$pod")/24" dev eth0
-		# nodad: usable at once, not "tentative" for a second or two
-		ip -n "$ns" -6 addr add "$(pod_addr6 "$pod")/64" dev eth0 nodad
-		ip -n "$ns" link set eth0 up
-	done
+	for pod in $PODS; do pod_net "$pod"; done
 
 	# cgroups: the parent first, as kubepods.slice; pods appear under it
 	for pod in $PODS; do
@@ -444,25 +501,11 @@ up() {
 	spawn b nginx "$state/b/nginx.log" nginx -p "$state/b" -e stderr \
 		-c "$state/b/nginx.conf"
 
-	# sidecars
-	for pod in $MESH_PODS; do
-		haproxy_cfg "$pod" >"$state/$pod/haproxy.cfg"
-		haproxy -c -q -f "$state/$pod/haproxy.cfg" ||
-			die "pod $pod: haproxy rejects $state/$pod/haproxy.cfg"
-		spawn "$pod" haproxy "$state/$pod/haproxy.log" setpriv \
-			--reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
-			haproxy -db -f "$state/$pod/haproxy.cfg"
-		spawn "$pod" meshfwd "$state/$pod/meshfwd.log" setpriv \
-			--reuid=$PROXY_UID --regid=$PROXY_UID --clear-groups \
-			"$build/tests/meshfwd" -6
-	done
+	for pod in $MESH_PODS; do sidecars "$pod"; done
 
 	for pod in $PODS; do wait_port "$pod" 6379 redis; done
 	wait_port b 8080 nginx
-	for pod in $MESH_PODS; do
-		for p in 15001 15006 15000 15021; do wait_port "$pod" $p haproxy -4; done
-		for p in 15001 15006; do wait_port "$pod" $p meshfwd -6; done
-	done
+	for pod in $MESH_PODS; do wait_sidecars "$pod"; done
 	: >"$state/up"
 	trap - EXIT INT TERM HUP
 	log "mesh '$name' is up: pods a ($(pod_addr a), $(pod_addr6 a)), b ($(pod_addr b), $(pod_addr6 b)), c ($(pod_addr c), $(pod_addr6 c), outside)"
@@ -495,7 +538,7 @@ down_all() {
 	elif [ -d "$pins" ]; then
 		rm -rf "$pins"
 	fi
-	for pod in $PODS; do
+	for pod in $PODS d; do
 		ns=$(pod_ns "$pod")
 		[ ! -e "/run/netns/$ns" ] || ip netns del "$ns" || rc=1
 	done
@@ -513,7 +556,9 @@ status() {
 		return 3
 	fi
 	echo "mesh '$name': up ($state)"
-	for pod in $PODS; do
+	pods=$PODS
+	[ ! -e "/run/netns/$(pod_ns d)" ] || pods="$pods d"
+	for pod in $pods; do
 		in_mesh "$pod" && what="in the mesh" || what="outside the mesh"
 		echo "  pod $pod  $(pod_addr "$pod") $(pod_addr6 "$pod")  netns $(pod_ns "$pod")  cgroup /$(pod_cg "$pod")  ($what)"
 		while read -r p what pid st; do
@@ -541,7 +586,8 @@ exec)
 	[ $# -ge 2 ] || die "usage: mesh.sh exec POD CMD..."
 	pod=$1
 	shift
-	pod_addr "$pod" >/dev/null || die "no pod '$pod' (a, b or c)"
+	pod_addr "$pod" >/dev/null || die "no pod '$pod' (a, b, c, or d once started)"
+	[ "$pod" != d ] || [ -e "/run/netns/$(pod_ns d)" ] || die "pod d is not started (mesh.sh -n $name pod start d)"
 	[ -f "$state/up" ] || die "mesh '$name' is not up"
 	echo $$ >"$cgmnt/$(pod_cg "$pod")/cgroup.procs"
 	exec ip netns exec "$(pod_ns "$pod")" "$@"
@@ -558,6 +604,15 @@ accel)
 	stop) accel_stop ;;
 	off) accel_off ;;
 	*) die "usage: mesh.sh accel on|stop|off" ;;
+	esac
+	;;
+pod)
+	[ $# -eq 2 ] || die "usage: mesh.sh pod start|stop d"
+	[ "$(id -u)" = 0 ] || die "needs root"
+	case $1 in
+	start) pod_start "$2" ;;
+	stop) pod_stop "$2" ;;
+	*) die "usage: mesh.sh pod start|stop d" ;;
 	esac
 	;;
 conf)

@@ -26,10 +26,11 @@ passed=0
 failed=0
 loop_pid=
 loop6_pid=
+churn_pid=
 start=$(date +%s)
 
 cleanup() {
-	for p in $loop_pid $loop6_pid; do
+	for p in $loop_pid $loop6_pid $churn_pid; do
 		if kill -0 "$p" 2>/dev/null; then
 			kill "$p"
 			wait "$p" 2>/dev/null
@@ -469,6 +470,80 @@ for lo in 127.0.0.1 ::1; do
 	fi
 done
 
+# --- a pod starts and stops under load ------------------------------------------
+# A client loop from pod A to pod B (small values, a new connection every 10
+# pairs: 20 messages, not "short", so the short-connection rule, which would
+# skip the port's next connections and D's with them, stays out of it) runs
+# while pod D joins the mesh (mesh.sh pod start d: netns, a cgroup under the
+# attached parent, istio-init's rules, sidecars), opens its first
+# connections the moment its sidecars listen, and leaves (pod stop d); twice,
+# the second time with the same cgroup path and addresses. Each time: D's
+# first connections are bytes exact over IPv4 (values up to 1 MiB: D's hops
+# carry most of the window's bytes) and then IPv6, with the original
+# destination in D's IPv6 sidecar log; bytes_redirected covers 95 % of what
+# every hop of the window carried (HAProxy A's, B's and D's counts), so D's
+# hops were redirected from its first connection; D leaves no netns or
+# cgroup. The loop never fails.
+$M exec a "$check" -t 60 -r 10 -m 256 -s 12 -k churn -f "$tmp/churn.stop" "$B" 6379 >"$tmp/churn.out" 2>&1 &
+churn_pid=$!
+why=
+notes=
+cgd=$(sm_cgroup2_mount)/sockmesh-mesh-$name/mesh/pod-d
+for r in 1 2; do
+	snap "$tmp/p0"
+	hstat a "$tmp/pa0"
+	hstat b "$tmp/pb0"
+	if ! $M pod start d >"$tmp/podd.log" 2>&1; then
+		sed 's/^/    /' "$tmp/podd.log"
+		why="$why round $r: pod start d failed;"
+		break
+	fi
+	if ! $M exec d "$check" -n 32 -r 4 -m 1048576 -s $((20 + r)) -k podD$r "$B" 6379 >"$tmp/pd.out" 2>&1; then
+		sed 's/^/    /' "$tmp/pd.out"
+		why="$why round $r: pod D's first IPv4 connections failed;"
+	fi
+	sleep 0.3 # HAProxy counts a connection when it has closed both sides
+	snap "$tmp/p1"
+	hstat a "$tmp/pa1"
+	hstat b "$tmp/pb1"
+	hstat d "$tmp/pd1" # a new HAProxy: its counts start at 0
+	hop=$(($(hops "$tmp/pa0" "$tmp/pb0" "$tmp/pa1" "$tmp/pb1") +
+		$(hval "$tmp/pd1" outbound FRONTEND bin) + $(hval "$tmp/pd1" outbound FRONTEND bout)))
+	br=$(delta "$tmp/p0" "$tmp/p1" bytes_redirected)
+	dsess=$(hval "$tmp/pd1" outbound FRONTEND stot)
+	set -- $(sed -n 's/^meshcheck: ok: [0-9]* pairs, \([0-9]*\) connections, .*/\1/p' "$tmp/pd.out")
+	[ "${1:-0}" -gt 0 ] && [ "$dsess" = "$1" ] ||
+		why="$why round $r: HAProxy D saw $dsess sessions for ${1:-no} connections;"
+	ratio_ok "$br" "$hop" ||
+		why="$why round $r: $(pct "$br" "$hop") % of the window's hop bytes redirected (short_skipped +$(delta "$tmp/p0" "$tmp/p1" short_skipped));"
+	notes="$notes round $r: D $(sed -n 's/^meshcheck: ok: //p' "$tmp/pd.out"), D hop bytes $((3 * $(hval "$tmp/pd1" outbound FRONTEND bin) + 3 * $(hval "$tmp/pd1" outbound FRONTEND bout))) of $hop, redirected $(pct "$br" "$hop") %;"
+	if $M exec d "$check" -n 8 -r 4 -m 65536 -s $((30 + r)) -k podD6$r "$B6" 6379 >"$tmp/pd6.out" 2>&1; then
+		mf_wait d 0 2
+		bad=$(awk -v b="[$B6]:6379" '$1 == "conn" && ($4 != b || $9 != "outbound")' "$state/d/meshfwd.log" | head -n 2)
+		n6=$(grep -c '^conn ' "$state/d/meshfwd.log")
+		[ "$n6" -ge 2 ] && [ -z "$bad" ] ||
+			why="$why round $r: meshfwd D logged $n6 connections (${bad:-to [$B6]:6379});"
+	else
+		sed 's/^/    /' "$tmp/pd6.out"
+		why="$why round $r: pod D's first IPv6 connections failed;"
+	fi
+	$M pod stop d >"$tmp/podd.log" 2>&1 || why="$why round $r: pod stop d failed: $(cat "$tmp/podd.log");"
+	[ ! -e "/run/netns/smesh-$name-d" ] || why="$why round $r: pod D's netns is left;"
+	[ ! -e "$cgd" ] || why="$why round $r: pod D's cgroup is left;"
+done
+: >"$tmp/churn.stop"
+wait $churn_pid
+crc=$?
+churn_pid=
+if [ $crc = 0 ] && [ -z "$why" ]; then
+	ok pods-start-stop-under-load
+	note "loop A -> B: $(tail -n 1 "$tmp/churn.out")"
+	note "${notes# }"
+else
+	sed 's/^/    /' "$tmp/churn.out"
+	fail pods-start-stop-under-load "the loop's exit status $crc;${why:- }"
+fi
+
 # --- sockmesh started, stopped, unloaded under a running mesh --------------------
 # A client loop (new connection every 3 pairs) runs from pod A through both
 # sidecars while the daemon goes: stop (SIGTERM, on_exit = keep), start on
@@ -521,6 +596,7 @@ loop_pid=
 wait $loop6_pid
 lrc6=$?
 loop6_pid=
+churn_pid=
 if [ $lrc = 0 ] && [ $lrc6 = 0 ] && [ -z "$why" ] && [ "$(val "$tmp/life-c" sockets_added)" -gt 0 ]; then
 	ok lifecycle-no-request-fails
 	note "IPv4: $(tail -n 1 "$tmp/life.out")"
