@@ -8,7 +8,7 @@
 #     --quick          1 round of 2 s per run (about 2 minutes): for development
 #     --rounds N       rounds (default 5); every figure is the median
 #     --time S         seconds per run, an integer (default 3)
-#     --only LIST      groups: iperf3,sockperf,redis,pgbench,http (default: all)
+#     --only LIST      groups: iperf3,sockperf,redis,pgbench,lang,http (default: all)
 #     --compat MODE    the accelerated runs' compat: strict (the default) or
 #                      fast (sockmesh.ini(5))
 #     --out PREFIX     write PREFIX.json, PREFIX.md, PREFIX.svg; default
@@ -42,7 +42,7 @@ args="$*"
 from=""
 rounds=5
 time_s=3
-only=iperf3,sockperf,redis,pgbench,http
+only=iperf3,sockperf,redis,pgbench,lang,http
 out=""
 quick=0
 build=build
@@ -94,7 +94,7 @@ done
 case $rounds in '' | *[!0-9]* | 0) die "--rounds: '$rounds' is not a number from 1" ;; esac
 case $time_s in '' | *[!0-9]* | 0) die "--time: '$time_s' is not a whole number of seconds from 1" ;; esac
 for g in $(echo "$only" | tr ',' ' '); do
-	case $g in iperf3 | sockperf | redis | pgbench | http) ;; *) die "--only: unknown group '$g' (iperf3, sockperf, redis, pgbench, http)" ;; esac
+	case $g in iperf3 | sockperf | redis | pgbench | lang | http) ;; *) die "--only: unknown group '$g' (iperf3, sockperf, redis, pgbench, lang, http)" ;; esac
 done
 if [ -z "$out" ] && [ -n "$from" ]; then
 	out=${from%.json}
@@ -135,6 +135,10 @@ redis-c50|redis|-c 50|plain,accel,uds|redis GET -c 50|rps|req/s|higher|main
 redis-c50-P16|redis|-c 50 -P 16|plain,accel,uds|redis GET -c 50 -P 16|rps|req/s|higher|main
 pgbench-S-c1|pgbench|-c 1|plain,accel,uds|pgbench select-only -c 1|tps|tx/s|higher|main
 pgbench-S-c8|pgbench|-c 8|plain,accel,uds|pgbench select-only -c 8|tps|tx/s|higher|main
+py-block|lang|py:block|plain,accel|Python redis GET, blocking socket (stdlib, 1 connection)|rps|req/s|higher|main
+py-asyncio|lang|py:asyncio|plain,accel|Python redis GET, asyncio (non-blocking, 1 connection)|rps|req/s|higher|main
+java-block|lang|java:block|plain,accel|JVM redis GET, java.net.Socket (blocking, 1 connection)|rps|req/s|higher|main
+java-nio|lang|java:nio|plain,accel|JVM redis GET, NIO Selector (non-blocking, 1 connection)|rps|req/s|higher|main
 http-100|http|100|plain,accel|HTTP keep-alive, 100 B|rps|req/s|higher|main
 http-64K|http|65536|plain,accel|HTTP keep-alive, 64 KiB|rps|req/s|higher|main
 http-256K|http|262144|plain,accel|HTTP keep-alive, 256 KiB|rps|req/s|higher|main
@@ -487,6 +491,19 @@ redis_client() { # TR ARGS N
 		END { exit !ok }'
 }
 
+# lang_client TR PARAM: PARAM is py:MODE or java:MODE, perf/clients/'s
+# redis GET client in that language against the transport's redis-server
+lang_client() {
+	port=6379
+	[ "$1" = accel ] && port=6380
+	case $2 in
+	py:*) set -- "$1" python3 perf/clients/redis_get.py "${2#py:}" ;;
+	java:*) set -- "$1" java perf/clients/RedisGet.java "${2#java:}" ;;
+	esac
+	run_in "$@" "$port" "$time_s" >"$run/client.out" 2>&1 || true
+	tail -n 1 "$run/client.out" | jq -e -c 'select(.rps > 0)' 2>/dev/null
+}
+
 # http_size PARAM: the response's size in bytes, PARAM's last part
 http_size() {
 	set -- "${1##*/}"
@@ -652,6 +669,23 @@ if wanted redis; then
 		redis_client "$1" "$2" "$(awk -v id="$3" '$1 == id { print $2 }' "$run/redis-n")"
 	}
 	run_group redis redis_run
+	stop_servers
+fi
+
+if wanted lang; then
+	# the redis GET clients of perf/clients/ in Python (Debian's python3)
+	# and Java (Debian's default JDK, run from source), blocking and not
+	command -v python3 >/dev/null || die "python3 is missing: scripts/setup.sh --bench"
+	command -v java >/dev/null || die "java is missing: scripts/setup.sh --bench"
+	for tr in plain accel; do
+		port=6379
+		[ "$tr" = accel ] && port=6380
+		start_server redis-server "$tr" tcp:$port redis-server --port $port --bind 127.0.0.1 \
+			--save "" --appendonly no --daemonize no --dir "$run"
+		nsenter --net="$nsp" redis-cli -p $port set key:__rand_int__ xxx >/dev/null
+	done
+	lang_run() { lang_client "$1" "$2"; }
+	run_group lang lang_run
 	stop_servers
 fi
 

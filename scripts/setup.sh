@@ -14,7 +14,7 @@ liburing-dev libinih-dev libcmocka-dev pkg-config make gcc iproute2
 clang-format cppcheck gnuplot-nox libclang-rt-dev valgrind prometheus
 iptables haproxy redis-server redis-tools nginx-light wrk curl jq"
 BENCH_PKGS="iperf3 sockperf redis-server redis-tools nginx-light wrk jq util-linux
-postgresql"
+postgresql python3 default-jdk-headless"
 [ "${1:-}" = --bench ] && PKGS="$PKGS $BENCH_PKGS"
 
 # the node service's checks (tests/run-deploy.sh): capsh, systemd-analyze,
