@@ -25,7 +25,8 @@ $(BUILD)/sockmesh-bench: $(BENCH_OBJS) $(LIBSM)
 
 # The matrix (rr, stream, crr x 64 B..1 MiB x tcp, accel, uds) and a latency
 # sweep (rr 64 B, open loop at 10..110% of tcp's maximum: sweep.{json,md,tsv,svg})
-# against a private daemon, then the real clients (iperf3, sockperf, redis, nginx +
+# against a private daemon, then the real clients (iperf3, sockperf, redis, pgbench,
+# redis GET from Python and the JVM, nginx +
 # wrk; plain vs accel, under compat = strict and again under fast); each
 # writes perf/results/ and its table in
 # perf/README.md. `make bench-clients` runs only the real clients,

@@ -497,7 +497,7 @@ lang_client() {
 	port=6379
 	[ "$1" = accel ] && port=6380
 	case $2 in
-	py:*) set -- "$1" python3 perf/clients/redis_get.py "${2#py:}" ;;
+	py:*) set -- "$1" /usr/bin/python3 perf/clients/redis_get.py "${2#py:}" ;;
 	java:*) set -- "$1" java perf/clients/RedisGet.java "${2#java:}" ;;
 	esac
 	run_in "$@" "$port" "$time_s" >"$run/client.out" 2>&1 || true
@@ -675,7 +675,7 @@ fi
 if wanted lang; then
 	# the redis GET clients of perf/clients/ in Python (Debian's python3)
 	# and Java (Debian's default JDK, run from source), blocking and not
-	command -v python3 >/dev/null || die "python3 is missing: scripts/setup.sh --bench"
+	[ -x /usr/bin/python3 ] || die "/usr/bin/python3 is missing: scripts/setup.sh --bench"
 	command -v java >/dev/null || die "java is missing: scripts/setup.sh --bench"
 	for tr in plain accel; do
 		port=6379
