@@ -76,6 +76,9 @@ die() {
 for c in redis-benchmark wrk jq haproxy nginx redis-server sockperf; do
 	command -v $c >/dev/null || die "$c is missing (scripts/setup.sh installs it)"
 done
+for b in sockmesh sockmeshd sockmesh-bench tests/meshfwd; do
+	[ -x "$build/$b" ] || die "$build/$b is missing: \`make all\` builds it (\`make bench\` does)"
+done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sockmesh-mesh-bench.XXXXXX")
 sp_pid="" # the sockperf server in pod B (ul-*), ours to stop

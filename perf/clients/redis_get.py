@@ -26,76 +26,78 @@ def request(key):
     return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k)
 
 
-def report(lat_ns, elapsed_ns):
-    if not lat_ns:
-        sys.exit("redis_get.py: no request completed after the warm-up")
-    lat_ns.sort()
-    n = len(lat_ns)
+class Recorder:
+    """The closed loop's clock: the run's end, the warm-up, each latency."""
 
-    def pct(p):
-        return lat_ns[min(n - 1, int(n * p))] / 1000
+    def __init__(self, secs):
+        self.now = time.monotonic_ns()
+        self.begin = self.now + WARMUP_NS
+        self.end = self.now + secs * 1_000_000_000
+        self.lat = []
 
-    print(json.dumps({"rps": round(n * 1e9 / elapsed_ns, 1),
-                      "p50_us": round(pct(0.50), 1),
-                      "p99_us": round(pct(0.99), 1)}))
+    def more(self):
+        return self.now < self.end
+
+    def done(self, t0):
+        self.now = time.monotonic_ns()
+        if t0 >= self.begin:
+            self.lat.append(self.now - t0)
+
+    def report(self):
+        if not self.lat:
+            sys.exit("redis_get.py: no request completed after the warm-up")
+        lat = sorted(self.lat)
+        n = len(lat)
+
+        def pct(p):
+            return lat[min(n - 1, int(n * p))] / 1000
+
+        print(json.dumps({"rps": round(n * 1e9 / (self.now - self.begin), 1),
+                          "p50_us": round(pct(0.50), 1),
+                          "p99_us": round(pct(0.99), 1)}))
+
+
+def complete(got, chunk, want):
+    """@got with @chunk, and whether the reply is whole; exits on EOF or a
+    reply that is not @want."""
+    if not chunk:
+        sys.exit("redis_get.py: the server closed the connection")
+    got += chunk
+    if not want.startswith(got):  # a nil, an error, or more than asked
+        sys.exit("redis_get.py: unexpected reply %r" % got[:80])
+    return got, len(got) >= len(want)
 
 
 def run_block(port, secs, req, want):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    lat = []
-    start = time.monotonic_ns()
-    begin = start + WARMUP_NS
-    end = start + secs * 1_000_000_000
-    now = start
-    while now < end:
-        t0 = now
+    rec = Recorder(secs)
+    while rec.more():
+        t0 = rec.now
         s.sendall(req)
-        got = b""
-        while len(got) < len(want):
-            chunk = s.recv(65536)
-            if not chunk:
-                sys.exit("redis_get.py: the server closed the connection")
-            got += chunk
-            if not want.startswith(got[:len(want)]):
-                break  # a nil, an error: not the reply to wait for
-        if got != want:
-            sys.exit("redis_get.py: unexpected reply %r" % got[:80])
-        now = time.monotonic_ns()
-        if t0 >= begin:
-            lat.append(now - t0)
+        got, whole = b"", False
+        while not whole:
+            got, whole = complete(got, s.recv(65536), want)
+        rec.done(t0)
     s.close()
-    report(lat, now - begin)
+    rec.report()
 
 
 async def run_asyncio(port, secs, req, want):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    lat = []
-    start = time.monotonic_ns()
-    begin = start + WARMUP_NS
-    end = start + secs * 1_000_000_000
-    now = start
-    while now < end:
-        t0 = now
+    rec = Recorder(secs)
+    while rec.more():
+        t0 = rec.now
         writer.write(req)
-        got = b""
-        while len(got) < len(want):
-            chunk = await reader.read(65536)
-            if not chunk:
-                sys.exit("redis_get.py: the server closed the connection")
-            got += chunk
-            if not want.startswith(got[:len(want)]):
-                break  # a nil, an error: not the reply to wait for
-        if got != want:
-            sys.exit("redis_get.py: unexpected reply %r" % got[:80])
-        now = time.monotonic_ns()
-        if t0 >= begin:
-            lat.append(now - t0)
+        got, whole = b"", False
+        while not whole:
+            got, whole = complete(got, await reader.read(65536), want)
+        rec.done(t0)
     writer.close()
     await writer.wait_closed()
-    report(lat, now - begin)
+    rec.report()
 
 
 def main():
