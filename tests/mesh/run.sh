@@ -70,6 +70,19 @@ hval() {
 		$1 == p && $2 == s { print $col[f]; found = 1 }
 		END { if (!found) print 0 }' "$1"
 }
+# hwait POD PROXY N : until POD's HAProxy has closed N sessions of PROXY's
+# frontend and holds none (it counts a session's bytes when both sides have
+# closed); bounded at 30 s, the check that follows says what was missing
+hwait() {
+	i=0
+	while [ $i -lt 300 ]; do
+		hstat "$1" "$tmp/hw" || true
+		[ "$(hval "$tmp/hw" "$2" FRONTEND stot)" -ge "$3" ] &&
+			[ "$(hval "$tmp/hw" "$2" FRONTEND scur)" = 0 ] && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
 hdelta() { echo $(($(hval "$2" "$3" "$4" "$5") - $(hval "$1" "$3" "$4" "$5"))); }
 
 # hops BEFORE_A BEFORE_B AFTER_A AFTER_B : bytes the three hops carried, as
@@ -502,7 +515,8 @@ for r in 1 2; do
 		sed 's/^/    /' "$tmp/pd.out"
 		why="$why round $r: pod D's first IPv4 connections failed;"
 	fi
-	sleep 0.3 # HAProxy counts a connection when it has closed both sides
+	set -- $(sed -n 's/^meshcheck: ok: [0-9]* pairs, \([0-9]*\) connections, .*/\1/p' "$tmp/pd.out")
+	hwait d outbound "${1:-1}"
 	snap "$tmp/p1"
 	hstat a "$tmp/pa1"
 	hstat b "$tmp/pb1"
@@ -511,7 +525,6 @@ for r in 1 2; do
 		$(hval "$tmp/pd1" outbound FRONTEND bin) + $(hval "$tmp/pd1" outbound FRONTEND bout)))
 	br=$(delta "$tmp/p0" "$tmp/p1" bytes_redirected)
 	dsess=$(hval "$tmp/pd1" outbound FRONTEND stot)
-	set -- $(sed -n 's/^meshcheck: ok: [0-9]* pairs, \([0-9]*\) connections, .*/\1/p' "$tmp/pd.out")
 	[ "${1:-0}" -gt 0 ] && [ "$dsess" = "$1" ] ||
 		why="$why round $r: HAProxy D saw $dsess sessions for ${1:-no} connections;"
 	ratio_ok "$br" "$hop" ||
