@@ -24,6 +24,7 @@ stage "$build"/tests/integration --build "$build"
 [ -x perf/bench-selftest.sh ] && stage perf/bench-selftest.sh "$build"
 [ -x tests/run-deploy.sh ] && stage tests/run-deploy.sh "$build"
 [ -x tests/mesh/run.sh ] && stage tests/mesh/run.sh "$build"
+[ -x tests/mesh/ambient.sh ] && stage tests/mesh/ambient.sh "$build"
 [ -x tests/run-extra.sh ] && stage tests/run-extra.sh "$build"
 [ -x tests/run-vm.sh ] && stage tests/run-vm.sh "$build"
 
