@@ -34,6 +34,16 @@
 #               curve: perf/results/mesh-ol-redis.svg and mesh-ol-http.svg
 #               (perf/sweep-plot.sh, gnuplot)
 #
+#   amb-redis-get, amb-http-100b, amb-http-64k
+#               the same through Istio ambient's layout (mesh.sh up ambient:
+#               one node proxy, HAProxy as ztunnel, listening inside each
+#               pod; app A -> node proxy in pod A -> mutual TLS to pod B's
+#               15008 -> node proxy in pod B -> app B from A's address),
+#               measured after the sidecar rows, on a mesh built anew
+#   amb-redis-get-tlstcp, amb-http-100b-tlstcp, amb-http-64k-tlstcp
+#               the same, the accelerated runs with the TLS hop (15008)
+#               excluded, so left to TCP: is redirecting TLS records worth it
+#
 # Environment: MESH_ROUNDS=3, MESH_TIME=4, MESH_CONNS=16, MESH_REDIS_N=40000,
 # MESH_UL_RATES="1000 5000", MESH_OL_LOADS="25 50 75 90", MESH_OL_CONNS=4,
 # MESH_WORKLOADS (default: all of the above), MESH_OUT=perf/results (where
@@ -64,7 +74,13 @@ for p in $ol_loads; do
 	case $p in '' | *[!0-9]* | 0*) echo "mesh-bench.sh: MESH_OL_LOADS: '$p' is not a percentage" >&2 && exit 1 ;; esac
 	ol="$ol ol-redis-$p ol-http-$p"
 done
-WORKLOADS=${MESH_WORKLOADS:-redis-get http-100b http-64k redis-get-v6 http-100b-v6 http-64k-v6$ul$ol}
+amb="amb-redis-get amb-http-100b amb-http-64k amb-redis-get-tlstcp amb-http-100b-tlstcp amb-http-64k-tlstcp"
+WORKLOADS=${MESH_WORKLOADS:-redis-get http-100b http-64k redis-get-v6 http-100b-v6 http-64k-v6$ul$ol $amb}
+# the sidecar layout's workloads, then the ambient layout's (amb-*)
+side_w= amb_w=
+for w in $WORKLOADS; do
+	case $w in amb-*) amb_w="$amb_w $w" ;; *) side_w="$side_w $w" ;; esac
+done
 B6=2001:db8::3
 mstate=/run/sockmesh-mesh-bench
 
@@ -107,7 +123,9 @@ trap 'exit 130' HUP INT TERM
 
 start=$(date +%s)
 $M down >/dev/null 2>&1 || true # a mesh left by a killed run
-$M up 2>"$tmp/up.log" || { cat "$tmp/up.log" >&2; die "mesh.sh up failed"; }
+layout=sidecar
+[ -n "$side_w" ] || layout=ambient
+$M up $layout 2>"$tmp/up.log" || { cat "$tmp/up.log" >&2; die "mesh.sh up $layout failed"; }
 conf=$($M conf)
 
 # ul-*: a sockperf server in pod B on 127.0.0.1:11111, where HAProxy B's
@@ -164,6 +182,16 @@ cdelta() { echo $(($(cval "$2" "$3") - $(cval "$1" "$3"))); }
 # local_app; meshfwd: A's outbound and B's inbound connections, B's twice,
 # from the lines each logs when a connection has closed)
 proxystats() {
+	if [ "$layout" = ambient ]; then
+		# the node proxy: the three hops are its frontend in pod A, its
+		# tunnel's end in pod B and its backend to B's app
+		ip netns exec smesh-bench-node curl -sf 'http://127.0.0.1:15000/stats;csv' |
+			awk -F, 'NR == 1 || ($1 == "out_a" || $1 == "hbone_in_b") && $2 == "FRONTEND" || $1 == "app_b" && $2 == "BACKEND"' |
+			sed 's/^out_a,/outbound,/; s/^hbone_in_b,/inbound,/; s/^app_b,/local_app,/' >"$1.a"
+		head -n 1 "$1.a" >"$1.b"
+		: >"$1.f"
+		return
+	fi
 	$M exec a curl -sf 'http://127.0.0.1:15000/stats;csv' >"$1.a"
 	$M exec b curl -sf 'http://127.0.0.1:15000/stats;csv' >"$1.b"
 	cat "$mstate/a/meshfwd.log" "$mstate/b/meshfwd.log" >"$1.f"
@@ -195,6 +223,7 @@ to_ms() {
 run() {
 	h=$B
 	case $1 in *-v6) h=$B6 ;; esac
+	set -- "$(echo "$1" | sed 's/^amb-//; s/-tlstcp$//')"
 	case ${1%-v6} in
 	redis-get)
 		$M exec a redis-benchmark -h $h -p 6379 -t get -n "$redis_n" -c "$conns" \
@@ -290,17 +319,36 @@ case " $WORKLOADS " in
 	done
 	;;
 esac
+# tls_tcp on|off : the accelerated mesh's config with the ambient TLS hop's
+# port (15008) excluded, or as mesh.sh wrote it; applied by `sockmesh reload`
+# (to the connections made after it: every run opens its own)
+tls_tcp() {
+	if [ "$1" = on ]; then
+		cp "$conf" "$tmp/conf.saved"
+		sed -i 's/^\(exclude_ports[ \t]*=[ \t]*\)/\115008, /' "$conf"
+		grep -q '^exclude_ports.*15008' "$conf" || die "no exclude_ports line in $conf to add 15008 to"
+	else
+		cp "$tmp/conf.saved" "$conf"
+	fi
+	"$build/sockmesh" reload -c "$conf" >/dev/null || die "sockmesh reload (tls_tcp $1) failed"
+}
+
+# bench WORKLOAD... : every round, plain and accel, each workload
+bench() {
+ws=$* # each run's figures are set as the positional parameters
 for r in $(seq "$rounds"); do
 	[ $((r % 2)) = 1 ] && order="plain accel" || order="accel plain"
 	for mode in $order; do
 		set_mode $mode
-		for w in $WORKLOADS; do
+		for w in $ws; do
+			case $mode$w in accel*-tlstcp) tls_tcp on ;; esac
 			counters "$tmp/c0"
 			proxystats "$tmp/h0"
 			set -- $(run "$w")
 			case $w in *-v6) mfwait ;; esac
 			proxystats "$tmp/h1"
 			counters "$tmp/c1"
+			case $mode$w in accel*-tlstcp) tls_tcp off ;; esac
 			hop=$(($(hopbytes "$tmp/h1") - $(hopbytes "$tmp/h0") + $(mfbytes "$tmp/h0" "$tmp/h1")))
 			[ "$4" = 0 ] || failed=$((failed + 1))
 			# round mode workload rps p50 p99 errors hop_bytes, counter
@@ -318,8 +366,21 @@ for r in $(seq "$rounds"); do
 		done
 	done
 done
+}
+[ -z "$side_w" ] || bench $side_w
 set_mode plain
 stop_sockperf
+if [ -n "$amb_w" ]; then
+	if [ "$layout" != ambient ]; then
+		$M down >/dev/null 2>&1 || die "mesh.sh down (before the ambient layout) failed"
+		layout=ambient
+		$M up ambient 2>"$tmp/up.log" || { cat "$tmp/up.log" >&2; die "mesh.sh up ambient failed"; }
+		conf=$($M conf)
+	fi
+	echo "mesh-bench: the ambient layout:$amb_w" >&2
+	bench $amb_w
+	set_mode plain
+fi
 
 # --- report ------------------------------------------------------------------
 main_commit=$(git log -1 --format=%h 2>/dev/null || echo unknown)
@@ -352,6 +413,7 @@ awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds"
 		md = "# sockmesh mesh benchmark\n\n- " when ", " host ", commit " commit "\n"
 		md = md "- pod A app -> HAProxy A (15001) -> HAProxy B (15006) -> pod B app, istio-init iptables, both sidecars as uid 1337 (scripts/mesh/mesh.sh)\n"
 		md = md "- *-v6: the same over IPv6 (ip6tables, pod B 2001:db8::3) through meshfwd, the IPv6 sidecar of tests/mesh (HAProxy 2.6 cannot be one); a simpler proxy, so compare these ratios with each other\n"
+		md = md "- amb-*: Istio ambient'"'"'s layout (mesh.sh up ambient, a mesh built anew after the rows above): app A -> node proxy (HAProxy as ztunnel, listening inside pod A) -> mutual TLS, pod A to pod B:15008 -> node proxy inside pod B -> app B from A'"'"'s address; hops redirected counts the TLS hop at its plaintext size; *-tlstcp: the accelerated runs with 15008 excluded (the TLS hop on TCP)\n"
 		md = md "- " conns " connections; redis-benchmark -t get -n " rn "; wrk -t 1 for " dur " s; median of " rounds " rounds, plain and accel interleaved in each round\n"
 		md = md "- ul-RATE: a fixed-rate client, `sockperf ul --tcp -m 64 --mps RATE --full-rtt --reply-every 1` for " dur " s, one connection, to a sockperf server in pod B: req/s is the achieved message rate, p50/p99 the full round trip through both sidecars\n"
 		md = md "- hops redirected: bytes_redirected / the bytes the three hops carried (HAProxy stats), over the accel runs\n"
