@@ -18,6 +18,7 @@ set -u
 build=${1:-build}
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib.sh
+. tests/mesh/lib.sh
 build=$(cd "$build" && pwd) || exit 1
 export SOCKMESH_BUILD="$build"
 name=a$$
@@ -43,31 +44,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-note() { echo "    $*"; }
 summary() { echo "ambient: $passed passed, $failed failed"; }
 
 conf=
-# snap FILE : the sockmesh counters as "name value" lines
-snap() {
-	"$build/sockmesh" status --json -c "$conf" >"$tmp/status.json" 2>&1 ||
-		{ : >"$1"; return 1; }
-	jq -r '(.counters | to_entries[] | "\(.key) \(.value)"), "sockets \(.sockets)"' \
-		"$tmp/status.json" >"$1"
-}
-val() { awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$1"; }
-delta() { echo $(($(val "$2" "$3") - $(val "$1" "$3"))); }
 
 # zstat FILE : the node proxy's stats (CSV), from the node's namespace
 zstat() {
 	ip netns exec "smesh-$name-node" curl -sf 'http://127.0.0.1:15000/stats;csv' >"$1"
 }
 # zval FILE PROXY SERVER FIELD
-zval() {
-	awk -F, -v p="$2" -v s="$3" -v f="$4" '
-		NR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# /, "", h); col[h] = i } next }
-		$1 == p && $2 == s { print $col[f]; found = 1 }
-		END { if (!found) print 0 }' "$1"
-}
+zval() { csvval "$@"; }
 zdelta() { echo $(($(zval "$2" "$3" "$4" "$5") - $(zval "$1" "$3" "$4" "$5"))); }
 # zwait PROXY N : until the node proxy has closed N sessions of frontend
 # PROXY and holds none of its sessions (it counts and logs a session when
@@ -90,8 +76,6 @@ hops() {
 		$(zdelta "$1" "$2" hbone_in_b FRONTEND bin) + $(zdelta "$1" "$2" hbone_in_b FRONTEND bout) +
 		$(zdelta "$1" "$2" app_b BACKEND bin) + $(zdelta "$1" "$2" app_b BACKEND bout)))
 }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", 100 * a / b; else print "n/a" }'; }
-ratio_ok() { [ "$2" -gt 0 ] && [ $((100 * $1)) -ge $((95 * $2)) ]; }
 
 # --- the mesh --------------------------------------------------------------
 

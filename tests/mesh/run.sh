@@ -15,6 +15,7 @@ set -u
 build=${1:-build}
 cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib.sh
+. tests/mesh/lib.sh
 build=$(cd "$build" && pwd) || exit 1
 export SOCKMESH_BUILD="$build"
 name=t$$
@@ -42,34 +43,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-note() { echo "    $*"; }
-
 # --- probes ----------------------------------------------------------------
 
 conf=
-# snap FILE : the sockmesh counters (and "sockets") as "name value" lines
-snap() {
-	"$build/sockmesh" status --json -c "$conf" >"$tmp/status.json" 2>&1 ||
-		{ : >"$1"; return 1; }
-	jq -r '(.counters | to_entries[] | "\(.key) \(.value)"), "sockets \(.sockets)"' \
-		"$tmp/status.json" >"$1"
-}
-# val FILE NAME
-val() { awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$1"; }
-# delta BEFORE AFTER NAME
-delta() { echo $(($(val "$2" "$3") - $(val "$1" "$3"))); }
 
 # hstat POD FILE : HAProxy's stats (CSV: pxname, svname, ..., stot, bin, bout)
 hstat() {
 	$M exec "$1" curl -sf 'http://127.0.0.1:15000/stats;csv' >"$2"
 }
 # hval FILE PROXY SERVER FIELD(stot|bin|bout)
-hval() {
-	awk -F, -v p="$2" -v s="$3" -v f="$4" '
-		NR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# /, "", h); col[h] = i } next }
-		$1 == p && $2 == s { print $col[f]; found = 1 }
-		END { if (!found) print 0 }' "$1"
-}
+hval() { csvval "$@"; }
 # hwait POD PROXY N : until POD's HAProxy has closed N sessions of PROXY's
 # frontend and holds none (it counts a session's bytes when both sides have
 # closed); bounded at 30 s, the check that follows says what was missing
@@ -93,12 +76,6 @@ hops() {
 		$(hdelta "$2" "$4" inbound FRONTEND bin) + $(hdelta "$2" "$4" inbound FRONTEND bout) +
 		$(hdelta "$2" "$4" local_app BACKEND bin) + $(hdelta "$2" "$4" local_app BACKEND bout)))
 }
-
-# pct PART WHOLE : a percentage with one decimal
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", 100 * a / b; else print "n/a" }'; }
-
-# ratio_ok PART WHOLE : PART >= 95 % of WHOLE (and WHOLE > 0)
-ratio_ok() { [ "$2" -gt 0 ] && [ $((100 * $1)) -ge $((95 * $2)) ]; }
 
 # --- the mesh --------------------------------------------------------------
 
