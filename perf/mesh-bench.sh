@@ -179,15 +179,14 @@ cdelta() { echo $(($(cval "$2" "$3") - $(cval "$1" "$3"))); }
 
 # hopbytes POD-A-STATS POD-B-STATS : bytes on the three hops, as the proxies
 # count them (HAProxy: A's outbound frontend, B's inbound frontend, B's
-# local_app; meshfwd: A's outbound and B's inbound connections, B's twice,
-# from the lines each logs when a connection has closed)
+# local_app; the ambient node proxy: out_a, hbone_in_b and app_b; meshfwd:
+# A's outbound and B's inbound connections, B's twice, from the lines each
+# logs when a connection has closed)
 proxystats() {
 	if [ "$layout" = ambient ]; then
 		# the node proxy: the three hops are its frontend in pod A, its
 		# tunnel's end in pod B and its backend to B's app
-		ip netns exec smesh-bench-node curl -sf 'http://127.0.0.1:15000/stats;csv' |
-			awk -F, 'NR == 1 || ($1 == "out_a" || $1 == "hbone_in_b") && $2 == "FRONTEND" || $1 == "app_b" && $2 == "BACKEND"' |
-			sed 's/^out_a,/outbound,/; s/^hbone_in_b,/inbound,/; s/^app_b,/local_app,/' >"$1.a"
+		ip netns exec smesh-bench-node curl -sf 'http://127.0.0.1:15000/stats;csv' >"$1.a"
 		head -n 1 "$1.a" >"$1.b"
 		: >"$1.f"
 		return
@@ -205,7 +204,8 @@ mfbytes() {
 hopbytes() {
 	awk -F, '
 		FNR == 1 { for (i = 1; i <= NF; i++) { h = $i; sub(/^# /, "", h); col[h] = i } next }
-		($1 == "outbound" || $1 == "inbound") && $2 == "FRONTEND" || $1 == "local_app" && $2 == "BACKEND" {
+		($1 == "outbound" || $1 == "inbound" || $1 == "out_a" || $1 == "hbone_in_b") && $2 == "FRONTEND" ||
+		($1 == "local_app" || $1 == "app_b") && $2 == "BACKEND" {
 			s += $col["bin"] + $col["bout"]
 		}
 		END { printf "%.0f\n", s }' "$1.a" "$1.b"

@@ -520,6 +520,7 @@ EOC
 # node proxy made with another pod's address as source come back to it
 # (the node proxy's connections are marked in their conntrack entry)
 ambient_rules() {
+	pod=$1
 	set -- iptables -w
 	nsx "$pod" "$@" -t nat -N ZT_PRERT
 	nsx "$pod" "$@" -t nat -N ZT_OUTPUT

@@ -252,19 +252,7 @@ else
 fi
 
 # --- down leaves nothing -----------------------------------------------------
-pins=/sys/fs/bpf/sockmesh-mesh-$name
-$M down >"$tmp/down.log" 2>&1
-left=
-ip netns list | grep -q "^smesh-$name-" && left="$left netns;"
-[ ! -e "$(sm_cgroup2_mount)/sockmesh-mesh-$name" ] || left="$left cgroups;"
-[ ! -e "$pins" ] || left="$left pins;"
-[ ! -e "$state" ] || left="$left $state;"
-if [ -z "$left" ]; then
-	ok ambient-down-clean
-else
-	sed 's/^/    /' "$tmp/down.log"
-	fail ambient-down-clean "left behind:$left"
-fi
+down_clean ambient-down-clean
 
 echo "    tests/mesh/ambient.sh took $(($(date +%s) - start)) s"
 summary

@@ -28,3 +28,20 @@ csvval() {
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", 100 * a / b; else print "n/a" }'; }
 # ratio_ok PART WHOLE : PART >= 95 % of WHOLE (and WHOLE > 0)
 ratio_ok() { [ "$2" -gt 0 ] && [ $((100 * $1)) -ge $((95 * $2)) ]; }
+
+# down_clean CHECK : `mesh.sh down` ($M), then CHECK passes if it left no
+# netns, cgroup, pin dir or state dir of mesh $name ($state: its state dir)
+down_clean() {
+	$M down >"$tmp/down.log" 2>&1
+	left=
+	ip netns list | grep -q "^smesh-$name-" && left="$left netns;"
+	[ ! -e "$(sm_cgroup2_mount)/sockmesh-mesh-$name" ] || left="$left cgroups;"
+	[ ! -e "/sys/fs/bpf/sockmesh-mesh-$name" ] || left="$left pins;"
+	[ ! -e "$state" ] || left="$left $state;"
+	if [ -z "$left" ]; then
+		ok "$1"
+	else
+		sed 's/^/    /' "$tmp/down.log"
+		fail "$1" "left behind:$left"
+	fi
+}

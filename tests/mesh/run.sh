@@ -598,19 +598,7 @@ else
 fi
 
 # --- down leaves nothing -----------------------------------------------------
-$M down >"$tmp/down.log" 2>&1
-left=
-ip netns list | grep -q "^smesh-$name-" && left="$left netns;"
-cgmnt=$(sm_cgroup2_mount)
-[ ! -e "$cgmnt/sockmesh-mesh-$name" ] || left="$left cgroups;"
-[ ! -e "$pins" ] || left="$left pins;"
-[ ! -e "$state" ] || left="$left $state;"
-if [ -z "$left" ]; then
-	ok mesh-down-clean
-else
-	sed 's/^/    /' "$tmp/down.log"
-	fail mesh-down-clean "left behind:$left"
-fi
+down_clean mesh-down-clean
 
 echo "    tests/mesh/run.sh took $(($(date +%s) - start)) s"
 echo "mesh: $passed passed, $failed failed"
