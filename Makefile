@@ -87,8 +87,8 @@ $(BUILD)/vmlinux.h: | $(BUILD)
 	$(call msg,BTF,$@)
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-vpath %.bpf.c sockops skmsg
-$(BUILD)/%.bpf.o: %.bpf.c include/sockmesh.h include/sm_maps.bpf.h $(BUILD)/vmlinux.h
+vpath %.bpf.c sockops skmsg mesh
+$(BUILD)/%.bpf.o: %.bpf.c include/sockmesh.h include/sm_maps.bpf.h include/sm_mesh.h $(BUILD)/vmlinux.h
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -101,7 +101,13 @@ $(BUILD)/sockmesh.skel.h: $(BUILD)/sockmesh.bpf.o
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name sockmesh_bpf > $@
 
-$(BUILD)/obj/%.o: cgroupd/%.c $(CG_HDRS) include/sockmesh.h $(BUILD)/sockmesh.skel.h
+# [mesh] mode = connect: an object of its own, loaded only in that mode
+$(BUILD)/mesh.skel.h: $(BUILD)/mesh.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name sockmesh_mesh_bpf > $@
+
+$(BUILD)/obj/%.o: cgroupd/%.c $(CG_HDRS) include/sockmesh.h include/sm_mesh.h \
+		   $(BUILD)/sockmesh.skel.h $(BUILD)/mesh.skel.h
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -153,7 +159,7 @@ test-kernels: deps
 
 check: $(BUILD)/vmlinux.h
 	$(Q)clang-format --dry-run --Werror cgroupd/*/*.c cgroupd/*/*.h include/*.h \
-		sockops/*.bpf.c skmsg/*.bpf.c perf/*.c perf/*.h \
+		sockops/*.bpf.c skmsg/*.bpf.c mesh/*.bpf.c perf/*.c perf/*.h \
 		tests/unit/*.c tests/integration/*.c tests/integration/*.h \
 		tests/conformance/*.c tests/conformance/*.h \
 		tests/conformance/soak/*.c tests/fuzz/*.c tests/deploy/*.c

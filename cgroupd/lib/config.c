@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "sm_mesh.h"
 #include "sockmesh.h"
 
 struct key_def;
@@ -245,6 +246,21 @@ static int parse_compat(struct sm_config *cfg, const struct key_def *def,
 	return 0;
 }
 
+static int parse_mesh_mode(struct sm_config *cfg, const struct key_def *def,
+			   const char *val, char *err, size_t errlen)
+{
+	(void)def;
+	if (!strcmp(val, "iptables"))
+		cfg->mesh_connect = false;
+	else if (!strcmp(val, "connect"))
+		cfg->mesh_connect = true;
+	else {
+		errf("mode must be iptables or connect, not '%s'", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int add_cgroup(void *ctx, const char *item, char *err, size_t errlen)
 {
 	struct sm_config *cfg = ctx;
@@ -404,6 +420,26 @@ static int parse_exclude_ports(struct sm_config *cfg, const struct key_def *def,
 
 	(void)def;
 	cfg->n_exclude_ports = 0;
+	return for_each_item(val, err, errlen, add_range, &l);
+}
+
+static int parse_mesh_x_out(struct sm_config *cfg, const struct key_def *def,
+			    const char *val, char *err, size_t errlen)
+{
+	struct range_list l = {cfg->mesh_x_out, &cfg->n_mesh_x_out};
+
+	(void)def;
+	cfg->n_mesh_x_out = 0;
+	return for_each_item(val, err, errlen, add_range, &l);
+}
+
+static int parse_mesh_x_in(struct sm_config *cfg, const struct key_def *def,
+			   const char *val, char *err, size_t errlen)
+{
+	struct range_list l = {cfg->mesh_x_in, &cfg->n_mesh_x_in};
+
+	(void)def;
+	cfg->n_mesh_x_in = 0;
 	return for_each_item(val, err, errlen, add_range, &l);
 }
 
@@ -605,6 +641,46 @@ static const struct key_def keys[] = {
 	 .name = "compat",
 	 .defval = "strict",
 	 .parse = parse_compat},
+	{.section = "mesh",
+	 .name = "mode",
+	 .defval = "iptables",
+	 .parse = parse_mesh_mode},
+	{.section = "mesh",
+	 .name = "sidecar_uid",
+	 .defval = SM_STR(SM_MESH_DEFAULT_UID),
+	 .parse = parse_u32,
+	 .off = offsetof(struct sm_config, mesh_uid),
+	 .min = 0,
+	 .max = 4294967294L},
+	{.section = "mesh",
+	 .name = "outbound_port",
+	 .defval = "15001",
+	 .parse = parse_u32,
+	 .off = offsetof(struct sm_config, mesh_outbound_port),
+	 .min = 1,
+	 .max = 65535},
+	{.section = "mesh",
+	 .name = "inbound_port",
+	 .defval = "15006",
+	 .parse = parse_u32,
+	 .off = offsetof(struct sm_config, mesh_inbound_port),
+	 .min = 1,
+	 .max = 65535},
+	{.section = "mesh",
+	 .name = "readiness_port",
+	 .defval = "15021",
+	 .parse = parse_u32,
+	 .off = offsetof(struct sm_config, mesh_readiness_port),
+	 .min = 1,
+	 .max = 65535},
+	{.section = "mesh",
+	 .name = "exclude_outbound_ports",
+	 .defval = "",
+	 .parse = parse_mesh_x_out},
+	{.section = "mesh",
+	 .name = "exclude_inbound_ports",
+	 .defval = "15008, 15020, 15021, 15090",
+	 .parse = parse_mesh_x_in},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -833,6 +909,15 @@ int sm_config_load_file(struct sm_config *cfg, FILE *f, const char *name,
 	}
 	if (ctx.msg[0]) {
 		errf("%s:%d: %s", name, ctx.err_line, ctx.msg);
+		return -EINVAL;
+	}
+	if (cfg->mesh_outbound_port == cfg->mesh_inbound_port ||
+	    cfg->mesh_outbound_port == cfg->mesh_readiness_port ||
+	    cfg->mesh_inbound_port == cfg->mesh_readiness_port) {
+		errf("%s: [mesh] outbound_port (%u), inbound_port (%u) and "
+		     "readiness_port (%u) must be three different ports",
+		     name, cfg->mesh_outbound_port, cfg->mesh_inbound_port,
+		     cfg->mesh_readiness_port);
 		return -EINVAL;
 	}
 	return 0;

@@ -20,7 +20,7 @@
 #define SM_CGROUP_LEN	256
 #define SM_RANGES_MAX	256
 #define SM_CONF_CIDRS	256
-#define SM_KEYS_MAX	16
+#define SM_KEYS_MAX	32
 #define SM_ERR_LEN	512
 
 enum sm_on_exit {
@@ -68,6 +68,15 @@ struct sm_config {
 	__u32 short_conn_msgs;	  /* sm_ctl.short_msgs; 0: the rule is off */
 	__u32 small_write_gap_us; /* sm_ctl.bulk_gap_us */
 	bool compat_fast;	  /* compat = fast: sm_ctl SM_CTL_FAST */
+
+	/* [mesh] (docs/mesh.md, "The iptables-free mode") */
+	bool mesh_connect; /* mode = connect: sockmesh's programs capture */
+	__u32 mesh_uid;	   /* sidecar_uid */
+	__u32 mesh_outbound_port, mesh_inbound_port, mesh_readiness_port;
+	struct sm_port_range mesh_x_out[SM_RANGES_MAX];
+	int n_mesh_x_out;
+	struct sm_port_range mesh_x_in[SM_RANGES_MAX];
+	int n_mesh_x_in;
 
 	/* canonical text of every key, for --check and status */
 	char text[SM_KEYS_MAX][1024];

@@ -20,6 +20,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "mesh.h"
 #include "pins.h"
 #include "policy.h"
 #include "sockmesh.skel.h"
@@ -854,6 +855,13 @@ int sm_pins_unload(struct sm_pins *pins)
 		sm_pins_detach(pins, ids[i]);
 	close_objects(pins);
 	remove_dir(pins->dir);
+	{
+		/* [mesh] mode = connect's programs go with the datapath */
+		struct sm_mesh mesh;
+
+		sm_mesh_init(&mesh, pins->pin_dir);
+		sm_mesh_unload(&mesh);
+	}
 	if (access(pins->dir, F_OK) == 0)
 		return -ENOTEMPTY;
 	rmdir(pins->pin_dir); /* ours if empty; leave it if not */

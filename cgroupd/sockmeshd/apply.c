@@ -9,6 +9,8 @@
  *   open_metrics         bind the metrics listener if its address changed
  *   attach_all           counter slots, then the new attachments, then the
  *                        policy maps; undone by rollback() on failure
+ *   mesh_attach          [mesh] mode = connect: its programs loaded or
+ *                        adopted, attached beside, configured
  *   commit               from here nothing fails: log, detach what is no
  *                        longer configured, drop stale slots, swap the state
  */
@@ -39,6 +41,9 @@ struct apply {
 	int n_live;
 	__u64 created[SM_CGROUPS_MAX]; /* attachments this apply made */
 	int n_created;
+	__u64 mesh_created[SM_CGROUPS_MAX]; /* mesh links this apply made */
+	int n_mesh_created;
+	int mesh_loaded; /* this apply loaded the mesh object */
 	int metrics_fd; /* a new listener, or -1 */
 };
 
@@ -257,9 +262,101 @@ static int attach_all(struct sm_daemon *d, const struct sm_config *cfg,
 	return ret;
 }
 
+/*
+ * [mesh] mode = connect: the mesh object loaded (or adopted from the pins),
+ * attached to each cgroup the datapath is attached to, then configured.
+ * mode = iptables asks for nothing here; commit() removes what is there.
+ */
+static int mesh_attach(struct sm_daemon *d, const struct sm_config *cfg,
+		       struct apply *a, char *err, size_t errlen)
+{
+	int ret, is_new;
+
+	if (!cfg->mesh_connect)
+		return 0;
+	if (!sm_mesh_is_open(&d->mesh)) {
+		ret = sm_mesh_open(&d->mesh);
+		if (ret == -ENOENT) {
+			ret = sm_mesh_load(&d->mesh);
+			if (!ret)
+				a->mesh_loaded = 1;
+			else {
+				const char *why = sm_libbpf_failure();
+
+				errf("[mesh] mode = connect: cannot load its "
+				     "programs: %s (the mode needs Linux 5.15 "
+				     "or later: bpf_get_netns_cookie() in "
+				     "sock_ops and getsockopt programs; use "
+				     "mode = iptables)",
+				     *why ? why : strerror(-ret));
+				return ret;
+			}
+		} else if (ret) {
+			errf("[mesh] mode = connect: cannot open the pins in "
+			     "%s: %s",
+			     d->mesh.dir, strerror(-ret));
+			return ret;
+		}
+	}
+	for (int i = 0; i < a->n; i++) {
+		if (a->fds[i] < 0)
+			continue;
+		ret = sm_mesh_attach(&d->mesh, a->fds[i], a->ids[i], &is_new);
+		if (ret) {
+			errf("[mesh] mode = connect: cannot attach to cgroup "
+			     "/%s: %s",
+			     cfg->cgroups[i], strerror(-ret));
+			return ret;
+		}
+		if (is_new)
+			a->mesh_created[a->n_mesh_created++] = a->ids[i];
+	}
+	ret = sm_mesh_configure(&d->mesh, cfg, 1);
+	if (ret)
+		errf("[mesh] mode = connect: cannot fill its maps: %s",
+		     strerror(-ret));
+	return ret;
+}
+
+/* commit()'s part for the mesh: links of cgroups no longer attached go;
+ * with mode = iptables, all of it. */
+static void mesh_commit(struct sm_daemon *d, const struct sm_config *cfg,
+			const struct apply *a)
+{
+	__u64 links[SM_LINKS_MAX];
+	int n, ret;
+
+	if (!cfg->mesh_connect) {
+		if (access(d->mesh.dir, F_OK))
+			return;
+		ret = sm_mesh_unload(&d->mesh);
+		if (ret)
+			pr_warn("[mesh] mode = iptables: cannot remove %s: %s",
+				d->mesh.dir, strerror(-ret));
+		else
+			pr_info("[mesh] mode = iptables: the connect mode's "
+				"programs are detached and unpinned");
+		return;
+	}
+	n = sm_mesh_links(&d->mesh, links, SM_LINKS_MAX);
+	for (int i = 0; i < n; i++)
+		if (!has_id(a->ids, a->n, links[i]))
+			sm_mesh_detach(&d->mesh, links[i]);
+	if (a->mesh_loaded)
+		pr_info("[mesh] mode = connect: loaded, pinned in %s, attached "
+			"with the datapath (sidecar uid %u, outbound %u, "
+			"inbound %u, readiness %u)",
+			d->mesh.dir, cfg->mesh_uid, cfg->mesh_outbound_port,
+			cfg->mesh_inbound_port, cfg->mesh_readiness_port);
+}
+
 /* Undo what this apply did; the running config's state is untouched. */
 static void rollback(struct sm_daemon *d, struct apply *a)
 {
+	while (a->n_mesh_created--)
+		sm_mesh_detach(&d->mesh, a->mesh_created[a->n_mesh_created]);
+	if (a->mesh_loaded)
+		sm_mesh_unload(&d->mesh);
 	while (a->n_created--)
 		sm_pins_detach(&d->pins, a->created[a->n_created]);
 	if (d->applied)
@@ -320,6 +417,7 @@ static void commit(struct sm_daemon *d, const struct sm_config *cfg,
 				")",
 				cfg->cgroups[i], (uint64_t)a->ids[i]);
 	}
+	mesh_commit(d, cfg, a);
 	ret = sm_pins_cg_slots_sync(&d->pins, a->live, a->n_live, 1);
 	if (ret)
 		pr_warn("cannot drop stale counter slots: %s", strerror(-ret));
@@ -360,6 +458,8 @@ int daemon_apply(struct sm_daemon *d, const struct sm_config *cfg, char *err,
 		ret = open_metrics(d, cfg, &a, err, errlen);
 	if (!ret)
 		ret = attach_all(d, cfg, &a, err, errlen);
+	if (!ret)
+		ret = mesh_attach(d, cfg, &a, err, errlen);
 	if (ret) {
 		rollback(d, &a);
 		return ret < 0 ? ret : -EINVAL;

@@ -40,6 +40,7 @@ void daemon_init(struct sm_daemon *d)
 	d->ctl_fd = -1;
 	d->run_lock_fd = -1;
 	sm_pins_init(&d->pins, "");
+	sm_mesh_init(&d->mesh, "");
 }
 
 /* The control socket: AF_UNIX in run_dir, mode 0600, or 0660 and group
@@ -239,6 +240,7 @@ int daemon_start(struct sm_daemon *d, const struct sm_config *cfg)
 	int ret;
 
 	sm_pins_init(&d->pins, cfg->pin_dir);
+	sm_mesh_init(&d->mesh, cfg->pin_dir);
 	ret = sm_private_dir(cfg->run_dir);
 	if (ret) {
 		pr_err(ret == -EPERM
@@ -339,6 +341,7 @@ void daemon_close(struct sm_daemon *d)
 		close_fd(&d->cg_fds[i]);
 	close_fd(&d->ctl_fd);
 	close_fd(&d->metrics_fd);
+	sm_mesh_close(&d->mesh);
 	sm_pins_close(&d->pins);
 	close_fd(&d->run_lock_fd); /* last: the run_dir is free */
 }

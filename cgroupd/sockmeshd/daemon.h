@@ -10,11 +10,13 @@
 #include <limits.h>
 
 #include "config.h"
+#include "mesh.h"
 #include "pins.h"
 
 struct sm_daemon {
 	struct sm_config cfg; /* the running config */
 	struct sm_pins pins;
+	struct sm_mesh mesh; /* [mesh] mode = connect's programs */
 	char cg_mnt[PATH_MAX];
 	int n_cg; /* == cfg.n_cgroups once applied */
 	int cg_fds[SM_CGROUPS_MAX];

@@ -5,9 +5,13 @@
 #
 #   mesh.sh [-n NAME] up [LAYOUT]   build the mesh (fails cleanly, leaves nothing);
 #                                   LAYOUT sidecar (the default: HAProxy
-#                                   sidecars, istio-init's iptables) or ambient
-#                                   (one node proxy, Istio ambient's in-pod
-#                                   redirection: see "the ambient layout" below)
+#                                   sidecars, istio-init's iptables), connect
+#                                   (the same sidecars, no iptables rule:
+#                                   sockmeshd's [mesh] mode = connect captures,
+#                                   so traffic is meshed only while it runs) or
+#                                   ambient (one node proxy, Istio ambient's
+#                                   in-pod redirection: see "the ambient
+#                                   layout" below)
 #   mesh.sh [-n NAME] down          stop what `up` started, remove all of it
 #   mesh.sh [-n NAME] status        what runs where
 #   mesh.sh [-n NAME] exec POD CMD...   run CMD in pod a, b or c (netns + cgroup)
@@ -15,6 +19,11 @@
 #   mesh.sh [-n NAME] accel stop    SIGTERM it (on_exit = keep: acceleration stays)
 #   mesh.sh [-n NAME] accel off     `sockmesh unload` (a running daemon detaches and exits)
 #   mesh.sh [-n NAME] conf          print the path of the mesh's sockmesh config
+#   mesh.sh [-n NAME] probe [POD...]  the kubelet's readiness probe: GET
+#                                   /healthz/ready on each mesh pod's 15021, at
+#                                   both of its addresses (connect layout: what
+#                                   tells sockmesh a pod is in the mesh; `accel
+#                                   on` and `pod start` run it)
 #   mesh.sh [-n NAME] pod start d   pod D joins the running mesh: its netns,
 #                                   cgroup, iptables and sidecars; returns
 #                                   when the sidecars listen (as Istio holds
@@ -24,7 +33,8 @@
 #
 # NAME defaults to $MESH_NAME or "demo". Everything is named after it:
 #
-#   netns     smesh-NAME-node   a bridge (br0) joining the pods' veths
+#   netns     smesh-NAME-node   a bridge (br0) joining the pods' veths; the
+#                               node's 198.18.0.1, 2001:db8::1 on it
 #             smesh-NAME-a      pod A 198.18.0.2, 2001:db8::2: app (the clients),
 #                               sidecars, a local redis on 127.0.0.1 and ::1
 #                               port 6379 (the app's cache)
@@ -112,7 +122,7 @@ pod_cg() {
 	*) echo "$cgtop/mesh/pod-$1" ;;
 	esac
 }
-# the layout `up` built: sidecar (the default) or ambient
+# the layout `up` built: sidecar (the default), connect or ambient
 layout() { cat "$state/layout" 2>/dev/null || echo sidecar; }
 in_mesh() { case " $MESH_PODS d " in *" $1 "*) return 0 ;; esac; return 1; }
 
@@ -227,6 +237,11 @@ write_conf() {
 		key("metrics") { print "metrics = off"; next }
 		key("cgroups") { print "cgroups = " cg; next }
 		{ print }' "$repo/conf/examples/istio.ini" >"$state/sockmesh.ini.new"
+	if [ "$(layout)" = connect ]; then
+		printf '%s\n' "" "; mesh.sh up connect: no iptables rule in the pods" \
+			"[mesh]" "mode = connect" "sidecar_uid = $PROXY_UID" \
+			>>"$state/sockmesh.ini.new"
+	fi
 	mv "$state/sockmesh.ini.new" "$state/sockmesh.ini"
 }
 
@@ -265,6 +280,26 @@ accel_on() {
 		sleep 0.1
 	done
 	log "sockmeshd running (pid $pid), config $state/sockmesh.ini"
+	[ "$(layout)" != connect ] || probe
+}
+
+# probe [POD...] : what a kubelet's readiness probe does, from the node, at
+# each address of each pod (default: the mesh pods that are up); fails if
+# a sidecar does not answer 200
+probe() {
+	[ $# -gt 0 ] || set -- $MESH_PODS $([ -e "/run/netns/$(pod_ns d)" ] && echo d)
+	for pod in "$@"; do
+		for addr in "$(pod_addr "$pod")" "$(pod_addr6 "$pod")"; do
+			r=$(ip netns exec "$(node_ns)" timeout 10 bash -c '
+				exec 3<>"/dev/tcp/$1/15021" || exit 1
+				printf "GET /healthz/ready HTTP/1.0\r\n\r\n" >&3
+				head -n 1 <&3' probe "$addr" 2>/dev/null | tr -d '\r') || r=
+			case $r in
+			*" 200"*) ;;
+			*) die "pod $pod: readiness probe of $addr port 15021 got '${r:-no answer}'" ;;
+			esac
+		done
+	done
 }
 
 accel_stop() {
@@ -332,6 +367,7 @@ frontend health
 	mode http
 	no log
 	bind 0.0.0.0:15021
+	bind :::15021 v6only
 	monitor-uri /healthz/ready
 EOF
 }
@@ -576,17 +612,21 @@ wait_ztunnel() {
 pod_start() {
 	[ "$1" = d ] || die "pod start: only pod d comes and goes (a, b and c are the mesh's own)"
 	[ -f "$state/up" ] || die "mesh '$name' is not up"
-	[ "$(layout)" = sidecar ] || die "pod start: the sidecar layout only (the ambient node proxy does not take new pods while it runs)"
+	[ "$(layout)" != ambient ] || die "pod start: the sidecar and connect layouts only (the ambient node proxy does not take new pods while it runs)"
 	[ ! -e "/run/netns/$(pod_ns d)" ] || die "pod d is already started (mesh.sh -n $name pod stop d)"
 	trap 'ps_rc=$?; trap - EXIT; if [ $ps_rc != 0 ]; then log "pod start d failed: removing it"; pod_stop d; fi; exit $ps_rc' EXIT
 	trap 'exit 130' INT TERM HUP
 	pod_net d
 	mkdir -p "$cgmnt/$(pod_cg d)" "$state/d"
 	pod=d
-	iptables_rules d iptables
-	iptables_rules d ip6tables
+	if [ "$(layout)" = sidecar ]; then
+		iptables_rules d iptables
+		iptables_rules d ip6tables
+	fi
 	sidecars d
 	wait_sidecars d
+	# connect: the kubelet probes it before it is any Service's endpoint
+	if [ "$(layout)" = connect ] && daemon_pid >/dev/null; then probe d; fi
 	trap - EXIT INT TERM HUP
 	log "pod d is up: $(pod_addr d), $(pod_addr6 d), cgroup /$(pod_cg d), in the mesh"
 }
@@ -598,17 +638,17 @@ pod_stop() {
 	rm -rf "${state:?}/d"
 }
 
-up() { # [sidecar|ambient]
+up() { # [sidecar|connect|ambient]
 	lay=${1:-sidecar}
 	case $lay in
-	sidecar | ambient) ;;
-	*) die "up: no layout '$lay' (sidecar or ambient)" ;;
+	sidecar | connect | ambient) ;;
+	*) die "up: no layout '$lay' (sidecar, connect or ambient)" ;;
 	esac
 	[ "$(id -u)" = 0 ] || die "needs root"
 	[ -n "$cgmnt" ] || die "no cgroup2 mount in /proc/mounts"
 	[ -x "$build/tests/meshfwd" ] || die "$build/tests/meshfwd is missing: make $build/tests/meshfwd"
 	tools="ip iptables ip6tables haproxy redis-server nginx setpriv ss"
-	[ "$lay" = sidecar ] || tools="$tools openssl"
+	[ "$lay" != ambient ] || tools="$tools openssl"
 	for c in $tools; do
 		command -v $c >/dev/null || die "$c is missing: scripts/setup.sh installs it"
 	done
@@ -631,6 +671,10 @@ up() { # [sidecar|ambient]
 	ip -n "$nn" link set lo up
 	ip -n "$nn" link add br0 type bridge
 	ip -n "$nn" link set br0 up
+	# the node's own addresses on the bridge (a CNI's gateway): where the
+	# kubelet's probes come from
+	ip -n "$nn" addr add "$SUBNET.1/24" dev br0
+	ip -n "$nn" -6 addr add "${SUBNET6}:1/64" dev br0 nodad
 	for pod in $PODS; do pod_net "$pod"; done
 
 	# cgroups: the parent first, as kubepods.slice; pods appear under it
@@ -640,12 +684,13 @@ up() { # [sidecar|ambient]
 
 	# the mesh's own rules, inside the mesh pods only
 	for pod in $MESH_PODS; do
-		if [ "$lay" = ambient ]; then
-			ambient_rules "$pod"
-		else
+		case $lay in
+		ambient) ambient_rules "$pod" ;;
+		sidecar)
 			iptables_rules "$pod" iptables
 			iptables_rules "$pod" ip6tables
-		fi
+			;;
+		esac # connect: none, sockmeshd's programs capture
 	done
 
 	# apps
@@ -751,7 +796,7 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
 up)
-	[ $# -le 1 ] || die "usage: mesh.sh up [sidecar|ambient]"
+	[ $# -le 1 ] || die "usage: mesh.sh up [sidecar|connect|ambient]"
 	up "$@"
 	;;
 down) down_all ;;
@@ -788,6 +833,11 @@ pod)
 	stop) pod_stop "$2" ;;
 	*) die "usage: mesh.sh pod start|stop d" ;;
 	esac
+	;;
+probe)
+	[ -f "$state/up" ] || die "mesh '$name' is not up"
+	for pod in "$@"; do in_mesh "$pod" || die "probe: pod '$pod' has no sidecar (a, b, or d once started)"; done
+	probe "$@"
 	;;
 conf)
 	[ -d "$state" ] || die "mesh '$name' is not up"
