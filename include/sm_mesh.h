@@ -30,26 +30,26 @@
 #include <linux/types.h>
 #endif
 
-#define SM_MESH_PIN_DIR "mesh-v1"
+#define SM_MESH_PIN_DIR	    "mesh-v1"
 #define SM_MESH_DEFAULT_UID 1337
 
 /* every pinned map and program of the mesh object, X(IDX, name) */
-#define SM_MESH_MAPS(X)                                                      \
-	X(CONF, smm_conf)	  /* 0 -> struct smm_conf */                 \
-	X(XPORTS, smm_xports)	  /* port -> SMM_X_* */                      \
-	X(BYCOOKIE, smm_bycookie) /* socket cookie -> struct smm_dst */      \
-	X(BYTUPLE, smm_bytuple)	  /* struct smm_tkey -> struct smm_dst */    \
-	X(PODS, smm_pods)	  /* address -> ktime of the last probe */   \
+#define SM_MESH_MAPS(X)                                                       \
+	X(CONF, smm_conf)	  /* 0 -> struct smm_conf */                  \
+	X(XPORTS, smm_xports)	  /* port -> SMM_X_* */                       \
+	X(BYCOOKIE, smm_bycookie) /* socket cookie -> struct smm_dst */       \
+	X(BYTUPLE, smm_bytuple)	  /* struct smm_tkey -> struct smm_dst */     \
+	X(PODS, smm_pods)	  /* address -> ktime of the last probe */    \
 	X(NSADDR, smm_nsaddr)	  /* struct smm_nskey -> the pod's address */ \
 	X(COUNTERS, smm_counters) /* 0 -> struct smm_counters per CPU */
 
-#define SM_MESH_PROGS(X)                                                  \
-	X(CONNECT4, smm_connect4)	/* BPF_CGROUP_INET4_CONNECT */    \
-	X(CONNECT6, smm_connect6)	/* BPF_CGROUP_INET6_CONNECT */    \
-	X(SOCKOPS, smm_sockops)		/* BPF_CGROUP_SOCK_OPS */         \
-	X(GETSOCKOPT, smm_getsockopt)	/* BPF_CGROUP_GETSOCKOPT */       \
-	X(GETPEER4, smm_getpeer4)	/* BPF_CGROUP_INET4_GETPEERNAME */ \
-	X(GETPEER6, smm_getpeer6)	/* BPF_CGROUP_INET6_GETPEERNAME */
+#define SM_MESH_PROGS(X)                                                 \
+	X(CONNECT4, smm_connect4)     /* BPF_CGROUP_INET4_CONNECT */     \
+	X(CONNECT6, smm_connect6)     /* BPF_CGROUP_INET6_CONNECT */     \
+	X(SOCKOPS, smm_sockops)	      /* BPF_CGROUP_SOCK_OPS */          \
+	X(GETSOCKOPT, smm_getsockopt) /* BPF_CGROUP_GETSOCKOPT */        \
+	X(GETPEER4, smm_getpeer4)     /* BPF_CGROUP_INET4_GETPEERNAME */ \
+	X(GETPEER6, smm_getpeer6)     /* BPF_CGROUP_INET6_GETPEERNAME */
 
 #define SMM_BYCOOKIE_MAX 65536
 #define SMM_BYTUPLE_MAX	 65536

@@ -79,13 +79,13 @@ struct {
 	__type(value, struct smm_counters);
 } smm_counters SEC(".maps");
 
-#define SMM_COUNT(field)                                               \
-	do {                                                           \
-		__u32 zero_ = 0;                                       \
-		struct smm_counters *c_ =                              \
-			bpf_map_lookup_elem(&smm_counters, &zero_);    \
-		if (c_)                                                \
-			c_->field++;                                   \
+#define SMM_COUNT(field)                                            \
+	do {                                                        \
+		__u32 zero_ = 0;                                    \
+		struct smm_counters *c_ =                           \
+			bpf_map_lookup_elem(&smm_counters, &zero_); \
+		if (c_)                                             \
+			c_->field++;                                \
 	} while (0)
 
 static __always_inline struct smm_conf *conf(void)
@@ -128,8 +128,7 @@ static __always_inline int is_local(const __u32 *a)
 
 /* Is there a listener on outbound_port in this netns (the pod's sidecar)?
  * Bound to 0.0.0.0 or to 127.0.0.1 (or :: / ::1) alike. */
-static __always_inline int meshed(struct bpf_sock_addr *ctx, int v6,
-				  __u16 port)
+static __always_inline int meshed(struct bpf_sock_addr *ctx, int v6, __u16 port)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
@@ -171,7 +170,8 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx,
 		 * meshed pod's address, not a port of the mesh's own */
 		if (dst->port == c->inbound_port ||
 		    dst->port == c->outbound_port ||
-		    dst->port == c->readiness_port || xport(dst->port, SMM_X_IN))
+		    dst->port == c->readiness_port ||
+		    xport(dst->port, SMM_X_IN))
 			return 0;
 		__builtin_memcpy(pod.addr, dst->addr, sizeof(pod.addr));
 		seen = bpf_map_lookup_elem(&smm_pods, &pod);

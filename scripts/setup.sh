@@ -12,7 +12,7 @@ set -eu
 PKGS="clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev libcgroup-dev
 liburing-dev libinih-dev libcmocka-dev pkg-config make gcc iproute2
 clang-format cppcheck gnuplot-nox libclang-rt-dev valgrind prometheus
-iptables haproxy redis-server redis-tools nginx-light wrk curl jq
+iptables haproxy redis-server redis-tools nginx-light wrk curl jq python3
 openssl"
 BENCH_PKGS="iperf3 sockperf redis-server redis-tools nginx-light wrk jq util-linux
 postgresql python3 default-jdk-headless"

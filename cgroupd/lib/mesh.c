@@ -132,8 +132,8 @@ int sm_mesh_load(struct sm_mesh *m)
 	int ret = 0;
 
 	sm_mesh_close(m);
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s_new_%d", m->dir,
-			     getpid()) >= sizeof(tmp))
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s_new_%d", m->dir, getpid()) >=
+	    sizeof(tmp))
 		return -ENAMETOOLONG;
 	skel = sockmesh_mesh_bpf__open_and_load();
 	if (!skel)
@@ -165,8 +165,7 @@ out:
 	return ret;
 }
 
-static void set_ports(const struct sm_port_range *r, int n, __u8 flag,
-		      __u8 *v)
+static void set_ports(const struct sm_port_range *r, int n, __u8 flag, __u8 *v)
 {
 	for (int i = 0; i < n; i++)
 		for (__u32 p = r[i].lo; p <= r[i].hi; p++)
@@ -314,8 +313,8 @@ int sm_mesh_count_pods(const struct sm_mesh *m, __u32 *n)
 
 	*n = 0;
 	for (more = !bpf_map_get_next_key(m->map_fds[SMM_M_PODS], NULL, &next);
-	     more; more = !bpf_map_get_next_key(m->map_fds[SMM_M_PODS], &k,
-						 &next)) {
+	     more;
+	     more = !bpf_map_get_next_key(m->map_fds[SMM_M_PODS], &k, &next)) {
 		k = next;
 		(*n)++;
 	}

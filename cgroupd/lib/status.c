@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <bpf/bpf.h>
 
 #include "cgroup.h"
 #include "rundir.h"
 #include "json.h"
+#include "mesh.h"
 #include "probe.h"
 #include "status.h"
 
@@ -16,6 +18,27 @@ static const char *const cg_names[SM_CG_NR] = {
 	SM_CG_COUNTERS(SM_CG_NAME)
 #undef SM_CG_NAME
 };
+
+/* [mesh] mode = connect: whether it is on, where, and its counters */
+static void mesh_read(const struct sm_pins *pins, struct sm_status *st)
+{
+	__u64 ids[SM_LINKS_MAX];
+	struct smm_conf c = {};
+	struct sm_mesh m;
+	__u32 zero = 0;
+	int n;
+
+	sm_mesh_init(&m, pins->pin_dir);
+	if (sm_mesh_open(&m))
+		return;
+	if (!bpf_map_lookup_elem(m.map_fds[SMM_M_CONF], &zero, &c))
+		st->mesh_on = c.on;
+	n = sm_mesh_links(&m, ids, SM_LINKS_MAX);
+	st->mesh_links = n > 0 ? n : 0;
+	sm_mesh_counters(&m, &st->mc);
+	sm_mesh_count_pods(&m, &st->mesh_pods);
+	sm_mesh_close(&m);
+}
 
 int sm_status_read(const struct sm_pins *pins, const char *run_dir,
 		   struct sm_status *st)
@@ -68,6 +91,7 @@ int sm_status_read(const struct sm_pins *pins, const char *run_dir,
 	}
 	st->n = n;
 	st->daemon_pid = sm_daemon_pid(pins, run_dir);
+	mesh_read(pins, st);
 	return 0;
 }
 
@@ -120,6 +144,17 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 	sm_json_ku64(&j, "sockets", st->sockets);
 	sm_json_ku64(&j, "max_sockets", st->max_sockets);
 	sm_json_kstring(&j, "compat", compat_name(st));
+	sm_json_key(&j, "mesh");
+	sm_json_begin_object(&j);
+	sm_json_kstring(&j, "mode", st->mesh_on ? "connect" : "iptables");
+	sm_json_kint(&j, "attached_cgroups", st->mesh_links);
+	sm_json_ku64(&j, "pods", st->mesh_pods);
+	sm_json_ku64(&j, "outbound", st->mc.outbound);
+	sm_json_ku64(&j, "inbound", st->mc.inbound);
+	sm_json_ku64(&j, "answered", st->mc.answered);
+	sm_json_ku64(&j, "unmeshed", st->mc.unmeshed);
+	sm_json_ku64(&j, "pods_ready", st->mc.pods_ready);
+	sm_json_end_object(&j);
 	if (st->feat) {
 		struct sm_rule r[SM_RULES_NR];
 
@@ -224,6 +259,20 @@ void sm_status_human(const struct sm_status *st, FILE *out)
 			  "docs/compat.md)"
 			: "strict (connections with a blocking end, "
 			  "SO_RCVLOWAT or SO_PEEK_OFF stay on TCP)");
+	if (st->mesh_on)
+		fprintf(out,
+			"mesh:     connect (sockmesh captures: %d cgroup%s, "
+			"%u meshed pod address%s; connect()s to the sidecar "
+			"%" PRIu64 ", to a pod's inbound %" PRIu64
+			", SO_ORIGINAL_DST answered %" PRIu64
+			", from pods without a sidecar %" PRIu64 ")\n",
+			st->mesh_links, st->mesh_links == 1 ? "" : "s",
+			st->mesh_pods, st->mesh_pods == 1 ? "" : "es",
+			(uint64_t)st->mc.outbound, (uint64_t)st->mc.inbound,
+			(uint64_t)st->mc.answered, (uint64_t)st->mc.unmeshed);
+	else
+		fprintf(out,
+			"mesh:     iptables (the mesh's own rules capture)\n");
 	if (st->feat) {
 		struct sm_rule r[SM_RULES_NR];
 		int n = 0;
@@ -389,6 +438,26 @@ void sm_status_prometheus(const struct sm_status *st,
 				"sockmesh_daemon_clients_dropped_total{endpoint=\"%s\",reason=\"%s\"} %llu\n",
 				rows[i].ep, rows[i].why, rows[i].v);
 	}
+	fprintf(out,
+		"# HELP sockmesh_mesh_connects_total [mesh] mode = connect: "
+		"connect()s sent to the pod's sidecar (outbound), to a meshed "
+		"pod's inbound port (inbound), left alone in a pod without a "
+		"sidecar (unmeshed)\n"
+		"# TYPE sockmesh_mesh_connects_total counter\n"
+		"sockmesh_mesh_connects_total{to=\"outbound\"} %" PRIu64 "\n"
+		"sockmesh_mesh_connects_total{to=\"inbound\"} %" PRIu64 "\n"
+		"sockmesh_mesh_connects_total{to=\"unmeshed\"} %" PRIu64 "\n"
+		"# HELP sockmesh_mesh_original_dst_total SO_ORIGINAL_DST "
+		"answered for a redirected connection\n"
+		"# TYPE sockmesh_mesh_original_dst_total counter\n"
+		"sockmesh_mesh_original_dst_total %" PRIu64 "\n"
+		"# HELP sockmesh_mesh_pods meshed pod addresses learned at "
+		"their readiness port\n"
+		"# TYPE sockmesh_mesh_pods gauge\n"
+		"sockmesh_mesh_pods %u\n",
+		(uint64_t)st->mc.outbound, (uint64_t)st->mc.inbound,
+		(uint64_t)st->mc.unmeshed, (uint64_t)st->mc.answered,
+		st->mesh_pods);
 	if (!st->feat)
 		return;
 	sm_datapath_rules(st->feat, r);

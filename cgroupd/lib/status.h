@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "pins.h"
+#include "sm_mesh.h"
 
 struct sm_status_cg {
 	char path[PATH_MAX]; /* relative to the cgroup2 mount, "/x" */
@@ -37,7 +38,12 @@ struct sm_status {
 	__u32 ctl_flags; /* SM_CTL_*: SM_CTL_FAST is compat = fast */
 	int n_strict;	 /* ports compat = strict keeps on TCP; the first: */
 	struct sm_portstat strict_ports[SM_STATUS_SHORT];
-	int n_waiting; /* configured systemd cgroups not made yet: */
+	/* [mesh] mode = connect's programs (pin_dir/SM_MESH_PIN_DIR) */
+	int mesh_on;		/* pinned and configured on */
+	int mesh_links;		/* cgroups they are attached to */
+	__u32 mesh_pods;	/* meshed pod addresses learned */
+	struct smm_counters mc; /* summed over CPUs */
+	int n_waiting;		/* configured systemd cgroups not made yet: */
 	char waiting[SM_CGROUPS_MAX][SM_CGROUP_LEN];
 };
 

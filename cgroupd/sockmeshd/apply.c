@@ -44,7 +44,7 @@ struct apply {
 	__u64 mesh_created[SM_CGROUPS_MAX]; /* mesh links this apply made */
 	int n_mesh_created;
 	int mesh_loaded; /* this apply loaded the mesh object */
-	int metrics_fd; /* a new listener, or -1 */
+	int metrics_fd;	 /* a new listener, or -1 */
 };
 
 static void close_fd(int *fd)

@@ -22,5 +22,5 @@ mesh-check:
 	$(Q)clang-format --dry-run --Werror tests/mesh/*.c
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/check EXTRA_CFLAGS=-Werror \
 		$(BUILD)/check/tests/meshcheck $(BUILD)/check/tests/meshfwd
-	$(Q)for f in scripts/mesh/mesh.sh tests/mesh/lib.sh tests/mesh/run.sh tests/mesh/ambient.sh perf/mesh-bench.sh; do \
+	$(Q)for f in scripts/mesh/mesh.sh tests/mesh/lib.sh tests/mesh/run.sh tests/mesh/connect.sh tests/mesh/ambient.sh perf/mesh-bench.sh; do \
 		[ ! -e $$f ] || sh -n $$f || exit 1; done
