@@ -40,6 +40,12 @@
 #               pod; app A -> node proxy in pod A -> mutual TLS to pod B's
 #               15008 -> node proxy in pod B -> app B from A's address),
 #               measured after the sidecar rows, on a mesh built anew
+#   cx-redis-get, cx-http-100b, cx-http-64k, cx-redis-get-v6
+#               the iptables-free mode (mesh.sh up connect: the same
+#               sidecars, a mesh built anew after the sidecar rows): plain
+#               is that mesh captured by istio-init's rules without
+#               sockmesh (mesh.sh rules on), accel the same pods without a
+#               rule, sockmeshd's [mesh] mode = connect capturing
 #   amb-redis-get-tlstcp, amb-http-100b-tlstcp, amb-http-64k-tlstcp
 #               the same, the accelerated runs with the TLS hop (15008)
 #               excluded, so left to TCP: is redirecting TLS records worth it
@@ -74,12 +80,18 @@ for p in $ol_loads; do
 	case $p in '' | *[!0-9]* | 0*) echo "mesh-bench.sh: MESH_OL_LOADS: '$p' is not a percentage" >&2 && exit 1 ;; esac
 	ol="$ol ol-redis-$p ol-http-$p"
 done
+cx="cx-redis-get cx-http-100b cx-http-64k cx-redis-get-v6"
 amb="amb-redis-get amb-http-100b amb-http-64k amb-redis-get-tlstcp amb-http-100b-tlstcp amb-http-64k-tlstcp"
-WORKLOADS=${MESH_WORKLOADS:-redis-get http-100b http-64k redis-get-v6 http-100b-v6 http-64k-v6$ul$ol $amb}
-# the sidecar layout's workloads, then the ambient layout's (amb-*)
-side_w= amb_w=
+WORKLOADS=${MESH_WORKLOADS:-redis-get http-100b http-64k redis-get-v6 http-100b-v6 http-64k-v6$ul$ol $cx $amb}
+# the sidecar layout's workloads, then the connect layout's (cx-*), then
+# the ambient layout's (amb-*)
+side_w= cx_w= amb_w=
 for w in $WORKLOADS; do
-	case $w in amb-*) amb_w="$amb_w $w" ;; *) side_w="$side_w $w" ;; esac
+	case $w in
+	amb-*) amb_w="$amb_w $w" ;;
+	cx-*) cx_w="$cx_w $w" ;;
+	*) side_w="$side_w $w" ;;
+	esac
 done
 B6=2001:db8::3
 mstate=/run/sockmesh-mesh-bench
@@ -124,7 +136,7 @@ trap 'exit 130' HUP INT TERM
 start=$(date +%s)
 $M down >/dev/null 2>&1 || true # a mesh left by a killed run
 layout=sidecar
-[ -n "$side_w" ] || layout=ambient
+[ -n "$side_w" ] || { [ -n "$cx_w" ] && layout=connect; } || layout=ambient
 $M up $layout 2>"$tmp/up.log" || { cat "$tmp/up.log" >&2; die "mesh.sh up $layout failed"; }
 conf=$($M conf)
 
@@ -223,7 +235,7 @@ to_ms() {
 run() {
 	h=$B
 	case $1 in *-v6) h=$B6 ;; esac
-	set -- "$(echo "$1" | sed 's/^amb-//; s/-tlstcp$//')"
+	set -- "$(echo "$1" | sed 's/^amb-//; s/^cx-//; s/-tlstcp$//')"
 	case ${1%-v6} in
 	redis-get)
 		$M exec a redis-benchmark -h $h -p 6379 -t get -n "$redis_n" -c "$conns" \
@@ -292,10 +304,14 @@ mfwait() {
 	done
 }
 
+# set_mode plain|accel ; in the connect layout plain is istio-init's rules
+# without sockmesh, accel no rule and sockmeshd's mode = connect
 set_mode() {
-	case $1 in
-	plain) $M accel off 2>/dev/null ;;
-	accel) $M accel on 2>/dev/null ;;
+	case $layout$1 in
+	connectplain) $M accel off 2>/dev/null && $M rules on ;;
+	connectaccel) $M rules off && $M accel on 2>/dev/null ;;
+	*plain) $M accel off 2>/dev/null ;;
+	*accel) $M accel on 2>/dev/null ;;
 	esac
 }
 
@@ -370,6 +386,17 @@ done
 [ -z "$side_w" ] || bench $side_w
 set_mode plain
 stop_sockperf
+if [ -n "$cx_w" ]; then
+	if [ "$layout" != connect ]; then
+		$M down >/dev/null 2>&1 || die "mesh.sh down (before the connect layout) failed"
+		layout=connect
+		$M up connect 2>"$tmp/up.log" || { cat "$tmp/up.log" >&2; die "mesh.sh up connect failed"; }
+		conf=$($M conf)
+	fi
+	echo "mesh-bench: the connect layout (iptables-free):$cx_w" >&2
+	bench $cx_w
+	set_mode plain
+fi
 if [ -n "$amb_w" ]; then
 	if [ "$layout" != ambient ]; then
 		$M down >/dev/null 2>&1 || die "mesh.sh down (before the ambient layout) failed"
@@ -413,6 +440,7 @@ awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds"
 		md = "# sockmesh mesh benchmark\n\n- " when ", " host ", commit " commit "\n"
 		md = md "- pod A app -> HAProxy A (15001) -> HAProxy B (15006) -> pod B app, istio-init iptables, both sidecars as uid 1337 (scripts/mesh/mesh.sh)\n"
 		md = md "- *-v6: the same over IPv6 (ip6tables, pod B 2001:db8::3) through meshfwd, the IPv6 sidecar of tests/mesh (HAProxy 2.6 cannot be one); a simpler proxy, so compare these ratios with each other\n"
+		md = md "- cx-*: the iptables-free mode (mesh.sh up connect, a mesh built anew after the sidecar rows): plain is that mesh captured by istio-init'"'"'s rules without sockmesh, accel the same pods with no rule, sockmeshd'"'"'s [mesh] mode = connect capturing; compare its accel column with the sidecar rows'"'"' (iptables capture, accelerated)\n"
 		md = md "- amb-*: Istio ambient'"'"'s layout (mesh.sh up ambient, a mesh built anew after the rows above): app A -> node proxy (HAProxy as ztunnel, listening inside pod A) -> mutual TLS, pod A to pod B:15008 -> node proxy inside pod B -> app B from A'"'"'s address; hops redirected counts the TLS hop at its plaintext size; *-tlstcp: the accelerated runs with 15008 excluded (the TLS hop on TCP)\n"
 		md = md "- " conns " connections; redis-benchmark -t get -n " rn "; wrk -t 1 for " dur " s; median of " rounds " rounds, plain and accel interleaved in each round\n"
 		md = md "- ul-RATE: a fixed-rate client, `sockperf ul --tcp -m 64 --mps RATE --full-rtt --reply-every 1` for " dur " s, one connection, to a sockperf server in pod B: req/s is the achieved message rate, p50/p99 the full round trip through both sidecars\n"

@@ -725,12 +725,13 @@ struct parse_ctx {
 	FILE *f;
 	char *buf; /* getline() buffer */
 	size_t cap;
-	int lineno;	      /* of the line inih is working on */
-	bool continuation;    /* that line is indented: it continues a key */
-	int last_key;	      /* index of the key set last, or -1 */
-	char section[64];     /* the current section, as the reader saw it */
-	int err_line;	      /* of the first error found here */
-	char msg[SM_ERR_LEN]; /* that error, without file:line */
+	int lineno;	   /* of the line inih is working on */
+	bool continuation; /* that line is indented: it continues a key */
+	int last_key;	   /* index of the key set last, or -1 */
+	char section[64];  /* the current section, as the reader saw it */
+	int err_line;	   /* of the first error found here */
+	int key_line[SM_KEYS_MAX]; /* where each key was set, 0: not set */
+	char msg[SM_ERR_LEN];	   /* that error, without file:line */
 };
 
 static void ctx_error(struct parse_ctx *ctx, const char *fmt, ...)
@@ -870,6 +871,7 @@ static int handler(void *user, const char *section, const char *name,
 			return 0;
 		}
 		ctx->cfg->seen[i] = true;
+		ctx->key_line[i] = ctx->lineno;
 		if (set_key(ctx->cfg, i, value, err, sizeof(err))) {
 			ctx_error(ctx, "%s", err);
 			return 0;
@@ -914,10 +916,18 @@ int sm_config_load_file(struct sm_config *cfg, FILE *f, const char *name,
 	if (cfg->mesh_outbound_port == cfg->mesh_inbound_port ||
 	    cfg->mesh_outbound_port == cfg->mesh_readiness_port ||
 	    cfg->mesh_inbound_port == cfg->mesh_readiness_port) {
-		errf("%s: [mesh] outbound_port (%u), inbound_port (%u) and "
+		/* at the last of the three that the file set */
+		line = 0;
+		for (size_t i = 0; i < N_KEYS; i++)
+			if (!strcmp(keys[i].section, "mesh") &&
+			    strstr(keys[i].name, "_port") &&
+			    !strstr(keys[i].name, "ports") &&
+			    ctx.key_line[i] > line)
+				line = ctx.key_line[i];
+		errf("%s:%d: [mesh] outbound_port (%u), inbound_port (%u) and "
 		     "readiness_port (%u) must be three different ports",
-		     name, cfg->mesh_outbound_port, cfg->mesh_inbound_port,
-		     cfg->mesh_readiness_port);
+		     name, line, cfg->mesh_outbound_port,
+		     cfg->mesh_inbound_port, cfg->mesh_readiness_port);
 		return -EINVAL;
 	}
 	return 0;

@@ -18,6 +18,9 @@
 #   mesh.sh [-n NAME] accel on      start a private sockmeshd for the mesh
 #   mesh.sh [-n NAME] accel stop    SIGTERM it (on_exit = keep: acceleration stays)
 #   mesh.sh [-n NAME] accel off     `sockmesh unload` (a running daemon detaches and exits)
+#   mesh.sh [-n NAME] rules on|off  connect layout: istio-init's rules in the
+#                                   mesh pods, or none (the bench's baseline:
+#                                   the same pods captured by iptables)
 #   mesh.sh [-n NAME] conf          print the path of the mesh's sockmesh config
 #   mesh.sh [-n NAME] probe [POD...]  the kubelet's readiness probe: GET
 #                                   /healthz/ready on each mesh pod's 15021, at
@@ -832,6 +835,28 @@ pod)
 	start) pod_start "$2" ;;
 	stop) pod_stop "$2" ;;
 	*) die "usage: mesh.sh pod start|stop d" ;;
+	esac
+	;;
+rules)
+	[ -f "$state/up" ] || die "mesh '$name' is not up"
+	[ "$(layout)" = connect ] || die "rules: the connect layout only (the sidecar layout always has them)"
+	case ${1:-} in
+	on)
+		for pod in $MESH_PODS; do
+			nsx "$pod" iptables -w -t nat -S ISTIO_OUTPUT >/dev/null 2>&1 && continue
+			iptables_rules "$pod" iptables
+			iptables_rules "$pod" ip6tables
+		done
+		;;
+	off)
+		for pod in $MESH_PODS; do
+			for t in iptables ip6tables; do
+				nsx "$pod" $t -w -t nat -F
+				nsx "$pod" $t -w -t nat -X
+			done
+		done
+		;;
+	*) die "usage: mesh.sh rules on|off" ;;
 	esac
 	;;
 probe)

@@ -169,6 +169,17 @@ static void expect_defaults(const struct sm_config *c, const char *what)
 		fail_msg("%s: max_sockets is %u", what, c->max_sockets);
 	if (c->compat_fast)
 		fail_msg("%s: compat is fast, want strict", what);
+	if (c->mesh_connect || c->mesh_uid != 1337 ||
+	    c->mesh_outbound_port != 15001 || c->mesh_inbound_port != 15006 ||
+	    c->mesh_readiness_port != 15021 || c->n_mesh_x_out ||
+	    c->n_mesh_x_in != 4)
+		fail_msg(
+			"%s: [mesh] mode %s, uid %u, ports %u/%u/%u, %d/%d "
+			"excluded; want iptables, 1337, 15001/15006/15021, 0/4",
+			what, c->mesh_connect ? "connect" : "iptables",
+			c->mesh_uid, c->mesh_outbound_port,
+			c->mesh_inbound_port, c->mesh_readiness_port,
+			c->n_mesh_x_out, c->n_mesh_x_in);
 }
 
 static void test_defaults_are_the_design_values(void **state)
@@ -243,7 +254,16 @@ static const char full_file[] =
 	"cidrs = 10.0.0.0/8, 192.168.1.0/24, fd00::/8, 2001:db8::1\n"
 	"node_unique_cidrs = 10.244.0.0/16\n"
 	"max_sockets = 1024\n"
-	"compat = fast\n";
+	"compat = fast\n"
+	"\n"
+	"[mesh]\n"
+	"mode = connect\n"
+	"sidecar_uid = 2000\n"
+	"outbound_port = 4140\n"
+	"inbound_port = 4143\n"
+	"readiness_port = 4191\n"
+	"exclude_outbound_ports = 25, 4000-4010\n"
+	"exclude_inbound_ports = 4190\n";
 
 static void test_full_file_sets_every_key(void **state)
 {
@@ -274,6 +294,16 @@ static void test_full_file_sets_every_key(void **state)
 		    "::ffff:10.244.0.0", 112);
 	assert_int_equal(cfg.max_sockets, 1024);
 	assert_true(cfg.compat_fast);
+	assert_true(cfg.mesh_connect);
+	assert_int_equal(cfg.mesh_uid, 2000);
+	assert_int_equal(cfg.mesh_outbound_port, 4140);
+	assert_int_equal(cfg.mesh_inbound_port, 4143);
+	assert_int_equal(cfg.mesh_readiness_port, 4191);
+	assert_int_equal(cfg.n_mesh_x_out, 2);
+	expect_range(&cfg.mesh_x_out[1], "exclude_outbound_ports[1]", 4000,
+		     4010);
+	assert_int_equal(cfg.n_mesh_x_in, 1);
+	expect_range(&cfg.mesh_x_in[0], "exclude_inbound_ports[0]", 4190, 4190);
 }
 
 static void test_path_trailing_slashes_are_dropped(void **state)
@@ -894,6 +924,16 @@ int main(void)
 			"on_exit", "'maybe'", "detach"),
 		REJECTS(compat_loose, "[accelerate]\ncompat = loose\n", 2,
 			"compat must be strict or fast", "'loose'"),
+		REJECTS(mesh_mode_nat, "[mesh]\nmode = nat\n", 2,
+			"mode must be iptables or connect", "'nat'"),
+		REJECTS(mesh_port_0, "[mesh]\noutbound_port = 0\n", 2,
+			"outbound_port", "1 to 65535", "'0'"),
+		REJECTS(mesh_uid_negative, "[mesh]\nsidecar_uid = -1\n", 2,
+			"sidecar_uid", "'-1'"),
+		REJECTS(mesh_ports_equal,
+			"[mesh]\ninbound_port = 15001\nmode = connect\n", 2,
+			"outbound_port (15001), inbound_port (15001)",
+			"three different ports"),
 		REJECTS(metrics_hostname,
 			"[daemon]\nmetrics = localhost:9464\n", 2, "metrics",
 			"'localhost:9464'"),
