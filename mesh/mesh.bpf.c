@@ -9,9 +9,10 @@
  *                                readiness port), on a port not excluded:
  *                                to that address's inbound_port; else as is
  *   loopback destinations        as is
+ *   a pod without a sidecar      (no listener on outbound_port in its netns:
+ *                                not in the mesh) the same as a sidecar's:
+ *                                a meshed pod's inbound_port, else as is
  *   excluded outbound ports      as is
- *   a pod without a sidecar      as is (no listener on outbound_port in its
- *                                netns: the pod is not in the mesh)
  *   everything else              to the pod's own address, outbound_port
  *                                (127.0.0.1 / ::1 until that address is
  *                                known)
@@ -151,6 +152,28 @@ static __always_inline int meshed(struct bpf_sock_addr *ctx, int v6, __u16 port)
 }
 
 /*
+ * A connect() to a meshed pod's address on a port not of the mesh's own
+ * goes to that address's inbound_port (what the pod's PREROUTING rule would
+ * do with it); fills @to and returns 1, or returns 0.
+ */
+static __always_inline int
+inbound(const struct smm_conf *c, const struct smm_dst *dst, struct smm_dst *to)
+{
+	struct smm_dst pod = {};
+
+	if (dst->port == c->inbound_port || dst->port == c->outbound_port ||
+	    dst->port == c->readiness_port || xport(dst->port, SMM_X_IN))
+		return 0;
+	__builtin_memcpy(pod.addr, dst->addr, sizeof(pod.addr));
+	if (!bpf_map_lookup_elem(&smm_pods, &pod))
+		return 0;
+	__builtin_memcpy(to->addr, dst->addr, sizeof(to->addr));
+	to->port = c->inbound_port;
+	SMM_COUNT(inbound);
+	return 1;
+}
+
+/*
  * Decide for a connect() to @dst (the ::ffff: form for IPv4); fills @to
  * with where it goes instead and returns 1, or returns 0: as is.
  */
@@ -162,32 +185,22 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx,
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	int v4 = is_mapped(dst->addr);
 	struct smm_nskey nk = {};
-	struct smm_dst pod = {}, *own;
-	__u64 *seen;
+	struct smm_dst *own;
 
-	if (uid == c->sidecar_uid) {
-		/* inbound capture, done at the connecting sidecar: a
-		 * meshed pod's address, not a port of the mesh's own */
-		if (dst->port == c->inbound_port ||
-		    dst->port == c->outbound_port ||
-		    dst->port == c->readiness_port ||
-		    xport(dst->port, SMM_X_IN))
-			return 0;
-		__builtin_memcpy(pod.addr, dst->addr, sizeof(pod.addr));
-		seen = bpf_map_lookup_elem(&smm_pods, &pod);
-		if (!seen)
-			return 0;
-		__builtin_memcpy(to->addr, dst->addr, sizeof(to->addr));
-		to->port = c->inbound_port;
-		SMM_COUNT(inbound);
-		return 1;
-	}
-	if (is_local(dst->addr) || xport(dst->port, SMM_X_OUT))
+	/* a sidecar's own connect: inbound capture, done at the client */
+	if (uid == c->sidecar_uid)
+		return inbound(c, dst, to);
+	if (is_local(dst->addr))
 		return 0;
 	if (!meshed(ctx, family == AF_INET6 && !v4, c->outbound_port)) {
+		/* a pod without a sidecar, in the configured cgroups */
+		if (inbound(c, dst, to))
+			return 1;
 		SMM_COUNT(unmeshed);
 		return 0;
 	}
+	if (xport(dst->port, SMM_X_OUT))
+		return 0;
 	/* the pod's own address, as a REDIRECT's source would be */
 	nk.netns = bpf_get_netns_cookie(ctx);
 	nk.family = v4 ? AF_INET : AF_INET6;

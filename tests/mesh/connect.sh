@@ -240,10 +240,14 @@ fi
 # --- outside the mesh ---------------------------------------------------------
 # pod A -> pod C (no sidecar): through A's sidecar only; pod C (not in the
 # mesh's cgroups) -> pod B: straight to B's app, no sidecar on the way (the
-# mode captures at the connecting end: docs/mesh.md); both bytes exact
+# mode captures at the connecting end: docs/mesh.md); a pod without a
+# sidecar inside the mesh's cgroups (pod C's netns, a process in pod A's
+# cgroup: a pod the mesh did not inject) -> pod B: into B's sidecar, as
+# B's PREROUTING rule would send it; all bytes exact
 hstat a "$tmp/oa0"
 hstat b "$tmp/ob0"
 la0=$(wc -l <"$state/a/haproxy.log")
+lb0=$(wc -l <"$state/b/haproxy.log")
 mstat "$tmp/om0"
 why=
 $M exec a "$check" -n 8 -r 4 -s 5 -k toC "$C" 6379 >"$tmp/toc.out" 2>&1 || why="A -> C failed;"
@@ -254,13 +258,25 @@ hstat b "$tmp/ob1"
 mstat "$tmp/om1"
 lines a haproxy "$la0" | awk -v c="$C:6379" '$4 == c && $8 == c && $9 == "outbound"' >"$tmp/lc"
 [ "$(wc -l <"$tmp/lc")" = "${nc:-x}" ] || why="$why proxy A logged $(wc -l <"$tmp/lc") connections to $C:6379 for ${nc:-?};"
-[ "$(hdelta "$tmp/ob0" "$tmp/ob1" inbound FRONTEND stot)" = 0 ] || why="$why proxy B's inbound took $(hdelta "$tmp/ob0" "$tmp/ob1" inbound FRONTEND stot) connections;"
-[ "$(delta "$tmp/om0" "$tmp/om1" inbound)" = 0 ] || why="$why mesh inbound +$(delta "$tmp/om0" "$tmp/om1" inbound);"
+[ "$(hdelta "$tmp/ob0" "$tmp/ob1" inbound FRONTEND stot)" = 0 ] || why="$why proxy B's inbound took $(hdelta "$tmp/ob0" "$tmp/ob1" inbound FRONTEND stot) connections from pod C;"
+[ "$(delta "$tmp/om0" "$tmp/om1" inbound)" = 0 ] || why="$why mesh inbound +$(delta "$tmp/om0" "$tmp/om1" inbound) for pod C;"
+# the uninjected pod
+cga=$(sm_cgroup2_mount)/sockmesh-mesh-$name/mesh/pod-a
+sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cga" \
+	ip netns exec "smesh-$name-c" "$check" -n 8 -r 4 -s 7 -k bare "$B" 6379 >"$tmp/bare.out" 2>&1 ||
+	why="$why the uninjected pod -> B failed;"
+nb=$(sed -n 's/^meshcheck: ok: [0-9]* pairs, \([0-9]*\) connections, .*/\1/p' "$tmp/bare.out")
+hwait b inbound "$(($(hval "$tmp/ob1" inbound FRONTEND stot) + ${nb:-1}))"
+mstat "$tmp/om2"
+bl=$(lines b haproxy "$lb0" | awk -v c="$C:" -v b="$B:6379" 'index($2, c) == 1 && $4 == b && $9 == "inbound"' | wc -l)
+[ "${nb:-0}" -gt 0 ] && [ "$bl" = "$nb" ] || why="$why the uninjected pod: ${nb:-?} connections, proxy B's inbound logged $bl from $C;"
+[ "$(delta "$tmp/om1" "$tmp/om2" inbound)" = "${nb:-x}" ] || why="$why the uninjected pod: mesh inbound +$(delta "$tmp/om1" "$tmp/om2" inbound);"
 if [ -z "$why" ]; then
 	ok connect-outside-the-mesh
 	note "A -> C: $(tail -n 1 "$tmp/toc.out") (proxy A only); C -> B: $(tail -n 1 "$tmp/fromc.out") (no sidecar)"
+	note "uninjected pod in the mesh's cgroups -> B: $(tail -n 1 "$tmp/bare.out") (into proxy B: $bl)"
 else
-	sed 's/^/    /' "$tmp/toc.out" "$tmp/fromc.out"
+	sed 's/^/    /' "$tmp/toc.out" "$tmp/fromc.out" "$tmp/bare.out"
 	fail connect-outside-the-mesh "$why"
 fi
 
