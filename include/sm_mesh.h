@@ -21,7 +21,8 @@
  *   cgroup/getpeername4, 6      the redirected socket's peer is what the
  *                               app connected to, as through a REDIRECT
  *
- * Pinned under pin_dir/SM_MESH_PIN_DIR, beside the datapath's directory.
+ * Pinned under pin_dir/SM_MESH_PIN_DIR, beside the datapath's directory;
+ * bump its version on any change below (a pinned object is adopted).
  */
 #ifndef SM_MESH_H
 #define SM_MESH_H

@@ -241,9 +241,11 @@ write_conf() {
 		key("cgroups") { print "cgroups = " cg; next }
 		{ print }' "$repo/conf/examples/istio.ini" >"$state/sockmesh.ini.new"
 	if [ "$(layout)" = connect ]; then
-		printf '%s\n' "" "; mesh.sh up connect: no iptables rule in the pods" \
-			"[mesh]" "mode = connect" "sidecar_uid = $PROXY_UID" \
-			>>"$state/sockmesh.ini.new"
+		# istio.ini's [mesh] says iptables: this layout has no rule
+		sed -i 's/^mode[ \t]*=[ \t]*iptables\b.*/mode = connect/' \
+			"$state/sockmesh.ini.new"
+		grep -q '^mode = connect' "$state/sockmesh.ini.new" ||
+			die "no [mesh] mode line in $repo/conf/examples/istio.ini to set to connect"
 	fi
 	mv "$state/sockmesh.ini.new" "$state/sockmesh.ini"
 }
