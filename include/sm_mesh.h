@@ -40,7 +40,7 @@
 	X(XPORTS, smm_xports)	  /* port -> SMM_X_* */                       \
 	X(BYCOOKIE, smm_bycookie) /* socket cookie -> struct smm_dst */       \
 	X(BYTUPLE, smm_bytuple)	  /* struct smm_tkey -> struct smm_dst */     \
-	X(PODS, smm_pods)	  /* address -> ktime of the last probe */    \
+	X(PODS, smm_pods)	  /* address -> struct smm_pod */             \
 	X(NSADDR, smm_nsaddr)	  /* struct smm_nskey -> the pod's address */ \
 	X(COUNTERS, smm_counters) /* 0 -> struct smm_counters per CPU */
 
@@ -89,6 +89,12 @@ struct smm_tkey {
 	__u32 pad;
 };
 
+/* smm_pods: a meshed pod's address (key: struct smm_dst, port 0) */
+struct smm_pod {
+	__u64 netns;   /* the cookie of the netns its probe was accepted in */
+	__u64 seen_ns; /* bpf_ktime_get_ns() of the last probe */
+};
+
 /* smm_nsaddr: a pod's own address, by its netns cookie and family */
 struct smm_nskey {
 	__u64 netns;
@@ -102,6 +108,8 @@ struct smm_counters {
 	__u64 answered;	  /* SO_ORIGINAL_DST answered */
 	__u64 unmeshed;	  /* an app's connect() in a pod with no sidecar */
 	__u64 pods_ready; /* readiness connections accepted (pods seen) */
+	__u64 pods_moved; /* a meshed address accepted a connection in another
+			   * netns without a probe there: no longer meshed */
 };
 
 #endif

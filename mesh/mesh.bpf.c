@@ -63,7 +63,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SMM_PODS_MAX);
 	__type(key, struct smm_dst); /* addr only; port and pad 0 */
-	__type(value, __u64);
+	__type(value, struct smm_pod);
 } smm_pods SEC(".maps");
 
 struct {
@@ -296,22 +296,36 @@ static __always_inline void moved(struct bpf_sock_ops *skops)
 		bpf_map_delete_elem(&smm_bytuple, &k);
 }
 
-/* PASSIVE_ESTABLISHED on readiness_port: the probe reached this pod's
- * sidecar at the pod's address, which is now a meshed pod's */
-static __always_inline void ready(struct bpf_sock_ops *skops,
-				  const struct smm_conf *c)
+/*
+ * PASSIVE_ESTABLISHED. On readiness_port: the probe reached this pod's
+ * sidecar at the pod's address, which is now a meshed pod's. On any other
+ * port: if the local address is a meshed pod's of another netns, that pod
+ * is gone and its address was given to a pod that is not probed as meshed
+ * (the kubelet probes a pod's own readiness port before it is an
+ * endpoint): it is no longer meshed.
+ */
+static __always_inline void accepted(struct bpf_sock_ops *skops,
+				     const struct smm_conf *c)
 {
 	struct smm_nskey nk = {};
 	struct smm_dst pod = {};
-	__u64 now = bpf_ktime_get_ns();
+	struct smm_pod v = {}, *was;
 
-	if (skops->local_port != c->readiness_port)
-		return;
 	skops_local(skops, pod.addr);
 	if (is_local(pod.addr))
 		return;
-	bpf_map_update_elem(&smm_pods, &pod, &now, BPF_ANY);
-	nk.netns = bpf_get_netns_cookie(skops);
+	v.netns = bpf_get_netns_cookie(skops);
+	if (skops->local_port != c->readiness_port) {
+		was = bpf_map_lookup_elem(&smm_pods, &pod);
+		if (was && was->netns != v.netns) {
+			bpf_map_delete_elem(&smm_pods, &pod);
+			SMM_COUNT(pods_moved);
+		}
+		return;
+	}
+	v.seen_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&smm_pods, &pod, &v, BPF_ANY);
+	nk.netns = v.netns;
 	nk.family = is_mapped(pod.addr) ? AF_INET : AF_INET6;
 	bpf_map_update_elem(&smm_nsaddr, &nk, &pod, BPF_ANY);
 	SMM_COUNT(pods_ready);
@@ -331,7 +345,7 @@ int smm_sockops(struct bpf_sock_ops *skops)
 		moved(skops);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		ready(skops, c);
+		accepted(skops, c);
 		break;
 	}
 	return 1;

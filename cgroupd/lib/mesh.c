@@ -301,6 +301,7 @@ int sm_mesh_counters(const struct sm_mesh *m, struct smm_counters *sum)
 		sum->answered += v[i].answered;
 		sum->unmeshed += v[i].unmeshed;
 		sum->pods_ready += v[i].pods_ready;
+		sum->pods_moved += v[i].pods_moved;
 	}
 	free(v);
 	return 0;

@@ -154,6 +154,7 @@ void sm_status_json(const struct sm_status *st, FILE *out)
 	sm_json_ku64(&j, "answered", st->mc.answered);
 	sm_json_ku64(&j, "unmeshed", st->mc.unmeshed);
 	sm_json_ku64(&j, "pods_ready", st->mc.pods_ready);
+	sm_json_ku64(&j, "pods_moved", st->mc.pods_moved);
 	sm_json_end_object(&j);
 	if (st->feat) {
 		struct sm_rule r[SM_RULES_NR];

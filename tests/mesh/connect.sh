@@ -32,11 +32,15 @@ failed=0
 loop_pid=
 start=$(date +%s)
 
+x_pid=
 cleanup() {
-	if [ -n "$loop_pid" ] && kill -0 "$loop_pid" 2>/dev/null; then
-		kill "$loop_pid"
-		wait "$loop_pid" 2>/dev/null
-	fi
+	for p in $loop_pid $x_pid; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill "$p"
+			wait "$p" 2>/dev/null
+		fi
+	done
+	ip netns del "smesh-$name-x" 2>/dev/null
 	$M down >"$tmp/down.log" 2>&1 || { echo "    mesh.sh down:"; sed 's/^/    /' "$tmp/down.log"; }
 	rm -rf "$tmp"
 }
@@ -319,6 +323,47 @@ if [ -z "$why" ]; then
 	note "pod D: $(tail -n 1 "$tmp/pd.out"); IPv6: $(tail -n 1 "$tmp/pd6.out"); every one through D's and B's sidecars"
 else
 	fail connect-first-connections "$why"
+fi
+
+# --- a meshed pod's address given to a pod without a sidecar ---------------
+# pod D is gone; a new pod (netns smesh-NAME-x, a cgroup under the mesh's,
+# redis on 6379, no sidecar) gets its address. The kubelet probes its app's
+# port (a TCP probe from the node): the address is no longer a meshed
+# pod's, and pod A's connections to it go through A's sidecar straight to
+# its redis, not to a 15006 nobody listens on.
+why=
+xns=smesh-$name-x
+xcg=$(sm_cgroup2_mount)/sockmesh-mesh-$name/mesh/pod-x
+mstat "$tmp/x0"
+ip netns add $xns &&
+	ip -n "smesh-$name-node" link add veth-x type veth peer name eth0 netns $xns &&
+	ip -n "smesh-$name-node" link set veth-x master br0 up &&
+	ip -n $xns link set lo up && ip -n $xns addr add $D/24 dev eth0 &&
+	ip -n $xns link set eth0 up && mkdir -p "$xcg" || why="the new pod's netns or cgroup could not be made;"
+if [ -z "$why" ]; then
+	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$xcg" \
+		ip netns exec $xns redis-server --port 6379 --bind "$D" --save '' --appendonly no \
+		--daemonize no --protected-mode no --logfile '' >"$tmp/x-redis.log" 2>&1 &
+	x_pid=$!
+	i=0
+	until ip netns exec smesh-$name-node redis-cli -h "$D" ping >/dev/null 2>&1 || [ $i -ge 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	mstat "$tmp/x1"
+	$M exec a "$check" -n 8 -r 4 -s 14 -k reused "$D" 6379 >"$tmp/x.out" 2>&1 || why="pod A -> the new pod at $D failed;"
+	[ "$(delta "$tmp/x0" "$tmp/x1" pods_moved)" = 1 ] || why="$why pods_moved +$(delta "$tmp/x0" "$tmp/x1" pods_moved) (want 1);"
+	kill "$x_pid" 2>/dev/null
+	wait "$x_pid" 2>/dev/null
+fi
+ip netns del $xns 2>/dev/null
+rmdir "$xcg" 2>/dev/null
+if [ -z "$why" ]; then
+	ok connect-address-reused
+	note "$(tail -n 1 "$tmp/x.out"); meshed pod addresses $(val "$tmp/x0" pods) -> $(val "$tmp/x1" pods)"
+else
+	sed 's/^/    /' "$tmp/x.out" "$tmp/x-redis.log" 2>/dev/null
+	fail connect-address-reused "$why"
 fi
 
 # --- restarted, reloaded, switched off and on under load ---------------------
