@@ -45,13 +45,17 @@
 #               sidecars, a mesh built anew after the sidecar rows): plain
 #               is that mesh captured by istio-init's rules without
 #               sockmesh (mesh.sh rules on), accel the same pods without a
-#               rule, sockmeshd's [mesh] mode = connect capturing
+#               rule, sockmeshd's [mesh] mode = connect capturing; with
+#               MESH_CX_BASE=accel, plain is istio-init's rules with
+#               sockmesh accelerating (mode = iptables): iptables-free
+#               against iptables, both accelerated, interleaved
 #   amb-redis-get-tlstcp, amb-http-100b-tlstcp, amb-http-64k-tlstcp
 #               the same, the accelerated runs with the TLS hop (15008)
 #               excluded, so left to TCP: is redirecting TLS records worth it
 #
 # Environment: MESH_ROUNDS=3, MESH_TIME=4, MESH_CONNS=16, MESH_REDIS_N=40000,
 # MESH_UL_RATES="1000 5000", MESH_OL_LOADS="25 50 75 90", MESH_OL_CONNS=4,
+# MESH_CX_BASE=plain (cx-* rows' baseline: plain or accel, above),
 # MESH_WORKLOADS (default: all of the above), MESH_OUT=perf/results (where
 # mesh.json, mesh.md and the curves go)
 set -eu
@@ -63,6 +67,8 @@ rounds=${MESH_ROUNDS:-3}
 dur=${MESH_TIME:-4}
 conns=${MESH_CONNS:-16}
 redis_n=${MESH_REDIS_N:-40000}
+cx_base=${MESH_CX_BASE:-plain}
+case $cx_base in plain | accel) ;; *) echo "mesh-bench.sh: MESH_CX_BASE: '$cx_base' is not plain or accel" >&2 && exit 1 ;; esac
 out=${MESH_OUT:-perf/results}
 M="scripts/mesh/mesh.sh -n bench"
 B=198.18.0.3
@@ -308,8 +314,22 @@ mfwait() {
 # without sockmesh, accel no rule and sockmeshd's mode = connect
 set_mode() {
 	case $layout$1 in
-	connectplain) $M accel off 2>/dev/null && $M rules on ;;
-	connectaccel) $M rules off && $M accel on 2>/dev/null ;;
+	connectplain)
+		if [ "$cx_base" = accel ]; then
+			# the rules capture, sockmesh accelerates (mode = iptables)
+			$M rules on && $M accel on 2>/dev/null &&
+				sed 's/^mode = connect$/mode = iptables/' "$conf" >"$tmp/ipt.ini" &&
+				"$build/sockmesh" reload -c "$tmp/ipt.ini" >/dev/null
+		else
+			$M accel off 2>/dev/null && $M rules on
+		fi
+		;;
+	connectaccel)
+		$M rules off && $M accel on 2>/dev/null
+		if [ "$cx_base" = accel ]; then
+			"$build/sockmesh" reload -c "$conf" >/dev/null && $M probe
+		fi
+		;;
 	*plain) $M accel off 2>/dev/null ;;
 	*accel) $M accel on 2>/dev/null ;;
 	esac
@@ -417,7 +437,7 @@ host="Linux $(uname -r) $(uname -m), $(nproc) CPUs"
 mkdir -p "$out"
 awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds" \
 	-v conns="$conns" -v dur="$dur" -v rn="$redis_n" -v olc="$ol_conns" \
-	-v olmr="$ol_max_redis" -v olmh="$ol_max_http" -v tsv="$tmp/ol" '
+	-v olmr="$ol_max_redis" -v olmh="$ol_max_http" -v tsv="$tmp/ol" -v cxb="$cx_base" '
 	function median(a, n,   i, j, t) {
 		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) {
 			t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
@@ -440,7 +460,7 @@ awk -v when="$when" -v host="$host" -v commit="$main_commit" -v rounds="$rounds"
 		md = "# sockmesh mesh benchmark\n\n- " when ", " host ", commit " commit "\n"
 		md = md "- pod A app -> HAProxy A (15001) -> HAProxy B (15006) -> pod B app, istio-init iptables, both sidecars as uid 1337 (scripts/mesh/mesh.sh)\n"
 		md = md "- *-v6: the same over IPv6 (ip6tables, pod B 2001:db8::3) through meshfwd, the IPv6 sidecar of tests/mesh (HAProxy 2.6 cannot be one); a simpler proxy, so compare these ratios with each other\n"
-		md = md "- cx-*: the iptables-free mode (mesh.sh up connect, a mesh built anew after the sidecar rows): plain is that mesh captured by istio-init'"'"'s rules without sockmesh, accel the same pods with no rule, sockmeshd'"'"'s [mesh] mode = connect capturing; compare its accel column with the sidecar rows'"'"' (iptables capture, accelerated)\n"
+		md = md "- cx-*: the iptables-free mode (mesh.sh up connect, a mesh built anew after the sidecar rows): plain is that mesh captured by istio-init'"'"'s rules " (cxb == "accel" ? "WITH sockmesh accelerating ([mesh] mode = iptables; MESH_CX_BASE=accel)" : "without sockmesh") ", accel the same pods with no rule, sockmeshd'"'"'s [mesh] mode = connect capturing; compare its accel column with the sidecar rows'"'"' (iptables capture, accelerated)\n"
 		md = md "- amb-*: Istio ambient'"'"'s layout (mesh.sh up ambient, a mesh built anew after the rows above): app A -> node proxy (HAProxy as ztunnel, listening inside pod A) -> mutual TLS, pod A to pod B:15008 -> node proxy inside pod B -> app B from A'"'"'s address; hops redirected counts the TLS hop at its plaintext size; *-tlstcp: the accelerated runs with 15008 excluded (the TLS hop on TCP)\n"
 		md = md "- " conns " connections; redis-benchmark -t get -n " rn "; wrk -t 1 for " dur " s; median of " rounds " rounds, plain and accel interleaved in each round\n"
 		md = md "- ul-RATE: a fixed-rate client, `sockperf ul --tcp -m 64 --mps RATE --full-rtt --reply-every 1` for " dur " s, one connection, to a sockperf server in pod B: req/s is the achieved message rate, p50/p99 the full round trip through both sidecars\n"
