@@ -127,20 +127,24 @@ static __always_inline int is_local(const __u32 *a)
 	       (a[3] == 0 || a[3] == bpf_htonl(1));
 }
 
-/* Is there a listener on outbound_port in this netns (the pod's sidecar)?
- * Bound to 0.0.0.0 or to 127.0.0.1 (or :: / ::1) alike. */
-static __always_inline int meshed(struct bpf_sock_addr *ctx, int v6, __u16 port)
+/* Is there a listener for @addr (the ::ffff: form for IPv4) on @port in
+ * this netns? Bound to the address or to the wildcard alike. */
+static __always_inline int listens(struct bpf_sock_addr *ctx, const __u32 *addr,
+				   __u16 port)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
 
-	if (v6) {
-		t.ipv6.daddr[3] = bpf_htonl(1);
+	if (!is_mapped(addr)) {
+		t.ipv6.daddr[0] = addr[0];
+		t.ipv6.daddr[1] = addr[1];
+		t.ipv6.daddr[2] = addr[2];
+		t.ipv6.daddr[3] = addr[3];
 		t.ipv6.dport = bpf_htons(port);
 		sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv6),
 				       BPF_F_CURRENT_NETNS, 0);
 	} else {
-		t.ipv4.daddr = bpf_htonl(0x7f000001);
+		t.ipv4.daddr = addr[3];
 		t.ipv4.dport = bpf_htons(port);
 		sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv4),
 				       BPF_F_CURRENT_NETNS, 0);
@@ -179,12 +183,13 @@ inbound(const struct smm_conf *c, const struct smm_dst *dst, struct smm_dst *to)
  */
 static __always_inline int redirect(struct bpf_sock_addr *ctx,
 				    const struct smm_conf *c,
-				    const struct smm_dst *dst, int family,
+				    const struct smm_dst *dst,
 				    struct smm_dst *to)
 {
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	int v4 = is_mapped(dst->addr);
 	struct smm_nskey nk = {};
+	__u32 lo[4] = {};
 	struct smm_dst *own;
 
 	/* a sidecar's own connect: inbound capture, done at the client */
@@ -192,7 +197,25 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx,
 		return inbound(c, dst, to);
 	if (is_local(dst->addr))
 		return 0;
-	if (!meshed(ctx, family == AF_INET6 && !v4, c->outbound_port)) {
+	/*
+	 * The pod's sidecar: a listener on outbound_port at the pod's own
+	 * address (as a REDIRECT's source would be, once the address is
+	 * known), else at loopback (a proxy bound to 127.0.0.1 only, as
+	 * Linkerd's is, or the address not learned yet); none: the pod is
+	 * not in the mesh
+	 */
+	nk.netns = bpf_get_netns_cookie(ctx);
+	nk.family = v4 ? AF_INET : AF_INET6;
+	own = bpf_map_lookup_elem(&smm_nsaddr, &nk);
+	if (v4)
+		map4(lo, bpf_htonl(0x7f000001));
+	else
+		lo[3] = bpf_htonl(1);
+	if (own && listens(ctx, own->addr, c->outbound_port)) {
+		__builtin_memcpy(to->addr, own->addr, sizeof(to->addr));
+	} else if (listens(ctx, lo, c->outbound_port)) {
+		__builtin_memcpy(to->addr, lo, sizeof(to->addr));
+	} else {
 		/* a pod without a sidecar, in the configured cgroups */
 		if (inbound(c, dst, to))
 			return 1;
@@ -201,18 +224,6 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx,
 	}
 	if (xport(dst->port, SMM_X_OUT))
 		return 0;
-	/* the pod's own address, as a REDIRECT's source would be */
-	nk.netns = bpf_get_netns_cookie(ctx);
-	nk.family = v4 ? AF_INET : AF_INET6;
-	own = bpf_map_lookup_elem(&smm_nsaddr, &nk);
-	if (own) {
-		__builtin_memcpy(to->addr, own->addr, sizeof(to->addr));
-	} else if (v4) {
-		map4(to->addr, bpf_htonl(0x7f000001));
-	} else {
-		to->addr[0] = to->addr[1] = to->addr[2] = 0;
-		to->addr[3] = bpf_htonl(1);
-	}
 	to->port = c->outbound_port;
 	SMM_COUNT(outbound);
 	return 1;
@@ -235,7 +246,7 @@ int smm_connect4(struct bpf_sock_addr *ctx)
 		return 1;
 	map4(dst.addr, ctx->user_ip4);
 	dst.port = bpf_ntohs((__u16)ctx->user_port);
-	if (!redirect(ctx, c, &dst, AF_INET, &to))
+	if (!redirect(ctx, c, &dst, &to))
 		return 1;
 	remember(ctx, &dst);
 	ctx->user_ip4 = to.addr[3];
@@ -256,7 +267,7 @@ int smm_connect6(struct bpf_sock_addr *ctx)
 	dst.addr[2] = ctx->user_ip6[2];
 	dst.addr[3] = ctx->user_ip6[3];
 	dst.port = bpf_ntohs((__u16)ctx->user_port);
-	if (!redirect(ctx, c, &dst, AF_INET6, &to))
+	if (!redirect(ctx, c, &dst, &to))
 		return 1;
 	remember(ctx, &dst);
 	ctx->user_ip6[0] = to.addr[0];

@@ -8,6 +8,10 @@ answers. One line per call, the same format with and without capture.
                                 "peer ADDR PORT sock ADDR pong OK"
   appview.py opts HOST PORT     connect, print what SO_ORIGINAL_DST (SOL_IP,
                                 80), TCP_INFO and SO_RCVBUF answer
+  appview.py accept HOST PORT   IPv4: listen, print "listening", accept one
+                                connection, print "orig ADDR PORT local ADDR
+                                PORT" (its SO_ORIGINAL_DST), close
+  appview.py touch HOST PORT    connect, print "peer ADDR PORT", close
 """
 import errno
 import socket
@@ -48,8 +52,36 @@ def opts(host, port):
     print("original_dst %s tcp_info %d B state %d rcvbuf %d" % (od, len(info), info[0], rcvbuf))
 
 
+def accept(host, port):
+    """A sidecar's first step: accept one connection, read its original
+    destination (SO_ORIGINAL_DST), close it."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port)))
+    s.listen(8)
+    sys.stdout.write("listening\n")
+    sys.stdout.flush()
+    s.settimeout(30)
+    c, peer = s.accept()
+    v = c.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)
+    print("orig %s %d local %s %d" % (socket.inet_ntoa(v[4:8]), int.from_bytes(v[2:4], "big"),
+                                      c.getsockname()[0], c.getsockname()[1]))
+    c.close()
+    s.close()
+
+
+def touch(host, port):
+    """connect, print what getpeername() says, close"""
+    s = connect(host, port)
+    peer = s.getpeername()
+    s.close()
+    print("peer %s %d" % (peer[0], peer[1]))
+
+
+MODES = {"view": view, "opts": opts, "accept": accept, "touch": touch}
+
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] not in ("view", "opts"):
+    if len(sys.argv) != 4 or sys.argv[1] not in MODES:
         sys.stderr.write(__doc__)
         sys.exit(2)
-    {"view": view, "opts": opts}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    MODES[sys.argv[1]](sys.argv[2], sys.argv[3])

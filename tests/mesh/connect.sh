@@ -23,7 +23,11 @@ export SOCKMESH_BUILD="$build"
 name=c$$
 M="scripts/mesh/mesh.sh -n $name"
 check=$build/tests/meshcheck
-view="python3 tests/mesh/appview.py"
+# Debian's python3 (a python3 of root's own, earlier in PATH, may be
+# closed to the sidecar's uid)
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+view="$py tests/mesh/appview.py"
 A=198.18.0.2 B=198.18.0.3 C=198.18.0.4 D=198.18.0.5
 A6=2001:db8::2 B6=2001:db8::3 D6=2001:db8::5
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sockmesh-connect.XXXXXX") || exit 1
@@ -355,9 +359,8 @@ if [ -z "$why" ]; then
 	[ "$(delta "$tmp/x0" "$tmp/x1" pods_moved)" = 1 ] || why="$why pods_moved +$(delta "$tmp/x0" "$tmp/x1" pods_moved) (want 1);"
 	kill "$x_pid" 2>/dev/null
 	wait "$x_pid" 2>/dev/null
+	x_pid=
 fi
-ip netns del $xns 2>/dev/null
-rmdir "$xcg" 2>/dev/null
 if [ -z "$why" ]; then
 	ok connect-address-reused
 	note "$(tail -n 1 "$tmp/x.out"); meshed pod addresses $(val "$tmp/x0" pods) -> $(val "$tmp/x1" pods)"
@@ -365,6 +368,50 @@ else
 	sed 's/^/    /' "$tmp/x.out" "$tmp/x-redis.log" 2>/dev/null
 	fail connect-address-reused "$why"
 fi
+
+# --- a sidecar bound to loopback only ----------------------------------------
+# the new pod gets a proxy as Linkerd's is, listening on 127.0.0.1 only
+# (uid 1337, appview.py accept: it reads SO_ORIGINAL_DST), and a readiness
+# port the node probes (so its pod address is known): its app's connect
+# goes to 127.0.0.1, not to the pod's address where nothing listens
+why=
+if [ -e "/run/netns/$xns" ]; then
+	xin() { sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$xcg" ip netns exec $xns "$@"; }
+	xin redis-server --port 15021 --bind "$D" --save '' --appendonly no --daemonize no \
+		--protected-mode no --logfile '' >"$tmp/x-ready.log" 2>&1 &
+	x_pid=$!
+	i=0
+	until ip netns exec smesh-$name-node redis-cli -h "$D" -p 15021 ping >/dev/null 2>&1 || [ $i -ge 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	xin setpriv --reuid=1337 --regid=1337 --clear-groups $view accept 127.0.0.1 15001 >"$tmp/lk.out" 2>&1 &
+	lk_pid=$!
+	i=0
+	until grep -q listening "$tmp/lk.out" || [ $i -ge 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	got=$(xin $view touch "$B" 6379 2>&1)
+	wait $lk_pid
+	[ "$got" = "peer $B 6379" ] || why="the app saw '$got' (want peer $B 6379);"
+	grep -q "^orig $B 6379 local 127.0.0.1 15001$" "$tmp/lk.out" ||
+		why="$why the loopback proxy got '$(tail -n 1 "$tmp/lk.out")' (want orig $B 6379 local 127.0.0.1 15001);"
+	kill "$x_pid" 2>/dev/null
+	wait "$x_pid" 2>/dev/null
+	x_pid=
+else
+	why="no new pod to run it in;"
+fi
+if [ -z "$why" ]; then
+	ok connect-loopback-sidecar
+	note "proxy on 127.0.0.1:15001 only: $(tail -n 1 "$tmp/lk.out"); the app: $got"
+else
+	sed 's/^/    /' "$tmp/lk.out"
+	fail connect-loopback-sidecar "$why"
+fi
+ip netns del $xns 2>/dev/null
+rmdir "$xcg" 2>/dev/null
 
 # --- restarted, reloaded, switched off and on under load ---------------------
 # A client loop (a new connection every 3 pairs) runs while sockmeshd is
