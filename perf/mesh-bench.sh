@@ -406,28 +406,26 @@ done
 [ -z "$side_w" ] || bench $side_w
 set_mode plain
 stop_sockperf
-if [ -n "$cx_w" ]; then
-	if [ "$layout" != connect ]; then
-		$M down >/dev/null 2>&1 || die "mesh.sh down (before the connect layout) failed"
-		layout=connect
-		$M up connect 2>"$tmp/up.log" || { cat "$tmp/up.log" >&2; die "mesh.sh up connect failed"; }
+# phase LAYOUT TITLE WORKLOAD... : the workloads on a mesh of LAYOUT, built
+# anew unless it is the one up
+phase() {
+	lay=$1 title=$2
+	shift 2
+	[ $# -gt 0 ] || return 0
+	if [ "$layout" != "$lay" ]; then
+		$M down >/dev/null 2>&1 || die "mesh.sh down (before the $lay layout) failed"
+		layout=$lay
+		$M up "$lay" 2>"$tmp/up.log" || { cat "$tmp/up.log" >&2; die "mesh.sh up $lay failed"; }
 		conf=$($M conf)
 	fi
-	echo "mesh-bench: the connect layout (iptables-free):$cx_w" >&2
-	bench $cx_w
+	echo "mesh-bench: the $title layout: $*" >&2
+	bench "$@"
 	set_mode plain
-fi
-if [ -n "$amb_w" ]; then
-	if [ "$layout" != ambient ]; then
-		$M down >/dev/null 2>&1 || die "mesh.sh down (before the ambient layout) failed"
-		layout=ambient
-		$M up ambient 2>"$tmp/up.log" || { cat "$tmp/up.log" >&2; die "mesh.sh up ambient failed"; }
-		conf=$($M conf)
-	fi
-	echo "mesh-bench: the ambient layout:$amb_w" >&2
-	bench $amb_w
-	set_mode plain
-fi
+}
+# shellcheck disable=SC2086
+phase connect "connect (iptables-free)" $cx_w
+# shellcheck disable=SC2086
+phase ambient ambient $amb_w
 
 # --- report ------------------------------------------------------------------
 main_commit=$(git log -1 --format=%h 2>/dev/null || echo unknown)

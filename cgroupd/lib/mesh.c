@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 
 #include "mesh.h"
+#include "pins.h"
 #include "mesh.skel.h"
 
 static const char *const map_names[SMM_M_NR] = {
@@ -67,57 +68,15 @@ int sm_mesh_is_open(const struct sm_mesh *m)
 	return m->map_fds[SMM_M_CONF] >= 0;
 }
 
-static int path_of(char *buf, size_t len, const char *dir, const char *name)
-{
-	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-static int obj_get(const char *dir, const char *name, int *fd)
-{
-	char path[PATH_MAX];
-	int ret = path_of(path, sizeof(path), dir, name);
-
-	if (ret)
-		return ret;
-	*fd = bpf_obj_get(path);
-	return *fd < 0 ? -errno : 0;
-}
-
-static int obj_pin(int fd, const char *dir, const char *name)
-{
-	char path[PATH_MAX];
-	int ret = path_of(path, sizeof(path), dir, name);
-
-	if (ret)
-		return ret;
-	return bpf_obj_pin(fd, path) ? -errno : 0;
-}
-
-static void remove_dir(const char *dir)
-{
-	struct dirent *de;
-	DIR *d = opendir(dir);
-
-	if (d) {
-		while ((de = readdir(d)))
-			if (de->d_name[0] != '.')
-				unlinkat(dirfd(d), de->d_name, 0);
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 int sm_mesh_open(struct sm_mesh *m)
 {
 	int ret = 0;
 
 	sm_mesh_close(m);
 	for (int i = 0; i < SMM_M_NR && !ret; i++)
-		ret = obj_get(m->dir, map_names[i], &m->map_fds[i]);
+		ret = sm_obj_get(m->dir, map_names[i], &m->map_fds[i]);
 	for (int i = 0; i < SMM_P_NR && !ret; i++)
-		ret = obj_get(m->dir, prog_names[i], &m->prog_fds[i]);
+		ret = sm_obj_get(m->dir, prog_names[i], &m->prog_fds[i]);
 	if (ret)
 		sm_mesh_close(m);
 	return ret;
@@ -144,19 +103,19 @@ int sm_mesh_load(struct sm_mesh *m)
 #define SMM_PROG_SKEL(idx, name) progs[SMM_P_##idx] = skel->progs.name;
 	SM_MESH_PROGS(SMM_PROG_SKEL)
 #undef SMM_PROG_SKEL
-	remove_dir(tmp);
+	sm_remove_dir(tmp);
 	if (mkdir(tmp, 0700)) {
 		ret = -errno;
 		goto out;
 	}
 	for (int i = 0; i < SMM_M_NR && !ret; i++)
-		ret = obj_pin(bpf_map__fd(maps[i]), tmp, map_names[i]);
+		ret = sm_obj_pin(bpf_map__fd(maps[i]), tmp, map_names[i]);
 	for (int i = 0; i < SMM_P_NR && !ret; i++)
-		ret = obj_pin(bpf_program__fd(progs[i]), tmp, prog_names[i]);
+		ret = sm_obj_pin(bpf_program__fd(progs[i]), tmp, prog_names[i]);
 	if (!ret && rename(tmp, m->dir))
 		ret = errno == ENOTEMPTY ? -EEXIST : -errno;
 	if (ret) {
-		remove_dir(tmp);
+		sm_remove_dir(tmp);
 		goto out;
 	}
 	ret = sm_mesh_open(m);
@@ -217,11 +176,11 @@ int sm_mesh_detach(const struct sm_mesh *m, __u64 cg_id)
 
 	for (int i = 0; i < SMM_P_NR; i++) {
 		link_name(name, sizeof(name), i, cg_id);
-		if (obj_get(m->dir, name, &fd))
+		if (sm_obj_get(m->dir, name, &fd))
 			continue;
 		bpf_link_detach(fd);
 		close(fd);
-		ret = path_of(path, sizeof(path), m->dir, name);
+		ret = sm_pin_path(path, sizeof(path), m->dir, name);
 		if (!ret && unlink(path))
 			ret = -errno;
 	}
@@ -237,7 +196,7 @@ int sm_mesh_attach(const struct sm_mesh *m, int cg_fd, __u64 cg_id,
 	*created = 0;
 	for (int i = 0; i < SMM_P_NR && !ret; i++) {
 		link_name(name, sizeof(name), i, cg_id);
-		if (!obj_get(m->dir, name, &fd)) {
+		if (!sm_obj_get(m->dir, name, &fd)) {
 			close(fd);
 			continue;
 		}
@@ -247,7 +206,7 @@ int sm_mesh_attach(const struct sm_mesh *m, int cg_fd, __u64 cg_id,
 			ret = -errno;
 			break;
 		}
-		ret = obj_pin(fd, m->dir, name);
+		ret = sm_obj_pin(fd, m->dir, name);
 		if (ret)
 			bpf_link_detach(fd);
 		else
@@ -333,6 +292,6 @@ int sm_mesh_unload(struct sm_mesh *m)
 	for (int i = 0; i < n; i++)
 		sm_mesh_detach(m, ids[i]);
 	sm_mesh_close(m);
-	remove_dir(m->dir);
+	sm_remove_dir(m->dir);
 	return access(m->dir, F_OK) == 0 ? -ENOTEMPTY : 0;
 }

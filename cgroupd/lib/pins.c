@@ -158,17 +158,17 @@ int sm_pins_locked(const struct sm_pins *pins)
 	return ret;
 }
 
-static int pin_path(char *buf, size_t len, const char *dir, const char *name)
+int sm_pin_path(char *buf, size_t len, const char *dir, const char *name)
 {
 	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
 		return -ENAMETOOLONG;
 	return 0;
 }
 
-static int obj_get(const char *dir, const char *name, int *fd)
+int sm_obj_get(const char *dir, const char *name, int *fd)
 {
 	char path[PATH_MAX];
-	int ret = pin_path(path, sizeof(path), dir, name);
+	int ret = sm_pin_path(path, sizeof(path), dir, name);
 
 	if (ret)
 		return ret;
@@ -182,12 +182,12 @@ int sm_pins_open(struct sm_pins *pins)
 
 	close_objects(pins);
 	for (int i = 0; i < SM_M_NR; i++) {
-		ret = obj_get(pins->dir, map_names[i], &pins->map_fds[i]);
+		ret = sm_obj_get(pins->dir, map_names[i], &pins->map_fds[i]);
 		if (ret)
 			goto err_close;
 	}
 	for (int i = 0; i < SM_P_NR; i++) {
-		ret = obj_get(pins->dir, prog_names[i], &pins->prog_fds[i]);
+		ret = sm_obj_get(pins->dir, prog_names[i], &pins->prog_fds[i]);
 		if (ret)
 			goto err_close;
 	}
@@ -197,10 +197,10 @@ err_close:
 	return ret;
 }
 
-static int obj_pin(int fd, const char *dir, const char *name)
+int sm_obj_pin(int fd, const char *dir, const char *name)
 {
 	char path[PATH_MAX];
-	int ret = pin_path(path, sizeof(path), dir, name);
+	int ret = sm_pin_path(path, sizeof(path), dir, name);
 
 	if (ret)
 		return ret;
@@ -208,7 +208,7 @@ static int obj_pin(int fd, const char *dir, const char *name)
 }
 
 /* Remove the files of a pin directory and the directory; best effort. */
-static void remove_dir(const char *dir)
+void sm_remove_dir(const char *dir)
 {
 	struct dirent *de;
 	DIR *d = opendir(dir);
@@ -325,18 +325,18 @@ int sm_pins_load(struct sm_pins *pins, __u32 max_sockets, __u32 *featp)
 	}
 
 	/* pin into a private directory, then rename: all pins or none */
-	remove_dir(tmp);
+	sm_remove_dir(tmp);
 	if (mkdir(tmp, 0700)) {
 		ret = -errno;
 		goto err_destroy;
 	}
 	for (int i = 0; i < SM_M_NR; i++) {
-		ret = obj_pin(bpf_map__fd(maps[i]), tmp, map_names[i]);
+		ret = sm_obj_pin(bpf_map__fd(maps[i]), tmp, map_names[i]);
 		if (ret)
 			goto err_remove;
 	}
 	for (int i = 0; i < SM_P_NR; i++) {
-		ret = obj_pin(bpf_program__fd(progs[i]), tmp, prog_names[i]);
+		ret = sm_obj_pin(bpf_program__fd(progs[i]), tmp, prog_names[i]);
 		if (ret)
 			goto err_remove;
 	}
@@ -346,7 +346,7 @@ int sm_pins_load(struct sm_pins *pins, __u32 max_sockets, __u32 *featp)
 			ret = -errno;
 			goto err_remove;
 		}
-		ret = pin_path(path, sizeof(path), tmp, SM_RECV_LINK);
+		ret = sm_pin_path(path, sizeof(path), tmp, SM_RECV_LINK);
 		if (!ret)
 			ret = bpf_link__pin(recv, path);
 		if (ret)
@@ -358,7 +358,7 @@ int sm_pins_load(struct sm_pins *pins, __u32 max_sockets, __u32 *featp)
 			ret = -errno;
 			goto err_remove;
 		}
-		ret = pin_path(path, sizeof(path), tmp, SM_SPLICE_LINK);
+		ret = sm_pin_path(path, sizeof(path), tmp, SM_SPLICE_LINK);
 		if (!ret)
 			ret = bpf_link__pin(splice, path);
 		if (ret)
@@ -381,7 +381,7 @@ int sm_pins_load(struct sm_pins *pins, __u32 max_sockets, __u32 *featp)
 	return ret;
 
 err_remove:
-	remove_dir(tmp);
+	sm_remove_dir(tmp);
 err_destroy:
 	bpf_link__destroy(recv);
 	bpf_link__destroy(splice);
@@ -638,7 +638,7 @@ int sm_pins_attach(const struct sm_pins *pins, int cg_fd, __u64 cg_id,
 
 	*created = 0;
 	link_name(name, sizeof(name), cg_id);
-	if (!obj_get(pins->dir, name, &fd)) {
+	if (!sm_obj_get(pins->dir, name, &fd)) {
 		close(fd);
 		return 0;
 	}
@@ -646,7 +646,7 @@ int sm_pins_attach(const struct sm_pins *pins, int cg_fd, __u64 cg_id,
 			     BPF_CGROUP_SOCK_OPS, NULL);
 	if (fd < 0)
 		return -errno;
-	ret = obj_pin(fd, pins->dir, name);
+	ret = sm_obj_pin(fd, pins->dir, name);
 	if (ret)
 		bpf_link_detach(fd);
 	else
@@ -661,13 +661,13 @@ int sm_pins_detach(const struct sm_pins *pins, __u64 cg_id)
 	int fd, ret;
 
 	link_name(name, sizeof(name), cg_id);
-	ret = obj_get(pins->dir, name, &fd);
+	ret = sm_obj_get(pins->dir, name, &fd);
 	if (ret)
 		return ret;
 	/* detach now, even if another process still holds the link */
 	bpf_link_detach(fd);
 	close(fd);
-	ret = pin_path(path, sizeof(path), pins->dir, name);
+	ret = sm_pin_path(path, sizeof(path), pins->dir, name);
 	if (!ret && unlink(path))
 		ret = -errno;
 	return ret;
@@ -854,7 +854,7 @@ int sm_pins_unload(struct sm_pins *pins)
 	for (int i = 0; i < n; i++)
 		sm_pins_detach(pins, ids[i]);
 	close_objects(pins);
-	remove_dir(pins->dir);
+	sm_remove_dir(pins->dir);
 	{
 		/* [mesh] mode = connect's programs go with the datapath */
 		struct sm_mesh mesh;

@@ -131,4 +131,12 @@ int sm_pins_set_drain(const struct sm_pins *pins);
  * TCP; their sockets leave the unpinned map as they close. */
 int sm_pins_unload(struct sm_pins *pins);
 
+/* bpffs helpers the mesh object's pins (mesh.c) use too: DIR/NAME into
+ * @buf; bpf_obj_get / bpf_obj_pin of DIR/NAME; remove the files of a pin
+ * directory and the directory (best effort). */
+int sm_pin_path(char *buf, size_t len, const char *dir, const char *name);
+int sm_obj_get(const char *dir, const char *name, int *fd);
+int sm_obj_pin(int fd, const char *dir, const char *name);
+void sm_remove_dir(const char *dir);
+
 #endif
