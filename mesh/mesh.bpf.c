@@ -22,6 +22,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "sm_mesh.h"
+#include "sockmesh.h" /* sm_addr_from_v4() */
 
 #define AF_INET		2
 #define AF_INET6	10
@@ -103,14 +104,6 @@ static __always_inline int xport(__u16 port, __u8 flag)
 	__u8 *v = bpf_map_lookup_elem(&smm_xports, &k);
 
 	return v && (*v & flag);
-}
-
-static __always_inline void map4(__u32 *a, __u32 ip4)
-{
-	a[0] = 0;
-	a[1] = 0;
-	a[2] = bpf_htonl(0xffff);
-	a[3] = ip4;
 }
 
 static __always_inline int is_mapped(const __u32 *a)
@@ -208,7 +201,7 @@ static __always_inline int redirect(struct bpf_sock_addr *ctx,
 	nk.family = v4 ? AF_INET : AF_INET6;
 	own = bpf_map_lookup_elem(&smm_nsaddr, &nk);
 	if (v4)
-		map4(lo, bpf_htonl(0x7f000001));
+		sm_addr_from_v4(lo, bpf_htonl(0x7f000001));
 	else
 		lo[3] = bpf_htonl(1);
 	if (own && listens(ctx, own->addr, c->outbound_port)) {
@@ -244,7 +237,7 @@ int smm_connect4(struct bpf_sock_addr *ctx)
 
 	if (!c || ctx->type != SOCK_STREAM)
 		return 1;
-	map4(dst.addr, ctx->user_ip4);
+	sm_addr_from_v4(dst.addr, ctx->user_ip4);
 	dst.port = bpf_ntohs((__u16)ctx->user_port);
 	if (!redirect(ctx, c, &dst, &to))
 		return 1;
@@ -281,7 +274,7 @@ int smm_connect6(struct bpf_sock_addr *ctx)
 static __always_inline void skops_local(struct bpf_sock_ops *skops, __u32 *a)
 {
 	if (skops->family == AF_INET) {
-		map4(a, skops->local_ip4);
+		sm_addr_from_v4(a, skops->local_ip4);
 	} else {
 		a[0] = skops->local_ip6[0];
 		a[1] = skops->local_ip6[1];
@@ -345,20 +338,21 @@ static __always_inline void accepted(struct bpf_sock_ops *skops,
 SEC("sockops")
 int smm_sockops(struct bpf_sock_ops *skops)
 {
-	struct smm_conf *c = conf();
+	__u32 op = skops->op;
+	struct smm_conf *c;
 
-	if (!c)
+	/* first: the datapath's per-packet callbacks (the header option
+	 * ones it asks for) run this program too, and pass here */
+	if (op != BPF_SOCK_OPS_TCP_CONNECT_CB &&
+	    op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
-	if (skops->family != AF_INET && skops->family != AF_INET6)
+	c = conf();
+	if (!c || (skops->family != AF_INET && skops->family != AF_INET6))
 		return 1;
-	switch (skops->op) {
-	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+	if (op == BPF_SOCK_OPS_TCP_CONNECT_CB)
 		moved(skops);
-		break;
-	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+	else
 		accepted(skops, c);
-		break;
-	}
 	return 1;
 }
 
@@ -387,7 +381,7 @@ int smm_getsockopt(struct bpf_sockopt *ctx)
 	if (ctx->level == SOL_IPV6 && sk->family != AF_INET6)
 		goto pass;
 	if (sk->family == AF_INET) {
-		map4(k.addr, sk->dst_ip4);
+		sm_addr_from_v4(k.addr, sk->dst_ip4);
 	} else {
 		k.addr[0] = sk->dst_ip6[0];
 		k.addr[1] = sk->dst_ip6[1];

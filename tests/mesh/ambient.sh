@@ -33,14 +33,7 @@ failed=0
 loop_pid=
 start=$(date +%s)
 
-cleanup() {
-	if [ -n "$loop_pid" ] && kill -0 "$loop_pid" 2>/dev/null; then
-		kill "$loop_pid"
-		wait "$loop_pid" 2>/dev/null
-	fi
-	$M down >"$tmp/down.log" 2>&1 || { echo "    mesh.sh down:"; sed 's/^/    /' "$tmp/down.log"; }
-	rm -rf "$tmp"
-}
+cleanup() { suite_cleanup $loop_pid; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

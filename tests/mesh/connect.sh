@@ -38,15 +38,8 @@ start=$(date +%s)
 
 x_pid=
 cleanup() {
-	for p in $loop_pid $x_pid; do
-		if kill -0 "$p" 2>/dev/null; then
-			kill "$p"
-			wait "$p" 2>/dev/null
-		fi
-	done
 	ip netns del "smesh-$name-x" 2>/dev/null
-	$M down >"$tmp/down.log" 2>&1 || { echo "    mesh.sh down:"; sed 's/^/    /' "$tmp/down.log"; }
-	rm -rf "$tmp"
+	suite_cleanup $loop_pid $x_pid
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -4,6 +4,19 @@
 
 note() { echo "    $*"; }
 
+# suite_cleanup PID... : a suite's exit: its background clients (those of
+# the PIDs still running) stopped, the mesh down, $tmp removed
+suite_cleanup() {
+	for p in "$@"; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill "$p"
+			wait "$p" 2>/dev/null
+		fi
+	done
+	$M down >"$tmp/down.log" 2>&1 || { echo "    mesh.sh down:"; sed 's/^/    /' "$tmp/down.log"; }
+	rm -rf "$tmp"
+}
+
 # snap FILE : the sockmesh counters (and "sockets") as "name value" lines
 snap() {
 	"$build/sockmesh" status --json -c "$conf" >"$tmp/status.json" 2>&1 ||

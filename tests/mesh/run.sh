@@ -30,16 +30,7 @@ loop6_pid=
 churn_pid=
 start=$(date +%s)
 
-cleanup() {
-	for p in $loop_pid $loop6_pid $churn_pid; do
-		if kill -0 "$p" 2>/dev/null; then
-			kill "$p"
-			wait "$p" 2>/dev/null
-		fi
-	done
-	$M down >"$tmp/down.log" 2>&1 || { echo "    mesh.sh down:"; sed 's/^/    /' "$tmp/down.log"; }
-	rm -rf "$tmp"
-}
+cleanup() { suite_cleanup $loop_pid $loop6_pid $churn_pid; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
